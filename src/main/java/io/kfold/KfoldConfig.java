@@ -1,0 +1,162 @@
+package io.kfold;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Pattern;
+
+/**
+ * The whole configuration of a node, built once from {@code conf/kfold.yaml} (or the file named by
+ * {@code KFOLD_CONFIG}) and {@code KFOLD_*} environment variables, then passed through constructors.
+ */
+public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Append append,
+                          List<TypeConfig> types) {
+
+  public record Http(String host, int port, int maxBodyBytes, long maxWaitMs) {}
+
+  public record Kafka(String bootstrap, int partitions, short replicationFactor, int localPort) {
+    public boolean embedded() {
+      return bootstrap.isBlank();
+    }
+  }
+
+  public record Fold(int maxPollRecords) {}
+
+  public record Append(long timeoutMs, int maxEvents) {}
+
+  /** An entity type: {@code fold: merge}, or {@code class:} naming a Java {@code EntityType}. */
+  public record TypeConfig(String name, String fold, String className) {}
+
+  public static final Pattern TYPE_NAME = Pattern.compile("[a-z][a-z0-9-]{0,62}");
+  private static final Pattern APP_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_-]{0,62}");
+  private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
+
+  /** Reads the configuration file and applies the environment over it. */
+  public static KfoldConfig load(Map<String, String> env) {
+    String file = env.get("KFOLD_CONFIG");
+    ObjectNode tree;
+    try {
+      if (file != null) {
+        tree = (ObjectNode) YAML.readTree(Path.of(file).toFile());
+      } else if (Files.exists(Path.of("conf", "kfold.yaml"))) {
+        tree = (ObjectNode) YAML.readTree(Path.of("conf", "kfold.yaml").toFile());
+      } else {
+        try (InputStream in = KfoldConfig.class.getResourceAsStream("/kfold.yaml")) {
+          tree = (ObjectNode) YAML.readTree(in);
+        }
+      }
+    } catch (IOException | ClassCastException e) {
+      throw new IllegalArgumentException("cannot read configuration " + (file != null ? file : "conf/kfold.yaml")
+          + ": " + e.getMessage(), e);
+    }
+    applyEnvironment(tree, "KFOLD", env);
+    return from(tree);
+  }
+
+  /** Overrides each scalar of the tree with KFOLD_PATH_IN_UPPER_SNAKE_CASE when that variable is set. */
+  private static void applyEnvironment(ObjectNode node, String prefix, Map<String, String> env) {
+    for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
+      Map.Entry<String, JsonNode> field = it.next();
+      String name = prefix + "_" + field.getKey().replaceAll("([a-z0-9])([A-Z])", "$1_$2").toUpperCase();
+      if (field.getValue() instanceof ObjectNode child) {
+        applyEnvironment(child, name, env);
+      } else if (env.containsKey(name) && !field.getValue().isContainerNode()) {
+        node.put(field.getKey(), env.get(name));
+      }
+    }
+  }
+
+  static KfoldConfig from(JsonNode tree) {
+    String app = text(tree, "app");
+    if (!APP_ID.matcher(app).matches()) {
+      throw invalid("app", app, "letters, digits, '_' and '-', at most 63");
+    }
+    JsonNode http = section(tree, "http");
+    JsonNode kafka = section(tree, "kafka");
+    List<TypeConfig> types = new ArrayList<>();
+    for (JsonNode type : tree.path("types")) {
+      String name = text(type, "name");
+      if (!TYPE_NAME.matcher(name).matches()) {
+        throw invalid("types.name", name, "lower-case letters, digits and '-', starting with a letter");
+      }
+      String className = type.path("class").asText("");
+      String fold = type.path("fold").asText(className.isEmpty() ? "" : "java");
+      if (!fold.equals("merge") && !(fold.equals("java") && !className.isEmpty())) {
+        throw invalid("types." + name + ".fold", fold, "'merge', or 'java' with a 'class'");
+      }
+      types.add(new TypeConfig(name, fold, className));
+    }
+    if (types.isEmpty()) {
+      throw new IllegalArgumentException("configuration: 'types' must declare at least one entity type");
+    }
+    return new KfoldConfig(app, Path.of(text(tree, "dataDir")),
+        new Http(text(http, "host"), intIn(http, "port", 0, 65535), intIn(http, "maxBodyBytes", 1, Integer.MAX_VALUE),
+            intIn(http, "maxWaitMs", 0, Integer.MAX_VALUE)),
+        new Kafka(tree.path("kafka").path("bootstrap").asText(""), intIn(kafka, "partitions", 1, 10_000),
+            (short) intIn(kafka, "replicationFactor", 1, 100), intIn(kafka, "localPort", 0, 65535)),
+        new Fold(intIn(section(tree, "fold"), "maxPollRecords", 1, 1_000_000)),
+        new Append(intIn(section(tree, "append"), "timeoutMs", 1, Integer.MAX_VALUE),
+            intIn(section(tree, "append"), "maxEvents", 1, 10_000)),
+        List.copyOf(types));
+  }
+
+  public KfoldConfig withBootstrap(String bootstrap) {
+    return new KfoldConfig(app, dataDir, http,
+        new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort), fold, append, types);
+  }
+
+  public String eventsTopic(String type) {
+    return app + "." + type + ".events";
+  }
+
+  public String changesTopic(String type) {
+    return app + "." + type + ".changes";
+  }
+
+  public String deadLetterTopic(String type) {
+    return app + "." + type + ".dlq";
+  }
+
+  private static JsonNode section(JsonNode tree, String name) {
+    JsonNode node = tree.path(name);
+    if (!node.isObject()) {
+      throw new IllegalArgumentException("configuration: section '" + name + "' is missing");
+    }
+    return node;
+  }
+
+  private static String text(JsonNode node, String field) {
+    JsonNode value = node.path(field);
+    if (!value.isValueNode() || value.asText().isBlank()) {
+      throw new IllegalArgumentException("configuration: '" + field + "' is missing or empty");
+    }
+    return value.asText();
+  }
+
+  private static int intIn(JsonNode node, String field, int min, int max) {
+    String raw = node.path(field).asText("");
+    try {
+      long value = Long.parseLong(raw.trim());
+      if (value < min || value > max) {
+        throw invalid(field, raw, "a whole number from " + min + " to " + max);
+      }
+      return (int) value;
+    } catch (NumberFormatException e) {
+      throw invalid(field, raw, "a whole number from " + min + " to " + max);
+    }
+  }
+
+  private static IllegalArgumentException invalid(String field, String value, String expected) {
+    return new IllegalArgumentException("configuration: '" + field + "' is '" + value + "', expected " + expected);
+  }
+}

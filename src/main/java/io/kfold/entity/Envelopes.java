@@ -1,0 +1,113 @@
+package io.kfold.entity;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.ObjectReader;
+import com.fasterxml.jackson.databind.ObjectWriter;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.io.IOException;
+import java.time.Instant;
+
+/** JSON encoding of envelopes, shared by everything that reads or writes the log. */
+public final class Envelopes {
+
+  public static final ObjectMapper JSON = new ObjectMapper();
+  private static final ObjectReader READER = JSON.reader();
+  private static final ObjectWriter WRITER = JSON.writer();
+
+  private Envelopes() {}
+
+  public static ObjectNode toJson(Envelope e) {
+    ObjectNode node = JsonNodeFactory.instance.objectNode();
+    node.put("id", e.id());
+    node.put("type", e.type());
+    node.put("entity", e.entity());
+    node.put("key", e.key());
+    if (e.version() != Envelope.NO_VERSION) {
+      node.put("version", e.version());
+    }
+    node.put("time", e.time());
+    node.set("payload", e.payload());
+    if (e.meta() != null) {
+      node.set("meta", e.meta());
+    }
+    return node;
+  }
+
+  public static byte[] toBytes(Envelope e) {
+    return toBytes(toJson(e));
+  }
+
+  public static byte[] toBytes(JsonNode node) {
+    try {
+      return WRITER.writeValueAsBytes(node);
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException("cannot encode JSON", e);
+    }
+  }
+
+  public static JsonNode parse(byte[] bytes) throws IOException {
+    return READER.readTree(bytes);
+  }
+
+  /**
+   * Decodes a record of an events topic. A JSON object with a {@code payload} member is an
+   * envelope; any other JSON object is the payload of an event from an outside producer. What the
+   * record leaves out is filled in deterministically, so every node decodes it the same way: the id
+   * from the record's position, the time from its timestamp.
+   *
+   * @throws UndecodableEventException when the record is not an event
+   */
+  public static Envelope decode(String entity, byte[] key, byte[] value, String topic, int partition, long offset,
+                                long timestamp) {
+    if (key == null || key.length == 0) {
+      throw new UndecodableEventException("record has no key (the entity id)");
+    }
+    if (value == null) {
+      throw new UndecodableEventException("record has no value");
+    }
+    JsonNode node;
+    try {
+      node = READER.readTree(value);
+    } catch (IOException e) {
+      throw new UndecodableEventException("value is not JSON: " + e.getMessage().lines().findFirst().orElse(""));
+    }
+    if (node == null || !node.isObject()) {
+      throw new UndecodableEventException("value is not a JSON object");
+    }
+    String entityKey = new String(key, java.nio.charset.StandardCharsets.UTF_8);
+    String time = Instant.ofEpochMilli(Math.max(timestamp, 0)).toString();
+    String id = topic + "-" + partition + "-" + offset;
+    JsonNode payload = node.get("payload");
+    if (payload == null) {
+      return new Envelope(id, "external", entity, entityKey, Envelope.NO_VERSION, time, node, null);
+    }
+    JsonNode version = node.path("version");
+    if (!version.isMissingNode() && !version.isNull() && !(version.canConvertToLong() && version.asLong() > 0)) {
+      throw new UndecodableEventException("version must be a positive whole number, was " + version);
+    }
+    JsonNode meta = node.get("meta");
+    if (meta != null && !meta.isObject()) {
+      throw new UndecodableEventException("meta must be a JSON object");
+    }
+    return new Envelope(
+        node.path("id").asText(id),
+        node.path("type").asText("external"),
+        entity,
+        entityKey,
+        version.asLong(Envelope.NO_VERSION),
+        node.path("time").asText(time),
+        payload,
+        (ObjectNode) meta);
+  }
+
+  /** A record that cannot be read as an event: it goes to the dead-letter topic. */
+  public static final class UndecodableEventException extends RuntimeException {
+    public UndecodableEventException(String message) {
+      super(message);
+    }
+  }
+}

@@ -1,0 +1,52 @@
+package io.kfold.entity;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.util.Iterator;
+import java.util.Map;
+
+/** A type declared in configuration only: each event's payload is an RFC 7396 JSON Merge Patch. */
+public final class MergeEntityType implements EntityType {
+
+  private final String name;
+
+  public MergeEntityType(String name) {
+    this.name = name;
+  }
+
+  @Override
+  public String name() {
+    return name;
+  }
+
+  @Override
+  public JsonNode initialState() {
+    return JsonNodeFactory.instance.objectNode();
+  }
+
+  @Override
+  public JsonNode apply(JsonNode state, Envelope event) {
+    return mergePatch(state, event.payload());
+  }
+
+  /** RFC 7396: objects merge member by member, null removes a member, anything else replaces. */
+  static JsonNode mergePatch(JsonNode target, JsonNode patch) {
+    if (!patch.isObject()) {
+      return patch.deepCopy();
+    }
+    ObjectNode result = target != null && target.isObject()
+        ? ((ObjectNode) target).deepCopy()
+        : JsonNodeFactory.instance.objectNode();
+    for (Iterator<Map.Entry<String, JsonNode>> it = patch.fields(); it.hasNext(); ) {
+      Map.Entry<String, JsonNode> member = it.next();
+      if (member.getValue().isNull()) {
+        result.remove(member.getKey());
+      } else {
+        result.set(member.getKey(), mergePatch(result.get(member.getKey()), member.getValue()));
+      }
+    }
+    return result;
+  }
+}

@@ -1,0 +1,221 @@
+package io.kfold.fold;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kfold.KfoldConfig;
+import io.kfold.entity.EntityType;
+import io.kfold.entity.EntityTypes;
+import io.kfold.entity.Envelope;
+import io.kfold.entity.Envelopes;
+import io.kfold.fold.FoldWatch.Verdict;
+import io.kfold.store.EntityStore;
+import io.kfold.store.StoreBatch;
+import io.kfold.store.StoredEntity;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.header.internals.RecordHeaders;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * Folds one poll of records into one store batch. Each entity the poll touches is read once (one
+ * multi-get per type) and written once, whatever number of its events the poll holds.
+ *
+ * <p>The version rules: an event whose version is at most the entity's is a duplicate and is
+ * skipped; the next version is applied; a later one is a conflict, never applied. An event without
+ * a version gets the next one. A command's later events (meta.index above 0) apply only right after
+ * the command's earlier events, so that when two writers race, one command wins whole.
+ */
+final class Fold {
+
+  private static final Logger LOG = LoggerFactory.getLogger(Fold.class);
+
+  /** The outcome of folding one poll, for the fold's thread to write, publish and report. */
+  record Result(Map<TopicPartition, List<ProducerRecord<String, byte[]>>> toPublish,
+                Map<TopicPartition, Long> nextOffsets, List<Report> reports) {}
+
+  /** An event's verdict, and the entity's version after it when it was applied. */
+  record Report(String type, String key, String eventId, Verdict verdict, long version) {}
+
+  private final KfoldConfig config;
+  private final EntityStore store;
+  private final Map<String, EntityType> typeByTopic = new HashMap<>();
+  private final FoldProgress progress;
+
+  Fold(KfoldConfig config, EntityTypes types, EntityStore store, FoldProgress progress) {
+    this.config = config;
+    this.store = store;
+    this.progress = progress;
+    for (EntityType type : types.all()) {
+      typeByTopic.put(config.eventsTopic(type.name()), type);
+    }
+  }
+
+  java.util.Set<String> topics() {
+    return typeByTopic.keySet();
+  }
+
+  /** Adds the poll's changes to {@code batch}; returns what to publish and report once it is written. */
+  Result fold(ConsumerRecords<byte[], byte[]> records, StoreBatch batch) {
+    Map<String, Map<String, Working>> states = loadStates(records);
+    Map<TopicPartition, List<ProducerRecord<String, byte[]>>> toPublish = new HashMap<>();
+    Map<TopicPartition, Long> nextOffsets = new HashMap<>();
+    List<Report> reports = new ArrayList<>();
+    for (TopicPartition partition : records.partitions()) {
+      EntityType type = typeByTopic.get(partition.topic());
+      Map<String, Working> ofType = states.get(type.name());
+      List<ProducerRecord<String, byte[]>> published = new ArrayList<>();
+      for (ConsumerRecord<byte[], byte[]> record : records.records(partition)) {
+        ProducerRecord<String, byte[]> out = foldRecord(type, record, ofType, batch, reports);
+        if (out != null) {
+          batch.putOutbox(partition.topic(), partition.partition(), record.offset(), OutboxRecord.encode(out));
+          published.add(out);
+        }
+        nextOffsets.put(partition, record.offset() + 1);
+      }
+      toPublish.put(partition, published);
+      batch.putOffset(partition.topic(), partition.partition(), nextOffsets.get(partition));
+    }
+    for (Map.Entry<String, Map<String, Working>> type : states.entrySet()) {
+      for (Map.Entry<String, Working> entity : type.getValue().entrySet()) {
+        Working working = entity.getValue();
+        if (working.changed) {
+          batch.putState(type.getKey(), entity.getKey(),
+              new StoredEntity(working.version, working.lastCommandId, Envelopes.toBytes(working.state)));
+        }
+      }
+    }
+    return new Result(toPublish, nextOffsets, reports);
+  }
+
+  /** Reads the state of every entity the poll touches, with one multi-get per type. */
+  private Map<String, Map<String, Working>> loadStates(ConsumerRecords<byte[], byte[]> records) {
+    Map<String, Map<String, Working>> states = new HashMap<>();
+    for (TopicPartition partition : records.partitions()) {
+      Map<String, Working> ofType = states.computeIfAbsent(typeByTopic.get(partition.topic()).name(),
+          t -> new LinkedHashMap<>());
+      for (ConsumerRecord<byte[], byte[]> record : records.records(partition)) {
+        if (record.key() != null) {
+          ofType.put(new String(record.key(), StandardCharsets.UTF_8), null);
+        }
+      }
+    }
+    for (Map.Entry<String, Map<String, Working>> type : states.entrySet()) {
+      List<String> keys = new ArrayList<>(type.getValue().keySet());
+      List<StoredEntity> stored = store.getAll(type.getKey(), keys);
+      for (int i = 0; i < keys.size(); i++) {
+        type.getValue().put(keys.get(i), new Working(stored.get(i)));
+      }
+    }
+    return states;
+  }
+
+  /** Folds one record; returns the change or dead letter to publish for it, if any. */
+  private ProducerRecord<String, byte[]> foldRecord(EntityType type, ConsumerRecord<byte[], byte[]> record,
+                                                    Map<String, Working> states, StoreBatch batch,
+                                                    List<Report> reports) {
+    Envelope event;
+    try {
+      event = Envelopes.decode(type.name(), record.key(), record.value(), record.topic(), record.partition(),
+          record.offset(), record.timestamp());
+    } catch (Envelopes.UndecodableEventException e) {
+      return deadLetter(type, record, e.getMessage());
+    }
+    Working entity = states.get(event.key());
+    long eventVersion = event.version() == Envelope.NO_VERSION ? entity.version + 1 : event.version();
+    if (eventVersion <= entity.version) {
+      progress.duplicates.increment();
+      reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DUPLICATE, 0));
+      return null;
+    }
+    boolean chainBroken = event.indexInCommand() > 0 && !Objects.equals(event.commandId(), entity.lastCommandId);
+    if (eventVersion > entity.version + 1 || chainBroken) {
+      progress.conflicts.increment();
+      LOG.warn("conflict: {} '{}' is at version {}; event {} (version {}, command {}) at {}-{}@{} rejected",
+          type.name(), event.key(), entity.version, event.id(), eventVersion, event.commandId(), record.topic(),
+          record.partition(), record.offset());
+      reports.add(new Report(type.name(), event.key(), event.id(), Verdict.CONFLICT, 0));
+      return null;
+    }
+    Envelope applied = event.withVersion(eventVersion);
+    JsonNode newState;
+    try {
+      newState = Objects.requireNonNull(type.apply(entity.state(type), applied), "apply returned null");
+    } catch (RuntimeException e) {
+      reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DEAD_LETTERED, 0));
+      return deadLetter(type, record, "apply failed: " + e);
+    }
+    entity.advance(eventVersion, event.commandId(), newState);
+    ObjectNode eventJson = Envelopes.toJson(applied);
+    batch.putEvent(type.name(), event.key(), eventVersion, Envelopes.toBytes(eventJson));
+    progress.applied.increment();
+    reports.add(new Report(type.name(), event.key(), event.id(), Verdict.APPLIED, eventVersion));
+    ObjectNode change = JsonNodeFactory.instance.objectNode();
+    change.put("id", event.key() + ":" + eventVersion);
+    change.set("event", eventJson);
+    change.set("state", newState);
+    return new ProducerRecord<>(config.changesTopic(type.name()), record.partition(), event.key(),
+        Envelopes.toBytes(change));
+  }
+
+  private ProducerRecord<String, byte[]> deadLetter(EntityType type, ConsumerRecord<byte[], byte[]> record,
+                                                    String error) {
+    progress.deadLettered.increment();
+    LOG.warn("dead-lettering {}-{}@{}: {}", record.topic(), record.partition(), record.offset(), error);
+    RecordHeaders headers = new RecordHeaders();
+    headers.add("kfold.source.topic", record.topic().getBytes(StandardCharsets.UTF_8));
+    headers.add("kfold.source.partition", Integer.toString(record.partition()).getBytes(StandardCharsets.UTF_8));
+    headers.add("kfold.source.offset", Long.toString(record.offset()).getBytes(StandardCharsets.UTF_8));
+    headers.add("kfold.error", error.getBytes(StandardCharsets.UTF_8));
+    String key = record.key() == null ? null : new String(record.key(), StandardCharsets.UTF_8);
+    return new ProducerRecord<>(config.deadLetterTopic(type.name()), null, null, key,
+        record.value() == null ? new byte[0] : record.value(), headers);
+  }
+
+  /** An entity while a poll is folded: parsed once, serialized once, however many events it gets. */
+  private static final class Working {
+    long version;
+    String lastCommandId;
+    private JsonNode state;
+    private byte[] storedState;
+    boolean changed;
+
+    Working(StoredEntity stored) {
+      if (stored != null) {
+        version = stored.version();
+        lastCommandId = stored.lastCommandId();
+        storedState = stored.state();
+      }
+    }
+
+    JsonNode state(EntityType type) {
+      if (state == null) {
+        try {
+          state = storedState == null ? type.initialState() : Envelopes.parse(storedState);
+        } catch (IOException e) {
+          throw new IllegalStateException("stored state of a " + type.name() + " is not JSON", e);
+        }
+      }
+      return state;
+    }
+
+    void advance(long newVersion, String commandId, JsonNode newState) {
+      version = newVersion;
+      lastCommandId = commandId;
+      state = newState;
+      changed = true;
+    }
+  }
+}

@@ -1,0 +1,247 @@
+package io.kfold.fold;
+
+import io.kfold.KfoldConfig;
+import io.kfold.entity.EntityTypes;
+import io.kfold.log.KafkaClients;
+import io.kfold.store.EntityStore;
+import io.kfold.store.StoreBatch;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.WakeupException;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalLong;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Folds the partitions of the events topics that the consumer group gives this node.
+ *
+ * <p>The consumer, the fold and the store writes run on one thread of their own, never an event
+ * loop; nothing else touches the consumer. Each poll: fold it ({@link Fold}), write states, history,
+ * outbox and next offsets in one store batch, publish the outbox, commit the offsets to Kafka for
+ * lag tools. On assignment a partition resumes from the store's offset, never Kafka's.
+ */
+public final class FoldVerticle extends VerticleBase {
+
+  private static final Logger LOG = LoggerFactory.getLogger(FoldVerticle.class);
+
+  private final KfoldConfig config;
+  private final EntityStore store;
+  private final FoldWatch watch;
+  private final FoldProgress progress;
+  private final Fold fold;
+
+  private KafkaConsumer<byte[], byte[]> consumer;
+  private KafkaProducer<String, byte[]> producer;
+  private Thread thread;
+  private volatile boolean running = true;
+  /** Per partition, the publishes not yet acknowledged, oldest first. Fold thread only. */
+  private final Map<TopicPartition, ArrayDeque<Publish>> unacknowledged = new HashMap<>();
+
+  public FoldVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
+                      FoldProgress progress) {
+    this.config = config;
+    this.store = store;
+    this.watch = watch;
+    this.progress = progress;
+    this.fold = new Fold(config, types, store, progress);
+  }
+
+  @Override
+  public Future<?> start() {
+    return vertx.executeBlocking(() -> {
+      String bootstrap = config.kafka().bootstrap();
+      consumer = new KafkaConsumer<>(KafkaClients.foldConsumer(bootstrap, config.app(), config.fold().maxPollRecords()));
+      Map<String, Object> producerConf = KafkaClients.producer(bootstrap, config.app() + "-fold-publisher");
+      producer = new KafkaProducer<>(producerConf, new StringSerializer(), new ByteArraySerializer());
+      thread = new Thread(this::run, "kfold-fold");
+      thread.start();
+      return null;
+    });
+  }
+
+  @Override
+  public Future<?> stop() {
+    running = false;
+    consumer.wakeup();
+    return vertx.executeBlocking(() -> {
+      thread.join(Duration.ofSeconds(60).toMillis());
+      return null;
+    });
+  }
+
+  private void run() {
+    try {
+      consumer.subscribe(fold.topics(), new Rebalance());
+      while (running) {
+        ConsumerRecords<byte[], byte[]> records = consumer.poll(Duration.ofMillis(100));
+        StoreBatch batch = new StoreBatch();
+        clearAcknowledged(batch);
+        if (records.isEmpty()) {
+          if (!batch.isEmpty()) {
+            store.write(batch);
+          }
+        } else {
+          foldAndPublish(records, batch);
+        }
+        updateLag();
+      }
+    } catch (WakeupException e) {
+      if (running) {
+        fail(e);
+      }
+    } catch (RuntimeException e) {
+      fail(e);
+    } finally {
+      close();
+    }
+  }
+
+  private void foldAndPublish(ConsumerRecords<byte[], byte[]> records, StoreBatch batch) {
+    Fold.Result result = fold.fold(records, batch);
+    store.write(batch);
+    progress.batches.increment();
+    result.toPublish().forEach((partition, out) -> publish(partition, out, result.nextOffsets().get(partition)));
+    if (!watch.idle()) {
+      for (Fold.Report report : result.reports()) {
+        watch.reportVerdict(report.eventId(), report.verdict());
+        if (report.verdict() == FoldWatch.Verdict.APPLIED) {
+          watch.reportVersion(report.type(), report.key(), report.version());
+        }
+      }
+    }
+    Map<TopicPartition, OffsetAndMetadata> commits = new HashMap<>();
+    result.nextOffsets().forEach((partition, next) -> commits.put(partition, new OffsetAndMetadata(next)));
+    consumer.commitAsync(commits, (offsets, error) -> {
+      if (error != null) {
+        LOG.debug("committing offsets for lag tools failed (the fold's own offsets are safe): {}", error.toString());
+      }
+    });
+  }
+
+  /** Sends a partition's outbox records; once all are acknowledged the outbox is cleared up to {@code next}. */
+  private void publish(TopicPartition source, List<ProducerRecord<String, byte[]>> records, long next) {
+    if (records.isEmpty()) {
+      return;
+    }
+    Publish publish = new Publish(next, records.size());
+    unacknowledged.computeIfAbsent(source, p -> new ArrayDeque<>()).add(publish);
+    for (ProducerRecord<String, byte[]> record : records) {
+      producer.send(record, (metadata, error) -> {
+        if (error != null) {
+          publish.failed = true;
+          LOG.warn("publishing to {} for {} failed; it will be sent again: {}", record.topic(), source, error.toString());
+        }
+        publish.remaining.decrementAndGet();
+      });
+    }
+  }
+
+  /** Adds to the batch the outbox clears that acknowledgements allow, in partition order. */
+  private void clearAcknowledged(StoreBatch batch) {
+    for (Map.Entry<TopicPartition, ArrayDeque<Publish>> entry : unacknowledged.entrySet()) {
+      ArrayDeque<Publish> queue = entry.getValue();
+      long clearBefore = -1;
+      while (!queue.isEmpty() && queue.peek().remaining.get() == 0) {
+        Publish done = queue.poll();
+        if (done.failed) {
+          queue.clear();
+          republish(entry.getKey());
+          break;
+        }
+        clearBefore = done.nextOffset;
+      }
+      if (clearBefore >= 0) {
+        batch.clearOutbox(entry.getKey().topic(), entry.getKey().partition(), clearBefore);
+      }
+    }
+  }
+
+  /** Publishes again what the outbox of a partition holds: after a crash, or a failed send. */
+  private void republish(TopicPartition partition) {
+    if (!consumer.assignment().contains(partition)) {
+      return;  // its next owner publishes it from its own outbox
+    }
+    List<ProducerRecord<String, byte[]>> records = store.outbox(partition.topic(), partition.partition())
+        .stream().map(OutboxRecord::decode).toList();
+    if (!records.isEmpty()) {
+      LOG.info("publishing {} outbox records of {} again", records.size(), partition);
+      publish(partition, records, store.nextOffset(partition.topic(), partition.partition()).orElseThrow());
+    }
+  }
+
+  private void updateLag() {
+    Map<TopicPartition, Long> lag = new HashMap<>();
+    for (TopicPartition partition : consumer.assignment()) {
+      lag.put(partition, consumer.currentLag(partition).orElse(-1));
+    }
+    progress.assignment(lag);
+  }
+
+  private void fail(RuntimeException e) {
+    LOG.error("the fold stopped: {}", e.toString(), e);
+    progress.failed(e);
+  }
+
+  private void close() {
+    try {
+      consumer.close(Duration.ofSeconds(10));
+    } catch (RuntimeException e) {
+      LOG.warn("closing the fold's consumer failed", e);
+    }
+    producer.close(Duration.ofSeconds(10));
+  }
+
+  private static final class Publish {
+    final long nextOffset;
+    final AtomicInteger remaining;
+    volatile boolean failed;
+
+    Publish(long nextOffset, int records) {
+      this.nextOffset = nextOffset;
+      this.remaining = new AtomicInteger(records);
+    }
+  }
+
+  /** Runs on the fold's thread, inside poll: no batch is half done when it is called. */
+  private final class Rebalance implements ConsumerRebalanceListener {
+    @Override
+    public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+      for (TopicPartition partition : partitions) {
+        OptionalLong next = store.nextOffset(partition.topic(), partition.partition());
+        if (next.isPresent()) {
+          consumer.seek(partition, next.getAsLong());
+        } else {
+          consumer.seekToBeginning(List.of(partition));
+        }
+        ArrayDeque<Publish> pending = unacknowledged.get(partition);
+        if (pending == null || pending.isEmpty()) {
+          republish(partition);
+        }
+      }
+      LOG.info("folding {}", partitions);
+      updateLag();
+    }
+
+    @Override
+    public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
+      LOG.info("no longer folding {}", partitions);
+    }
+  }
+}

@@ -1,0 +1,128 @@
+package io.kfold.fold;
+
+import io.kfold.entity.KfoldException;
+import io.kfold.store.EntityStore;
+import io.vertx.core.Context;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+/**
+ * Lets callers wait for the fold: for an entity to reach a version (read your writes) or for the
+ * verdict on one event (was the append accepted?). The fold's thread reports after each write;
+ * waiters are completed on their own Vert.x context, and every wait is bounded by a timer.
+ */
+public final class FoldWatch {
+
+  /** What the fold did with one event. */
+  public enum Verdict { APPLIED, DUPLICATE, CONFLICT, DEAD_LETTERED }
+
+  private final Vertx vertx;
+  private final EntityStore store;
+  private final Map<String, Waiter<Verdict>> byEventId = new ConcurrentHashMap<>();
+  private final Map<String, List<VersionWaiter>> byEntity = new ConcurrentHashMap<>();
+
+  public FoldWatch(Vertx vertx, EntityStore store) {
+    this.vertx = vertx;
+    this.store = store;
+  }
+
+  /** Completes with the fold's verdict on the event; register before the event is produced. */
+  public Future<Verdict> awaitVerdict(String eventId, long timeoutMs) {
+    Waiter<Verdict> waiter = new Waiter<>(vertx.getOrCreateContext());
+    byEventId.put(eventId, waiter);
+    waiter.timeout(timeoutMs, "the fold gave no verdict on event " + eventId + " within " + timeoutMs + " ms",
+        () -> byEventId.remove(eventId, waiter));
+    return waiter.promise.future();
+  }
+
+  /** Forgets a verdict nobody will wait for, such as that of an event that could not be produced. */
+  public void forget(String eventId) {
+    Waiter<Verdict> waiter = byEventId.remove(eventId);
+    if (waiter != null) {
+      waiter.cancelTimer();
+    }
+  }
+
+  /** Completes once the entity's stored version is at least {@code minVersion}. */
+  public Future<Void> awaitVersion(String type, String key, long minVersion, long timeoutMs) {
+    String entity = type + "/" + key;
+    VersionWaiter waiter = new VersionWaiter(minVersion, new Waiter<>(vertx.getOrCreateContext()));
+    byEntity.computeIfAbsent(entity, k -> new CopyOnWriteArrayList<>()).add(waiter);
+    Runnable remove = () -> byEntity.computeIfPresent(entity, (k, list) -> {
+      list.remove(waiter);
+      return list.isEmpty() ? null : list;
+    });
+    waiter.waiter.timeout(timeoutMs, type + " '" + key + "' did not reach version " + minVersion + " within "
+        + timeoutMs + " ms", remove);
+    // The fold may have passed the version before the waiter was registered: look once.
+    vertx.executeBlocking(() -> store.get(type, key), false).onSuccess(stored -> {
+      if (stored != null && stored.version() >= minVersion) {
+        remove.run();
+        waiter.waiter.complete(null);
+      }
+    });
+    return waiter.waiter.promise.future().mapEmpty();
+  }
+
+  /** True when nobody waits, so the fold can skip reporting. */
+  boolean idle() {
+    return byEventId.isEmpty() && byEntity.isEmpty();
+  }
+
+  /** Called by the fold after the write that holds the event. */
+  void reportVerdict(String eventId, Verdict verdict) {
+    Waiter<Verdict> waiter = byEventId.remove(eventId);
+    if (waiter != null) {
+      waiter.complete(verdict);
+    }
+  }
+
+  /** Called by the fold after the write that holds the entity's new state. */
+  void reportVersion(String type, String key, long version) {
+    List<VersionWaiter> waiters = byEntity.get(type + "/" + key);
+    if (waiters == null) {
+      return;
+    }
+    for (VersionWaiter waiter : waiters) {
+      if (version >= waiter.minVersion) {
+        waiters.remove(waiter);
+        waiter.waiter.complete(null);
+      }
+    }
+    byEntity.computeIfPresent(type + "/" + key, (k, list) -> list.isEmpty() ? null : list);
+  }
+
+  private record VersionWaiter(long minVersion, Waiter<Void> waiter) {}
+
+  private final class Waiter<T> {
+    final Context context;
+    final Promise<T> promise = Promise.promise();
+    volatile long timerId = -1;
+
+    Waiter(Context context) {
+      this.context = context;
+    }
+
+    void timeout(long timeoutMs, String message, Runnable onTimeout) {
+      timerId = vertx.setTimer(Math.max(1, timeoutMs), id -> {
+        onTimeout.run();
+        context.runOnContext(v -> promise.tryFail(KfoldException.timeout(message)));
+      });
+    }
+
+    void cancelTimer() {
+      vertx.cancelTimer(timerId);
+    }
+
+    void complete(T value) {
+      cancelTimer();
+      context.runOnContext(v -> promise.tryComplete(value));
+    }
+  }
+}

@@ -1,0 +1,70 @@
+package io.kfold.fold;
+
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.header.internals.RecordHeaders;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+
+/**
+ * A record the fold must publish (a change or a dead letter), kept in the store's outbox in the
+ * same write as the state it derives from, so that a crash between the write and the publish
+ * loses nothing: the outbox is published again when the partition is assigned.
+ */
+final class OutboxRecord {
+
+  private OutboxRecord() {}
+
+  static byte[] encode(ProducerRecord<String, byte[]> record) {
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream(record.value().length + 64);
+    try (DataOutputStream out = new DataOutputStream(bytes)) {
+      out.writeUTF(record.topic());
+      out.writeInt(record.partition() == null ? -1 : record.partition());
+      writeBytes(out, record.key() == null ? null : record.key().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      writeBytes(out, record.value());
+      Header[] headers = record.headers().toArray();
+      out.writeInt(headers.length);
+      for (Header header : headers) {
+        out.writeUTF(header.key());
+        writeBytes(out, header.value());
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    return bytes.toByteArray();
+  }
+
+  static ProducerRecord<String, byte[]> decode(byte[] encoded) {
+    try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(encoded))) {
+      String topic = in.readUTF();
+      int partition = in.readInt();
+      byte[] key = readBytes(in);
+      byte[] value = readBytes(in);
+      RecordHeaders headers = new RecordHeaders();
+      for (int i = in.readInt(); i > 0; i--) {
+        headers.add(in.readUTF(), readBytes(in));
+      }
+      return new ProducerRecord<>(topic, partition < 0 ? null : partition, null,
+          key == null ? null : new String(key, java.nio.charset.StandardCharsets.UTF_8), value, headers);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  private static void writeBytes(DataOutputStream out, byte[] value) throws IOException {
+    out.writeInt(value == null ? -1 : value.length);
+    if (value != null) {
+      out.write(value);
+    }
+  }
+
+  private static byte[] readBytes(DataInputStream in) throws IOException {
+    int length = in.readInt();
+    return length < 0 ? null : in.readNBytes(length);
+  }
+}

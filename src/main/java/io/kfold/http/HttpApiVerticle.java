@@ -1,0 +1,320 @@
+package io.kfold.http;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kfold.KfoldConfig;
+import io.kfold.command.EventAppender;
+import io.kfold.command.EventAppender.NewEvent;
+import io.kfold.entity.EntityTypes;
+import io.kfold.entity.Envelopes;
+import io.kfold.entity.KfoldException;
+import io.kfold.fold.FoldProgress;
+import io.kfold.fold.FoldWatch;
+import io.kfold.log.KafkaClients;
+import io.kfold.store.EntityStore;
+import io.kfold.store.StoredEntity;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerOptions;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import io.vertx.ext.web.handler.BodyHandler;
+import io.vertx.kafka.client.producer.KafkaWriteStream;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.OptionalLong;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
+
+/**
+ * The HTTP API (v1). Handlers parse, call and map; they only compose futures, and every store read
+ * runs on a worker thread.
+ */
+public final class HttpApiVerticle extends VerticleBase {
+
+  private static final Logger LOG = LoggerFactory.getLogger(HttpApiVerticle.class);
+  /** Entity ids: letters, digits and {@code . _ ~ : @ -}, 1 to 128 characters, starting with a letter or digit. */
+  static final Pattern ENTITY_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._~:@-]{0,127}");
+  private static final Pattern VERSION = Pattern.compile("(W/)?\"?([0-9]{1,18})\"?");
+  private static final int MAX_HISTORY_PAGE = 1000;
+
+  private final KfoldConfig config;
+  private final EntityTypes types;
+  private final EntityStore store;
+  private final FoldWatch watch;
+  private final FoldProgress progress;
+  private KafkaWriteStream<String, byte[]> producer;
+  private Admin admin;
+  private EventAppender appender;
+  private HttpServer server;
+
+  public HttpApiVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
+                         FoldProgress progress) {
+    this.config = config;
+    this.types = types;
+    this.store = store;
+    this.watch = watch;
+    this.progress = progress;
+  }
+
+  /** The port the server listens on, once started. */
+  public int port() {
+    return server.actualPort();
+  }
+
+  @Override
+  public Future<?> start() {
+    String bootstrap = config.kafka().bootstrap();
+    return vertx.executeBlocking(() -> {
+      producer = KafkaWriteStream.create(vertx, KafkaClients.producer(bootstrap, config.app() + "-appender"),
+          new StringSerializer(), new ByteArraySerializer());
+      admin = Admin.create(KafkaClients.admin(bootstrap));
+      return null;
+    }).compose(v -> {
+      appender = new EventAppender(vertx, config, store, watch, producer);
+      return vertx.createHttpServer(new HttpServerOptions().setHost(config.http().host()).setPort(config.http().port()))
+          .requestHandler(router())
+          .listen();
+    }).onSuccess(s -> {
+      server = s;
+      LOG.info("HTTP API on http://{}:{}", config.http().host(), s.actualPort());
+    });
+  }
+
+  @Override
+  public Future<?> stop() {
+    return (server == null ? Future.succeededFuture() : server.close())
+        .eventually(() -> producer == null ? Future.succeededFuture() : producer.close())
+        .eventually(() -> vertx.executeBlocking(() -> {
+          if (admin != null) {
+            admin.close();
+          }
+          return null;
+        }));
+  }
+
+  private Router router() {
+    Router router = Router.router(vertx);
+    BodyHandler body = BodyHandler.create(false).setBodyLimit(config.http().maxBodyBytes());
+    router.post("/v1/:type/:id/events").handler(body).handler(this::appendEvents);
+    router.get("/v1/:type/:id/events").handler(this::history);
+    router.get("/v1/:type/:id").handler(this::getState);
+    router.get("/health").handler(this::health);
+    router.get("/ready").handler(this::ready);
+    router.get("/metrics").handler(this::metrics);
+    router.route().last().handler(ctx -> ctx.fail(404));
+    router.route().failureHandler(Problems::handle);
+    return router;
+  }
+
+  private void appendEvents(RoutingContext ctx) {
+    String type = types.get(ctx.pathParam("type")).name();
+    String key = entityId(ctx);
+    OptionalLong expected = ifMatch(ctx);
+    List<NewEvent> events = newEvents(json(ctx));
+    appender.append(type, key, expected, events, ctx.request().getHeader("X-Correlation-Id"))
+        .onSuccess(appended -> {
+          ObjectNode body = JsonNodeFactory.instance.objectNode();
+          body.put("key", appended.key());
+          body.put("version", appended.version());
+          ArrayNode list = body.putArray("events");
+          appended.events().forEach(e -> list.add(Envelopes.toJson(e)));
+          sendJson(ctx, body, appended.version());
+        })
+        .onFailure(ctx::fail);
+  }
+
+  private void getState(RoutingContext ctx) {
+    String type = types.get(ctx.pathParam("type")).name();
+    String key = entityId(ctx);
+    long minVersion = longParam(ctx, "minVersion", 0, 0, Long.MAX_VALUE);
+    long timeoutMs = longParam(ctx, "timeoutMs", 5000, 0, config.http().maxWaitMs());
+    Future<Void> reached = minVersion > 0 ? watch.awaitVersion(type, key, minVersion, timeoutMs) : Future.succeededFuture();
+    reached.compose(v -> vertx.executeBlocking(() -> store.get(type, key), false))
+        .map(stored -> found(stored, type, key))
+        .onSuccess(stored -> {
+          ObjectNode body = JsonNodeFactory.instance.objectNode();
+          body.put("key", key);
+          body.put("version", stored.version());
+          body.set("state", parse(stored.state()));
+          sendJson(ctx, body, stored.version());
+        })
+        .onFailure(ctx::fail);
+  }
+
+  private void history(RoutingContext ctx) {
+    String type = types.get(ctx.pathParam("type")).name();
+    String key = entityId(ctx);
+    long fromVersion = longParam(ctx, "fromVersion", 1, 1, Long.MAX_VALUE);
+    int limit = (int) longParam(ctx, "limit", 100, 1, MAX_HISTORY_PAGE);
+    vertx.executeBlocking(() -> {
+      StoredEntity stored = store.get(type, key);
+      return stored == null ? null : store.history(type, key, fromVersion, limit);
+    }, false).map(events -> found(events, type, key)).onSuccess(events -> {
+      ObjectNode body = JsonNodeFactory.instance.objectNode();
+      body.put("key", key);
+      ArrayNode list = body.putArray("events");
+      events.forEach(bytes -> list.add(parse(bytes)));
+      sendJson(ctx, body, -1);
+    }).onFailure(ctx::fail);
+  }
+
+  private void health(RoutingContext ctx) {
+    Throwable failure = progress.failure();
+    ObjectNode body = JsonNodeFactory.instance.objectNode();
+    body.put("status", failure == null ? "UP" : "DOWN");
+    if (failure != null) {
+      body.put("detail", "the fold stopped: " + failure);
+    }
+    ctx.response().setStatusCode(failure == null ? 200 : 503);
+    sendJson(ctx, body, -1);
+  }
+
+  private void ready(RoutingContext ctx) {
+    Future.fromCompletionStage(admin.describeCluster().nodes().toCompletionStage(), vertx.getOrCreateContext())
+        .timeout(2, TimeUnit.SECONDS)
+        .transform(cluster -> {
+          boolean brokerUp = cluster.succeeded() && !cluster.result().isEmpty();
+          boolean caughtUp = progress.caughtUp();
+          ObjectNode body = JsonNodeFactory.instance.objectNode();
+          body.put("status", brokerUp && caughtUp ? "READY" : "NOT_READY");
+          body.put("broker", brokerUp ? "reachable" : "unreachable");
+          ObjectNode lag = body.putObject("lag");
+          progress.lag().forEach((partition, records) -> lag.put(partition.toString(), records));
+          body.put("caughtUp", caughtUp);
+          ctx.response().setStatusCode(brokerUp && caughtUp ? 200 : 503);
+          sendJson(ctx, body, -1);
+          return Future.succeededFuture();
+        });
+  }
+
+  private void metrics(RoutingContext ctx) {
+    StringBuilder text = new StringBuilder();
+    counter(text, "kfold_fold_events_applied_total", "Events applied to entity states.", progress.applied.sum());
+    counter(text, "kfold_fold_events_duplicate_total", "Events skipped as duplicates.", progress.duplicates.sum());
+    counter(text, "kfold_fold_events_conflict_total", "Events rejected by the version check.", progress.conflicts.sum());
+    counter(text, "kfold_fold_records_dead_lettered_total", "Records sent to a dead-letter topic.", progress.deadLettered.sum());
+    counter(text, "kfold_fold_batches_total", "Polls folded and written.", progress.batches.sum());
+    text.append("# HELP kfold_fold_lag_records Records not yet folded, per assigned partition.\n")
+        .append("# TYPE kfold_fold_lag_records gauge\n");
+    progress.lag().forEach((p, lag) -> text.append("kfold_fold_lag_records{topic=\"").append(p.topic())
+        .append("\",partition=\"").append(p.partition()).append("\"} ").append(lag).append('\n'));
+    ctx.response().putHeader("content-type", "text/plain; version=0.0.4").end(text.toString());
+  }
+
+  private static void counter(StringBuilder text, String name, String help, long value) {
+    text.append("# HELP ").append(name).append(' ').append(help).append('\n')
+        .append("# TYPE ").append(name).append(" counter\n")
+        .append(name).append(' ').append(value).append('\n');
+  }
+
+  // Request parsing: each failure is a 400 that says what was wrong.
+
+  private static String entityId(RoutingContext ctx) {
+    String id = ctx.pathParam("id");
+    if (!ENTITY_ID.matcher(id).matches()) {
+      throw KfoldException.badRequest("entity id '" + id + "' is invalid: use 1 to 128 letters, digits and . _ ~ : @ -,"
+          + " starting with a letter or digit");
+    }
+    return id;
+  }
+
+  private static OptionalLong ifMatch(RoutingContext ctx) {
+    String header = ctx.request().getHeader("If-Match");
+    if (header == null) {
+      return OptionalLong.empty();
+    }
+    var matcher = VERSION.matcher(header.trim());
+    if (!matcher.matches()) {
+      throw KfoldException.badRequest("If-Match must be an entity version such as \"3\", was " + header);
+    }
+    return OptionalLong.of(Long.parseLong(matcher.group(2)));
+  }
+
+  private static long longParam(RoutingContext ctx, String name, long defaultValue, long min, long max) {
+    String raw = ctx.queryParams().get(name);
+    if (raw == null) {
+      return defaultValue;
+    }
+    try {
+      long value = Long.parseLong(raw);
+      if (value >= min && value <= max) {
+        return value;
+      }
+    } catch (NumberFormatException ignored) {
+      // reported below
+    }
+    throw KfoldException.badRequest("query parameter " + name + " must be a whole number from " + min + " to " + max
+        + ", was '" + raw + "'");
+  }
+
+  private static JsonNode json(RoutingContext ctx) {
+    Buffer body = ctx.body().buffer();
+    if (body == null || body.length() == 0) {
+      throw KfoldException.badRequest("the request has no body; send a JSON object");
+    }
+    try {
+      return Envelopes.parse(body.getBytes());
+    } catch (IOException e) {
+      throw KfoldException.badRequest("the body is not valid JSON: " + e.getMessage().lines().findFirst().orElse(""));
+    }
+  }
+
+  private List<NewEvent> newEvents(JsonNode body) {
+    JsonNode events = body.path("events");
+    if (!events.isArray() || events.isEmpty()) {
+      throw KfoldException.badRequest("the body must be {\"events\": [{\"type\": ..., \"payload\": {...}}, ...]}"
+          + " with at least one event");
+    }
+    if (events.size() > config.append().maxEvents()) {
+      throw KfoldException.badRequest("at most " + config.append().maxEvents() + " events per append, got " + events.size());
+    }
+    List<NewEvent> result = new ArrayList<>(events.size());
+    for (int i = 0; i < events.size(); i++) {
+      JsonNode event = events.get(i);
+      JsonNode type = event.path("type");
+      if (!type.isTextual() || type.asText().isBlank() || type.asText().length() > 128) {
+        throw KfoldException.badRequest("events[" + i + "].type must be a non-empty string of at most 128 characters");
+      }
+      if (!event.path("payload").isObject()) {
+        throw KfoldException.badRequest("events[" + i + "].payload must be a JSON object");
+      }
+      result.add(new NewEvent(type.asText(), event.get("payload")));
+    }
+    return result;
+  }
+
+  private static <T> T found(T value, String type, String key) {
+    if (value == null) {
+      throw KfoldException.notFound("no " + type + " '" + key + "'");
+    }
+    return value;
+  }
+
+  private static JsonNode parse(byte[] stored) {
+    try {
+      return Envelopes.parse(stored);
+    } catch (IOException e) {
+      throw new IllegalStateException("stored JSON is unreadable", e);
+    }
+  }
+
+  private static void sendJson(RoutingContext ctx, JsonNode body, long version) {
+    if (version >= 0) {
+      ctx.response().putHeader("ETag", "\"" + version + "\"");
+    }
+    ctx.response().putHeader("content-type", "application/json").end(Buffer.buffer(Envelopes.toBytes(body)));
+  }
+
+}

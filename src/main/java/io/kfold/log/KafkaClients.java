@@ -1,0 +1,53 @@
+package io.kfold.log;
+
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/** The settings kfold's Kafka clients share; every guarantee of the design depends on a few of them. */
+public final class KafkaClients {
+
+  private KafkaClients() {}
+
+  public static Map<String, Object> admin(String bootstrap) {
+    return Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+  }
+
+  /** Idempotent and acknowledged by all in-sync replicas: an appended event is neither lost nor doubled. */
+  public static Map<String, Object> producer(String bootstrap, String clientId) {
+    Map<String, Object> conf = new HashMap<>();
+    conf.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    conf.put(ProducerConfig.CLIENT_ID_CONFIG, clientId);
+    conf.put(ProducerConfig.ACKS_CONFIG, "all");
+    conf.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true);
+    conf.put(ProducerConfig.LINGER_MS_CONFIG, 1);
+    conf.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class);
+    conf.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class);
+    return conf;
+  }
+
+  /**
+   * The fold's consumer: no auto-commit (the fold's offsets live in the store, Kafka's committed
+   * offsets only inform lag tools), and read-committed so aborted transactional writes are never folded.
+   */
+  public static Map<String, Object> foldConsumer(String bootstrap, String groupId, int maxPollRecords) {
+    Map<String, Object> conf = new HashMap<>();
+    conf.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    conf.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
+    conf.put(ConsumerConfig.CLIENT_ID_CONFIG, groupId + "-fold");
+    conf.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+    conf.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    conf.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+    conf.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, maxPollRecords);
+    conf.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, 4 * 1024 * 1024);
+    conf.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
+    conf.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
+    return conf;
+  }
+}

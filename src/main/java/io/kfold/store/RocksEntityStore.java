@@ -1,0 +1,252 @@
+package io.kfold.store;
+
+import org.rocksdb.BlockBasedTableConfig;
+import org.rocksdb.ColumnFamilyDescriptor;
+import org.rocksdb.ColumnFamilyHandle;
+import org.rocksdb.ColumnFamilyOptions;
+import org.rocksdb.CompressionType;
+import org.rocksdb.DBOptions;
+import org.rocksdb.LRUCache;
+import org.rocksdb.ReadOptions;
+import org.rocksdb.RocksDB;
+import org.rocksdb.RocksDBException;
+import org.rocksdb.RocksIterator;
+import org.rocksdb.WriteBatch;
+import org.rocksdb.WriteOptions;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.OptionalLong;
+
+/**
+ * {@link EntityStore} on RocksDB, one column family per kind of data.
+ *
+ * <p>Writes go through the write-ahead log without fsync: a killed process loses nothing (the
+ * operating system still holds the log), a power cut may lose the last writes, which the fold then
+ * reads again from Kafka because their offsets were lost with them.
+ */
+public final class RocksEntityStore implements EntityStore {
+
+  static {
+    RocksDB.loadLibrary();
+  }
+
+  private static final byte[] STATES = "states".getBytes(StandardCharsets.UTF_8);
+  private static final byte[] EVENTS = "events".getBytes(StandardCharsets.UTF_8);
+  private static final byte[] OFFSETS = "offsets".getBytes(StandardCharsets.UTF_8);
+  private static final byte[] OUTBOX = "outbox".getBytes(StandardCharsets.UTF_8);
+
+  private final Path path;
+  private final LRUCache blockCache;
+  private final ColumnFamilyOptions columnOptions;
+  private final DBOptions dbOptions;
+  private final WriteOptions writeOptions;
+  private final ReadOptions readOptions;
+  private final RocksDB db;
+  private final List<ColumnFamilyHandle> handles = new ArrayList<>();
+  private final ColumnFamilyHandle states;
+  private final ColumnFamilyHandle events;
+  private final ColumnFamilyHandle offsets;
+  private final ColumnFamilyHandle outbox;
+  private volatile boolean open = true;
+
+  public RocksEntityStore(Path path) {
+    this.path = path;
+    blockCache = new LRUCache(64L * 1024 * 1024);
+    columnOptions = new ColumnFamilyOptions()
+        .setWriteBufferSize(32L * 1024 * 1024)
+        .setCompressionType(CompressionType.LZ4_COMPRESSION)
+        .setTableFormatConfig(new BlockBasedTableConfig().setBlockCache(blockCache));
+    dbOptions = new DBOptions().setCreateIfMissing(true).setCreateMissingColumnFamilies(true);
+    writeOptions = new WriteOptions();
+    readOptions = new ReadOptions();
+    List<ColumnFamilyDescriptor> descriptors = List.of(
+        new ColumnFamilyDescriptor(RocksDB.DEFAULT_COLUMN_FAMILY, columnOptions),
+        new ColumnFamilyDescriptor(STATES, columnOptions),
+        new ColumnFamilyDescriptor(EVENTS, columnOptions),
+        new ColumnFamilyDescriptor(OFFSETS, columnOptions),
+        new ColumnFamilyDescriptor(OUTBOX, columnOptions));
+    try {
+      Files.createDirectories(path);
+      db = RocksDB.open(dbOptions, path.toString(), descriptors, handles);
+    } catch (Exception e) {
+      closeOptions();
+      throw new StoreException("cannot open store " + path + ": " + e.getMessage(), e);
+    }
+    states = handles.get(1);
+    events = handles.get(2);
+    offsets = handles.get(3);
+    outbox = handles.get(4);
+  }
+
+  @Override
+  public StoredEntity get(String type, String key) {
+    try {
+      return decodeEntity(db.get(states, readOptions, entityKey(type, key)));
+    } catch (RocksDBException e) {
+      throw failure("read state of " + type + "/" + key, e);
+    }
+  }
+
+  @Override
+  public List<StoredEntity> getAll(String type, List<String> keys) {
+    List<byte[]> rawKeys = new ArrayList<>(keys.size());
+    List<ColumnFamilyHandle> columns = new ArrayList<>(keys.size());
+    for (String key : keys) {
+      rawKeys.add(entityKey(type, key));
+      columns.add(states);
+    }
+    try {
+      List<byte[]> values = db.multiGetAsList(readOptions, columns, rawKeys);
+      List<StoredEntity> result = new ArrayList<>(values.size());
+      for (byte[] value : values) {
+        result.add(decodeEntity(value));
+      }
+      return result;
+    } catch (RocksDBException e) {
+      throw failure("read " + keys.size() + " states of " + type, e);
+    }
+  }
+
+  @Override
+  public List<byte[]> history(String type, String key, long fromVersion, int limit) {
+    byte[] prefix = entityKey(type, key);
+    List<byte[]> result = new ArrayList<>();
+    try (RocksIterator it = db.newIterator(events, readOptions)) {
+      for (it.seek(withLong(prefix, Math.max(fromVersion, 0))); it.isValid() && result.size() < limit; it.next()) {
+        if (!startsWith(it.key(), prefix)) {
+          break;
+        }
+        result.add(it.value());
+      }
+      it.status();
+    } catch (RocksDBException e) {
+      throw failure("read history of " + type + "/" + key, e);
+    }
+    return result;
+  }
+
+  @Override
+  public OptionalLong nextOffset(String topic, int partition) {
+    try {
+      byte[] value = db.get(offsets, readOptions, partitionKey(topic, partition));
+      return value == null ? OptionalLong.empty() : OptionalLong.of(ByteBuffer.wrap(value).getLong());
+    } catch (RocksDBException e) {
+      throw failure("read offset of " + topic + "-" + partition, e);
+    }
+  }
+
+  @Override
+  public List<byte[]> outbox(String topic, int partition) {
+    byte[] prefix = partitionKey(topic, partition);
+    List<byte[]> result = new ArrayList<>();
+    try (RocksIterator it = db.newIterator(outbox, readOptions)) {
+      for (it.seek(prefix); it.isValid() && startsWith(it.key(), prefix); it.next()) {
+        result.add(it.value());
+      }
+      it.status();
+    } catch (RocksDBException e) {
+      throw failure("read outbox of " + topic + "-" + partition, e);
+    }
+    return result;
+  }
+
+  @Override
+  public void write(StoreBatch batch) {
+    try (WriteBatch writes = new WriteBatch()) {
+      for (StoreBatch.Change change : batch.changes) {
+        if (change instanceof StoreBatch.PutState s) {
+          writes.put(states, entityKey(s.type(), s.key()), encodeEntity(s.entity()));
+        } else if (change instanceof StoreBatch.PutEvent e) {
+          writes.put(events, withLong(entityKey(e.type(), e.key()), e.version()), e.event());
+        } else if (change instanceof StoreBatch.PutOffset o) {
+          writes.put(offsets, partitionKey(o.topic(), o.partition()), ByteBuffer.allocate(8).putLong(o.nextOffset()).array());
+        } else if (change instanceof StoreBatch.PutOutbox o) {
+          writes.put(outbox, withLong(partitionKey(o.topic(), o.partition()), o.offset()), o.record());
+        } else if (change instanceof StoreBatch.ClearOutbox c) {
+          byte[] prefix = partitionKey(c.topic(), c.partition());
+          writes.deleteRange(outbox, withLong(prefix, 0), withLong(prefix, c.beforeOffset()));
+        }
+      }
+      db.write(writeOptions, writes);
+    } catch (RocksDBException e) {
+      throw failure("write a batch of " + batch.changes.size() + " changes", e);
+    }
+  }
+
+  @Override
+  public boolean isOpen() {
+    return open;
+  }
+
+  @Override
+  public synchronized void close() {
+    if (!open) {
+      return;
+    }
+    open = false;
+    for (ColumnFamilyHandle handle : handles) {
+      handle.close();
+    }
+    db.close();
+    closeOptions();
+  }
+
+  private void closeOptions() {
+    readOptions.close();
+    writeOptions.close();
+    dbOptions.close();
+    columnOptions.close();
+    blockCache.close();
+  }
+
+  private StoreException failure(String what, RocksDBException e) {
+    return new StoreException("store " + path + ": cannot " + what + ": " + e.getMessage(), e);
+  }
+
+  // Keys are length-prefixed so that no type or entity id can run into the next part.
+
+  static byte[] entityKey(String type, String key) {
+    byte[] t = type.getBytes(StandardCharsets.UTF_8);
+    byte[] k = key.getBytes(StandardCharsets.UTF_8);
+    return ByteBuffer.allocate(4 + t.length + k.length)
+        .putShort((short) t.length).put(t).putShort((short) k.length).put(k).array();
+  }
+
+  static byte[] partitionKey(String topic, int partition) {
+    byte[] t = topic.getBytes(StandardCharsets.UTF_8);
+    return ByteBuffer.allocate(2 + t.length + 4).putShort((short) t.length).put(t).putInt(partition).array();
+  }
+
+  /** The prefix followed by a big-endian long, so that keys sort by the number. */
+  static byte[] withLong(byte[] prefix, long value) {
+    return ByteBuffer.allocate(prefix.length + 8).put(prefix).putLong(value).array();
+  }
+
+  private static boolean startsWith(byte[] key, byte[] prefix) {
+    return key.length >= prefix.length && Arrays.equals(key, 0, prefix.length, prefix, 0, prefix.length);
+  }
+
+  private static byte[] encodeEntity(StoredEntity entity) {
+    byte[] command = entity.lastCommandId() == null ? new byte[0] : entity.lastCommandId().getBytes(StandardCharsets.UTF_8);
+    return ByteBuffer.allocate(8 + 2 + command.length + entity.state().length)
+        .putLong(entity.version()).putShort((short) command.length).put(command).put(entity.state()).array();
+  }
+
+  private static StoredEntity decodeEntity(byte[] value) {
+    if (value == null) {
+      return null;
+    }
+    ByteBuffer buffer = ByteBuffer.wrap(value);
+    long version = buffer.getLong();
+    int commandLength = buffer.getShort() & 0xffff;
+    String command = commandLength == 0 ? null : new String(value, 10, commandLength, StandardCharsets.UTF_8);
+    byte[] state = Arrays.copyOfRange(value, 10 + commandLength, value.length);
+    return new StoredEntity(version, command, state);
+  }
+}

@@ -1,0 +1,53 @@
+package io.kfold.store;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/** The changes of one fold batch, applied together by {@link EntityStore#write(StoreBatch)}. */
+public final class StoreBatch {
+
+  sealed interface Change permits PutState, PutEvent, PutOffset, PutOutbox, ClearOutbox {}
+
+  record PutState(String type, String key, StoredEntity entity) implements Change {}
+
+  record PutEvent(String type, String key, long version, byte[] event) implements Change {}
+
+  record PutOffset(String topic, int partition, long nextOffset) implements Change {}
+
+  record PutOutbox(String topic, int partition, long offset, byte[] record) implements Change {}
+
+  record ClearOutbox(String topic, int partition, long beforeOffset) implements Change {}
+
+  final List<Change> changes = new ArrayList<>();
+
+  public StoreBatch putState(String type, String key, StoredEntity entity) {
+    changes.add(new PutState(type, key, entity));
+    return this;
+  }
+
+  public StoreBatch putEvent(String type, String key, long version, byte[] event) {
+    changes.add(new PutEvent(type, key, version, event));
+    return this;
+  }
+
+  public StoreBatch putOffset(String topic, int partition, long nextOffset) {
+    changes.add(new PutOffset(topic, partition, nextOffset));
+    return this;
+  }
+
+  /** Keeps a record to publish for the source record at {@code offset} until it is cleared. */
+  public StoreBatch putOutbox(String topic, int partition, long offset, byte[] record) {
+    changes.add(new PutOutbox(topic, partition, offset, record));
+    return this;
+  }
+
+  /** Forgets the outbox records of a partition with a source offset below {@code beforeOffset}. */
+  public StoreBatch clearOutbox(String topic, int partition, long beforeOffset) {
+    changes.add(new ClearOutbox(topic, partition, beforeOffset));
+    return this;
+  }
+
+  public boolean isEmpty() {
+    return changes.isEmpty();
+  }
+}
