@@ -24,7 +24,7 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
 
   public record Http(String host, int port, int maxBodyBytes, long maxWaitMs) {}
 
-  public record Kafka(String bootstrap, int partitions, short replicationFactor, int localPort) {
+  public record Kafka(String bootstrap, int partitions, short replicationFactor, int localPort, String groupInstanceId) {
     public boolean embedded() {
       return bootstrap.isBlank();
     }
@@ -103,7 +103,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
         new Http(text(http, "host"), intIn(http, "port", 0, 65535), intIn(http, "maxBodyBytes", 1, Integer.MAX_VALUE),
             intIn(http, "maxWaitMs", 0, Integer.MAX_VALUE)),
         new Kafka(tree.path("kafka").path("bootstrap").asText(""), intIn(kafka, "partitions", 1, 10_000),
-            (short) intIn(kafka, "replicationFactor", 1, 100), intIn(kafka, "localPort", 0, 65535)),
+            (short) intIn(kafka, "replicationFactor", 1, 100), intIn(kafka, "localPort", 0, 65535),
+            kafka.path("groupInstanceId").asText("")),
         new Fold(intIn(section(tree, "fold"), "maxPollRecords", 1, 1_000_000)),
         new Append(intIn(section(tree, "append"), "timeoutMs", 1, Integer.MAX_VALUE),
             intIn(section(tree, "append"), "maxEvents", 1, 10_000)),
@@ -112,7 +113,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
 
   public KfoldConfig withBootstrap(String bootstrap) {
     return new KfoldConfig(app, dataDir, http,
-        new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort), fold, append, types);
+        new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort, kafka.groupInstanceId), fold,
+        append, types);
   }
 
   public String eventsTopic(String type) {

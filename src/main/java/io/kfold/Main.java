@@ -58,6 +58,8 @@ public final class Main {
       if (started != null) {
         started.close();
       }
+      LOG.info("kfold stopped");
+      org.apache.logging.log4j.LogManager.shutdown();
     }, "kfold-shutdown"));
   }
 }

@@ -67,7 +67,8 @@ public final class FoldVerticle extends VerticleBase {
   public Future<?> start() {
     return vertx.executeBlocking(() -> {
       String bootstrap = config.kafka().bootstrap();
-      consumer = new KafkaConsumer<>(KafkaClients.foldConsumer(bootstrap, config.app(), config.fold().maxPollRecords()));
+      consumer = new KafkaConsumer<>(KafkaClients.foldConsumer(bootstrap, config.app(), config.kafka().groupInstanceId(),
+          config.fold().maxPollRecords()));
       Map<String, Object> producerConf = KafkaClients.producer(bootstrap, config.app() + "-fold-publisher");
       producer = new KafkaProducer<>(producerConf, new StringSerializer(), new ByteArraySerializer());
       thread = new Thread(this::run, "kfold-fold");

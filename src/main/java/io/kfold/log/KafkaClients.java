@@ -36,8 +36,12 @@ public final class KafkaClients {
    * The fold's consumer: no auto-commit (the fold's offsets live in the store, Kafka's committed
    * offsets only inform lag tools), and read-committed so aborted transactional writes are never folded.
    */
-  public static Map<String, Object> foldConsumer(String bootstrap, String groupId, int maxPollRecords) {
+  public static Map<String, Object> foldConsumer(String bootstrap, String groupId, String groupInstanceId,
+                                                 int maxPollRecords) {
     Map<String, Object> conf = new HashMap<>();
+    if (!groupInstanceId.isBlank()) {
+      conf.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, groupInstanceId);
+    }
     conf.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     conf.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
     conf.put(ConsumerConfig.CLIENT_ID_CONFIG, groupId + "-fold");

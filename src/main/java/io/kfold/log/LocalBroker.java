@@ -124,6 +124,7 @@ public final class LocalBroker implements AutoCloseable {
         AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
         AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 2000,
         AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 2000);
+    awaitListening(deadline);
     try (Admin admin = Admin.create(conf)) {
       while (true) {
         if (!process.isAlive()) {
@@ -142,6 +143,19 @@ public final class LocalBroker implements AutoCloseable {
               + dir.resolve("broker.log"));
         }
         Thread.sleep(200);
+      }
+    }
+  }
+
+  /** Waits for the port first: an admin client pointed at a closed port logs a warning per retry. */
+  private void awaitListening(long deadline) throws InterruptedException {
+    String[] hostPort = bootstrap.split(":");
+    while (System.nanoTime() < deadline && process.isAlive()) {
+      try (java.net.Socket socket = new java.net.Socket()) {
+        socket.connect(new java.net.InetSocketAddress(hostPort[0], Integer.parseInt(hostPort[1])), 500);
+        return;
+      } catch (IOException notYet) {
+        Thread.sleep(100);
       }
     }
   }

@@ -1,0 +1,95 @@
+package io.kfold;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.kfold.entity.Envelopes;
+import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.ext.web.client.HttpResponse;
+import io.vertx.ext.web.client.WebClient;
+import io.vertx.core.buffer.Buffer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+
+/** Helpers to run kfold nodes against the test broker, each test with an application id of its own. */
+public final class TestNodes {
+
+  private TestNodes() {}
+
+  /** A fresh application id, so that each test has topics and a consumer group of its own. */
+  public static String newApp(String name) {
+    return "t-" + name + "-" + UUID.randomUUID().toString().substring(0, 8);
+  }
+
+  /** The environment a node of {@code app} reads, on the test broker, with a free HTTP port. */
+  public static Map<String, String> env(String app, Path dataDir) {
+    Map<String, String> env = new HashMap<>();
+    env.put("KFOLD_APP", app);
+    env.put("KFOLD_DATA_DIR", dataDir.toString());
+    env.put("KFOLD_HTTP_PORT", "0");
+    env.put("KFOLD_KAFKA_BOOTSTRAP", TestBroker.bootstrap());
+    return env;
+  }
+
+  public static KfoldConfig config(String app, Path dataDir) {
+    return KfoldConfig.load(env(app, dataDir));
+  }
+
+  /** Starts a node in this JVM and waits until it has folded everything its partitions hold. */
+  public static KfoldNode startCaughtUp(Vertx vertx, KfoldConfig config) throws Exception {
+    KfoldNode node = KfoldNode.start(vertx, config).await(60, TimeUnit.SECONDS);
+    awaitCaughtUp(node);
+    return node;
+  }
+
+  public static void awaitCaughtUp(KfoldNode node) throws InterruptedException {
+    long deadline = System.currentTimeMillis() + 60_000;
+    while (!node.progress().caughtUp()) {
+      if (System.currentTimeMillis() > deadline) {
+        throw new AssertionError("node not caught up after 60 s; lag " + node.progress().lag());
+      }
+      Thread.sleep(50);
+    }
+  }
+
+  /** A plain producer, as an outside application would use. */
+  public static KafkaProducer<byte[], byte[]> plainProducer() {
+    Map<String, Object> conf = new HashMap<>();
+    conf.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, TestBroker.bootstrap());
+    conf.put(ProducerConfig.ACKS_CONFIG, "all");
+    conf.put(ProducerConfig.LINGER_MS_CONFIG, 5);
+    conf.put(ProducerConfig.BATCH_SIZE_CONFIG, 256 * 1024);
+    return new KafkaProducer<>(conf, new ByteArraySerializer(), new ByteArraySerializer());
+  }
+
+  public static Path tempDir(String name) {
+    try {
+      return Files.createTempDirectory("kfold-" + name);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** A blocking HTTP call for test code: status and parsed body. */
+  public record Reply(int status, String contentType, String etag, JsonNode body) {}
+
+  public static Reply call(WebClient client, HttpMethod method, int port, String path, String body,
+                           Map<String, String> headers) throws Exception {
+    var request = client.request(method, port, "127.0.0.1", path);
+    headers.forEach(request::putHeader);
+    HttpResponse<Buffer> response = (body == null ? request.send() : request.sendBuffer(Buffer.buffer(body)))
+        .await(30, TimeUnit.SECONDS);
+    Buffer raw = response.body();
+    JsonNode json = raw == null || raw.length() == 0 ? null : Envelopes.parse(raw.getBytes());
+    return new Reply(response.statusCode(), response.getHeader("content-type"), response.getHeader("ETag"), json);
+  }
+}

@@ -1,0 +1,276 @@
+package io.kfold.http;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.kfold.KfoldConfig;
+import io.kfold.KfoldNode;
+import io.kfold.TestBroker;
+import io.kfold.TestNodes;
+import io.kfold.TestNodes.Reply;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.ext.web.client.HttpResponse;
+import io.vertx.ext.web.client.WebClient;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+@ExtendWith(TestBroker.class)
+class HttpApiTest {
+
+  private static final String APPEND_ONE = "{\"events\":[{\"type\":\"Registered\",\"payload\":{\"name\":\"Ada\"}}]}";
+
+  private static Vertx vertx;
+  private static KfoldConfig config;
+  private static KfoldNode node;
+  private static WebClient client;
+
+  @BeforeAll
+  static void start() throws Exception {
+    vertx = Vertx.vertx();
+    config = TestNodes.config(TestNodes.newApp("http"), TestNodes.tempDir("http"));
+    node = TestNodes.startCaughtUp(vertx, config);
+    client = WebClient.create(vertx);
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    client.close();
+    node.stop().await(60, TimeUnit.SECONDS);
+    vertx.close().await(30, TimeUnit.SECONDS);
+  }
+
+  private static Reply call(HttpMethod method, String path, String body, Map<String, String> headers) throws Exception {
+    return TestNodes.call(client, method, node.httpPort(), path, body, headers);
+  }
+
+  private static Reply get(String path) throws Exception {
+    return call(HttpMethod.GET, path, null, Map.of());
+  }
+
+  private static Reply append(String id, String body, Map<String, String> headers) throws Exception {
+    return call(HttpMethod.POST, "/v1/users/" + id + "/events", body, headers);
+  }
+
+  @Test
+  @DisplayName("appended events come back as the state, with its version as ETag, and as the history")
+  void appendThenRead() throws Exception {
+    Reply appended = append("ada", "{\"events\":[{\"type\":\"Registered\",\"payload\":{\"name\":\"Ada\",\"city\":\"London\"}},"
+        + "{\"type\":\"Moved\",\"payload\":{\"city\":null,\"country\":\"UK\"}}]}", Map.of());
+    assertThat(appended.status()).isEqualTo(200);
+    assertThat(appended.etag()).isEqualTo("\"2\"");
+    assertThat(appended.body().path("version").asLong()).isEqualTo(2);
+    assertThat(appended.body().path("events")).hasSize(2);
+    JsonNode first = appended.body().path("events").get(0);
+    assertThat(first.path("id").asText()).isNotBlank();
+    assertThat(first.path("entity").asText()).isEqualTo("users");
+    assertThat(first.path("key").asText()).isEqualTo("ada");
+    assertThat(first.path("version").asLong()).isEqualTo(1);
+    assertThat(first.path("time").asText()).isNotBlank();
+    assertThat(first.path("meta").path("commandId").asText()).isNotBlank();
+    assertThat(first.path("meta").path("correlationId").asText()).isNotBlank();
+
+    Reply state = get("/v1/users/ada");
+    assertThat(state.status()).isEqualTo(200);
+    assertThat(state.etag()).isEqualTo("\"2\"");
+    assertThat(state.body().path("version").asLong()).isEqualTo(2);
+    assertThat(state.body().path("state").toString()).isEqualTo("{\"name\":\"Ada\",\"country\":\"UK\"}");
+
+    Reply history = get("/v1/users/ada/events");
+    assertThat(history.status()).isEqualTo(200);
+    assertThat(history.body().path("events")).hasSize(2);
+    assertThat(history.body().path("events").get(1).path("type").asText()).isEqualTo("Moved");
+    Reply page = get("/v1/users/ada/events?fromVersion=2&limit=1");
+    assertThat(page.body().path("events")).hasSize(1);
+    assertThat(page.body().path("events").get(0).path("version").asLong()).isEqualTo(2);
+  }
+
+  @Test
+  @DisplayName("a correlation id given by the caller is carried in every event's meta")
+  void correlationId() throws Exception {
+    Reply appended = append("corr", APPEND_ONE, Map.of("X-Correlation-Id", "order-flow-7"));
+    assertThat(appended.body().path("events").get(0).path("meta").path("correlationId").asText()).isEqualTo("order-flow-7");
+  }
+
+  @Test
+  @DisplayName("If-Match with the current version appends; with another version answers 409 and appends nothing")
+  void ifMatch() throws Exception {
+    assertThat(append("grace", APPEND_ONE, Map.of("If-Match", "\"0\"")).status()).isEqualTo(200);
+    Reply conflict = append("grace", APPEND_ONE, Map.of("If-Match", "\"0\""));
+    assertThat(conflict.status()).isEqualTo(409);
+    assertThat(conflict.contentType()).isEqualTo("application/problem+json");
+    assertThat(conflict.body().path("currentVersion").asLong()).isEqualTo(1);
+    assertThat(append("grace", APPEND_ONE, Map.of("If-Match", "\"1\"")).status()).isEqualTo(200);
+    assertThat(get("/v1/users/grace").body().path("version").asLong()).isEqualTo(2);
+  }
+
+  @Test
+  @DisplayName("50 concurrent appends with the same If-Match: exactly one succeeds, 49 get 409, the log holds one event")
+  void concurrentAppendsWithSameIfMatch() throws Exception {
+    List<Future<HttpResponse<Buffer>>> replies = new ArrayList<>();
+    for (int i = 0; i < 50; i++) {
+      replies.add(client.post(node.httpPort(), "127.0.0.1", "/v1/users/race/events")
+          .putHeader("If-Match", "\"0\"")
+          .sendBuffer(Buffer.buffer("{\"events\":[{\"type\":\"Claimed\",\"payload\":{\"by\":" + i + "}}]}")));
+    }
+    Future.join(replies).await(60, TimeUnit.SECONDS);
+    Map<Integer, Integer> byStatus = new HashMap<>();
+    replies.forEach(r -> byStatus.merge(r.result().statusCode(), 1, Integer::sum));
+    assertThat(byStatus).isEqualTo(Map.of(200, 1, 409, 49));
+    assertThat(get("/v1/users/race").body().path("version").asLong()).isEqualTo(1);
+    assertThat(recordsInLog("race")).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("a read with minVersion waits for the fold, and answers 504 when the version never comes")
+  void readYourWrites() throws Exception {
+    Future<HttpResponse<Buffer>> waiting = client.get(node.httpPort(), "127.0.0.1", "/v1/users/later?minVersion=1&timeoutMs=10000").send();
+    assertThat(append("later", APPEND_ONE, Map.of()).status()).isEqualTo(200);
+    HttpResponse<Buffer> reply = waiting.await(15, TimeUnit.SECONDS);
+    assertThat(reply.statusCode()).isEqualTo(200);
+    assertThat(reply.bodyAsJsonObject().getLong("version")).isEqualTo(1L);
+
+    Reply timeout = get("/v1/users/later?minVersion=5&timeoutMs=200");
+    assertThat(timeout.status()).isEqualTo(504);
+    assertThat(timeout.body().path("detail").asText()).contains("version 5");
+  }
+
+  @Test
+  @DisplayName("events written by an outside producer without a version are folded as the next versions")
+  void outsideProducer() throws Exception {
+    try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
+      for (int i = 1; i <= 3; i++) {
+        producer.send(new ProducerRecord<>(config.eventsTopic("users"), "outside".getBytes(StandardCharsets.UTF_8),
+            ("{\"step\":" + i + "}").getBytes(StandardCharsets.UTF_8)));
+      }
+    }
+    Reply state = get("/v1/users/outside?minVersion=3&timeoutMs=10000");
+    assertThat(state.status()).isEqualTo(200);
+    assertThat(state.body().path("version").asLong()).isEqualTo(3);
+    assertThat(state.body().path("state").path("step").asInt()).isEqualTo(3);
+    JsonNode events = get("/v1/users/outside/events").body().path("events");
+    assertThat(events).hasSize(3);
+    for (int i = 0; i < 3; i++) {
+      assertThat(events.get(i).path("version").asLong()).isEqualTo(i + 1);
+      assertThat(events.get(i).path("payload").path("step").asInt()).isEqualTo(i + 1);
+    }
+  }
+
+  @Test
+  @DisplayName("an undecodable record goes to the dead-letter topic with its partition and offset, and the fold goes on")
+  void deadLetter() throws Exception {
+    var metadata = TestNodes.plainProducer();
+    try (metadata) {
+      metadata.send(new ProducerRecord<>(config.eventsTopic("users"), "poison".getBytes(StandardCharsets.UTF_8),
+          "not json {".getBytes(StandardCharsets.UTF_8))).get();
+      metadata.send(new ProducerRecord<>(config.eventsTopic("users"), "poison".getBytes(StandardCharsets.UTF_8),
+          "{\"ok\":true}".getBytes(StandardCharsets.UTF_8))).get();
+    }
+    Reply state = get("/v1/users/poison?minVersion=1&timeoutMs=10000");
+    assertThat(state.status()).isEqualTo(200);
+    assertThat(state.body().path("state").path("ok").asBoolean()).isTrue();
+
+    List<ConsumerRecord<byte[], byte[]>> dead = readAll(config.deadLetterTopic("users"), 1);
+    assertThat(dead).hasSize(1);
+    ConsumerRecord<byte[], byte[]> letter = dead.get(0);
+    assertThat(new String(letter.value(), StandardCharsets.UTF_8)).isEqualTo("not json {");
+    assertThat(header(letter, "kfold.source.topic")).isEqualTo(config.eventsTopic("users"));
+    assertThat(header(letter, "kfold.source.partition")).matches("[0-3]");
+    assertThat(header(letter, "kfold.source.offset")).matches("[0-9]+");
+    assertThat(header(letter, "kfold.error")).contains("not JSON");
+  }
+
+  @Test
+  @DisplayName("bad requests get 400/404/413 with a problem body that says what was wrong, and append nothing")
+  void badRequests() throws Exception {
+    assertProblem(append("bob", "{\"events\": [", Map.of()), 400, "not valid JSON");
+    assertProblem(append("bob", "", Map.of()), 400, "no body");
+    assertProblem(append("bob", "{\"events\": []}", Map.of()), 400, "at least one event");
+    assertProblem(append("bob", "{\"events\": [{\"payload\": {}}]}", Map.of()), 400, "events[0].type");
+    assertProblem(append("bob", "{\"events\": [{\"type\": \"X\", \"payload\": 3}]}", Map.of()), 400, "events[0].payload");
+    assertProblem(append("bob", APPEND_ONE, Map.of("If-Match", "yesterday")), 400, "If-Match");
+    assertProblem(append("bad$id", APPEND_ONE, Map.of()), 400, "entity id");
+    assertProblem(append("x".repeat(129), APPEND_ONE, Map.of()), 400, "entity id");
+    assertProblem(call(HttpMethod.POST, "/v1/ghosts/bob/events", APPEND_ONE, Map.of()), 404, "unknown entity type 'ghosts'");
+    String huge = "{\"events\":[{\"type\":\"Big\",\"payload\":{\"blob\":\"" + "x".repeat(config.http().maxBodyBytes()) + "\"}}]}";
+    assertProblem(append("bob", huge, Map.of()), 413, "over the limit");
+    assertProblem(get("/v1/users/bob"), 404, "no users 'bob'");
+    assertProblem(get("/v1/users/bob/events"), 404, "no users 'bob'");
+    assertProblem(get("/v1/users/bob?minVersion=abc"), 400, "minVersion");
+    assertProblem(get("/v2/nothing"), 404, "Not Found");
+    assertThat(recordsInLog("bob")).isZero();
+  }
+
+  @Test
+  @DisplayName("health, readiness and metrics answer")
+  void operations() throws Exception {
+    assertThat(get("/health").status()).isEqualTo(200);
+    Reply ready = get("/ready");
+    assertThat(ready.status()).isEqualTo(200);
+    assertThat(ready.body().path("broker").asText()).isEqualTo("reachable");
+    var metrics = client.get(node.httpPort(), "127.0.0.1", "/metrics").send().await(10, TimeUnit.SECONDS);
+    assertThat(metrics.bodyAsString()).contains("kfold_fold_events_applied_total");
+  }
+
+  private static void assertProblem(Reply reply, int status, String detail) {
+    assertThat(reply.status()).as(reply.toString()).isEqualTo(status);
+    assertThat(reply.contentType()).isEqualTo("application/problem+json");
+    assertThat(reply.body().path("status").asInt()).isEqualTo(status);
+    assertThat(reply.body().path("title").asText()).isNotBlank();
+    assertThat(reply.body().path("detail").asText()).contains(detail);
+  }
+
+  private static String header(ConsumerRecord<byte[], byte[]> record, String name) {
+    return new String(record.headers().lastHeader(name).value(), StandardCharsets.UTF_8);
+  }
+
+  /** Counts the records of one entity in the events topic: the log itself, not the answers. */
+  private static long recordsInLog(String key) {
+    return readAll(config.eventsTopic("users"), 0).stream()
+        .filter(r -> key.equals(new String(r.key(), StandardCharsets.UTF_8))).count();
+  }
+
+  private static List<ConsumerRecord<byte[], byte[]>> readAll(String topic, int atLeast) {
+    Map<String, Object> conf = Map.of(
+        ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, TestBroker.bootstrap(),
+        ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class,
+        ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
+    List<ConsumerRecord<byte[], byte[]>> records = new ArrayList<>();
+    try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(conf)) {
+      List<TopicPartition> partitions = consumer.partitionsFor(topic).stream()
+          .map(p -> new TopicPartition(topic, p.partition())).toList();
+      consumer.assign(partitions);
+      consumer.seekToBeginning(partitions);
+      Map<TopicPartition, Long> end = consumer.endOffsets(partitions);
+      long deadline = System.currentTimeMillis() + 20_000;
+      while (System.currentTimeMillis() < deadline
+          && (records.size() < atLeast || partitions.stream().anyMatch(p -> consumer.position(p) < end.get(p)))) {
+        consumer.poll(Duration.ofMillis(200)).forEach(records::add);
+        if (records.size() < atLeast) {
+          end.putAll(consumer.endOffsets(partitions));
+        }
+      }
+    }
+    return records;
+  }
+}
