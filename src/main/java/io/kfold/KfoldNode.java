@@ -42,7 +42,7 @@ public final class KfoldNode {
     EntityTypes types = EntityTypes.from(config);
     List<String> typeNames = types.all().stream().map(EntityType::name).toList();
     return vertx.executeBlocking(() -> {
-      try (Admin admin = Admin.create(KafkaClients.admin(config.kafka().bootstrap()))) {
+      try (Admin admin = Admin.create(KafkaClients.admin(config.kafka().bootstrap(), config.app() + "-topics"))) {
         Topics.ensure(admin, config, typeNames);
       }
       return new RocksEntityStore(config.dataDir().resolve("store"));

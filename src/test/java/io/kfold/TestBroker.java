@@ -31,6 +31,8 @@ public final class TestBroker implements BeforeAllCallback {
           Path dir = Files.createTempDirectory("kfold-test-broker");
           LocalBroker broker = LocalBroker.start(dir, LocalBroker.defaultLibs(), 0);
           root.put("kfold-test-broker", (ExtensionContext.Store.CloseableResource) broker::close);
+          // Also when the test JVM is stopped from outside: a broker must not outlive its tests.
+          Runtime.getRuntime().addShutdownHook(new Thread(broker::close, "kfold-test-broker-stop"));
           bootstrap = broker.bootstrap();
         }
       }

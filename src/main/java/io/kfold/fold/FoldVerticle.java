@@ -71,7 +71,7 @@ public final class FoldVerticle extends VerticleBase {
           config.fold().maxPollRecords()));
       Map<String, Object> producerConf = KafkaClients.producer(bootstrap, config.app() + "-fold-publisher");
       producer = new KafkaProducer<>(producerConf, new StringSerializer(), new ByteArraySerializer());
-      thread = new Thread(this::run, "kfold-fold");
+      thread = new Thread(this::run, "kfold-fold-" + config.app());
       thread.start();
       return null;
     });

@@ -79,7 +79,7 @@ public final class HttpApiVerticle extends VerticleBase {
     return vertx.executeBlocking(() -> {
       producer = KafkaWriteStream.create(vertx, KafkaClients.producer(bootstrap, config.app() + "-appender"),
           new StringSerializer(), new ByteArraySerializer());
-      admin = Admin.create(KafkaClients.admin(bootstrap));
+      admin = Admin.create(KafkaClients.admin(bootstrap, config.app() + "-readiness"));
       return null;
     }).compose(v -> {
       appender = new EventAppender(vertx, config, store, watch, producer);

@@ -15,8 +15,8 @@ public final class KafkaClients {
 
   private KafkaClients() {}
 
-  public static Map<String, Object> admin(String bootstrap) {
-    return Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+  public static Map<String, Object> admin(String bootstrap, String clientId) {
+    return Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap, AdminClientConfig.CLIENT_ID_CONFIG, clientId);
   }
 
   /** Idempotent and acknowledged by all in-sync replicas: an appended event is neither lost nor doubled. */

@@ -1,0 +1,146 @@
+package io.kfold.fold;
+
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kfold.KfoldConfig;
+import io.kfold.TestNodes;
+import io.kfold.entity.EntityTypes;
+import io.kfold.entity.Envelopes;
+import io.kfold.fold.FoldWatch.Verdict;
+import io.kfold.store.RocksEntityStore;
+import io.kfold.store.StoreBatch;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.common.TopicPartition;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** The fold's version rules on one poll, against a real RocksDB store; no broker needed. */
+class FoldVersionRulesTest {
+
+  private KfoldConfig config;
+  private RocksEntityStore store;
+  private Fold fold;
+  private TopicPartition partition;
+  private long offset;
+
+  @BeforeEach
+  void setUp() {
+    Path dir = TestNodes.tempDir("rules");
+    config = KfoldConfig.load(Map.of("KFOLD_APP", "rules", "KFOLD_DATA_DIR", dir.toString(),
+        "KFOLD_KAFKA_BOOTSTRAP", "127.0.0.1:1"));
+    store = new RocksEntityStore(dir.resolve("store"));
+    fold = new Fold(config, EntityTypes.from(config), store, new FoldProgress());
+    partition = new TopicPartition(config.eventsTopic("users"), 0);
+  }
+
+  @AfterEach
+  void tearDown() {
+    store.close();
+  }
+
+  @Test
+  @DisplayName("two commands race for the same versions: the first to land wins whole, the other loses whole")
+  void racingCommandsResolveWhole() {
+    List<Fold.Report> reports = foldPoll(
+        event("a1", 1, "A", 0, "{\"by\":\"A\",\"a\":1}"),
+        event("b1", 1, "B", 0, "{\"by\":\"B\",\"b\":1}"),
+        event("b2", 2, "B", 1, "{\"b\":2}"),
+        event("a2", 2, "A", 1, "{\"a\":2}"));
+    assertThat(verdicts(reports)).containsExactly(Verdict.APPLIED, Verdict.DUPLICATE, Verdict.CONFLICT, Verdict.APPLIED);
+    assertThat(state("k").toString()).isEqualTo("{\"by\":\"A\",\"a\":2}");
+    assertThat(store.get("users", "k").version()).isEqualTo(2);
+  }
+
+  @Test
+  @DisplayName("the winner is decided by the log, the same way in every poll split")
+  void raceAcrossPolls() {
+    foldPoll(event("b1", 1, "B", 0, "{\"by\":\"B\"}"));
+    List<Fold.Report> reports = foldPoll(
+        event("a1", 1, "A", 0, "{\"by\":\"A\"}"),
+        event("a2", 2, "A", 1, "{\"a\":2}"),
+        event("b2", 2, "B", 1, "{\"b\":2}"));
+    assertThat(verdicts(reports)).containsExactly(Verdict.DUPLICATE, Verdict.CONFLICT, Verdict.APPLIED);
+    assertThat(state("k").toString()).isEqualTo("{\"by\":\"B\",\"b\":2}");
+  }
+
+  @Test
+  @DisplayName("duplicates are skipped, gaps are rejected, events without a version take the next one")
+  void versionRules() {
+    List<Fold.Report> reports = foldPoll(
+        event("e1", 1, null, 0, "{\"x\":1}"),
+        event("e1-again", 1, null, 0, "{\"x\":99}"),
+        event("e3", 3, null, 0, "{\"x\":3}"),
+        bare("{\"x\":2}"),
+        event("e3-now", 3, null, 0, "{\"y\":3}"));
+    assertThat(verdicts(reports)).containsExactly(Verdict.APPLIED, Verdict.DUPLICATE, Verdict.CONFLICT,
+        Verdict.APPLIED, Verdict.APPLIED);
+    assertThat(store.get("users", "k").version()).isEqualTo(3);
+    assertThat(state("k").toString()).isEqualTo("{\"x\":2,\"y\":3}");
+    assertThat(store.history("users", "k", 1, 10)).hasSize(3);
+  }
+
+  @Test
+  @DisplayName("the next offset of each partition is written with the states it folded")
+  void offsetsTravelWithStates() {
+    foldPoll(event("e1", 1, null, 0, "{}"), bare("{}"));
+    assertThat(store.nextOffset(partition.topic(), 0)).hasValue(2);
+    assertThat(store.outbox(partition.topic(), 0)).hasSize(2);
+  }
+
+  private List<Fold.Report> foldPoll(ConsumerRecord<byte[], byte[]>... records) {
+    ConsumerRecords<byte[], byte[]> poll = new ConsumerRecords<>(Map.of(partition, List.of(records)), Map.of());
+    StoreBatch batch = new StoreBatch();
+    Fold.Result result = fold.fold(poll, batch);
+    store.write(batch);
+    return result.reports();
+  }
+
+  private ConsumerRecord<byte[], byte[]> event(String id, long version, String command, int index, String payload) {
+    ObjectNode envelope = JsonNodeFactory.instance.objectNode();
+    envelope.put("id", id);
+    envelope.put("type", "Changed");
+    envelope.put("version", version);
+    envelope.set("payload", parse(payload));
+    if (command != null) {
+      envelope.putObject("meta").put("commandId", command).put("index", index);
+    }
+    return record(Envelopes.toBytes(envelope));
+  }
+
+  private ConsumerRecord<byte[], byte[]> bare(String payload) {
+    return record(payload.getBytes(StandardCharsets.UTF_8));
+  }
+
+  private ConsumerRecord<byte[], byte[]> record(byte[] value) {
+    return new ConsumerRecord<>(partition.topic(), 0, offset++, "k".getBytes(StandardCharsets.UTF_8), value);
+  }
+
+  private static List<Verdict> verdicts(List<Fold.Report> reports) {
+    List<Verdict> verdicts = new ArrayList<>();
+    reports.forEach(r -> verdicts.add(r.verdict()));
+    return verdicts;
+  }
+
+  private com.fasterxml.jackson.databind.JsonNode state(String key) {
+    return parse(new String(store.get("users", key).state(), StandardCharsets.UTF_8));
+  }
+
+  private static com.fasterxml.jackson.databind.JsonNode parse(String json) {
+    try {
+      return Envelopes.parse(json.getBytes(StandardCharsets.UTF_8));
+    } catch (java.io.IOException e) {
+      throw new IllegalArgumentException(e);
+    }
+  }
+}

@@ -1,0 +1,206 @@
+package io.kfold.fold;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.kfold.KfoldConfig;
+import io.kfold.Main;
+import io.kfold.TestBroker;
+import io.kfold.TestNodes;
+import io.kfold.entity.Envelopes;
+import io.kfold.store.RocksEntityStore;
+import io.kfold.store.StoredEntity;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.net.HttpURLConnection;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Runs kfold as a separate process and kills it with SIGKILL, again and again, while events keep
+ * arriving. The events carry no version, so the fold numbers them itself: an event applied twice
+ * or lost would show as a wrong version, a gap or a wrong order in the history.
+ */
+@ExtendWith(TestBroker.class)
+class KillNineTest {
+
+  private static final int KEYS = 2_000;
+  private static final int EVENTS = 150_000;
+  private static final int KILLS = 4;
+  private static final Logger LOG = LoggerFactory.getLogger(KillNineTest.class);
+
+  @Test
+  @DisplayName("kill -9 during the fold, four times: every event is applied exactly once, in order, and published")
+  void killNineLosesNothingAndAppliesNothingTwice() throws Exception {
+    String app = TestNodes.newApp("kill9");
+    Path dataDir = TestNodes.tempDir("kill9");
+    int port = freePort();
+    Map<String, String> env = TestNodes.env(app, dataDir);
+    env.put("KFOLD_HTTP_PORT", Integer.toString(port));
+    env.put("KFOLD_FOLD_MAX_POLL_RECORDS", "500");
+    // Static membership: the restarted process takes its partitions back without waiting for the
+    // group to time the killed one out.
+    env.put("KFOLD_KAFKA_GROUP_INSTANCE_ID", "kill9-node");
+    KfoldConfig config = KfoldConfig.load(env);
+    Path log = Path.of("target", "kill9-" + app + ".log");
+
+    Process kfold = startKfold(env, log);
+    awaitStatus(port, "/health", 200, kfold, log);
+
+    Map<String, List<Integer>> produced = new HashMap<>();
+    CompletableFuture<Void> producing = CompletableFuture.runAsync(() -> produce(config, produced));
+    Random random = new Random();
+    int kills = 0;
+    while (kills < KILLS) {
+      Thread.sleep(800 + random.nextInt(1500));
+      kfold.destroyForcibly();  // SIGKILL
+      assertThat(kfold.waitFor(30, TimeUnit.SECONDS)).isTrue();
+      kills++;
+      kfold = startKfold(env, log);
+      awaitStatus(port, "/health", 200, kfold, log);
+      LOG.info("kill {} done, kfold restarted", kills);
+    }
+    producing.get(120, TimeUnit.SECONDS);
+    LOG.info("all {} events produced after {} kills; waiting for the fold to catch up", EVENTS, kills);
+    awaitStatus(port, "/ready", 200, kfold, log);
+    LOG.info("caught up; stopping kfold");
+    kfold.destroy();  // SIGTERM: a clean stop, so the test can open the store
+    assertThat(kfold.waitFor(60, TimeUnit.SECONDS)).isTrue();
+    LOG.info("stopped; checking the store and the changes topic");
+
+    Set<String> expectedChanges = new HashSet<>();
+    try (RocksEntityStore store = new RocksEntityStore(dataDir.resolve("store"))) {
+      for (Map.Entry<String, List<Integer>> entity : produced.entrySet()) {
+        String key = entity.getKey();
+        List<Integer> ids = entity.getValue();
+        StoredEntity stored = store.get("users", key);
+        assertThat(stored).as(key).isNotNull();
+        assertThat(stored.version()).as("version of %s: one per event", key).isEqualTo(ids.size());
+        assertThat(Envelopes.parse(stored.state()).path("eid").asInt()).as("last event of %s", key)
+            .isEqualTo(ids.get(ids.size() - 1));
+        List<byte[]> history = store.history("users", key, 1, Integer.MAX_VALUE);
+        assertThat(history).as("history of %s", key).hasSize(ids.size());
+        for (int v = 1; v <= ids.size(); v++) {
+          JsonNode event = Envelopes.parse(history.get(v - 1));
+          assertThat(event.path("version").asLong()).isEqualTo(v);
+          assertThat(event.path("payload").path("eid").asInt()).as("event %d of %s", v, key).isEqualTo(ids.get(v - 1));
+          expectedChanges.add(key + ":" + v);
+        }
+      }
+    }
+    assertThat(expectedChanges).hasSize(EVENTS);
+    // The outbox survives the kills: every accepted event reaches the changes topic at least once.
+    Set<String> published = changeIds(config.changesTopic("users"), EVENTS);
+    assertThat(expectedChanges.stream().filter(id -> !published.contains(id)).toList()).as("changes never published")
+        .isEmpty();
+  }
+
+  /** Writes the events at a bounded rate, so that the kills land while the fold is busy. */
+  private static void produce(KfoldConfig config, Map<String, List<Integer>> produced) {
+    Random random = new Random(7);
+    try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
+      for (int i = 0; i < EVENTS; i++) {
+        String key = "u" + random.nextInt(KEYS);
+        produced.computeIfAbsent(key, k -> new ArrayList<>()).add(i);
+        String value = "{\"eid\":" + i + ",\"f" + (i % 5) + "\":" + random.nextInt(100) + "}";
+        producer.send(new ProducerRecord<>(config.eventsTopic("users"), key.getBytes(StandardCharsets.UTF_8),
+            value.getBytes(StandardCharsets.UTF_8)));
+        if (i % 2_000 == 1_999) {
+          Thread.sleep(60);
+        }
+      }
+      producer.flush();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private static Set<String> changeIds(String topic, int atLeast) throws IOException {
+    Map<String, Object> conf = Map.of(
+        ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, TestBroker.bootstrap(),
+        ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 10_000,
+        ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class,
+        ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
+    Set<String> ids = new HashSet<>();
+    try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(conf)) {
+      List<TopicPartition> partitions = consumer.partitionsFor(topic).stream()
+          .map(p -> new TopicPartition(topic, p.partition())).toList();
+      consumer.assign(partitions);
+      consumer.seekToBeginning(partitions);
+      Map<TopicPartition, Long> end = consumer.endOffsets(partitions);
+      long deadline = System.currentTimeMillis() + 60_000;
+      while (System.currentTimeMillis() < deadline && partitions.stream().anyMatch(p -> consumer.position(p) < end.get(p))) {
+        for (ConsumerRecord<byte[], byte[]> record : consumer.poll(Duration.ofMillis(200))) {
+          ids.add(Envelopes.parse(record.value()).path("id").asText());
+        }
+      }
+    }
+    assertThat(ids.size()).isGreaterThanOrEqualTo(atLeast);
+    return ids;
+  }
+
+  private static Process startKfold(Map<String, String> env, Path log) throws IOException {
+    String java = ProcessHandle.current().info().command().orElse("java");
+    ProcessBuilder builder = new ProcessBuilder(java, "-Xmx512m", "-cp", System.getProperty("java.class.path"),
+        Main.class.getName())
+        .redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
+    builder.environment().putAll(env);
+    return builder.start();
+  }
+
+  private static void awaitStatus(int port, String path, int status, Process kfold, Path log) throws Exception {
+    long deadline = System.currentTimeMillis() + 120_000;
+    int last = -1;
+    while (System.currentTimeMillis() < deadline) {
+      assertThat(kfold.isAlive()).as("kfold exited; see %s", log).isTrue();
+      try {
+        HttpURLConnection connection = (HttpURLConnection) URI.create("http://127.0.0.1:" + port + path).toURL()
+            .openConnection();
+        connection.setConnectTimeout(1000);
+        connection.setReadTimeout(5000);
+        last = connection.getResponseCode();
+        connection.disconnect();
+        if (last == status) {
+          return;
+        }
+      } catch (IOException notYet) {
+        // not listening yet
+      }
+      Thread.sleep(100);
+    }
+    throw new AssertionError(path + " answered " + last + ", not " + status + ", within 120 s; see " + log);
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      return socket.getLocalPort();
+    }
+  }
+}

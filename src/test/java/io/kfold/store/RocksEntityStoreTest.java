@@ -1,0 +1,116 @@
+package io.kfold.store;
+
+import io.kfold.TestNodes;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+class RocksEntityStoreTest {
+
+  private static byte[] bytes(String s) {
+    return s.getBytes(StandardCharsets.UTF_8);
+  }
+
+  private static String text(byte[] b) {
+    return new String(b, StandardCharsets.UTF_8);
+  }
+
+  @Test
+  @DisplayName("a batch's states, events, offsets and outbox are all there after a reopen")
+  void batchSurvivesReopen() {
+    Path dir = TestNodes.tempDir("store");
+    try (RocksEntityStore store = new RocksEntityStore(dir)) {
+      store.write(new StoreBatch()
+          .putState("users", "ada", new StoredEntity(2, "cmd-1", bytes("{\"n\":2}")))
+          .putEvent("users", "ada", 1, bytes("e1"))
+          .putEvent("users", "ada", 2, bytes("e2"))
+          .putOffset("app.users.events", 3, 42)
+          .putOutbox("app.users.events", 3, 40, bytes("o40"))
+          .putOutbox("app.users.events", 3, 41, bytes("o41")));
+    }
+    try (RocksEntityStore store = new RocksEntityStore(dir)) {
+      StoredEntity ada = store.get("users", "ada");
+      assertThat(ada.version()).isEqualTo(2);
+      assertThat(ada.lastCommandId()).isEqualTo("cmd-1");
+      assertThat(text(ada.state())).isEqualTo("{\"n\":2}");
+      assertThat(store.history("users", "ada", 1, 10)).extracting(RocksEntityStoreTest::text).containsExactly("e1", "e2");
+      assertThat(store.nextOffset("app.users.events", 3)).hasValue(42);
+      assertThat(store.nextOffset("app.users.events", 2)).isEmpty();
+      assertThat(store.outbox("app.users.events", 3)).extracting(RocksEntityStoreTest::text).containsExactly("o40", "o41");
+    }
+  }
+
+  @Test
+  @DisplayName("histories of entities whose ids share a prefix, or of other types, never mix")
+  void historiesAreSeparate() {
+    try (RocksEntityStore store = new RocksEntityStore(TestNodes.tempDir("store"))) {
+      StoreBatch batch = new StoreBatch();
+      for (long v = 1; v <= 5; v++) {
+        batch.putEvent("users", "a", v, bytes("a" + v));
+        batch.putEvent("users", "ab", v, bytes("ab" + v));
+        batch.putEvent("usersx", "a", v, bytes("x" + v));
+      }
+      store.write(batch);
+      assertThat(store.history("users", "a", 1, 100)).extracting(RocksEntityStoreTest::text)
+          .containsExactly("a1", "a2", "a3", "a4", "a5");
+      assertThat(store.history("users", "a", 3, 2)).extracting(RocksEntityStoreTest::text).containsExactly("a3", "a4");
+      assertThat(store.history("users", "b", 1, 100)).isEmpty();
+    }
+  }
+
+  @Test
+  @DisplayName("getAll answers in the order asked, null where an entity has no state")
+  void getAllKeepsOrder() {
+    try (RocksEntityStore store = new RocksEntityStore(TestNodes.tempDir("store"))) {
+      store.write(new StoreBatch()
+          .putState("users", "x", new StoredEntity(1, null, bytes("{}")))
+          .putState("users", "z", new StoredEntity(3, null, bytes("{}"))));
+      List<StoredEntity> got = store.getAll("users", Arrays.asList("z", "y", "x"));
+      assertThat(got.get(0).version()).isEqualTo(3);
+      assertThat(got.get(1)).isNull();
+      assertThat(got.get(2).version()).isEqualTo(1);
+      assertThat(got.get(2).lastCommandId()).isNull();
+    }
+  }
+
+  @Test
+  @DisplayName("clearing the outbox forgets only records before the offset, in that partition")
+  void clearOutbox() {
+    try (RocksEntityStore store = new RocksEntityStore(TestNodes.tempDir("store"))) {
+      StoreBatch batch = new StoreBatch();
+      for (long offset = 0; offset < 6; offset++) {
+        batch.putOutbox("t", 0, offset, bytes("p0-" + offset));
+        batch.putOutbox("t", 1, offset, bytes("p1-" + offset));
+      }
+      store.write(batch);
+      store.write(new StoreBatch().clearOutbox("t", 0, 4));
+      assertThat(store.outbox("t", 0)).extracting(RocksEntityStoreTest::text).containsExactly("p0-4", "p0-5");
+      assertThat(store.outbox("t", 1)).hasSize(6);
+    }
+  }
+
+  @Test
+  @DisplayName("close can be called twice; a closed store says so")
+  void closeTwice() {
+    RocksEntityStore store = new RocksEntityStore(TestNodes.tempDir("store"));
+    store.close();
+    store.close();
+    assertThat(store.isOpen()).isFalse();
+  }
+
+  @Test
+  @DisplayName("a store that cannot open names its folder")
+  void openFailureNamesTheStore() {
+    Path dir = TestNodes.tempDir("store");
+    try (RocksEntityStore first = new RocksEntityStore(dir)) {
+      assertThatThrownBy(() -> new RocksEntityStore(dir)).isInstanceOf(StoreException.class).hasMessageContaining(dir.toString());
+    }
+  }
+}
