@@ -19,7 +19,7 @@ import java.util.regex.Pattern;
  * The whole configuration of a node, built once from {@code conf/kfold.yaml} (or the file named by
  * {@code KFOLD_CONFIG}) and {@code KFOLD_*} environment variables, then passed through constructors.
  */
-public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Append append,
+public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Writes writes,
                           List<TypeConfig> types) {
 
   public record Http(String host, int port, int maxBodyBytes, long maxWaitMs) {}
@@ -32,7 +32,12 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
 
   public record Fold(int maxPollRecords) {}
 
-  public record Append(long timeoutMs, int maxEvents) {}
+  /**
+   * @param timeoutMs           how long a write waits for the fold's verdict
+   * @param maxEvents           events in one append request
+   * @param idempotencyWindowMs how long an idempotency key is remembered
+   */
+  public record Writes(long timeoutMs, int maxEvents, long idempotencyWindowMs) {}
 
   /** An entity type: {@code fold: merge}, or {@code class:} naming a Java {@code EntityType}. */
   public record TypeConfig(String name, String fold, String className) {}
@@ -106,15 +111,16 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
             (short) intIn(kafka, "replicationFactor", 1, 100), intIn(kafka, "localPort", 0, 65535),
             kafka.path("groupInstanceId").asText("")),
         new Fold(intIn(section(tree, "fold"), "maxPollRecords", 1, 1_000_000)),
-        new Append(intIn(section(tree, "append"), "timeoutMs", 1, Integer.MAX_VALUE),
-            intIn(section(tree, "append"), "maxEvents", 1, 10_000)),
+        new Writes(intIn(section(tree, "writes"), "timeoutMs", 1, Integer.MAX_VALUE),
+            intIn(section(tree, "writes"), "maxEvents", 1, 10_000),
+            longIn(section(tree, "writes"), "idempotencyWindowMs", 1, Long.MAX_VALUE)),
         List.copyOf(types));
   }
 
   public KfoldConfig withBootstrap(String bootstrap) {
     return new KfoldConfig(app, dataDir, http,
         new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort, kafka.groupInstanceId), fold,
-        append, types);
+        writes, types);
   }
 
   public String eventsTopic(String type) {
@@ -146,16 +152,20 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
   }
 
   private static int intIn(JsonNode node, String field, int min, int max) {
+    return (int) longIn(node, field, min, max);
+  }
+
+  private static long longIn(JsonNode node, String field, long min, long max) {
     String raw = node.path(field).asText("");
     try {
       long value = Long.parseLong(raw.trim());
-      if (value < min || value > max) {
-        throw invalid(field, raw, "a whole number from " + min + " to " + max);
+      if (value >= min && value <= max) {
+        return value;
       }
-      return (int) value;
     } catch (NumberFormatException e) {
-      throw invalid(field, raw, "a whole number from " + min + " to " + max);
+      // reported below
     }
+    throw invalid(field, raw, "a whole number from " + min + " to " + max);
   }
 
   private static IllegalArgumentException invalid(String field, String value, String expected) {

@@ -1,5 +1,7 @@
 package io.kfold;
 
+import io.kfold.command.EntityWriter;
+import io.kfold.command.EventBusApiVerticle;
 import io.kfold.entity.EntityType;
 import io.kfold.entity.EntityTypes;
 import io.kfold.fold.FoldProgress;
@@ -11,29 +13,37 @@ import io.kfold.log.Topics;
 import io.kfold.store.EntityStore;
 import io.kfold.store.RocksEntityStore;
 import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
 import io.vertx.core.Vertx;
+import io.vertx.kafka.client.producer.KafkaWriteStream;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringSerializer;
 import org.apache.kafka.clients.admin.Admin;
 
 import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
- * One running kfold node on a Kafka cluster: its topics, its store, and its verticles deployed in
- * order (fold, then HTTP). A failed step fails the start and undoes the steps before it.
+ * One running kfold node on a Kafka cluster: its topics, its store, its producer, and its verticles
+ * deployed in order (fold, event bus, HTTP). A failed step fails the start and undoes the steps
+ * before it.
  */
 public final class KfoldNode {
 
   private final Vertx vertx;
   private final EntityStore store;
   private final FoldProgress progress;
-  private final List<String> deployments;
+  private final KafkaWriteStream<String, byte[]> producer;
+  /** Deployment ids, the last deployed first: they are undeployed in that order. */
+  private final List<String> deployments = new CopyOnWriteArrayList<>();
   private final HttpApiVerticle http;
 
-  private KfoldNode(Vertx vertx, EntityStore store, FoldProgress progress, List<String> deployments,
+  private KfoldNode(Vertx vertx, EntityStore store, KafkaWriteStream<String, byte[]> producer, FoldProgress progress,
                     HttpApiVerticle http) {
     this.vertx = vertx;
     this.store = store;
+    this.producer = producer;
     this.progress = progress;
-    this.deployments = deployments;
     this.http = http;
   }
 
@@ -46,18 +56,30 @@ public final class KfoldNode {
         Topics.ensure(admin, config, typeNames);
       }
       return new RocksEntityStore(config.dataDir().resolve("store"));
-    }).compose(store -> {
-      FoldProgress progress = new FoldProgress();
-      FoldWatch watch = new FoldWatch(vertx, store);
-      HttpApiVerticle http = new HttpApiVerticle(config, types, store, watch, progress);
-      return vertx.deployVerticle(new FoldVerticle(config, types, store, watch, progress))
-          .compose(fold -> vertx.deployVerticle(http)
-              .map(api -> new KfoldNode(vertx, store, progress, List.of(api, fold), http))
-              .recover(e -> vertx.undeploy(fold).transform(v -> Future.failedFuture(e))))
-          .recover(e -> vertx.executeBlocking(() -> {
-            store.close();
-            return null;
-          }).transform(v -> Future.failedFuture(e)));
+    }).compose(store -> vertx.executeBlocking(() -> KafkaWriteStream.create(vertx,
+            KafkaClients.producer(config.kafka().bootstrap(), config.app() + "-writer"),
+            new StringSerializer(), new ByteArraySerializer()))
+        .compose(producer -> {
+          FoldProgress progress = new FoldProgress();
+          FoldWatch watch = new FoldWatch(vertx, store);
+          EntityWriter writer = new EntityWriter(vertx, config, types, store, watch, producer);
+          HttpApiVerticle http = new HttpApiVerticle(config, types, store, watch, progress, writer);
+          KfoldNode node = new KfoldNode(vertx, store, producer, progress, http);
+          return node.deploy(new FoldVerticle(config, types, store, watch, progress))
+              .compose(v -> node.deploy(new EventBusApiVerticle(config, types, store, watch, writer)))
+              .compose(v -> node.deploy(http))
+              .map(node)
+              .recover(e -> node.stop().transform(v -> Future.failedFuture(e)));
+        }, e -> {
+          store.close();
+          return Future.failedFuture(e);
+        }));
+  }
+
+  private Future<Void> deploy(VerticleBase verticle) {
+    return vertx.deployVerticle(verticle).map(id -> {
+      deployments.add(0, id);
+      return null;
     });
   }
 
@@ -73,13 +95,18 @@ public final class KfoldNode {
     return store;
   }
 
-  /** Undeploys the verticles (HTTP first, then the fold) and closes the store. */
+  /** The routes of the HTTP API. */
+  public List<String> httpRoutes() {
+    return http.routes();
+  }
+
+  /** Undeploys the verticles in reverse order (HTTP first, the fold last), then closes the producer and the store. */
   public Future<Void> stop() {
     Future<Void> chain = Future.succeededFuture();
     for (String deployment : deployments) {
       chain = chain.eventually(() -> vertx.undeploy(deployment));
     }
-    return chain.eventually(() -> vertx.executeBlocking(() -> {
+    return chain.eventually(producer::close).eventually(() -> vertx.executeBlocking(() -> {
       store.close();
       return null;
     })).mapEmpty();

@@ -14,8 +14,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
  *                producer left it out, in which case the fold assigns the next one
  * @param time    ISO-8601 instant of the append
  * @param payload the event's data
- * @param meta    {@code commandId}, {@code correlationId}, and {@code index} (position of the event
- *                among the events of its command)
+ * @param meta    {@code commandId}, {@code correlationId}, {@code index} (position of the event
+ *                among the events of its command), and {@code idempotencyKey} when the caller gave one
  */
 public record Envelope(String id, String type, String entity, String key, long version, String time,
                        JsonNode payload, ObjectNode meta) {
@@ -29,6 +29,12 @@ public record Envelope(String id, String type, String entity, String key, long v
   /** The command this event came from, or null for events written without one. */
   public String commandId() {
     JsonNode value = meta == null ? null : meta.get("commandId");
+    return value == null || !value.isTextual() ? null : value.asText();
+  }
+
+  /** The caller's idempotency key of the write that appended this event, or null. */
+  public String idempotencyKey() {
+    JsonNode value = meta == null ? null : meta.get("idempotencyKey");
     return value == null || !value.isTextual() ? null : value.asText();
   }
 

@@ -104,6 +104,14 @@ public final class Envelopes {
         (ObjectNode) meta);
   }
 
+  /** An envelope as kfold stores it in an entity's history. */
+  public static Envelope fromJson(JsonNode node) {
+    JsonNode meta = node.get("meta");
+    return new Envelope(node.path("id").asText(), node.path("type").asText(), node.path("entity").asText(),
+        node.path("key").asText(), node.path("version").asLong(Envelope.NO_VERSION), node.path("time").asText(),
+        node.get("payload"), meta != null && meta.isObject() ? (ObjectNode) meta : null);
+  }
+
   /** A record that cannot be read as an event: it goes to the dead-letter topic. */
   public static final class UndecodableEventException extends RuntimeException {
     public UndecodableEventException(String message) {

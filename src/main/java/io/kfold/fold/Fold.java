@@ -10,6 +10,7 @@ import io.kfold.entity.Envelope;
 import io.kfold.entity.Envelopes;
 import io.kfold.fold.FoldWatch.Verdict;
 import io.kfold.store.EntityStore;
+import io.kfold.store.IdempotentWrite;
 import io.kfold.store.StoreBatch;
 import io.kfold.store.StoredEntity;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -46,8 +47,8 @@ final class Fold {
   record Result(Map<TopicPartition, List<ProducerRecord<String, byte[]>>> toPublish,
                 Map<TopicPartition, Long> nextOffsets, List<Report> reports) {}
 
-  /** An event's verdict, and the entity's version after it when it was applied. */
-  record Report(String type, String key, String eventId, Verdict verdict, long version) {}
+  /** An event's verdict; when it was applied, the entity's version after it and the change record's value. */
+  record Report(String type, String key, String eventId, Verdict verdict, long version, byte[] change) {}
 
   private final KfoldConfig config;
   private final EntityStore store;
@@ -137,7 +138,7 @@ final class Fold {
     long eventVersion = event.version() == Envelope.NO_VERSION ? entity.version + 1 : event.version();
     if (eventVersion <= entity.version) {
       progress.duplicates.increment();
-      reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DUPLICATE, 0));
+      reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DUPLICATE, 0, null));
       return null;
     }
     boolean chainBroken = event.indexInCommand() > 0 && !Objects.equals(event.commandId(), entity.lastCommandId);
@@ -146,7 +147,7 @@ final class Fold {
       LOG.warn("conflict: {} '{}' is at version {}; event {} (version {}, command {}) at {}-{}@{} rejected",
           type.name(), event.key(), entity.version, event.id(), eventVersion, event.commandId(), record.topic(),
           record.partition(), record.offset());
-      reports.add(new Report(type.name(), event.key(), event.id(), Verdict.CONFLICT, 0));
+      reports.add(new Report(type.name(), event.key(), event.id(), Verdict.CONFLICT, 0, null));
       return null;
     }
     Envelope applied = event.withVersion(eventVersion);
@@ -154,20 +155,25 @@ final class Fold {
     try {
       newState = Objects.requireNonNull(type.apply(entity.state(type), applied), "apply returned null");
     } catch (RuntimeException e) {
-      reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DEAD_LETTERED, 0));
+      reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DEAD_LETTERED, 0, null));
       return deadLetter(type, record, "apply failed: " + e);
     }
     entity.advance(eventVersion, event.commandId(), newState);
     ObjectNode eventJson = Envelopes.toJson(applied);
     batch.putEvent(type.name(), event.key(), eventVersion, Envelopes.toBytes(eventJson));
+    if (event.idempotencyKey() != null) {
+      // Recorded with the state, so a retry of the write finds it exactly when its events are folded.
+      batch.putIdempotentWrite(type.name(), event.key(), event.idempotencyKey(),
+          new IdempotentWrite(eventVersion - event.indexInCommand(), eventVersion, record.timestamp()));
+    }
     progress.applied.increment();
-    reports.add(new Report(type.name(), event.key(), event.id(), Verdict.APPLIED, eventVersion));
     ObjectNode change = JsonNodeFactory.instance.objectNode();
     change.put("id", event.key() + ":" + eventVersion);
     change.set("event", eventJson);
     change.set("state", newState);
-    return new ProducerRecord<>(config.changesTopic(type.name()), record.partition(), event.key(),
-        Envelopes.toBytes(change));
+    byte[] changeBytes = Envelopes.toBytes(change);
+    reports.add(new Report(type.name(), event.key(), event.id(), Verdict.APPLIED, eventVersion, changeBytes));
+    return new ProducerRecord<>(config.changesTopic(type.name()), record.partition(), event.key(), changeBytes);
   }
 
   private ProducerRecord<String, byte[]> deadLetter(EntityType type, ConsumerRecord<byte[], byte[]> record,

@@ -7,6 +7,7 @@ import io.kfold.store.EntityStore;
 import io.kfold.store.StoreBatch;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
+import io.vertx.core.buffer.Buffer;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -35,7 +36,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * <p>The consumer, the fold and the store writes run on one thread of their own, never an event
  * loop; nothing else touches the consumer. Each poll: fold it ({@link Fold}), write states, history,
  * outbox and next offsets in one store batch, publish the outbox, commit the offsets to Kafka for
- * lag tools. On assignment a partition resumes from the store's offset, never Kafka's.
+ * lag tools, and publish each accepted change on the event bus ({@link #changesAddress}) as the
+ * JSON of its change record in a {@code Buffer}. On assignment a partition resumes from the store's
+ * offset, never Kafka's.
  */
 public final class FoldVerticle extends VerticleBase {
 
@@ -119,11 +122,16 @@ public final class FoldVerticle extends VerticleBase {
     store.write(batch);
     progress.batches.increment();
     result.toPublish().forEach((partition, out) -> publish(partition, out, result.nextOffsets().get(partition)));
-    if (!watch.idle()) {
-      for (Fold.Report report : result.reports()) {
+    boolean watched = !watch.idle();
+    for (Fold.Report report : result.reports()) {
+      if (report.verdict() == FoldWatch.Verdict.APPLIED) {
+        vertx.eventBus().publish(changesAddress(report.type()), Buffer.buffer(report.change()));
+      }
+      if (watched) {
         watch.reportVerdict(report.eventId(), report.verdict());
         if (report.verdict() == FoldWatch.Verdict.APPLIED) {
           watch.reportVersion(report.type(), report.key(), report.version());
+          watch.reportChange(report.type(), report.key(), report.change());
         }
       }
     }
@@ -134,6 +142,11 @@ public final class FoldVerticle extends VerticleBase {
         LOG.debug("committing offsets for lag tools failed (the fold's own offsets are safe): {}", error.toString());
       }
     });
+  }
+
+  /** The event-bus address where local verticles follow the accepted events of a type. */
+  public static String changesAddress(String type) {
+    return "kfold." + type + ".changes";
   }
 
   /** Sends a partition's outbox records; once all are acknowledged the outbox is cleared up to {@code next}. */

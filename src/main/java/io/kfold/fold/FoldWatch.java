@@ -4,6 +4,8 @@ import io.kfold.entity.KfoldException;
 import io.kfold.store.EntityStore;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
+import io.vertx.core.Handler;
+import io.vertx.core.buffer.Buffer;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 
@@ -26,6 +28,7 @@ public final class FoldWatch {
   private final EntityStore store;
   private final Map<String, Waiter<Verdict>> byEventId = new ConcurrentHashMap<>();
   private final Map<String, List<VersionWaiter>> byEntity = new ConcurrentHashMap<>();
+  private final Map<String, List<ChangeListener>> listeners = new ConcurrentHashMap<>();
 
   public FoldWatch(Vertx vertx, EntityStore store) {
     this.vertx = vertx;
@@ -70,9 +73,35 @@ public final class FoldWatch {
     return waiter.waiter.promise.future().mapEmpty();
   }
 
-  /** True when nobody waits, so the fold can skip reporting. */
+  /**
+   * Calls {@code onChange} with every change of the entity the fold applies from now on (the JSON
+   * of a change record: id, event, state), in order, on the caller's context, until the returned
+   * action is run.
+   */
+  public Runnable listen(String type, String key, Handler<Buffer> onChange) {
+    String entity = type + "/" + key;
+    ChangeListener listener = new ChangeListener(vertx.getOrCreateContext(), onChange);
+    listeners.computeIfAbsent(entity, k -> new CopyOnWriteArrayList<>()).add(listener);
+    return () -> listeners.computeIfPresent(entity, (k, list) -> {
+      list.remove(listener);
+      return list.isEmpty() ? null : list;
+    });
+  }
+
+  /** True when nobody waits or listens, so the fold can skip reporting. */
   boolean idle() {
-    return byEventId.isEmpty() && byEntity.isEmpty();
+    return byEventId.isEmpty() && byEntity.isEmpty() && listeners.isEmpty();
+  }
+
+  /** Called by the fold after the write that holds the change. */
+  void reportChange(String type, String key, byte[] change) {
+    List<ChangeListener> entityListeners = listeners.get(type + "/" + key);
+    if (entityListeners != null) {
+      Buffer buffer = Buffer.buffer(change);
+      for (ChangeListener listener : entityListeners) {
+        listener.context.runOnContext(v -> listener.onChange.handle(buffer));
+      }
+    }
   }
 
   /** Called by the fold after the write that holds the event. */
@@ -99,6 +128,8 @@ public final class FoldWatch {
   }
 
   private record VersionWaiter(long minVersion, Waiter<Void> waiter) {}
+
+  private record ChangeListener(Context context, Handler<Buffer> onChange) {}
 
   private final class Waiter<T> {
     final Context context;

@@ -5,8 +5,12 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.KfoldConfig;
-import io.kfold.command.EventAppender;
-import io.kfold.command.EventAppender.NewEvent;
+import io.kfold.command.EntityWriter;
+import io.kfold.command.EntityWriter.Options;
+import io.kfold.command.EntityWriter.Written;
+import io.kfold.entity.Command;
+import io.kfold.entity.NewEvent;
+import io.kfold.entity.EntityIds;
 import io.kfold.entity.EntityTypes;
 import io.kfold.entity.Envelopes;
 import io.kfold.entity.KfoldException;
@@ -23,10 +27,7 @@ import io.vertx.core.http.HttpServerOptions;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
-import io.vertx.kafka.client.producer.KafkaWriteStream;
 import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.common.serialization.ByteArraySerializer;
-import org.apache.kafka.common.serialization.StringSerializer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -44,9 +45,8 @@ import java.util.regex.Pattern;
 public final class HttpApiVerticle extends VerticleBase {
 
   private static final Logger LOG = LoggerFactory.getLogger(HttpApiVerticle.class);
-  /** Entity ids: letters, digits and {@code . _ ~ : @ -}, 1 to 128 characters, starting with a letter or digit. */
-  static final Pattern ENTITY_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._~:@-]{0,127}");
   private static final Pattern VERSION = Pattern.compile("(W/)?\"?([0-9]{1,18})\"?");
+  private static final Pattern IDEMPOTENCY_KEY = Pattern.compile("[\\x21-\\x7e]{1,255}");
   private static final int MAX_HISTORY_PAGE = 1000;
 
   private final KfoldConfig config;
@@ -54,18 +54,19 @@ public final class HttpApiVerticle extends VerticleBase {
   private final EntityStore store;
   private final FoldWatch watch;
   private final FoldProgress progress;
-  private KafkaWriteStream<String, byte[]> producer;
+  private final EntityWriter writer;
   private Admin admin;
-  private EventAppender appender;
   private HttpServer server;
+  private final List<String> routes = new ArrayList<>();
 
   public HttpApiVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
-                         FoldProgress progress) {
+                         FoldProgress progress, EntityWriter writer) {
     this.config = config;
     this.types = types;
     this.store = store;
     this.watch = watch;
     this.progress = progress;
+    this.writer = writer;
   }
 
   /** The port the server listens on, once started. */
@@ -73,16 +74,17 @@ public final class HttpApiVerticle extends VerticleBase {
     return server.actualPort();
   }
 
+  /** "METHOD /path" of every route this API serves, for the test that keeps the OpenAPI description true. */
+  public List<String> routes() {
+    return List.copyOf(routes);
+  }
+
   @Override
   public Future<?> start() {
-    String bootstrap = config.kafka().bootstrap();
     return vertx.executeBlocking(() -> {
-      producer = KafkaWriteStream.create(vertx, KafkaClients.producer(bootstrap, config.app() + "-appender"),
-          new StringSerializer(), new ByteArraySerializer());
-      admin = Admin.create(KafkaClients.admin(bootstrap, config.app() + "-readiness"));
+      admin = Admin.create(KafkaClients.admin(config.kafka().bootstrap(), config.app() + "-readiness"));
       return null;
     }).compose(v -> {
-      appender = new EventAppender(vertx, config, store, watch, producer);
       return vertx.createHttpServer(new HttpServerOptions().setHost(config.http().host()).setPort(config.http().port()))
           .requestHandler(router())
           .listen();
@@ -95,7 +97,6 @@ public final class HttpApiVerticle extends VerticleBase {
   @Override
   public Future<?> stop() {
     return (server == null ? Future.succeededFuture() : server.close())
-        .eventually(() -> producer == null ? Future.succeededFuture() : producer.close())
         .eventually(() -> vertx.executeBlocking(() -> {
           if (admin != null) {
             admin.close();
@@ -107,32 +108,59 @@ public final class HttpApiVerticle extends VerticleBase {
   private Router router() {
     Router router = Router.router(vertx);
     BodyHandler body = BodyHandler.create(false).setBodyLimit(config.http().maxBodyBytes());
+    router.post("/v1/:type/:id/commands").handler(body).handler(this::command);
     router.post("/v1/:type/:id/events").handler(body).handler(this::appendEvents);
     router.get("/v1/:type/:id/events").handler(this::history);
+    router.get("/v1/:type/:id/changes").handler(new ChangeStream(vertx, types, store, watch)::handle);
     router.get("/v1/:type/:id").handler(this::getState);
     router.get("/health").handler(this::health);
     router.get("/ready").handler(this::ready);
     router.get("/metrics").handler(this::metrics);
+    router.get("/openapi.yaml").handler(this::openApi);
+    router.getRoutes().forEach(route -> route.methods().forEach(method -> routes.add(method + " " + route.getPath())));
     router.route().last().handler(ctx -> ctx.fail(404));
     router.route().failureHandler(Problems::handle);
     return router;
   }
 
+  private void command(RoutingContext ctx) {
+    String type = types.get(ctx.pathParam("type")).name();
+    String key = entityId(ctx);
+    Options options = writeOptions(ctx);
+    JsonNode body = json(ctx);
+    JsonNode commandType = body.path("type");
+    if (!commandType.isTextual() || commandType.asText().isBlank()) {
+      throw KfoldException.badRequest("the body must be {\"type\": \"<command>\", \"payload\": {...}}: type is missing");
+    }
+    JsonNode payload = body.has("payload") ? body.get("payload") : JsonNodeFactory.instance.objectNode();
+    if (!payload.isObject()) {
+      throw KfoldException.badRequest("the command's payload must be a JSON object");
+    }
+    writer.handle(type, key, new Command(commandType.asText(), payload), options)
+        .onSuccess(written -> sendWritten(ctx, written))
+        .onFailure(ctx::fail);
+  }
+
   private void appendEvents(RoutingContext ctx) {
     String type = types.get(ctx.pathParam("type")).name();
     String key = entityId(ctx);
-    OptionalLong expected = ifMatch(ctx);
+    Options options = writeOptions(ctx);
     List<NewEvent> events = newEvents(json(ctx));
-    appender.append(type, key, expected, events, ctx.request().getHeader("X-Correlation-Id"))
-        .onSuccess(appended -> {
-          ObjectNode body = JsonNodeFactory.instance.objectNode();
-          body.put("key", appended.key());
-          body.put("version", appended.version());
-          ArrayNode list = body.putArray("events");
-          appended.events().forEach(e -> list.add(Envelopes.toJson(e)));
-          sendJson(ctx, body, appended.version());
-        })
+    writer.append(type, key, events, options)
+        .onSuccess(written -> sendWritten(ctx, written))
         .onFailure(ctx::fail);
+  }
+
+  private static void sendWritten(RoutingContext ctx, Written written) {
+    sendJson(ctx, written.toJson(), written.version());
+  }
+
+  private void openApi(RoutingContext ctx) {
+    vertx.executeBlocking(() -> {
+      try (var in = HttpApiVerticle.class.getResourceAsStream("/openapi.yaml")) {
+        return Buffer.buffer(in.readAllBytes());
+      }
+    }).onSuccess(yaml -> ctx.response().putHeader("content-type", "application/yaml").end(yaml)).onFailure(ctx::fail);
   }
 
   private void getState(RoutingContext ctx) {
@@ -221,13 +249,16 @@ public final class HttpApiVerticle extends VerticleBase {
 
   // Request parsing: each failure is a 400 that says what was wrong.
 
-  private static String entityId(RoutingContext ctx) {
-    String id = ctx.pathParam("id");
-    if (!ENTITY_ID.matcher(id).matches()) {
-      throw KfoldException.badRequest("entity id '" + id + "' is invalid: use 1 to 128 letters, digits and . _ ~ : @ -,"
-          + " starting with a letter or digit");
+  static String entityId(RoutingContext ctx) {
+    return EntityIds.check(ctx.pathParam("id"));
+  }
+
+  private static Options writeOptions(RoutingContext ctx) {
+    String idempotencyKey = ctx.request().getHeader("Idempotency-Key");
+    if (idempotencyKey != null && !IDEMPOTENCY_KEY.matcher(idempotencyKey).matches()) {
+      throw KfoldException.badRequest("Idempotency-Key must be 1 to 255 visible ASCII characters");
     }
-    return id;
+    return new Options(ifMatch(ctx), idempotencyKey, ctx.request().getHeader("X-Correlation-Id"));
   }
 
   private static OptionalLong ifMatch(RoutingContext ctx) {
@@ -242,7 +273,7 @@ public final class HttpApiVerticle extends VerticleBase {
     return OptionalLong.of(Long.parseLong(matcher.group(2)));
   }
 
-  private static long longParam(RoutingContext ctx, String name, long defaultValue, long min, long max) {
+  static long longParam(RoutingContext ctx, String name, long defaultValue, long min, long max) {
     String raw = ctx.queryParams().get(name);
     if (raw == null) {
       return defaultValue;
@@ -277,8 +308,8 @@ public final class HttpApiVerticle extends VerticleBase {
       throw KfoldException.badRequest("the body must be {\"events\": [{\"type\": ..., \"payload\": {...}}, ...]}"
           + " with at least one event");
     }
-    if (events.size() > config.append().maxEvents()) {
-      throw KfoldException.badRequest("at most " + config.append().maxEvents() + " events per append, got " + events.size());
+    if (events.size() > config.writes().maxEvents()) {
+      throw KfoldException.badRequest("at most " + config.writes().maxEvents() + " events per append, got " + events.size());
     }
     List<NewEvent> result = new ArrayList<>(events.size());
     for (int i = 0; i < events.size(); i++) {
@@ -302,7 +333,7 @@ public final class HttpApiVerticle extends VerticleBase {
     return value;
   }
 
-  private static JsonNode parse(byte[] stored) {
+  static JsonNode parse(byte[] stored) {
     try {
       return Envelopes.parse(stored);
     } catch (IOException e) {

@@ -27,6 +27,12 @@ public interface EntityStore extends AutoCloseable {
   /** Records the fold wrote for a partition that are not yet known to be published, oldest first. */
   List<byte[]> outbox(String topic, int partition);
 
+  /** What an earlier write with this idempotency key appended to the entity, or null. */
+  IdempotentWrite idempotentWrite(String type, String key, String idempotencyKey);
+
+  /** Forgets the idempotency keys recorded before {@code recordedBefore} (epoch millis); answers how many. */
+  long forgetIdempotencyKeys(long recordedBefore);
+
   /** Applies every change of the batch, or none. */
   void write(StoreBatch batch);
 

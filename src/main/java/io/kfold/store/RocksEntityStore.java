@@ -40,6 +40,7 @@ public final class RocksEntityStore implements EntityStore {
   private static final byte[] EVENTS = "events".getBytes(StandardCharsets.UTF_8);
   private static final byte[] OFFSETS = "offsets".getBytes(StandardCharsets.UTF_8);
   private static final byte[] OUTBOX = "outbox".getBytes(StandardCharsets.UTF_8);
+  private static final byte[] IDEMPOTENCY = "idempotency".getBytes(StandardCharsets.UTF_8);
 
   private final Path path;
   private final LRUCache blockCache;
@@ -53,6 +54,7 @@ public final class RocksEntityStore implements EntityStore {
   private final ColumnFamilyHandle events;
   private final ColumnFamilyHandle offsets;
   private final ColumnFamilyHandle outbox;
+  private final ColumnFamilyHandle idempotency;
   private volatile boolean open = true;
 
   public RocksEntityStore(Path path) {
@@ -70,7 +72,8 @@ public final class RocksEntityStore implements EntityStore {
         new ColumnFamilyDescriptor(STATES, columnOptions),
         new ColumnFamilyDescriptor(EVENTS, columnOptions),
         new ColumnFamilyDescriptor(OFFSETS, columnOptions),
-        new ColumnFamilyDescriptor(OUTBOX, columnOptions));
+        new ColumnFamilyDescriptor(OUTBOX, columnOptions),
+        new ColumnFamilyDescriptor(IDEMPOTENCY, columnOptions));
     try {
       Files.createDirectories(path);
       db = RocksDB.open(dbOptions, path.toString(), descriptors, handles);
@@ -82,6 +85,7 @@ public final class RocksEntityStore implements EntityStore {
     events = handles.get(2);
     offsets = handles.get(3);
     outbox = handles.get(4);
+    idempotency = handles.get(5);
   }
 
   @Override
@@ -157,6 +161,38 @@ public final class RocksEntityStore implements EntityStore {
   }
 
   @Override
+  public IdempotentWrite idempotentWrite(String type, String key, String idempotencyKey) {
+    try {
+      byte[] value = db.get(idempotency, readOptions, idempotencyKey(type, key, idempotencyKey));
+      if (value == null) {
+        return null;
+      }
+      ByteBuffer buffer = ByteBuffer.wrap(value);
+      return new IdempotentWrite(buffer.getLong(), buffer.getLong(), buffer.getLong());
+    } catch (RocksDBException e) {
+      throw failure("read idempotency key of " + type + "/" + key, e);
+    }
+  }
+
+  @Override
+  public long forgetIdempotencyKeys(long recordedBefore) {
+    long forgotten = 0;
+    try (RocksIterator it = db.newIterator(idempotency, readOptions); WriteBatch deletes = new WriteBatch()) {
+      for (it.seekToFirst(); it.isValid(); it.next()) {
+        if (ByteBuffer.wrap(it.value()).getLong(16) < recordedBefore) {
+          deletes.delete(idempotency, it.key());
+          forgotten++;
+        }
+      }
+      it.status();
+      db.write(writeOptions, deletes);
+    } catch (RocksDBException e) {
+      throw failure("forget idempotency keys", e);
+    }
+    return forgotten;
+  }
+
+  @Override
   public void write(StoreBatch batch) {
     try (WriteBatch writes = new WriteBatch()) {
       for (StoreBatch.Change change : batch.changes) {
@@ -168,6 +204,9 @@ public final class RocksEntityStore implements EntityStore {
           writes.put(offsets, partitionKey(o.topic(), o.partition()), ByteBuffer.allocate(8).putLong(o.nextOffset()).array());
         } else if (change instanceof StoreBatch.PutOutbox o) {
           writes.put(outbox, withLong(partitionKey(o.topic(), o.partition()), o.offset()), o.record());
+        } else if (change instanceof StoreBatch.PutIdempotentWrite i) {
+          writes.put(idempotency, idempotencyKey(i.type(), i.key(), i.idempotencyKey()), ByteBuffer.allocate(24)
+              .putLong(i.write().firstVersion()).putLong(i.write().lastVersion()).putLong(i.write().recordedAt()).array());
         } else if (change instanceof StoreBatch.ClearOutbox c) {
           byte[] prefix = partitionKey(c.topic(), c.partition());
           writes.deleteRange(outbox, withLong(prefix, 0), withLong(prefix, c.beforeOffset()));
@@ -216,6 +255,12 @@ public final class RocksEntityStore implements EntityStore {
     byte[] k = key.getBytes(StandardCharsets.UTF_8);
     return ByteBuffer.allocate(4 + t.length + k.length)
         .putShort((short) t.length).put(t).putShort((short) k.length).put(k).array();
+  }
+
+  static byte[] idempotencyKey(String type, String key, String idempotencyKey) {
+    byte[] entity = entityKey(type, key);
+    byte[] k = idempotencyKey.getBytes(StandardCharsets.UTF_8);
+    return ByteBuffer.allocate(entity.length + 2 + k.length).put(entity).putShort((short) k.length).put(k).array();
   }
 
   static byte[] partitionKey(String topic, int partition) {

@@ -6,7 +6,7 @@ import java.util.List;
 /** The changes of one fold batch, applied together by {@link EntityStore#write(StoreBatch)}. */
 public final class StoreBatch {
 
-  sealed interface Change permits PutState, PutEvent, PutOffset, PutOutbox, ClearOutbox {}
+  sealed interface Change permits PutState, PutEvent, PutOffset, PutOutbox, ClearOutbox, PutIdempotentWrite {}
 
   record PutState(String type, String key, StoredEntity entity) implements Change {}
 
@@ -17,6 +17,8 @@ public final class StoreBatch {
   record PutOutbox(String topic, int partition, long offset, byte[] record) implements Change {}
 
   record ClearOutbox(String topic, int partition, long beforeOffset) implements Change {}
+
+  record PutIdempotentWrite(String type, String key, String idempotencyKey, IdempotentWrite write) implements Change {}
 
   final List<Change> changes = new ArrayList<>();
 
@@ -44,6 +46,11 @@ public final class StoreBatch {
   /** Forgets the outbox records of a partition with a source offset below {@code beforeOffset}. */
   public StoreBatch clearOutbox(String topic, int partition, long beforeOffset) {
     changes.add(new ClearOutbox(topic, partition, beforeOffset));
+    return this;
+  }
+
+  public StoreBatch putIdempotentWrite(String type, String key, String idempotencyKey, IdempotentWrite write) {
+    changes.add(new PutIdempotentWrite(type, key, idempotencyKey, write));
     return this;
   }
 

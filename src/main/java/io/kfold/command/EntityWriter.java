@@ -1,0 +1,227 @@
+package io.kfold.command;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kfold.KfoldConfig;
+import io.kfold.entity.Command;
+import io.kfold.entity.EntityType;
+import io.kfold.entity.EntityTypes;
+import io.kfold.entity.Envelope;
+import io.kfold.entity.Envelopes;
+import io.kfold.entity.KfoldException;
+import io.kfold.entity.NewEvent;
+import io.kfold.fold.FoldWatch;
+import io.kfold.fold.FoldWatch.Verdict;
+import io.kfold.store.EntityStore;
+import io.kfold.store.IdempotentWrite;
+import io.kfold.store.StoredEntity;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.kafka.client.producer.KafkaWriteStream;
+import org.apache.kafka.clients.producer.ProducerRecord;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalLong;
+import java.util.UUID;
+
+/**
+ * The write side: commands and event appends. Writes of one entity run one at a time on this node;
+ * each decides against the entity's current state and version, appends its events with the next
+ * versions (idempotent producer, acks=all), and answers once the fold has given its verdict. The
+ * fold's version check decides any race with a writer elsewhere: a write whose events lost gets a
+ * conflict, or, when the caller did not ask for a version, is decided again on the new state.
+ */
+public final class EntityWriter {
+
+  /** What a write appended, and the entity's version after it. */
+  public record Written(String key, long version, List<Envelope> events) {
+    /** The answer to a write, the same over HTTP and the event bus: {@code {key, version, events}}. */
+    public ObjectNode toJson() {
+      ObjectNode body = JsonNodeFactory.instance.objectNode();
+      body.put("key", key);
+      body.put("version", version);
+      ArrayNode list = body.putArray("events");
+      events.forEach(e -> list.add(Envelopes.toJson(e)));
+      return body;
+    }
+  }
+
+  /**
+   * How a write is made.
+   *
+   * @param expectedVersion the version the caller saw ({@code If-Match}); empty for any
+   * @param idempotencyKey  a retry with the same key answers the first write's result; null for none
+   * @param correlationId   carried in the events' meta; null to use the command id
+   */
+  public record Options(OptionalLong expectedVersion, String idempotencyKey, String correlationId) {
+    public static final Options NONE = new Options(OptionalLong.empty(), null, null);
+  }
+
+  /** Decides a write's events from the entity's current state and version. */
+  private interface Decision {
+    List<NewEvent> events(JsonNode state, long version);
+  }
+
+  /** Decisions made anew when a write without an expected version loses a race. */
+  private static final int RETRIES = 3;
+
+  private final Vertx vertx;
+  private final KfoldConfig config;
+  private final EntityTypes types;
+  private final EntityStore store;
+  private final FoldWatch watch;
+  private final KafkaWriteStream<String, byte[]> producer;
+  private final EntityQueue queue = new EntityQueue();
+
+  public EntityWriter(Vertx vertx, KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
+                      KafkaWriteStream<String, byte[]> producer) {
+    this.vertx = vertx;
+    this.config = config;
+    this.types = types;
+    this.store = store;
+    this.watch = watch;
+    this.producer = producer;
+  }
+
+  /** Runs a command through its type's {@code decide} and appends the events it causes. */
+  public Future<Written> handle(String type, String key, Command command, Options options) {
+    EntityType entityType = types.get(type);
+    return write(entityType, key, options, (state, version) -> entityType.decide(state, version, command));
+  }
+
+  /** Appends events as they are. */
+  public Future<Written> append(String type, String key, List<NewEvent> events, Options options) {
+    return write(types.get(type), key, options, (state, version) -> events);
+  }
+
+  private Future<Written> write(EntityType type, String key, Options options, Decision decision) {
+    return queue.run(type.name() + "/" + key, () -> attempt(type, key, options, decision, RETRIES));
+  }
+
+  private Future<Written> attempt(EntityType type, String key, Options options, Decision decision, int retries) {
+    return vertx.executeBlocking(() -> decide(type, key, options, decision), false).compose(decided -> {
+      if (decided.previous() != null || decided.events().isEmpty()) {
+        return Future.succeededFuture(decided.previous() != null ? decided.previous()
+            : new Written(key, decided.version(), List.of()));
+      }
+      List<Envelope> envelopes = decided.events();
+      // A command wins or loses whole (see the fold), so the verdict on its last event is the verdict on all.
+      String lastId = envelopes.get(envelopes.size() - 1).id();
+      Future<Verdict> verdict = watch.awaitVerdict(lastId, config.writes().timeoutMs());
+      return produce(envelopes)
+          .onFailure(e -> watch.forget(lastId))
+          .compose(v -> verdict)
+          .compose(outcome -> {
+            if (outcome == Verdict.APPLIED) {
+              return Future.succeededFuture(new Written(key, envelopes.get(envelopes.size() - 1).version(), envelopes));
+            }
+            if (outcome == Verdict.DEAD_LETTERED) {
+              return Future.failedFuture(new KfoldException(500, "Event not applied", type.name() + " '" + key
+                  + "': the type's apply failed on the event, which was dead-lettered", Map.of()));
+            }
+            return lost(type, key, options, decision, retries, decided.version());
+          });
+    });
+  }
+
+  /** The fold accepted another writer's events at our versions. */
+  private Future<Written> lost(EntityType type, String key, Options options, Decision decision, int retries,
+                               long decidedAt) {
+    if (options.expectedVersion().isEmpty() && retries > 0) {
+      return attempt(type, key, options, decision, retries - 1);
+    }
+    return vertx.executeBlocking(() -> {
+      Written previous = previousWrite(type.name(), key, options.idempotencyKey());
+      if (previous != null) {
+        return previous;  // an earlier attempt with the same key won the race
+      }
+      StoredEntity now = store.get(type.name(), key);
+      long current = now == null ? 0 : now.version();
+      throw KfoldException.versionConflict(type.name() + " '" + key + "' was changed by another writer after version "
+          + decidedAt + "; it is now at version " + current, current);
+    }, false);
+  }
+
+  private record Decided(long version, List<Envelope> events, Written previous) {}
+
+  /** On a worker thread: the store read and the type's decision, which is user code. */
+  private Decided decide(EntityType type, String key, Options options, Decision decision) {
+    Written previous = previousWrite(type.name(), key, options.idempotencyKey());
+    if (previous != null) {
+      return new Decided(previous.version(), List.of(), previous);
+    }
+    StoredEntity stored = store.get(type.name(), key);
+    long version = stored == null ? 0 : stored.version();
+    if (options.expectedVersion().isPresent() && options.expectedVersion().getAsLong() != version) {
+      throw KfoldException.versionConflict(type.name() + " '" + key + "' is at version " + version + ", not "
+          + options.expectedVersion().getAsLong(), version);
+    }
+    JsonNode state = stored == null ? type.initialState() : parse(stored.state());
+    List<NewEvent> events = decision.events(state, version);
+    if (events.size() > config.writes().maxEvents()) {
+      throw KfoldException.badRequest("a write may append at most " + config.writes().maxEvents() + " events");
+    }
+    return new Decided(version, envelopes(type.name(), key, version, events, options), null);
+  }
+
+  /** The answer of an earlier write with this idempotency key, while the key is remembered. */
+  private Written previousWrite(String type, String key, String idempotencyKey) {
+    if (idempotencyKey == null) {
+      return null;
+    }
+    IdempotentWrite earlier = store.idempotentWrite(type, key, idempotencyKey);
+    if (earlier == null || earlier.recordedAt() < System.currentTimeMillis() - config.writes().idempotencyWindowMs()) {
+      return null;
+    }
+    List<Envelope> events = new ArrayList<>();
+    for (byte[] event : store.history(type, key, earlier.firstVersion(),
+        (int) (earlier.lastVersion() - earlier.firstVersion() + 1))) {
+      events.add(Envelopes.fromJson(parse(event)));
+    }
+    return new Written(key, earlier.lastVersion(), events);
+  }
+
+  private static List<Envelope> envelopes(String type, String key, long current, List<NewEvent> events,
+                                          Options options) {
+    String commandId = UUID.randomUUID().toString();
+    String time = Instant.now().toString();
+    List<Envelope> envelopes = new ArrayList<>(events.size());
+    for (int i = 0; i < events.size(); i++) {
+      ObjectNode meta = JsonNodeFactory.instance.objectNode();
+      meta.put("commandId", commandId);
+      meta.put("correlationId", options.correlationId() == null ? commandId : options.correlationId());
+      meta.put("index", i);
+      if (options.idempotencyKey() != null) {
+        meta.put("idempotencyKey", options.idempotencyKey());
+      }
+      envelopes.add(new Envelope(UUID.randomUUID().toString(), events.get(i).type(), type, key, current + 1 + i, time,
+          events.get(i).payload(), meta));
+    }
+    return envelopes;
+  }
+
+  private Future<Void> produce(List<Envelope> envelopes) {
+    List<Future<?>> sends = new ArrayList<>(envelopes.size());
+    for (Envelope envelope : envelopes) {
+      sends.add(producer.send(new ProducerRecord<>(config.eventsTopic(envelope.entity()), envelope.key(),
+          Envelopes.toBytes(envelope))));
+    }
+    return Future.all(sends).<Void>mapEmpty().recover(e -> Future.failedFuture(KfoldException.unavailable(
+        "could not append to Kafka: " + e.getMessage())));
+  }
+
+  private static JsonNode parse(byte[] json) {
+    try {
+      return Envelopes.parse(json);
+    } catch (IOException e) {
+      throw new UncheckedIOException("stored JSON is unreadable", e);
+    }
+  }
+}

@@ -1,0 +1,135 @@
+package io.kfold.command;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kfold.KfoldConfig;
+import io.kfold.command.EntityWriter.Options;
+import io.kfold.entity.Command;
+import io.kfold.entity.EntityIds;
+import io.kfold.entity.EntityType;
+import io.kfold.entity.EntityTypes;
+import io.kfold.entity.Envelopes;
+import io.kfold.entity.KfoldException;
+import io.kfold.fold.FoldWatch;
+import io.kfold.store.EntityStore;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.eventbus.Message;
+import io.vertx.core.eventbus.MessageConsumer;
+import io.vertx.core.json.JsonObject;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.OptionalLong;
+import java.util.function.Supplier;
+
+/**
+ * The event-bus API, for verticles in the same Vert.x instance:
+ * <ul>
+ *   <li>{@code kfold.<type>.command}: request {@code {"key", "type", "payload", "expectedVersion"?,
+ *   "idempotencyKey"?, "correlationId"?}}; reply {@code {key, version, events}} as over HTTP;</li>
+ *   <li>{@code kfold.<type>.get}: request {@code {"key", "minVersion"?, "timeoutMs"?}}; reply
+ *   {@code {key, version, state}};</li>
+ * </ul>
+ * a failure replies with a {@code ReplyException} whose failure code is the HTTP status. The fold
+ * publishes each accepted change on {@code kfold.<type>.changes}.
+ */
+public final class EventBusApiVerticle extends VerticleBase {
+
+  private final KfoldConfig config;
+  private final EntityTypes types;
+  private final EntityStore store;
+  private final FoldWatch watch;
+  private final EntityWriter writer;
+
+  public EventBusApiVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
+                             EntityWriter writer) {
+    this.config = config;
+    this.types = types;
+    this.store = store;
+    this.watch = watch;
+    this.writer = writer;
+  }
+
+  @Override
+  public Future<?> start() {
+    List<Future<Void>> registered = new ArrayList<>();
+    for (EntityType type : types.all()) {
+      String name = type.name();
+      MessageConsumer<JsonObject> commands = vertx.eventBus().consumer("kfold." + name + ".command",
+          message -> reply(message, () -> command(name, message.body())));
+      MessageConsumer<JsonObject> gets = vertx.eventBus().consumer("kfold." + name + ".get",
+          message -> reply(message, () -> get(name, message.body())));
+      registered.add(commands.completion());
+      registered.add(gets.completion());
+    }
+    return Future.all(registered);
+  }
+
+  private Future<ObjectNode> command(String type, JsonObject body) {
+    String key = key(body);
+    Object expected = body.getValue("expectedVersion");
+    if (expected != null && !(expected instanceof Number)) {
+      throw KfoldException.badRequest("expectedVersion must be a number");
+    }
+    JsonObject payload = body.getJsonObject("payload", new JsonObject());
+    String commandType = body.getString("type");
+    if (commandType == null || commandType.isBlank()) {
+      throw KfoldException.badRequest("type (the command) is missing");
+    }
+    Options options = new Options(expected == null ? OptionalLong.empty() : OptionalLong.of(((Number) expected).longValue()),
+        body.getString("idempotencyKey"), body.getString("correlationId"));
+    return writer.handle(type, key, new Command(commandType, toJackson(payload)), options).map(EntityWriter.Written::toJson);
+  }
+
+  private Future<ObjectNode> get(String type, JsonObject body) {
+    String key = key(body);
+    long minVersion = body.getLong("minVersion", 0L);
+    long timeoutMs = Math.min(body.getLong("timeoutMs", 5000L), config.http().maxWaitMs());
+    Future<Void> reached = minVersion > 0 ? watch.awaitVersion(type, key, minVersion, timeoutMs) : Future.succeededFuture();
+    return reached.compose(v -> vertx.executeBlocking(() -> store.get(type, key), false)).map(stored -> {
+      if (stored == null) {
+        throw KfoldException.notFound("no " + type + " '" + key + "'");
+      }
+      ObjectNode state = JsonNodeFactory.instance.objectNode();
+      state.put("key", key);
+      state.put("version", stored.version());
+      state.set("state", toJackson(stored.state()));
+      return state;
+    });
+  }
+
+  private static String key(JsonObject body) {
+    if (body == null) {
+      throw KfoldException.badRequest("the request must be a JSON object with a key");
+    }
+    return EntityIds.check(body.getString("key"));
+  }
+
+  /** Replies with the call's result, or fails the message with the HTTP status of its error. */
+  private static void reply(Message<JsonObject> message, Supplier<Future<ObjectNode>> call) {
+    Future<ObjectNode> result;
+    try {
+      result = call.get();
+    } catch (RuntimeException e) {
+      result = Future.failedFuture(e);
+    }
+    result.onSuccess(json -> message.reply(new JsonObject(Buffer.buffer(Envelopes.toBytes(json)))))
+        .onFailure(e -> message.fail(e instanceof KfoldException k ? k.status() : 500, e.getMessage()));
+  }
+
+  private static JsonNode toJackson(JsonObject json) {
+    return toJackson(json.toBuffer().getBytes());
+  }
+
+  private static JsonNode toJackson(byte[] json) {
+    try {
+      return Envelopes.parse(json);
+    } catch (IOException e) {
+      throw new IllegalStateException("unreadable JSON", e);
+    }
+  }
+}

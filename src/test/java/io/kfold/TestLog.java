@@ -1,0 +1,62 @@
+package io.kfold;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.kfold.entity.Envelopes;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/** Reads a topic from its beginning to its current end: what the log itself holds, not what a node answered. */
+public final class TestLog {
+
+  private TestLog() {}
+
+  public static List<ConsumerRecord<byte[], byte[]>> records(String topic) {
+    Map<String, Object> conf = Map.of(
+        ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, TestBroker.bootstrap(),
+        ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 10_000,
+        ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class,
+        ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
+    List<ConsumerRecord<byte[], byte[]>> records = new ArrayList<>();
+    try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(conf)) {
+      List<TopicPartition> partitions = consumer.partitionsFor(topic).stream()
+          .map(p -> new TopicPartition(topic, p.partition())).toList();
+      consumer.assign(partitions);
+      consumer.seekToBeginning(partitions);
+      Map<TopicPartition, Long> end = consumer.endOffsets(partitions);
+      long deadline = System.currentTimeMillis() + 60_000;
+      while (partitions.stream().anyMatch(p -> consumer.position(p) < end.get(p))) {
+        if (System.currentTimeMillis() > deadline) {
+          throw new AssertionError("could not read " + topic + " to its end within 60 s");
+        }
+        consumer.poll(Duration.ofMillis(200)).forEach(records::add);
+      }
+    }
+    return records;
+  }
+
+  /** The envelopes of one entity in an events topic, in log order. */
+  public static List<JsonNode> events(String topic, String key) {
+    List<JsonNode> events = new ArrayList<>();
+    for (ConsumerRecord<byte[], byte[]> record : records(topic)) {
+      if (key.equals(new String(record.key(), StandardCharsets.UTF_8))) {
+        try {
+          events.add(Envelopes.parse(record.value()));
+        } catch (IOException e) {
+          throw new UncheckedIOException(e);
+        }
+      }
+    }
+    return events;
+  }
+}
