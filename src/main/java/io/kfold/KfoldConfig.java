@@ -4,15 +4,18 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import io.kfold.effects.EffectConfig;
 
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.regex.Pattern;
 
 /**
@@ -20,7 +23,7 @@ import java.util.regex.Pattern;
  * {@code KFOLD_CONFIG}) and {@code KFOLD_*} environment variables, then passed through constructors.
  */
 public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Writes writes,
-                          List<TypeConfig> types) {
+                          List<TypeConfig> types, List<EffectConfig> effects) {
 
   public record Http(String host, int port, int maxBodyBytes, long maxWaitMs) {}
 
@@ -72,7 +75,7 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
   private static void applyEnvironment(ObjectNode node, String prefix, Map<String, String> env) {
     for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
       Map.Entry<String, JsonNode> field = it.next();
-      String name = prefix + "_" + field.getKey().replaceAll("([a-z0-9])([A-Z])", "$1_$2").toUpperCase();
+      String name = prefix + "_" + field.getKey().replaceAll("([a-z0-9])([A-Z])", "$1_$2").replace('-', '_').toUpperCase();
       if (field.getValue() instanceof ObjectNode child) {
         applyEnvironment(child, name, env);
       } else if (env.containsKey(name) && !field.getValue().isContainerNode()) {
@@ -104,6 +107,25 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
     if (types.isEmpty()) {
       throw new IllegalArgumentException("configuration: 'types' must declare at least one entity type");
     }
+    List<EffectConfig> effects = new ArrayList<>();
+    Set<String> typeNames = new HashSet<>();
+    types.forEach(t -> typeNames.add(t.name()));
+    for (Iterator<Map.Entry<String, JsonNode>> it = tree.path("effects").fields(); it.hasNext(); ) {
+      Map.Entry<String, JsonNode> worker = it.next();
+      if (!worker.getValue().path("enabled").asBoolean(true)) {
+        continue;
+      }
+      EffectConfig effect = EffectConfig.from(worker.getKey(), worker.getValue());
+      for (String entity : effect.entities()) {
+        if (!typeNames.contains(entity)) {
+          throw invalid("effects." + effect.name() + ".entities", entity, "one of the declared types " + typeNames);
+        }
+      }
+      if (effect.target() instanceof EffectConfig.CommandTarget command && !typeNames.contains(command.entity())) {
+        throw invalid("effects." + effect.name() + ".target.entity", command.entity(), "one of the declared types " + typeNames);
+      }
+      effects.add(effect);
+    }
     return new KfoldConfig(app, Path.of(text(tree, "dataDir")),
         new Http(text(http, "host"), intIn(http, "port", 0, 65535), intIn(http, "maxBodyBytes", 1, Integer.MAX_VALUE),
             intIn(http, "maxWaitMs", 0, Integer.MAX_VALUE)),
@@ -114,13 +136,13 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
         new Writes(intIn(section(tree, "writes"), "timeoutMs", 1, Integer.MAX_VALUE),
             intIn(section(tree, "writes"), "maxEvents", 1, 10_000),
             longIn(section(tree, "writes"), "idempotencyWindowMs", 1, Long.MAX_VALUE)),
-        List.copyOf(types));
+        List.copyOf(types), List.copyOf(effects));
   }
 
   public KfoldConfig withBootstrap(String bootstrap) {
     return new KfoldConfig(app, dataDir, http,
         new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort, kafka.groupInstanceId), fold,
-        writes, types);
+        writes, types, effects);
   }
 
   public String eventsTopic(String type) {
@@ -133,6 +155,16 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
 
   public String deadLetterTopic(String type) {
     return app + "." + type + ".dlq";
+  }
+
+  /** Where a side-effect worker parks the events it could not deliver. */
+  public String effectDeadLetterTopic(String worker) {
+    return app + ".effects." + worker + ".dlq";
+  }
+
+  /** The consumer group of a side-effect worker on the changes topics. */
+  public String effectGroup(String worker) {
+    return app + ".effects." + worker;
   }
 
   private static JsonNode section(JsonNode tree, String name) {

@@ -2,6 +2,9 @@ package io.kfold;
 
 import io.kfold.command.EntityWriter;
 import io.kfold.command.EventBusApiVerticle;
+import io.kfold.effects.EffectConfig;
+import io.kfold.effects.EffectStats;
+import io.kfold.effects.EffectVerticle;
 import io.kfold.entity.EntityType;
 import io.kfold.entity.EntityTypes;
 import io.kfold.fold.FoldProgress;
@@ -20,12 +23,15 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 import org.apache.kafka.clients.admin.Admin;
 
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
  * One running kfold node on a Kafka cluster: its topics, its store, its producer, and its verticles
- * deployed in order (fold, event bus, HTTP). A failed step fails the start and undoes the steps
+ * deployed in order (fold, event bus, side-effect workers, HTTP). A failed step fails the start and undoes the steps
  * before it.
  */
 public final class KfoldNode {
@@ -63,11 +69,21 @@ public final class KfoldNode {
           FoldProgress progress = new FoldProgress();
           FoldWatch watch = new FoldWatch(vertx, store);
           EntityWriter writer = new EntityWriter(vertx, config, types, store, watch, producer);
-          HttpApiVerticle http = new HttpApiVerticle(config, types, store, watch, progress, writer);
+          Map<String, EffectStats> effects = new LinkedHashMap<>();
+          List<EffectVerticle> workers = new ArrayList<>();
+          for (EffectConfig effect : config.effects()) {
+            EffectVerticle worker = new EffectVerticle(config, effect, writer);
+            workers.add(worker);
+            effects.put(effect.name(), worker.stats());
+          }
+          HttpApiVerticle http = new HttpApiVerticle(config, types, store, watch, progress, writer, effects);
           KfoldNode node = new KfoldNode(vertx, store, producer, progress, http);
-          return node.deploy(new FoldVerticle(config, types, store, watch, progress))
-              .compose(v -> node.deploy(new EventBusApiVerticle(config, types, store, watch, writer)))
-              .compose(v -> node.deploy(http))
+          Future<Void> chain = node.deploy(new FoldVerticle(config, types, store, watch, progress))
+              .compose(v -> node.deploy(new EventBusApiVerticle(config, types, store, watch, writer)));
+          for (EffectVerticle worker : workers) {
+            chain = chain.compose(v -> node.deploy(worker));
+          }
+          return chain.compose(v -> node.deploy(http))
               .map(node)
               .recover(e -> node.stop().transform(v -> Future.failedFuture(e)));
         }, e -> {

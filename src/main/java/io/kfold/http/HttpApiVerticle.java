@@ -21,6 +21,10 @@ import io.kfold.store.EntityStore;
 import io.kfold.store.StoredEntity;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
+import io.vertx.core.eventbus.ReplyException;
+import io.vertx.core.json.JsonObject;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.kfold.effects.EffectStats;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
@@ -34,6 +38,7 @@ import org.slf4j.LoggerFactory;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.OptionalLong;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
@@ -55,18 +60,20 @@ public final class HttpApiVerticle extends VerticleBase {
   private final FoldWatch watch;
   private final FoldProgress progress;
   private final EntityWriter writer;
+  private final Map<String, EffectStats> effects;
   private Admin admin;
   private HttpServer server;
   private final List<String> routes = new ArrayList<>();
 
   public HttpApiVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
-                         FoldProgress progress, EntityWriter writer) {
+                         FoldProgress progress, EntityWriter writer, Map<String, EffectStats> effects) {
     this.config = config;
     this.types = types;
     this.store = store;
     this.watch = watch;
     this.progress = progress;
     this.writer = writer;
+    this.effects = effects;
   }
 
   /** The port the server listens on, once started. */
@@ -108,6 +115,10 @@ public final class HttpApiVerticle extends VerticleBase {
   private Router router() {
     Router router = Router.router(vertx);
     BodyHandler body = BodyHandler.create(false).setBodyLimit(config.http().maxBodyBytes());
+    router.get("/v1/_effects").handler(this::effectStatus);
+    router.get("/v1/_effects/:worker/parked").handler(ctx -> effectAdmin(ctx, "parked"));
+    router.post("/v1/_effects/:worker/parked/:id/replay").handler(ctx -> effectAdmin(ctx, "replay"));
+    router.post("/v1/_effects/:worker/parked/:id/skip").handler(ctx -> effectAdmin(ctx, "skip"));
     router.post("/v1/:type/:id/commands").handler(body).handler(this::command);
     router.post("/v1/:type/:id/events").handler(body).handler(this::appendEvents);
     router.get("/v1/:type/:id/events").handler(this::history);
@@ -153,6 +164,30 @@ public final class HttpApiVerticle extends VerticleBase {
 
   private static void sendWritten(RoutingContext ctx, Written written) {
     sendJson(ctx, written.toJson(), written.version());
+  }
+
+  private void effectStatus(RoutingContext ctx) {
+    ObjectNode body = JsonNodeFactory.instance.objectNode();
+    ObjectNode workers = body.putObject("workers");
+    effects.forEach((name, stats) -> workers.set(name, stats.toJson()));
+    sendJson(ctx, body, -1);
+  }
+
+  /** Lists, replays or skips a worker's parked events; the worker answers over the local event bus. */
+  private void effectAdmin(RoutingContext ctx, String action) {
+    String worker = ctx.pathParam("worker");
+    if (!effects.containsKey(worker)) {
+      throw KfoldException.notFound("no effect worker '" + worker + "'; this node runs " + effects.keySet());
+    }
+    JsonObject request = new JsonObject();
+    if (!action.equals("parked")) {
+      request.put("key", EntityIds.check(ctx.pathParam("id")));
+    }
+    vertx.eventBus().<JsonObject>request("kfold.effects." + worker + "." + action, request)
+        .onSuccess(reply -> ctx.response().putHeader("content-type", "application/json").end(reply.body().toBuffer()))
+        .onFailure(e -> ctx.fail(e instanceof ReplyException r && r.failureCode() >= 400
+            ? new KfoldException(r.failureCode(), HttpResponseStatus.valueOf(r.failureCode()).reasonPhrase(), r.getMessage(), Map.of())
+            : e));
   }
 
   private void openApi(RoutingContext ctx) {
@@ -238,6 +273,13 @@ public final class HttpApiVerticle extends VerticleBase {
         .append("# TYPE kfold_fold_lag_records gauge\n");
     progress.lag().forEach((p, lag) -> text.append("kfold_fold_lag_records{topic=\"").append(p.topic())
         .append("\",partition=\"").append(p.partition()).append("\"} ").append(lag).append('\n'));
+    for (String metric : List.of("delivered", "retried", "deadLettered", "parked", "skipped", "inFlight", "lag")) {
+      boolean gauge = metric.equals("inFlight") || metric.equals("lag");
+      String name = "kfold_effect_" + metric.replaceAll("([a-z])([A-Z])", "$1_$2").toLowerCase() + (gauge ? "" : "_total");
+      text.append("# TYPE ").append(name).append(gauge ? " gauge\n" : " counter\n");
+      effects.forEach((worker, stats) -> text.append(name).append("{worker=\"").append(worker).append("\"} ")
+          .append(stats.toJson().path(metric).asLong()).append('\n'));
+    }
     ctx.response().putHeader("content-type", "text/plain; version=0.0.4").end(text.toString());
   }
 

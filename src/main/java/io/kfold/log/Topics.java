@@ -49,6 +49,14 @@ public final class Topics {
       }
       all.addAll(List.of(events, config.changesTopic(type), config.deadLetterTopic(type)));
     }
+    for (var effect : config.effects()) {
+      String deadLetters = config.effectDeadLetterTopic(effect.name());
+      if (!existing.contains(deadLetters)) {
+        // One partition: the parking lot is rebuilt by reading it in order.
+        missing.add(topic(deadLetters, 1, config, Map.of("retention.ms", "-1")));
+      }
+      all.add(deadLetters);
+    }
     if (!missing.isEmpty()) {
       try {
         admin.createTopics(missing).all().get(TIMEOUT_MS, TimeUnit.MILLISECONDS);

@@ -1,0 +1,31 @@
+package io.kfold.effects;
+
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.util.concurrent.atomic.LongAdder;
+
+/** What a worker has done, for {@code /v1/_effects}, {@code /metrics} and its log. */
+public final class EffectStats {
+
+  final LongAdder delivered = new LongAdder();
+  final LongAdder retried = new LongAdder();
+  final LongAdder deadLettered = new LongAdder();
+  final LongAdder parked = new LongAdder();
+  final LongAdder skipped = new LongAdder();
+  volatile int inFlight;
+  volatile long lag = -1;
+  volatile String breaker = "closed";
+
+  public ObjectNode toJson() {
+    return JsonNodeFactory.instance.objectNode()
+        .put("delivered", delivered.sum())
+        .put("retried", retried.sum())
+        .put("deadLettered", deadLettered.sum())
+        .put("parked", parked.sum())
+        .put("skipped", skipped.sum())
+        .put("inFlight", inFlight)
+        .put("lag", lag)
+        .put("breaker", breaker);
+  }
+}

@@ -1,0 +1,570 @@
+package io.kfold.effects;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kfold.KfoldConfig;
+import io.kfold.command.EntityWriter;
+import io.kfold.effects.EffectConfig.Delivery;
+import io.kfold.effects.EffectSink.PermanentFailure;
+import io.kfold.entity.Envelopes;
+import io.kfold.entity.KfoldException;
+import io.kfold.log.KafkaClients;
+import io.vertx.core.Context;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.eventbus.MessageConsumer;
+import io.vertx.core.json.JsonObject;
+import io.vertx.kafka.client.producer.KafkaWriteStream;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.WakeupException;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * One side-effect worker: its own consumer group on the changes topics of its entity types, never
+ * inside the fold. The consumer polls on a thread of its own and hands each poll to this verticle's
+ * event loop, which runs the effects: one at a time per entity, in order, up to
+ * {@code maxInFlightKeys} entities at once, with retries, a circuit breaker, and dead letters that
+ * park the entity's later events.
+ *
+ * <p>At-least-once: an offset is committed once every change before it in its partition has been
+ * delivered or dead-lettered. At-most-once: a poll's offsets are committed before its effects run,
+ * and an effect is tried once.
+ */
+public final class EffectVerticle extends VerticleBase {
+
+  private static final Logger LOG = LoggerFactory.getLogger(EffectVerticle.class);
+  /** Changes held in memory, per in-flight key, before the consumer pauses. */
+  private static final int BUFFER_PER_KEY = 64;
+
+  private final KfoldConfig config;
+  private final EffectConfig effect;
+  private final EntityWriter writer;
+  private final EffectStats stats = new EffectStats();
+
+  private EffectSink sink;
+  private KafkaConsumer<String, byte[]> consumer;
+  private KafkaWriteStream<String, byte[]> deadLetters;
+  private Thread thread;
+  private volatile boolean running = true;
+  private volatile boolean overloaded;
+  /** Per partition, the offset that can be committed; written on the event loop, committed by the consumer thread. */
+  private final Map<TopicPartition, Long> committable = new ConcurrentHashMap<>();
+
+  // Event-loop state.
+  private Context context;
+  private final Map<String, ArrayDeque<Item>> queues = new HashMap<>();
+  private final ArrayDeque<String> ready = new ArrayDeque<>();
+  private final Set<String> busy = new HashSet<>();
+  private final Map<TopicPartition, TreeSet<Long>> unfinished = new HashMap<>();
+  private final Map<TopicPartition, Long> received = new HashMap<>();
+  private int buffered;
+  private ParkingLot parking = new ParkingLot();
+  private Breaker breaker;
+  private final List<MessageConsumer<?>> admin = new ArrayList<>();
+
+  /** One change to deliver, and where it came from. */
+  private record Item(TopicPartition partition, long offset, Change change) {
+    String key() {
+      return change.key();
+    }
+  }
+
+  public EffectVerticle(KfoldConfig config, EffectConfig effect, EntityWriter writer) {
+    this.config = config;
+    this.effect = effect;
+    this.writer = writer;
+  }
+
+  public String name() {
+    return effect.name();
+  }
+
+  public EffectStats stats() {
+    return stats;
+  }
+
+  @Override
+  public Future<?> start() {
+    context = vertx.getOrCreateContext();
+    breaker = new Breaker();
+    sink = switch (effect.kind()) {
+      case HTTP -> new HttpSink(vertx, (EffectConfig.HttpTarget) effect.target(), effect.timeoutMs());
+      case EMAIL -> new EmailSink(vertx, (EffectConfig.EmailTarget) effect.target());
+      case INDEX -> new IndexSink(vertx, (EffectConfig.IndexTarget) effect.target(), effect.timeoutMs());
+      case COMMAND -> new CommandSink((EffectConfig.CommandTarget) effect.target(), writer);
+    };
+    String bootstrap = config.kafka().bootstrap();
+    return vertx.executeBlocking(() -> {
+      deadLetters = KafkaWriteStream.create(vertx, KafkaClients.producer(bootstrap, config.effectGroup(effect.name()) + "-dlq"),
+          new StringSerializer(), new ByteArraySerializer());
+      ParkingLot lot = DeadLetterTopic.read(bootstrap, config.effectDeadLetterTopic(effect.name()));
+      consumer = new KafkaConsumer<>(consumerConfig(bootstrap), new StringDeserializer(), new ByteArrayDeserializer());
+      return lot;
+    }).compose(lot -> {
+      parking = lot;
+      String prefix = "kfold.effects." + effect.name();
+      admin.add(vertx.eventBus().<JsonObject>consumer(prefix + ".parked", m -> m.reply(jsonObject(parking.toJson()))));
+      admin.add(vertx.eventBus().<JsonObject>consumer(prefix + ".replay", m -> resolve(m.body().getString("key"), false)
+          .onSuccess(r -> m.reply(jsonObject(r))).onFailure(e -> m.fail(status(e), e.getMessage()))));
+      admin.add(vertx.eventBus().<JsonObject>consumer(prefix + ".skip", m -> resolve(m.body().getString("key"), true)
+          .onSuccess(r -> m.reply(jsonObject(r))).onFailure(e -> m.fail(status(e), e.getMessage()))));
+      vertx.setPeriodic(30_000, id -> LOG.info("effect worker {}: {}", effect.name(), stats.toJson()));
+      thread = new Thread(this::poll, "kfold-effect-" + config.effectGroup(effect.name()));
+      thread.start();
+      LOG.info("effect worker {} ({} {}) on {}; {} parked", effect.name(), effect.kind(), effect.delivery(),
+          effect.entities(), parking.size());
+      return Future.succeededFuture();
+    });
+  }
+
+  @Override
+  public Future<?> stop() {
+    running = false;
+    if (consumer != null) {
+      consumer.wakeup();
+    }
+    return vertx.executeBlocking(() -> {
+      if (thread != null) {
+        thread.join(30_000);
+      }
+      return null;
+    }).eventually(() -> sink.close()).eventually(() -> deadLetters == null ? Future.succeededFuture() : deadLetters.close());
+  }
+
+  private Map<String, Object> consumerConfig(String bootstrap) {
+    Map<String, Object> conf = new HashMap<>();
+    conf.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    conf.put(ConsumerConfig.GROUP_ID_CONFIG, config.effectGroup(effect.name()));
+    conf.put(ConsumerConfig.CLIENT_ID_CONFIG, config.effectGroup(effect.name()) + "-consumer");
+    conf.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+    conf.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    conf.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 500);
+    return conf;
+  }
+
+  // ---- The consumer's thread: poll, pause, commit. Nothing else touches the consumer.
+
+  private void poll() {
+    List<String> topics = effect.entities().stream().map(config::changesTopic).toList();
+    try {
+      consumer.subscribe(topics, new Rebalance());
+      while (running) {
+        boolean paused = !consumer.paused().isEmpty();
+        if (overloaded && !paused) {
+          consumer.pause(consumer.assignment());
+        } else if (!overloaded && paused) {
+          consumer.resume(consumer.paused());
+        }
+        commit(false);
+        ConsumerRecords<String, byte[]> records = consumer.poll(Duration.ofMillis(100));
+        stats.lag = consumer.assignment().stream().mapToLong(p -> consumer.currentLag(p).orElse(0)).sum();
+        if (records.isEmpty()) {
+          continue;
+        }
+        if (effect.delivery() == Delivery.AT_MOST_ONCE) {
+          Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+          for (TopicPartition partition : records.partitions()) {
+            List<ConsumerRecord<String, byte[]>> list = records.records(partition);
+            offsets.put(partition, new OffsetAndMetadata(list.get(list.size() - 1).offset() + 1));
+          }
+          consumer.commitSync(offsets);  // before any of these effects runs
+        }
+        context.runOnContext(v -> accept(records));
+      }
+    } catch (WakeupException e) {
+      if (running) {
+        LOG.error("effect worker {}: consumer woken up while running", effect.name(), e);
+      }
+    } catch (RuntimeException e) {
+      LOG.error("effect worker {} stopped polling: {}", effect.name(), e.toString(), e);
+    } finally {
+      try {
+        commit(true);
+      } catch (RuntimeException e) {
+        LOG.warn("effect worker {}: last commit failed: {}", effect.name(), e.toString());
+      }
+      consumer.close(Duration.ofSeconds(10));
+    }
+  }
+
+  /** Commits what the event loop marked committable, for the partitions this consumer still has. */
+  private void commit(boolean sync) {
+    if (committable.isEmpty()) {
+      return;
+    }
+    Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+    Set<TopicPartition> assignment = consumer.assignment();
+    for (Iterator<Map.Entry<TopicPartition, Long>> it = committable.entrySet().iterator(); it.hasNext(); ) {
+      Map.Entry<TopicPartition, Long> entry = it.next();
+      it.remove();
+      if (assignment.contains(entry.getKey())) {
+        offsets.put(entry.getKey(), new OffsetAndMetadata(entry.getValue()));
+      }
+    }
+    if (offsets.isEmpty()) {
+      return;
+    }
+    if (sync) {
+      consumer.commitSync(offsets);
+    } else {
+      consumer.commitAsync(offsets, (done, error) -> {
+        if (error != null) {
+          LOG.debug("effect worker {}: commit failed, a later one will cover it: {}", effect.name(), error.toString());
+        }
+      });
+    }
+  }
+
+  private final class Rebalance implements ConsumerRebalanceListener {
+    @Override
+    public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
+      commit(true);
+      context.runOnContext(v -> forget(partitions));
+    }
+
+    @Override
+    public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+      LOG.info("effect worker {} reacting to {}", effect.name(), partitions);
+    }
+  }
+
+  // ---- The event loop: order per key, parallelism across keys, retries, dead letters.
+
+  private void accept(ConsumerRecords<String, byte[]> records) {
+    for (ConsumerRecord<String, byte[]> record : records) {
+      TopicPartition partition = new TopicPartition(record.topic(), record.partition());
+      if (effect.delivery() == Delivery.AT_LEAST_ONCE) {
+        unfinished.computeIfAbsent(partition, p -> new TreeSet<>()).add(record.offset());
+        received.put(partition, record.offset() + 1);
+      }
+      Change change;
+      try {
+        change = Change.of(Envelopes.parse(record.value()));
+      } catch (IOException | RuntimeException e) {
+        LOG.warn("effect worker {}: skipping undecodable change at {}@{}: {}", effect.name(), partition, record.offset(),
+            e.toString());
+        finished(partition, record.offset());
+        continue;
+      }
+      if (!effect.events().isEmpty() && !effect.events().contains(change.eventType())) {
+        finished(partition, record.offset());
+        continue;
+      }
+      Item item = new Item(partition, record.offset(), change);
+      ArrayDeque<Item> queue = queues.computeIfAbsent(item.key(), k -> new ArrayDeque<>());
+      queue.add(item);
+      buffered++;
+      if (queue.size() == 1 && !busy.contains(item.key())) {
+        ready.add(item.key());
+      }
+    }
+    overloaded = buffered > effect.maxInFlightKeys() * BUFFER_PER_KEY;
+    dispatch();
+  }
+
+  /** Starts the head item of ready keys while fewer than maxInFlightKeys keys are busy. */
+  private void dispatch() {
+    while (!ready.isEmpty() && busy.size() < effect.maxInFlightKeys()) {
+      String key = ready.poll();
+      ArrayDeque<Item> queue = queues.get(key);
+      if (queue == null || queue.isEmpty()) {
+        continue;
+      }
+      busy.add(key);
+      Item item = queue.peek();
+      if (parking.isParked(key)) {
+        park(item);
+      } else {
+        attempt(item, 1);
+      }
+    }
+    stats.inFlight = busy.size();
+  }
+
+  private void attempt(Item item, int attemptNumber) {
+    if (!breaker.admits()) {
+      breaker.waiting.add(() -> attempt(item, attemptNumber));
+      return;
+    }
+    Future<Void> delivery;
+    try {
+      delivery = sink.deliver(item.change()).timeout(effect.timeoutMs(), java.util.concurrent.TimeUnit.MILLISECONDS);
+    } catch (RuntimeException e) {
+      delivery = Future.failedFuture(e);
+    }
+    delivery.onComplete(result -> {
+      if (result.succeeded()) {
+        breaker.succeeded();
+        stats.delivered.increment();
+        done(item);
+        return;
+      }
+      Throwable error = result.cause();
+      if (error instanceof PermanentFailure) {
+        breaker.succeeded();  // the target answered: it is up
+        deadLetter(item, error.getMessage(), attemptNumber);
+        return;
+      }
+      boolean counted = breaker.failed();
+      if (effect.delivery() == Delivery.AT_MOST_ONCE) {
+        deadLetter(item, "at-most-once, not retried: " + error, attemptNumber);
+      } else if (counted && attemptNumber >= effect.retry().attempts()) {
+        deadLetter(item, error.toString(), attemptNumber);
+      } else {
+        stats.retried.increment();
+        int next = counted ? attemptNumber + 1 : attemptNumber;  // a failure while the target is down costs no attempt
+        vertx.setTimer(backoff(attemptNumber), id -> attempt(item, next));
+      }
+    });
+  }
+
+  private long backoff(int attemptNumber) {
+    EffectConfig.Retry retry = effect.retry();
+    double delay = Math.min(retry.maxDelayMs(), retry.initialDelayMs() * Math.pow(2, attemptNumber - 1));
+    double jitter = 1 + retry.jitter() * (ThreadLocalRandom.current().nextDouble() * 2 - 1);
+    return Math.max(1, (long) (delay * jitter));
+  }
+
+  private void deadLetter(Item item, String error, int attempts) {
+    LOG.warn("effect worker {}: dead-lettering {} after {} attempts: {}", effect.name(), item.change().id(), attempts, error);
+    writeDeadLetter(item, ParkingLot.deadLetter(effect.name(), item.change(), error, attempts), stats.deadLettered);
+  }
+
+  private void park(Item item) {
+    writeDeadLetter(item, ParkingLot.parked(effect.name(), item.change(), parking.head(item.key())), stats.parked);
+  }
+
+  /** Writes to the dead-letter topic, retrying until it is written: only then is the change done. */
+  private void writeDeadLetter(Item item, ObjectNode record, java.util.concurrent.atomic.LongAdder counter) {
+    deadLetters.send(new ProducerRecord<>(config.effectDeadLetterTopic(effect.name()), item.key(), Envelopes.toBytes(record)))
+        .onSuccess(metadata -> {
+          parking.apply(item.key(), record);
+          counter.increment();
+          done(item);
+        })
+        .onFailure(e -> {
+          LOG.error("effect worker {}: cannot write dead letter for {}, retrying: {}", effect.name(), item.change().id(),
+              e.toString());
+          vertx.setTimer(1000, id -> writeDeadLetter(item, record, counter));
+        });
+  }
+
+  /** The item's effect is over (delivered or dead-lettered): release its key and its offset. */
+  private void done(Item item) {
+    ArrayDeque<Item> queue = queues.get(item.key());
+    if (queue != null && queue.peek() == item) {
+      queue.poll();
+      buffered--;
+      if (queue.isEmpty()) {
+        queues.remove(item.key());
+      } else {
+        ready.add(item.key());
+      }
+    }
+    busy.remove(item.key());
+    finished(item.partition(), item.offset());
+    overloaded = buffered > effect.maxInFlightKeys() * BUFFER_PER_KEY;
+    dispatch();
+  }
+
+  /** At-least-once: the lowest unfinished offset of the partition is what may be committed. */
+  private void finished(TopicPartition partition, long offset) {
+    TreeSet<Long> pending = unfinished.get(partition);
+    if (pending == null) {
+      return;  // at-most-once, or a partition this worker no longer has
+    }
+    pending.remove(offset);
+    committable.put(partition, pending.isEmpty() ? received.get(partition) : pending.first());
+  }
+
+  /** Drops what was queued for partitions given to another member; it will deliver them. */
+  private void forget(Collection<TopicPartition> partitions) {
+    Set<TopicPartition> gone = new HashSet<>(partitions);
+    for (Iterator<Map.Entry<String, ArrayDeque<Item>>> it = queues.entrySet().iterator(); it.hasNext(); ) {
+      Map.Entry<String, ArrayDeque<Item>> entry = it.next();
+      boolean running = busy.contains(entry.getKey());
+      Item head = entry.getValue().peek();
+      int before = entry.getValue().size();
+      entry.getValue().removeIf(item -> gone.contains(item.partition()) && !(running && item == head));
+      buffered -= before - entry.getValue().size();
+      if (entry.getValue().isEmpty()) {
+        it.remove();
+      }
+    }
+    ready.removeIf(key -> !queues.containsKey(key));
+    gone.forEach(p -> {
+      unfinished.remove(p);
+      received.remove(p);
+    });
+    overloaded = buffered > effect.maxInFlightKeys() * BUFFER_PER_KEY;
+  }
+
+  /**
+   * Replays the parked changes of an entity in order (after dropping the dead letter at the head
+   * when {@code skipHead}), then releases the entity. Stops at the first change that fails again.
+   */
+  private Future<ObjectNode> resolve(String key, boolean skipHead) {
+    if (key == null || !parking.isParked(key)) {
+      return Future.failedFuture(KfoldException.notFound("worker " + effect.name() + " has no parked events for '" + key + "'"));
+    }
+    if (busy.contains(key)) {
+      return Future.failedFuture(new KfoldException(409, "Busy", "an effect of '" + key + "' is running; try again",
+          Map.of()));
+    }
+    busy.add(key);
+    List<ParkingLot.Entry> entries = parking.entries(key);
+    List<String> skipped = skipHead ? List.of(entries.get(0).id()) : List.of();
+    List<String> replayed = new ArrayList<>();
+    Promise<String> replay = Promise.promise();
+    replayFrom(entries, skipped.size(), replayed, replay);
+    return replay.future().compose(failure -> {
+      List<Future<?>> writes = new ArrayList<>();
+      if (!skipped.isEmpty()) {
+        writes.add(writeResolved(key, skipped, "skipped"));
+      }
+      if (!replayed.isEmpty()) {
+        writes.add(writeResolved(key, replayed, "replayed"));
+      }
+      return Future.all(writes).map(v -> {
+        stats.skipped.add(skipped.size());
+        ObjectNode result = JsonNodeFactory.instance.objectNode().put("key", key)
+            .put("replayed", replayed.size()).put("skipped", skipped.size())
+            .put("stillParked", parking.entries(key).size());
+        if (failure != null) {
+          result.put("error", failure);
+        }
+        return result;
+      });
+    }).onComplete(done -> {
+      busy.remove(key);
+      if (queues.containsKey(key)) {
+        ready.add(key);
+      }
+      dispatch();
+    });
+  }
+
+  /** Delivers entries from {@code index} on, one after the other; completes with the first failure, or null. */
+  private void replayFrom(List<ParkingLot.Entry> entries, int index, List<String> replayed, Promise<String> done) {
+    if (index == entries.size()) {
+      done.complete(null);
+      return;
+    }
+    ParkingLot.Entry entry = entries.get(index);
+    sink.deliver(Change.of(entry.change())).timeout(effect.timeoutMs(), java.util.concurrent.TimeUnit.MILLISECONDS)
+        .onSuccess(v -> {
+          stats.delivered.increment();
+          replayed.add(entry.id());
+          replayFrom(entries, index + 1, replayed, done);
+        })
+        .onFailure(e -> done.complete("replaying " + entry.id() + " failed: " + e.getMessage()));
+  }
+
+  private Future<Void> writeResolved(String key, List<String> ids, String how) {
+    ObjectNode record = ParkingLot.resolved(effect.name(), ids, how);
+    return deadLetters.send(new ProducerRecord<>(config.effectDeadLetterTopic(effect.name()), key, Envelopes.toBytes(record)))
+        .onSuccess(m -> parking.apply(key, record)).mapEmpty();
+  }
+
+  private static int status(Throwable e) {
+    return e instanceof KfoldException k ? k.status() : 500;
+  }
+
+  private static JsonObject jsonObject(JsonNode node) {
+    return new JsonObject(Buffer.buffer(Envelopes.toBytes(node)));
+  }
+
+  /**
+   * Stops deliveries while the target is down: after {@code failures} failures in a row it opens
+   * for {@code openMs}, then lets one delivery through; its success closes it.
+   */
+  private final class Breaker {
+    private int failuresInARow;
+    private boolean open;
+    private boolean probing;
+    final ArrayDeque<Runnable> waiting = new ArrayDeque<>();
+
+    boolean admits() {
+      return !open;
+    }
+
+    void succeeded() {
+      failuresInARow = 0;
+      if (open) {
+        open = false;
+        probing = false;
+        stats.breaker = "closed";
+        LOG.info("effect worker {}: target answers again; resuming {} deliveries", effect.name(), waiting.size());
+        while (!waiting.isEmpty()) {
+          waiting.poll().run();
+        }
+      }
+    }
+
+    /** Counts a failure; answers whether it counts against the change's attempts (not when the target is down). */
+    boolean failed() {
+      failuresInARow++;
+      if (open) {
+        probing = false;
+        scheduleProbe();
+        return false;
+      }
+      if (failuresInARow >= effect.breaker().failures()) {
+        open = true;
+        stats.breaker = "open";
+        LOG.warn("effect worker {}: {} failures in a row; pausing deliveries for {} ms", effect.name(), failuresInARow,
+            effect.breaker().openMs());
+        scheduleProbe();
+        return false;
+      }
+      return true;
+    }
+
+    private void scheduleProbe() {
+      vertx.setTimer(effect.breaker().openMs(), id -> {
+        if (open && !probing && !waiting.isEmpty()) {
+          probing = true;
+          stats.breaker = "half-open";
+          Runnable probe = waiting.poll();
+          open = false;  // let this one through
+          probe.run();
+          open = true;
+        } else if (open && waiting.isEmpty()) {
+          // Nothing waits: close, the next failure counts again.
+          open = false;
+          stats.breaker = "closed";
+        }
+      });
+    }
+  }
+}

@@ -1,0 +1,55 @@
+package io.kfold.effects;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.kfold.effects.EffectConfig.HttpTarget;
+import io.kfold.entity.Envelopes;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.ext.web.client.WebClient;
+import io.vertx.ext.web.client.WebClientOptions;
+
+/**
+ * Calls a REST endpoint for each change, with an {@code Idempotency-Key} header equal to the event
+ * id so that the target can apply a re-delivered event once. 2xx succeeds; 408, 429, 5xx, resets and
+ * timeouts are retried; any other 4xx is permanent.
+ */
+final class HttpSink implements EffectSink {
+
+  private final HttpTarget target;
+  private final WebClient client;
+  private final long timeoutMs;
+
+  HttpSink(Vertx vertx, HttpTarget target, long timeoutMs) {
+    this.target = target;
+    this.timeoutMs = timeoutMs;
+    this.client = WebClient.create(vertx, new WebClientOptions().setConnectTimeout((int) Math.min(timeoutMs, 10_000)));
+  }
+
+  @Override
+  public Future<Void> deliver(Change change) {
+    JsonNode body = target.body().isNull() ? change.json() : Templates.renderJson(target.body(), change.context());
+    String url = Templates.render(target.url(), change.context());
+    return client.requestAbs(HttpMethod.valueOf(target.method()), url)
+        .putHeader("Idempotency-Key", change.eventId())
+        .putHeader("content-type", "application/json")
+        .timeout(timeoutMs)
+        .sendBuffer(Buffer.buffer(Envelopes.toBytes(body)))
+        .compose(response -> {
+          int status = response.statusCode();
+          if (status >= 200 && status < 300) {
+            return Future.succeededFuture();
+          }
+          String failure = target.method() + " " + url + " answered " + status;
+          boolean retryable = status == 408 || status == 429 || status >= 500;
+          return Future.failedFuture(retryable ? new IllegalStateException(failure) : new PermanentFailure(failure));
+        });
+  }
+
+  @Override
+  public Future<Void> close() {
+    client.close();
+    return Future.succeededFuture();
+  }
+}
