@@ -1,0 +1,164 @@
+package io.kfold.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.kfold.KfoldConfig;
+import io.kfold.KfoldNode;
+import io.kfold.entity.Envelopes;
+import io.kfold.fold.FoldProgress;
+import io.kfold.store.StoredEntity;
+import io.vertx.core.Vertx;
+import jdk.jfr.Configuration;
+import jdk.jfr.Recording;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * kfold itself: a whole node started in this JVM on a fresh store, folding the input from its
+ * first offset, exactly as a new node joining an existing log would.
+ *
+ * <p>The clock starts before {@link KfoldNode#start} so that everything a new node does before it
+ * folds (its topics, opening RocksDB, joining the group) counts, and stops when the fold has applied
+ * every event. The fold counts an event as applied before its batch is written, so the run also
+ * waits for the node to report itself caught up (written, lag 0) and then checks the states.
+ */
+final class KfoldRun {
+
+  private static final long TIMEOUT_SECONDS = 900;
+  /** Polling the progress counter more often would take CPU from the fold on a small machine. */
+  private static final long POLL_MILLIS = 2;
+
+  private KfoldRun() {}
+
+  static Map<String, Object> run(String bootstrap, Input input, int maxPollRecords, Path dataDir, long brokerPid,
+                                 Path jfrFile) throws Exception {
+    Map<String, String> env = Map.of(
+        "KFOLD_APP", input.app,
+        "KFOLD_DATA_DIR", dataDir.toString(),
+        "KFOLD_HTTP_PORT", "0",
+        "KFOLD_KAFKA_BOOTSTRAP", bootstrap,
+        "KFOLD_KAFKA_PARTITIONS", Integer.toString(Input.PARTITIONS),
+        "KFOLD_FOLD_MAX_POLL_RECORDS", Integer.toString(maxPollRecords));
+    KfoldConfig config = KfoldConfig.load(env);
+
+    Recording recording = null;
+    if (jfrFile != null) {
+      recording = new Recording(Configuration.getConfiguration("profile"));
+      recording.setToDisk(true);
+      recording.start();
+    }
+    Vertx vertx = Vertx.vertx();
+    Map<String, Object> result = new LinkedHashMap<>();
+    try {
+      Meter meter = Meter.start(brokerPid);
+      long start = System.nanoTime();
+      KfoldNode node = KfoldNode.start(vertx, config).await(120, TimeUnit.SECONDS);
+      long started = System.nanoTime();
+      FoldProgress progress = node.progress();
+      try {
+        long deadline = start + TimeUnit.SECONDS.toNanos(TIMEOUT_SECONDS);
+        long first = -1;
+        long firstApplied = 0;
+        long applied;
+        while ((applied = progress.applied.sum()) < input.events) {
+          if (first < 0 && applied > 0) {
+            first = System.nanoTime();
+            firstApplied = applied;
+          }
+          checkAlive(progress, applied, input, deadline);
+          Thread.sleep(POLL_MILLIS);
+        }
+        long all = System.nanoTime();
+        Map<String, Object> resources = meter.sample();
+        if (first < 0) {  // everything was applied between two looks
+          first = all;
+          firstApplied = applied;
+        }
+        while (!progress.caughtUp()) {
+          checkAlive(progress, applied, input, deadline);
+          Thread.sleep(POLL_MILLIS);
+        }
+        long caughtUp = System.nanoTime();
+        if (recording != null) {
+          recording.stop();
+          recording.dump(jfrFile);
+        }
+
+        double totalSeconds = (all - start) / 1e9;
+        double steadySeconds = (all - first) / 1e9;
+        result.put("events", applied);
+        result.put("maxPollRecords", maxPollRecords);
+        result.put("eventsPerSecond", Math.round(applied / totalSeconds));
+        result.put("secondsToAllApplied", Report.round(totalSeconds, 3));
+        result.put("secondsToStarted", Report.round((started - start) / 1e9, 3));
+        result.put("secondsToFirstApplied", Report.round((first - start) / 1e9, 3));
+        // The same definition as the baseline's rate: from the first visible progress to the last event.
+        result.put("eventsPerSecondFirstToLast",
+            steadySeconds > 0 ? Math.round((applied - firstApplied) / steadySeconds) : null);
+        result.put("secondsToCaughtUp", Report.round((caughtUp - start) / 1e9, 3));
+        result.put("batches", progress.batches.sum());
+        result.put("duplicates", progress.duplicates.sum());
+        result.put("conflicts", progress.conflicts.sum());
+        result.put("deadLettered", progress.deadLettered.sum());
+        result.put("statesChecked", checkStates(node, input));
+        result.put("resources", resources);
+        if (jfrFile != null) {
+          result.put("jfr", jfrFile.getFileName().toString());
+        }
+      } finally {
+        node.stop().await(120, TimeUnit.SECONDS);
+      }
+    } finally {
+      vertx.close().await(60, TimeUnit.SECONDS);
+      if (recording != null) {
+        recording.close();
+      }
+    }
+    return result;
+  }
+
+  private static void checkAlive(FoldProgress progress, long applied, Input input, long deadline) {
+    if (progress.failure() != null) {
+      throw new IllegalStateException("the fold failed after " + applied + " events", progress.failure());
+    }
+    if (System.nanoTime() > deadline) {
+      throw new IllegalStateException("the fold applied " + applied + " of " + input.events + " events in "
+          + TIMEOUT_SECONDS + " s");
+    }
+  }
+
+  /**
+   * A fast wrong fold is worthless: a sample of entities must end at the last version with the last
+   * {@code n}, and with all the fields the input rotates through. Returns how many were checked.
+   */
+  private static int checkStates(KfoldNode node, Input input) throws Exception {
+    long expectedVersion = input.eventsPerKey();
+    int step = Math.max(1, input.keys / 100);
+    List<String> wrong = new ArrayList<>();
+    int checked = 0;
+    for (long entity = 0; entity < input.keys; entity += step) {
+      String key = Input.key(entity);
+      StoredEntity stored = node.store().get(Input.TYPE, key);
+      checked++;
+      if (stored == null) {
+        wrong.add(key + " has no state");
+        continue;
+      }
+      JsonNode state = Envelopes.parse(stored.state());
+      int expectedFields = (int) Math.min(expectedVersion, Input.FIELDS) + 1;
+      if (stored.version() != expectedVersion || state.path("n").asLong(-1) != expectedVersion - 1
+          || state.size() != expectedFields) {
+        wrong.add(key + " is at version " + stored.version() + " with " + state);
+      }
+    }
+    if (!wrong.isEmpty()) {
+      throw new IllegalStateException(wrong.size() + " of " + checked + " sampled entities have a wrong state, e.g. "
+          + wrong.get(0));
+    }
+    return checked;
+  }
+}
