@@ -1,6 +1,9 @@
 package io.kfold;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.entity.Envelopes;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
@@ -42,6 +45,27 @@ public final class TestNodes {
 
   public static KfoldConfig config(String app, Path dataDir) {
     return KfoldConfig.load(env(app, dataDir));
+  }
+
+  /**
+   * The environment of a node whose side-effect workers are those of {@code effectsYaml} (the body
+   * of an {@code effects:} section) instead of the default ones: a configuration file is written
+   * to the data folder and named by KFOLD_CONFIG.
+   */
+  public static Map<String, String> envWithEffects(String app, Path dataDir, String effectsYaml) {
+    try {
+      ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
+      ObjectNode conf = (ObjectNode) yaml.readTree(Path.of("conf", "kfold.yaml").toFile());
+      conf.set("effects", yaml.readTree(effectsYaml));
+      Path file = dataDir.resolve("kfold-test.yaml");
+      Files.createDirectories(dataDir);
+      yaml.writeValue(file.toFile(), conf);
+      Map<String, String> env = env(app, dataDir);
+      env.put("KFOLD_CONFIG", file.toString());
+      return env;
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
   }
 
   /** Starts a node in this JVM and waits until it has folded everything its partitions hold. */

@@ -14,6 +14,7 @@ public final class EffectStats {
   final LongAdder parked = new LongAdder();
   final LongAdder skipped = new LongAdder();
   volatile int inFlight;
+  volatile int partitions;
   volatile long lag = -1;
   volatile String breaker = "closed";
 
@@ -25,6 +26,7 @@ public final class EffectStats {
         .put("parked", parked.sum())
         .put("skipped", skipped.sum())
         .put("inFlight", inFlight)
+        .put("partitions", partitions)
         .put("lag", lag)
         .put("breaker", breaker);
   }

@@ -57,8 +57,9 @@ import java.util.concurrent.ThreadLocalRandom;
  * park the entity's later events.
  *
  * <p>At-least-once: an offset is committed once every change before it in its partition has been
- * delivered or dead-lettered. At-most-once: a poll's offsets are committed before its effects run,
- * and an effect is tried once.
+ * delivered or dead-lettered. At-most-once: an effect starts only after its offset is committed, and
+ * is tried once; a crash loses the effects that were running and those of lower offsets still
+ * waiting behind other entities, never repeats one.
  */
 public final class EffectVerticle extends VerticleBase {
 
@@ -79,6 +80,13 @@ public final class EffectVerticle extends VerticleBase {
   private volatile boolean overloaded;
   /** Per partition, the offset that can be committed; written on the event loop, committed by the consumer thread. */
   private final Map<TopicPartition, Long> committable = new ConcurrentHashMap<>();
+  /** At-most-once: effects that start once the consumer thread has committed past them. */
+  private final java.util.Queue<StartRequest> startRequests = new java.util.concurrent.ConcurrentLinkedQueue<>();
+
+  private record StartRequest(Map<TopicPartition, Long> offsets, Runnable start) {}
+
+  /** At-most-once: the highest offset committed per partition. Consumer thread only. */
+  private final Map<TopicPartition, Long> committedBeforeStart = new HashMap<>();
 
   // Event-loop state.
   private Context context;
@@ -87,6 +95,13 @@ public final class EffectVerticle extends VerticleBase {
   private final Set<String> busy = new HashSet<>();
   private final Map<TopicPartition, TreeSet<Long>> unfinished = new HashMap<>();
   private final Map<TopicPartition, Long> received = new HashMap<>();
+  /** The version of each entity's last change started, to skip a change published twice; the oldest are forgotten. */
+  private final Map<String, Long> lastStarted = new java.util.LinkedHashMap<>(16, 0.75f, true) {
+    @Override
+    protected boolean removeEldestEntry(Map.Entry<String, Long> eldest) {
+      return size() > 100_000;
+    }
+  };
   private int buffered;
   private ParkingLot parking = new ParkingLot();
   private Breaker breaker;
@@ -169,6 +184,10 @@ public final class EffectVerticle extends VerticleBase {
     conf.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
     conf.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     conf.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 500);
+    if (!config.kafka().groupInstanceId().isBlank()) {
+      // Static membership, as for the fold: a restarted node takes its partitions back at once.
+      conf.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, config.kafka().groupInstanceId() + "-" + effect.name());
+    }
     return conf;
   }
 
@@ -179,6 +198,7 @@ public final class EffectVerticle extends VerticleBase {
     try {
       consumer.subscribe(topics, new Rebalance());
       while (running) {
+        commitBeforeStart();
         boolean paused = !consumer.paused().isEmpty();
         if (overloaded && !paused) {
           consumer.pause(consumer.assignment());
@@ -186,24 +206,19 @@ public final class EffectVerticle extends VerticleBase {
           consumer.resume(consumer.paused());
         }
         commit(false);
-        ConsumerRecords<String, byte[]> records = consumer.poll(Duration.ofMillis(100));
-        stats.lag = consumer.assignment().stream().mapToLong(p -> consumer.currentLag(p).orElse(0)).sum();
+        ConsumerRecords<String, byte[]> records;
+        try {
+          records = consumer.poll(Duration.ofMillis(100));
+        } catch (WakeupException e) {
+          continue;  // woken up to commit for at-most-once effects waiting to start, or to stop
+        }
+        Set<TopicPartition> assignment = consumer.assignment();
+        stats.partitions = assignment.size();
+        stats.lag = assignment.stream().mapToLong(p -> consumer.currentLag(p).orElse(0)).sum();
         if (records.isEmpty()) {
           continue;
         }
-        if (effect.delivery() == Delivery.AT_MOST_ONCE) {
-          Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
-          for (TopicPartition partition : records.partitions()) {
-            List<ConsumerRecord<String, byte[]>> list = records.records(partition);
-            offsets.put(partition, new OffsetAndMetadata(list.get(list.size() - 1).offset() + 1));
-          }
-          consumer.commitSync(offsets);  // before any of these effects runs
-        }
         context.runOnContext(v -> accept(records));
-      }
-    } catch (WakeupException e) {
-      if (running) {
-        LOG.error("effect worker {}: consumer woken up while running", effect.name(), e);
       }
     } catch (RuntimeException e) {
       LOG.error("effect worker {} stopped polling: {}", effect.name(), e.toString(), e);
@@ -214,6 +229,42 @@ public final class EffectVerticle extends VerticleBase {
         LOG.warn("effect worker {}: last commit failed: {}", effect.name(), e.toString());
       }
       consumer.close(Duration.ofSeconds(10));
+    }
+  }
+
+  /** At-most-once: commits the offsets of effects about to start, then lets them start. */
+  private void commitBeforeStart() {
+    for (StartRequest request; (request = startRequests.poll()) != null; ) {
+      StartRequest started = request;
+      Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+      request.offsets().forEach((partition, offset) -> {
+        if (consumer.assignment().contains(partition)) {
+          // Never lower: an effect of a lower offset may start after a higher one has.
+          long highest = committedBeforeStart.merge(partition, offset, Math::max);
+          offsets.put(partition, new OffsetAndMetadata(highest));
+        }
+      });
+      try {
+        commitSync(offsets);
+        context.runOnContext(v -> started.start().run());
+      } catch (RuntimeException e) {
+        LOG.warn("effect worker {}: commit before starting effects failed; they wait for the next try: {}",
+            effect.name(), e.toString());
+        startRequests.add(started);
+        return;
+      }
+    }
+  }
+
+  /** A wakeup meant for poll may hit a commit instead: the commit is then simply made again. */
+  private void commitSync(Map<TopicPartition, OffsetAndMetadata> offsets) {
+    while (true) {
+      try {
+        consumer.commitSync(offsets);
+        return;
+      } catch (WakeupException e) {
+        // the wakeup is used up: the next try goes through
+      }
     }
   }
 
@@ -235,7 +286,7 @@ public final class EffectVerticle extends VerticleBase {
       return;
     }
     if (sync) {
-      consumer.commitSync(offsets);
+      commitSync(offsets);
     } else {
       consumer.commitAsync(offsets, (done, error) -> {
         if (error != null) {
@@ -249,6 +300,7 @@ public final class EffectVerticle extends VerticleBase {
     @Override
     public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
       commit(true);
+      partitions.forEach(committedBeforeStart::remove);
       context.runOnContext(v -> forget(partitions));
     }
 
@@ -292,8 +344,12 @@ public final class EffectVerticle extends VerticleBase {
     dispatch();
   }
 
-  /** Starts the head item of ready keys while fewer than maxInFlightKeys keys are busy. */
+  /**
+   * Starts the head item of ready keys while fewer than maxInFlightKeys keys are busy. At-most-once
+   * effects start only once their offsets are committed: a crash then loses them, never repeats them.
+   */
   private void dispatch() {
+    List<Item> starting = new ArrayList<>();
     while (!ready.isEmpty() && busy.size() < effect.maxInFlightKeys()) {
       String key = ready.poll();
       ArrayDeque<Item> queue = queues.get(key);
@@ -301,14 +357,35 @@ public final class EffectVerticle extends VerticleBase {
         continue;
       }
       busy.add(key);
-      Item item = queue.peek();
-      if (parking.isParked(key)) {
-        park(item);
-      } else {
-        attempt(item, 1);
-      }
+      starting.add(queue.peek());
     }
     stats.inFlight = busy.size();
+    if (starting.isEmpty()) {
+      return;
+    }
+    if (effect.delivery() == Delivery.AT_LEAST_ONCE) {
+      starting.forEach(this::start);
+      return;
+    }
+    Map<TopicPartition, Long> offsets = new HashMap<>();
+    for (Item item : starting) {
+      offsets.merge(item.partition(), item.offset() + 1, Math::max);
+    }
+    startRequests.add(new StartRequest(offsets, () -> starting.forEach(this::start)));
+    consumer.wakeup();
+  }
+
+  private void start(Item item) {
+    if (item.change().version() <= lastStarted.getOrDefault(item.key(), 0L)) {
+      done(item);  // a change seen already: changes may be published more than once
+      return;
+    }
+    lastStarted.put(item.key(), item.change().version());
+    if (parking.isParked(item.key())) {
+      park(item);
+    } else {
+      attempt(item, 1);
+    }
   }
 
   private void attempt(Item item, int attemptNumber) {

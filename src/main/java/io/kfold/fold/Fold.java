@@ -42,6 +42,8 @@ import java.util.Objects;
 final class Fold {
 
   private static final Logger LOG = LoggerFactory.getLogger(Fold.class);
+  /** Header of change and dead-letter records: the offset of the event they come from. */
+  static final String SOURCE_OFFSET = "kfold.source.offset";
 
   /** The outcome of folding one poll, for the fold's thread to write, publish and report. */
   record Result(Map<TopicPartition, List<ProducerRecord<String, byte[]>>> toPublish,
@@ -66,6 +68,11 @@ final class Fold {
 
   java.util.Set<String> topics() {
     return typeByTopic.keySet();
+  }
+
+  /** The changes topic fed by an events topic. */
+  String changesTopicOf(String eventsTopic) {
+    return config.changesTopic(typeByTopic.get(eventsTopic).name());
   }
 
   /** Adds the poll's changes to {@code batch}; returns what to publish and report once it is written. */
@@ -173,7 +180,10 @@ final class Fold {
     change.set("state", newState);
     byte[] changeBytes = Envelopes.toBytes(change);
     reports.add(new Report(type.name(), event.key(), event.id(), Verdict.APPLIED, eventVersion, changeBytes));
-    return new ProducerRecord<>(config.changesTopic(type.name()), record.partition(), event.key(), changeBytes);
+    RecordHeaders headers = new RecordHeaders();
+    headers.add(SOURCE_OFFSET, Long.toString(record.offset()).getBytes(StandardCharsets.UTF_8));
+    return new ProducerRecord<>(config.changesTopic(type.name()), record.partition(), null, event.key(), changeBytes,
+        headers);
   }
 
   private ProducerRecord<String, byte[]> deadLetter(EntityType type, ConsumerRecord<byte[], byte[]> record,
@@ -183,7 +193,7 @@ final class Fold {
     RecordHeaders headers = new RecordHeaders();
     headers.add("kfold.source.topic", record.topic().getBytes(StandardCharsets.UTF_8));
     headers.add("kfold.source.partition", Integer.toString(record.partition()).getBytes(StandardCharsets.UTF_8));
-    headers.add("kfold.source.offset", Long.toString(record.offset()).getBytes(StandardCharsets.UTF_8));
+    headers.add(SOURCE_OFFSET, Long.toString(record.offset()).getBytes(StandardCharsets.UTF_8));
     headers.add("kfold.error", error.getBytes(StandardCharsets.UTF_8));
     String key = record.key() == null ? null : new String(record.key(), StandardCharsets.UTF_8);
     return new ProducerRecord<>(config.deadLetterTopic(type.name()), null, null, key,

@@ -8,7 +8,9 @@ import io.kfold.store.StoreBatch;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.buffer.Buffer;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
@@ -16,11 +18,14 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.WakeupException;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.Collection;
@@ -52,6 +57,8 @@ public final class FoldVerticle extends VerticleBase {
 
   private KafkaConsumer<byte[], byte[]> consumer;
   private KafkaProducer<String, byte[]> producer;
+  /** Reads the last record of a changes partition when an outbox is published again. Fold thread only. */
+  private KafkaConsumer<byte[], byte[]> tailReader;
   private Thread thread;
   private volatile boolean running = true;
   /** Per partition, the publishes not yet acknowledged, oldest first. Fold thread only. */
@@ -74,6 +81,9 @@ public final class FoldVerticle extends VerticleBase {
           config.fold().maxPollRecords()));
       Map<String, Object> producerConf = KafkaClients.producer(bootstrap, config.app() + "-fold-publisher");
       producer = new KafkaProducer<>(producerConf, new StringSerializer(), new ByteArraySerializer());
+      tailReader = new KafkaConsumer<>(Map.of(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
+          ConsumerConfig.CLIENT_ID_CONFIG, config.app() + "-fold-tail-reader", ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false),
+          new ByteArrayDeserializer(), new ByteArrayDeserializer());
       thread = new Thread(this::run, "kfold-fold-" + config.app());
       thread.start();
       return null;
@@ -192,12 +202,50 @@ public final class FoldVerticle extends VerticleBase {
     if (!consumer.assignment().contains(partition)) {
       return;  // its next owner publishes it from its own outbox
     }
-    List<ProducerRecord<String, byte[]>> records = store.outbox(partition.topic(), partition.partition())
+    List<ProducerRecord<String, byte[]>> outbox = store.outbox(partition.topic(), partition.partition())
         .stream().map(OutboxRecord::decode).toList();
-    if (!records.isEmpty()) {
-      LOG.info("publishing {} outbox records of {} again", records.size(), partition);
-      publish(partition, records, store.nextOffset(partition.topic(), partition.partition()).orElseThrow());
+    if (outbox.isEmpty()) {
+      return;
     }
+    // The changes of one events partition go to the same changes partition, in order: those up to the
+    // last one found there were published before the crash, and are not published twice.
+    String changes = fold.changesTopicOf(partition.topic());
+    long published = lastPublishedSourceOffset(new TopicPartition(changes, partition.partition()));
+    List<ProducerRecord<String, byte[]>> records = outbox.stream()
+        .filter(r -> !r.topic().equals(changes) || sourceOffset(r) > published).toList();
+    LOG.info("publishing {} outbox records of {} again ({} were published already)", records.size(), partition,
+        outbox.size() - records.size());
+    long next = store.nextOffset(partition.topic(), partition.partition()).orElseThrow();
+    if (records.isEmpty()) {
+      store.write(new StoreBatch().clearOutbox(partition.topic(), partition.partition(), next));
+    } else {
+      publish(partition, records, next);
+    }
+  }
+
+  /** The source offset in the last record of a changes partition, or -1 when there is none or it cannot be read. */
+  private long lastPublishedSourceOffset(TopicPartition changes) {
+    tailReader.assign(List.of(changes));
+    tailReader.seekToEnd(List.of(changes));
+    long end = tailReader.position(changes);
+    if (end == 0) {
+      return -1;
+    }
+    tailReader.seek(changes, end - 1);
+    long deadline = System.currentTimeMillis() + 10_000;
+    while (System.currentTimeMillis() < deadline) {
+      for (ConsumerRecord<byte[], byte[]> record : tailReader.poll(Duration.ofMillis(200))) {
+        Header header = record.headers().lastHeader(Fold.SOURCE_OFFSET);
+        return header == null ? -1 : Long.parseLong(new String(header.value(), StandardCharsets.UTF_8));
+      }
+    }
+    LOG.warn("could not read the last record of {}: publishing the whole outbox again", changes);
+    return -1;
+  }
+
+  private static long sourceOffset(ProducerRecord<String, byte[]> record) {
+    Header header = record.headers().lastHeader(Fold.SOURCE_OFFSET);
+    return header == null ? Long.MAX_VALUE : Long.parseLong(new String(header.value(), StandardCharsets.UTF_8));
   }
 
   private void updateLag() {
@@ -220,6 +268,7 @@ public final class FoldVerticle extends VerticleBase {
       LOG.warn("closing the fold's consumer failed", e);
     }
     producer.close(Duration.ofSeconds(10));
+    tailReader.close();
   }
 
   private static final class Publish {

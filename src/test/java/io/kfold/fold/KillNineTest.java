@@ -2,7 +2,7 @@ package io.kfold.fold;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.KfoldConfig;
-import io.kfold.Main;
+import io.kfold.KfoldProcess;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.entity.Envelopes;
@@ -22,10 +22,6 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
-import java.net.HttpURLConnection;
-import java.net.InetAddress;
-import java.net.ServerSocket;
-import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -59,18 +55,14 @@ class KillNineTest {
   void killNineLosesNothingAndAppliesNothingTwice() throws Exception {
     String app = TestNodes.newApp("kill9");
     Path dataDir = TestNodes.tempDir("kill9");
-    int port = freePort();
     Map<String, String> env = TestNodes.env(app, dataDir);
-    env.put("KFOLD_HTTP_PORT", Integer.toString(port));
     env.put("KFOLD_FOLD_MAX_POLL_RECORDS", "500");
     // Static membership: the restarted process takes its partitions back without waiting for the
     // group to time the killed one out.
     env.put("KFOLD_KAFKA_GROUP_INSTANCE_ID", "kill9-node");
     KfoldConfig config = KfoldConfig.load(env);
-    Path log = Path.of("target", "kill9-" + app + ".log");
-
-    Process kfold = startKfold(env, log);
-    awaitStatus(port, "/health", 200, kfold, log);
+    KfoldProcess kfold = new KfoldProcess(env, Path.of("target", "kill9-" + app + ".log"));
+    kfold.start();
 
     Map<String, List<Integer>> produced = new HashMap<>();
     CompletableFuture<Void> producing = CompletableFuture.runAsync(() -> produce(config, produced));
@@ -78,19 +70,16 @@ class KillNineTest {
     int kills = 0;
     while (kills < KILLS) {
       Thread.sleep(800 + random.nextInt(1500));
-      kfold.destroyForcibly();  // SIGKILL
-      assertThat(kfold.waitFor(30, TimeUnit.SECONDS)).isTrue();
+      kfold.kill();
       kills++;
-      kfold = startKfold(env, log);
-      awaitStatus(port, "/health", 200, kfold, log);
+      kfold.start();
       LOG.info("kill {} done, kfold restarted", kills);
     }
     producing.get(120, TimeUnit.SECONDS);
     LOG.info("all {} events produced after {} kills; waiting for the fold to catch up", EVENTS, kills);
-    awaitStatus(port, "/ready", 200, kfold, log);
+    kfold.awaitStatus("/ready", 200);
     LOG.info("caught up; stopping kfold");
-    kfold.destroy();  // SIGTERM: a clean stop, so the test can open the store
-    assertThat(kfold.waitFor(60, TimeUnit.SECONDS)).isTrue();
+    kfold.stop();  // a clean stop, so the test can open the store
     LOG.info("stopped; checking the store and the changes topic");
 
     Set<String> expectedChanges = new HashSet<>();
@@ -165,42 +154,4 @@ class KillNineTest {
     return ids;
   }
 
-  private static Process startKfold(Map<String, String> env, Path log) throws IOException {
-    String java = ProcessHandle.current().info().command().orElse("java");
-    ProcessBuilder builder = new ProcessBuilder(java, "-Xmx512m", "-cp", System.getProperty("java.class.path"),
-        Main.class.getName())
-        .redirectErrorStream(true)
-        .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
-    builder.environment().putAll(env);
-    return builder.start();
-  }
-
-  private static void awaitStatus(int port, String path, int status, Process kfold, Path log) throws Exception {
-    long deadline = System.currentTimeMillis() + 120_000;
-    int last = -1;
-    while (System.currentTimeMillis() < deadline) {
-      assertThat(kfold.isAlive()).as("kfold exited; see %s", log).isTrue();
-      try {
-        HttpURLConnection connection = (HttpURLConnection) URI.create("http://127.0.0.1:" + port + path).toURL()
-            .openConnection();
-        connection.setConnectTimeout(1000);
-        connection.setReadTimeout(5000);
-        last = connection.getResponseCode();
-        connection.disconnect();
-        if (last == status) {
-          return;
-        }
-      } catch (IOException notYet) {
-        // not listening yet
-      }
-      Thread.sleep(100);
-    }
-    throw new AssertionError(path + " answered " + last + ", not " + status + ", within 120 s; see " + log);
-  }
-
-  private static int freePort() throws IOException {
-    try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      return socket.getLocalPort();
-    }
-  }
 }

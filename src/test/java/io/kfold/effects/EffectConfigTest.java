@@ -1,0 +1,62 @@
+package io.kfold.effects;
+
+import io.kfold.KfoldConfig;
+import io.kfold.TestNodes;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+class EffectConfigTest {
+
+  private static KfoldConfig load(String effects) {
+    return KfoldConfig.load(TestNodes.envWithEffects("cfg", TestNodes.tempDir("cfg"), effects));
+  }
+
+  @Test
+  @DisplayName("the default configuration declares the shipment reaction, and leaves e-mail and index off")
+  void defaults() {
+    KfoldConfig config = KfoldConfig.load(java.util.Map.of());
+    assertThat(config.effects()).extracting(EffectConfig::name).containsExactly("shipment-request");
+    EffectConfig shipment = config.effects().get(0);
+    assertThat(shipment.kind()).isEqualTo(EffectConfig.Kind.COMMAND);
+    assertThat(shipment.delivery()).isEqualTo(EffectConfig.Delivery.AT_LEAST_ONCE);
+    assertThat(shipment.events()).containsExactly("OrderPaid");
+  }
+
+  @Test
+  @DisplayName("a full worker is read with its retry, breaker and target")
+  void fullWorker() {
+    KfoldConfig config = load("w:\n  kind: http\n  delivery: at-most-once\n  entities: [users]\n  events: [A, B]\n"
+        + "  maxInFlightKeys: 3\n  timeoutMs: 500\n  retry: { attempts: 7, initialDelayMs: 5, maxDelayMs: 50, jitter: 0.5 }\n"
+        + "  breaker: { failures: 9, openMs: 99 }\n  target: { method: PUT, url: \"http://h/{{key}}\", body: { v: \"{{version}}\" } }\n");
+    EffectConfig w = config.effects().get(0);
+    assertThat(w.delivery()).isEqualTo(EffectConfig.Delivery.AT_MOST_ONCE);
+    assertThat(w.maxInFlightKeys()).isEqualTo(3);
+    assertThat(w.retry()).isEqualTo(new EffectConfig.Retry(7, 5, 50, 0.5));
+    assertThat(w.breaker()).isEqualTo(new EffectConfig.Breaker(9, 99));
+    assertThat(((EffectConfig.HttpTarget) w.target()).method()).isEqualTo("PUT");
+  }
+
+  @Test
+  @DisplayName("invalid configuration stops the start with a message naming the worker and the field")
+  void invalid() {
+    assertThatThrownBy(() -> load("w:\n  kind: fax\n  entities: [users]\n"))
+        .hasMessageContaining("'effects.w.kind' is 'fax'");
+    assertThatThrownBy(() -> load("w:\n  kind: http\n  entities: [users]\n  delivery: twice\n  target: { url: \"http://x\" }\n"))
+        .hasMessageContaining("'effects.w.delivery' is 'twice'");
+    assertThatThrownBy(() -> load("w:\n  kind: http\n  entities: [ghosts]\n  target: { url: \"http://x\" }\n"))
+        .hasMessageContaining("'effects.w.entities' is 'ghosts'");
+    assertThatThrownBy(() -> load("w:\n  kind: http\n  entities: [users]\n  target: { url: \"ftp://x\" }\n"))
+        .hasMessageContaining("'effects.w.target.url' is 'ftp://x'");
+    assertThatThrownBy(() -> load("w:\n  kind: http\n  entities: [users]\n  maxInFlightKeys: 0\n  target: { url: \"http://x\" }\n"))
+        .hasMessageContaining("'effects.w.maxInFlightKeys' is '0'");
+    assertThatThrownBy(() -> load("w:\n  kind: email\n  entities: [users]\n  target: { host: h, from: a@b.c, to: x, subject: s }\n"))
+        .hasMessageContaining("'effects.w.target.body'");
+    assertThatThrownBy(() -> load("w:\n  kind: command\n  entities: [users]\n  target: { entity: users, id: x }\n"))
+        .hasMessageContaining("'effects.w.target.command'");
+    assertThatThrownBy(() -> load("w:\n  kind: http\n  entities: [users]\n  retry: { jitter: 2 }\n  target: { url: \"http://x\" }\n"))
+        .hasMessageContaining("'effects.w.retry.jitter' is '2'");
+  }
+}
