@@ -31,14 +31,19 @@ public final class MergeEntityType implements EntityType {
     return mergePatch(state, event.payload());
   }
 
-  /** RFC 7396: objects merge member by member, null removes a member, anything else replaces. */
+  /**
+   * RFC 7396: objects merge member by member, null removes a member, anything else replaces. The
+   * target is not modified: the result is a new node that shares the target's unpatched members
+   * (states are never modified once made, so sharing is safe and spares a deep copy per event).
+   */
   static JsonNode mergePatch(JsonNode target, JsonNode patch) {
     if (!patch.isObject()) {
       return patch.deepCopy();
     }
-    ObjectNode result = target != null && target.isObject()
-        ? ((ObjectNode) target).deepCopy()
-        : JsonNodeFactory.instance.objectNode();
+    ObjectNode result = JsonNodeFactory.instance.objectNode();
+    if (target != null && target.isObject()) {
+      result.setAll((ObjectNode) target);
+    }
     for (Iterator<Map.Entry<String, JsonNode>> it = patch.fields(); it.hasNext(); ) {
       Map.Entry<String, JsonNode> member = it.next();
       if (member.getValue().isNull()) {

@@ -1,8 +1,7 @@
 package io.kfold.fold;
 
+import com.fasterxml.jackson.core.io.JsonStringEncoder;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.JsonNodeFactory;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.KfoldConfig;
 import io.kfold.entity.EntityType;
 import io.kfold.entity.EntityTypes;
@@ -21,6 +20,7 @@ import org.apache.kafka.common.header.internals.RecordHeaders;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -101,7 +101,7 @@ final class Fold {
         Working working = entity.getValue();
         if (working.changed) {
           batch.putState(type.getKey(), entity.getKey(),
-              new StoredEntity(working.version, working.lastCommandId, Envelopes.toBytes(working.state)));
+              new StoredEntity(working.version, working.lastCommandId, working.stateBytes));
         }
       }
     }
@@ -165,26 +165,43 @@ final class Fold {
       reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DEAD_LETTERED, 0, null));
       return deadLetter(type, record, "apply failed: " + e);
     }
-    entity.advance(eventVersion, event.commandId(), newState);
-    ObjectNode eventJson = Envelopes.toJson(applied);
-    batch.putEvent(type.name(), event.key(), eventVersion, Envelopes.toBytes(eventJson));
+    // Each event and each new state is serialized once: the history, the store and the change
+    // record are all made of these bytes.
+    byte[] eventBytes = Envelopes.toBytes(applied);
+    byte[] stateBytes = Envelopes.toBytes(newState);
+    entity.advance(eventVersion, event.commandId(), newState, stateBytes);
+    batch.putEvent(type.name(), event.key(), eventVersion, eventBytes);
     if (event.idempotencyKey() != null) {
       // Recorded with the state, so a retry of the write finds it exactly when its events are folded.
       batch.putIdempotentWrite(type.name(), event.key(), event.idempotencyKey(),
           new IdempotentWrite(eventVersion - event.indexInCommand(), eventVersion, record.timestamp()));
     }
     progress.applied.increment();
-    ObjectNode change = JsonNodeFactory.instance.objectNode();
-    change.put("id", event.key() + ":" + eventVersion);
-    change.set("event", eventJson);
-    change.set("state", newState);
-    byte[] changeBytes = Envelopes.toBytes(change);
+    byte[] changeBytes = changeRecord(event.key() + ":" + eventVersion, eventBytes, stateBytes);
     reports.add(new Report(type.name(), event.key(), event.id(), Verdict.APPLIED, eventVersion, changeBytes));
     RecordHeaders headers = new RecordHeaders();
     headers.add(SOURCE_OFFSET, Long.toString(record.offset()).getBytes(StandardCharsets.UTF_8));
     return new ProducerRecord<>(config.changesTopic(type.name()), record.partition(), null, event.key(), changeBytes,
         headers);
   }
+
+  /** The value of a change record, {@code {"id", "event", "state"}}, assembled from serialized parts. */
+  static byte[] changeRecord(String id, byte[] event, byte[] state) {
+    byte[] quotedId = JsonStringEncoder.getInstance().quoteAsUTF8(id);
+    ByteArrayOutputStream out = new ByteArrayOutputStream(quotedId.length + event.length + state.length + 32);
+    out.writeBytes(ID_PREFIX);
+    out.writeBytes(quotedId);
+    out.writeBytes(EVENT_PREFIX);
+    out.writeBytes(event);
+    out.writeBytes(STATE_PREFIX);
+    out.writeBytes(state);
+    out.write('}');
+    return out.toByteArray();
+  }
+
+  private static final byte[] ID_PREFIX = "{\"id\":\"".getBytes(StandardCharsets.UTF_8);
+  private static final byte[] EVENT_PREFIX = "\",\"event\":".getBytes(StandardCharsets.UTF_8);
+  private static final byte[] STATE_PREFIX = ",\"state\":".getBytes(StandardCharsets.UTF_8);
 
   private ProducerRecord<String, byte[]> deadLetter(EntityType type, ConsumerRecord<byte[], byte[]> record,
                                                     String error) {
@@ -206,6 +223,7 @@ final class Fold {
     String lastCommandId;
     private JsonNode state;
     private byte[] storedState;
+    byte[] stateBytes;
     boolean changed;
 
     Working(StoredEntity stored) {
@@ -227,10 +245,11 @@ final class Fold {
       return state;
     }
 
-    void advance(long newVersion, String commandId, JsonNode newState) {
+    void advance(long newVersion, String commandId, JsonNode newState, byte[] newStateBytes) {
       version = newVersion;
       lastCommandId = commandId;
       state = newState;
+      stateBytes = newStateBytes;
       changed = true;
     }
   }

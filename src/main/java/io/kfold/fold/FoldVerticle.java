@@ -79,7 +79,7 @@ public final class FoldVerticle extends VerticleBase {
       String bootstrap = config.kafka().bootstrap();
       consumer = new KafkaConsumer<>(KafkaClients.foldConsumer(bootstrap, config.app(), config.kafka().groupInstanceId(),
           config.fold().maxPollRecords()));
-      Map<String, Object> producerConf = KafkaClients.producer(bootstrap, config.app() + "-fold-publisher");
+      Map<String, Object> producerConf = KafkaClients.changePublisher(bootstrap, config.app() + "-fold-publisher");
       producer = new KafkaProducer<>(producerConf, new StringSerializer(), new ByteArraySerializer());
       tailReader = new KafkaConsumer<>(Map.of(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
           ConsumerConfig.CLIENT_ID_CONFIG, config.app() + "-fold-tail-reader", ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false),
