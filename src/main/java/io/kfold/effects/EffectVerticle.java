@@ -389,8 +389,8 @@ public final class EffectVerticle extends VerticleBase {
   }
 
   private void attempt(Item item, int attemptNumber) {
-    if (!breaker.admits()) {
-      breaker.waiting.add(() -> attempt(item, attemptNumber));
+    Admission admission = breaker.admit(() -> attempt(item, attemptNumber));
+    if (admission == Admission.WAIT) {
       return;
     }
     Future<Void> delivery;
@@ -412,7 +412,7 @@ public final class EffectVerticle extends VerticleBase {
         deadLetter(item, error.getMessage(), attemptNumber);
         return;
       }
-      boolean counted = breaker.failed();
+      boolean counted = breaker.failed(admission);
       if (effect.delivery() == Delivery.AT_MOST_ONCE) {
         deadLetter(item, "at-most-once, not retried: " + error, attemptNumber);
       } else if (counted && attemptNumber >= effect.retry().attempts()) {
@@ -583,65 +583,81 @@ public final class EffectVerticle extends VerticleBase {
 
   /**
    * Stops deliveries while the target is down: after {@code failures} failures in a row it opens
-   * for {@code openMs}, then lets one delivery through; its success closes it.
+   * for {@code openMs}, then lets one delivery through as a probe; the probe's success closes it,
+   * its failure opens it again. Failures while it is not closed cost no attempts.
    */
   private final class Breaker {
     private int failuresInARow;
-    private boolean open;
+    private String state = "closed";
     private boolean probing;
-    final ArrayDeque<Runnable> waiting = new ArrayDeque<>();
+    private final ArrayDeque<Runnable> waiting = new ArrayDeque<>();
 
-    boolean admits() {
-      return !open;
+    /** Answers whether the attempt may start now (and whether it is the probe), or parks it until then. */
+    Admission admit(Runnable attempt) {
+      switch (state) {
+        case "closed" -> {
+          return Admission.NORMAL;
+        }
+        case "half-open" -> {
+          if (!probing) {
+            probing = true;
+            return Admission.PROBE;
+          }
+        }
+        default -> {
+          // open: wait
+        }
+      }
+      waiting.add(attempt);
+      return Admission.WAIT;
     }
 
     void succeeded() {
       failuresInARow = 0;
-      if (open) {
-        open = false;
+      if (!state.equals("closed")) {
+        state = "closed";
+        stats.breaker = state;
         probing = false;
-        stats.breaker = "closed";
-        LOG.info("effect worker {}: target answers again; resuming {} deliveries", effect.name(), waiting.size());
+        LOG.info("effect worker {}: the target answers again; resuming {} deliveries", effect.name(), waiting.size());
         while (!waiting.isEmpty()) {
           waiting.poll().run();
         }
       }
     }
 
-    /** Counts a failure; answers whether it counts against the change's attempts (not when the target is down). */
-    boolean failed() {
-      failuresInARow++;
-      if (open) {
+    /** Counts a failure; answers whether it counts against the change's attempts. */
+    boolean failed(Admission admission) {
+      if (admission == Admission.PROBE) {
         probing = false;
-        scheduleProbe();
+        open();
         return false;
       }
-      if (failuresInARow >= effect.breaker().failures()) {
-        open = true;
-        stats.breaker = "open";
+      if (!state.equals("closed")) {
+        return false;  // the target is known to be down
+      }
+      if (++failuresInARow >= effect.breaker().failures()) {
         LOG.warn("effect worker {}: {} failures in a row; pausing deliveries for {} ms", effect.name(), failuresInARow,
             effect.breaker().openMs());
-        scheduleProbe();
+        open();
         return false;
       }
       return true;
     }
 
-    private void scheduleProbe() {
+    private void open() {
+      state = "open";
+      stats.breaker = state;
       vertx.setTimer(effect.breaker().openMs(), id -> {
-        if (open && !probing && !waiting.isEmpty()) {
-          probing = true;
-          stats.breaker = "half-open";
-          Runnable probe = waiting.poll();
-          open = false;  // let this one through
-          probe.run();
-          open = true;
-        } else if (open && waiting.isEmpty()) {
-          // Nothing waits: close, the next failure counts again.
-          open = false;
-          stats.breaker = "closed";
+        if (state.equals("open")) {
+          state = "half-open";
+          stats.breaker = state;
+          if (!waiting.isEmpty()) {
+            waiting.poll().run();  // it is admitted as the probe
+          }
         }
       });
     }
   }
+
+  private enum Admission { NORMAL, PROBE, WAIT }
 }

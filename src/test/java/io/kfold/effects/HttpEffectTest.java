@@ -159,6 +159,51 @@ class HttpEffectTest {
     }
   }
 
+  @Test
+  @DisplayName("while the target is down the breaker pauses the worker: no attempts burned, nothing dead-lettered, all delivered once it is back")
+  void breakerWaitsForTheTarget() throws Exception {
+    Vertx vertx = Vertx.vertx();
+    TargetServer server = new TargetServer(vertx);
+    server.down = true;
+    String app = TestNodes.newApp("breaker");
+    String worker = "hook:\n  kind: http\n  entities: [users]\n  timeoutMs: 1000\n"
+        + "  retry: { attempts: 3, initialDelayMs: 10, maxDelayMs: 50 }\n"
+        + "  breaker: { failures: 3, openMs: 300 }\n"
+        + "  target: { url: \"" + server.url() + "\" }\n";
+    KfoldConfig config = KfoldConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("breaker"), worker));
+    KfoldNode node = TestNodes.startCaughtUp(vertx, config);
+    WebClient client = WebClient.create(vertx);
+    try {
+      for (int e = 0; e < 10; e++) {
+        produce(config, "k" + e, "{\"n\":1}", "{\"n\":2}");
+      }
+      await("the breaker opens", () -> {
+        try {
+          return call(client, node, HttpMethod.GET, "/v1/_effects").body().path("workers").path("hook").path("breaker")
+              .asText().equals("open");
+        } catch (Exception e) {
+          throw new IllegalStateException(e);
+        }
+      });
+      Thread.sleep(2_000);  // several probes fail meanwhile, far more failures than 3 attempts per change
+      int callsWhileDown = server.deliveries();
+      assertThat(callsWhileDown).as("paused, not hammering the target").isLessThan(60);
+      server.down = false;
+      await("every change applied", () -> server.applied.size() == 20);
+      var stats = call(client, node, HttpMethod.GET, "/v1/_effects").body().path("workers").path("hook");
+      assertThat(stats.path("deadLettered").asInt()).isZero();
+      assertThat(stats.path("breaker").asText()).isEqualTo("closed");
+      for (int e = 0; e < 10; e++) {
+        assertThat(server.appliedVersions.get("k" + e)).containsExactly(1L, 2L);
+      }
+    } finally {
+      client.close();
+      node.stop().await(60, TimeUnit.SECONDS);
+      server.close();
+      vertx.close().await(30, TimeUnit.SECONDS);
+    }
+  }
+
   private static Reply call(WebClient client, KfoldNode node, HttpMethod method, String path) throws Exception {
     return TestNodes.call(client, method, node.httpPort(), path, null, Map.of());
   }

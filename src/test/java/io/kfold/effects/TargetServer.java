@@ -26,6 +26,8 @@ final class TargetServer implements AutoCloseable {
   final Map<String, List<Long>> appliedVersions = new ConcurrentHashMap<>();
   final Map<String, JsonObject> applied = new ConcurrentHashMap<>();
   volatile double failureRate;
+  /** Down: every call answers 503 and nothing is applied. */
+  volatile boolean down;
   volatile long lateMs = 1500;
   volatile Predicate<JsonObject> refuse = body -> false;
 
@@ -43,7 +45,9 @@ final class TargetServer implements AutoCloseable {
       synchronized (random) {
         dice = random.nextDouble();
       }
-      if (dice < failureRate / 3) {
+      if (down) {
+        request.response().setStatusCode(503).end("down");
+      } else if (dice < failureRate / 3) {
         request.response().setStatusCode(500).end("injected failure");
       } else if (dice < failureRate * 2 / 3) {
         request.connection().close();  // a reset: no answer at all

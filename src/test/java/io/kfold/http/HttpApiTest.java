@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.KfoldConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
+import io.kfold.TestLog;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
 import io.vertx.core.Future;
@@ -12,13 +13,9 @@ import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.ext.web.client.HttpResponse;
 import io.vertx.ext.web.client.WebClient;
-import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
-import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
@@ -26,7 +23,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.nio.charset.StandardCharsets;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -190,7 +186,7 @@ class HttpApiTest {
     assertThat(state.status()).isEqualTo(200);
     assertThat(state.body().path("state").path("ok").asBoolean()).isTrue();
 
-    List<ConsumerRecord<byte[], byte[]>> dead = readAll(config.deadLetterTopic("users"), 1);
+    List<ConsumerRecord<byte[], byte[]>> dead = TestLog.records(config.deadLetterTopic("users"));
     assertThat(dead).hasSize(1);
     ConsumerRecord<byte[], byte[]> letter = dead.get(0);
     assertThat(new String(letter.value(), StandardCharsets.UTF_8)).isEqualTo("not json {");
@@ -246,31 +242,6 @@ class HttpApiTest {
 
   /** Counts the records of one entity in the events topic: the log itself, not the answers. */
   private static long recordsInLog(String key) {
-    return readAll(config.eventsTopic("users"), 0).stream()
-        .filter(r -> key.equals(new String(r.key(), StandardCharsets.UTF_8))).count();
-  }
-
-  private static List<ConsumerRecord<byte[], byte[]>> readAll(String topic, int atLeast) {
-    Map<String, Object> conf = Map.of(
-        ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, TestBroker.bootstrap(),
-        ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class,
-        ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
-    List<ConsumerRecord<byte[], byte[]>> records = new ArrayList<>();
-    try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(conf)) {
-      List<TopicPartition> partitions = consumer.partitionsFor(topic).stream()
-          .map(p -> new TopicPartition(topic, p.partition())).toList();
-      consumer.assign(partitions);
-      consumer.seekToBeginning(partitions);
-      Map<TopicPartition, Long> end = consumer.endOffsets(partitions);
-      long deadline = System.currentTimeMillis() + 20_000;
-      while (System.currentTimeMillis() < deadline
-          && (records.size() < atLeast || partitions.stream().anyMatch(p -> consumer.position(p) < end.get(p)))) {
-        consumer.poll(Duration.ofMillis(200)).forEach(records::add);
-        if (records.size() < atLeast) {
-          end.putAll(consumer.endOffsets(partitions));
-        }
-      }
-    }
-    return records;
+    return TestLog.events(config.eventsTopic("users"), key).size();
   }
 }
