@@ -33,7 +33,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
     }
   }
 
-  public record Fold(int maxPollRecords) {}
+  /** @param cacheEntries parsed entity states kept in memory between polls */
+  public record Fold(int maxPollRecords, int cacheEntries) {}
 
   /**
    * @param timeoutMs           how long a write waits for the fold's verdict
@@ -132,7 +133,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
         new Kafka(tree.path("kafka").path("bootstrap").asText(""), intIn(kafka, "partitions", 1, 10_000),
             (short) intIn(kafka, "replicationFactor", 1, 100), intIn(kafka, "localPort", 0, 65535),
             kafka.path("groupInstanceId").asText("")),
-        new Fold(intIn(section(tree, "fold"), "maxPollRecords", 1, 1_000_000)),
+        new Fold(intIn(section(tree, "fold"), "maxPollRecords", 1, 1_000_000),
+            intIn(section(tree, "fold"), "cacheEntries", 0, 100_000_000)),
         new Writes(intIn(section(tree, "writes"), "timeoutMs", 1, Integer.MAX_VALUE),
             intIn(section(tree, "writes"), "maxEvents", 1, 10_000),
             longIn(section(tree, "writes"), "idempotencyWindowMs", 1, Long.MAX_VALUE)),

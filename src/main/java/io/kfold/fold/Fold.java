@@ -55,6 +55,13 @@ final class Fold {
   private final KfoldConfig config;
   private final EntityStore store;
   private final Map<String, EntityType> typeByTopic = new HashMap<>();
+  private final Map<String, EntityType> typeByName = new HashMap<>();
+  /**
+   * The latest state of recently folded entities, parsed: a hot entity is neither read from the
+   * store nor parsed again on every poll. Only the fold changes states, so the cache cannot be
+   * stale; it is emptied when partitions move.
+   */
+  private final Map<String, Working> cache;
   private final FoldProgress progress;
 
   Fold(KfoldConfig config, EntityTypes types, EntityStore store, FoldProgress progress) {
@@ -63,7 +70,20 @@ final class Fold {
     this.progress = progress;
     for (EntityType type : types.all()) {
       typeByTopic.put(config.eventsTopic(type.name()), type);
+      typeByName.put(type.name(), type);
     }
+    int cacheEntries = config.fold().cacheEntries();
+    this.cache = new LinkedHashMap<>(1024, 0.75f, true) {
+      @Override
+      protected boolean removeEldestEntry(Map.Entry<String, Working> eldest) {
+        return size() > cacheEntries;
+      }
+    };
+  }
+
+  /** Forgets the cached states, when partitions move. */
+  void forgetCachedStates() {
+    cache.clear();
   }
 
   java.util.Set<String> topics() {
@@ -88,7 +108,6 @@ final class Fold {
       for (ConsumerRecord<byte[], byte[]> record : records.records(partition)) {
         ProducerRecord<String, byte[]> out = foldRecord(type, record, ofType, batch, reports);
         if (out != null) {
-          batch.putOutbox(partition.topic(), partition.partition(), record.offset(), OutboxRecord.encode(out));
           published.add(out);
         }
         nextOffsets.put(partition, record.offset() + 1);
@@ -102,6 +121,9 @@ final class Fold {
         if (working.changed) {
           batch.putState(type.getKey(), entity.getKey(),
               new StoredEntity(working.version, working.lastCommandId, working.stateBytes));
+        }
+        if (working.version > 0) {
+          cache.put(type.getKey() + '\u0000' + entity.getKey(), working);
         }
       }
     }
@@ -121,10 +143,21 @@ final class Fold {
       }
     }
     for (Map.Entry<String, Map<String, Working>> type : states.entrySet()) {
-      List<String> keys = new ArrayList<>(type.getValue().keySet());
-      List<StoredEntity> stored = store.getAll(type.getKey(), keys);
-      for (int i = 0; i < keys.size(); i++) {
-        type.getValue().put(keys.get(i), new Working(stored.get(i)));
+      List<String> missing = new ArrayList<>();
+      for (Map.Entry<String, Working> entity : type.getValue().entrySet()) {
+        Working cached = cache.get(type.getKey() + '\u0000' + entity.getKey());
+        if (cached != null) {
+          cached.changed = false;
+          entity.setValue(cached);
+        } else {
+          missing.add(entity.getKey());
+        }
+      }
+      if (!missing.isEmpty()) {
+        List<StoredEntity> stored = store.getAll(type.getKey(), missing);
+        for (int i = 0; i < missing.size(); i++) {
+          type.getValue().put(missing.get(i), new Working(stored.get(i)));
+        }
       }
     }
     return states;
@@ -139,7 +172,7 @@ final class Fold {
       event = Envelopes.decode(type.name(), record.key(), record.value(), record.topic(), record.partition(),
           record.offset(), record.timestamp());
     } catch (Envelopes.UndecodableEventException e) {
-      return deadLetter(type, record, e.getMessage());
+      return deadLetter(type, record, e.getMessage(), batch);
     }
     Working entity = states.get(event.key());
     long eventVersion = event.version() == Envelope.NO_VERSION ? entity.version + 1 : event.version();
@@ -163,7 +196,7 @@ final class Fold {
       newState = Objects.requireNonNull(type.apply(entity.state(type), applied), "apply returned null");
     } catch (RuntimeException e) {
       reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DEAD_LETTERED, 0, null));
-      return deadLetter(type, record, "apply failed: " + e);
+      return deadLetter(type, record, "apply failed: " + e, batch);
     }
     // Each event and each new state is serialized once: the history, the store and the change
     // record are all made of these bytes.
@@ -179,10 +212,46 @@ final class Fold {
     progress.applied.increment();
     byte[] changeBytes = changeRecord(event.key() + ":" + eventVersion, eventBytes, stateBytes);
     reports.add(new Report(type.name(), event.key(), event.id(), Verdict.APPLIED, eventVersion, changeBytes));
+    batch.putOutbox(record.topic(), record.partition(), record.offset(),
+        OutboxRecord.reference(type.name(), event.key(), eventVersion));
+    return changeRecord(type, event.key(), record.partition(), record.offset(), changeBytes);
+  }
+
+  private ProducerRecord<String, byte[]> changeRecord(EntityType type, String key, int partition, long sourceOffset,
+                                                      byte[] value) {
     RecordHeaders headers = new RecordHeaders();
-    headers.add(SOURCE_OFFSET, Long.toString(record.offset()).getBytes(StandardCharsets.UTF_8));
-    return new ProducerRecord<>(config.changesTopic(type.name()), record.partition(), null, event.key(), changeBytes,
-        headers);
+    headers.add(SOURCE_OFFSET, Long.toString(sourceOffset).getBytes(StandardCharsets.UTF_8));
+    return new ProducerRecord<>(config.changesTopic(type.name()), partition, null, key, value, headers);
+  }
+
+  /**
+   * The change record of an event the store holds, as the fold first made it: the event from the
+   * entity's history, and the state after it, refolded from the history when it is not the latest.
+   */
+  ProducerRecord<String, byte[]> rebuildChange(OutboxRecord.ChangeReference reference, int partition, long sourceOffset) {
+    EntityType type = typeByName.get(reference.type());
+    StoredEntity current = store.get(type.name(), reference.key());
+    List<byte[]> history = store.history(type.name(), reference.key(), 1, (int) reference.version());
+    if (current == null || history.size() != reference.version()) {
+      throw new IllegalStateException("the store lacks " + type.name() + " '" + reference.key() + "' version "
+          + reference.version() + " that its outbox names");
+    }
+    byte[] stateBytes;
+    if (current.version() == reference.version()) {
+      stateBytes = current.state();
+    } else {
+      JsonNode state = type.initialState();
+      for (byte[] event : history) {
+        try {
+          state = type.apply(state, Envelopes.fromJson(Envelopes.parse(event)));
+        } catch (IOException e) {
+          throw new IllegalStateException("unreadable history of " + type.name() + " '" + reference.key() + "'", e);
+        }
+      }
+      stateBytes = Envelopes.toBytes(state);
+    }
+    byte[] value = changeRecord(reference.key() + ":" + reference.version(), history.get(history.size() - 1), stateBytes);
+    return changeRecord(type, reference.key(), partition, sourceOffset, value);
   }
 
   /** The value of a change record, {@code {"id", "event", "state"}}, assembled from serialized parts. */
@@ -204,7 +273,7 @@ final class Fold {
   private static final byte[] STATE_PREFIX = ",\"state\":".getBytes(StandardCharsets.UTF_8);
 
   private ProducerRecord<String, byte[]> deadLetter(EntityType type, ConsumerRecord<byte[], byte[]> record,
-                                                    String error) {
+                                                    String error, StoreBatch batch) {
     progress.deadLettered.increment();
     LOG.warn("dead-lettering {}-{}@{}: {}", record.topic(), record.partition(), record.offset(), error);
     RecordHeaders headers = new RecordHeaders();
@@ -213,8 +282,10 @@ final class Fold {
     headers.add(SOURCE_OFFSET, Long.toString(record.offset()).getBytes(StandardCharsets.UTF_8));
     headers.add("kfold.error", error.getBytes(StandardCharsets.UTF_8));
     String key = record.key() == null ? null : new String(record.key(), StandardCharsets.UTF_8);
-    return new ProducerRecord<>(config.deadLetterTopic(type.name()), null, null, key,
+    ProducerRecord<String, byte[]> letter = new ProducerRecord<>(config.deadLetterTopic(type.name()), null, null, key,
         record.value() == null ? new byte[0] : record.value(), headers);
+    batch.putOutbox(record.topic(), record.partition(), record.offset(), OutboxRecord.encode(letter));
+    return letter;
   }
 
   /** An entity while a poll is folded: parsed once, serialized once, however many events it gets. */

@@ -28,11 +28,13 @@ import org.slf4j.LoggerFactory;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
+import java.util.SortedMap;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -202,8 +204,7 @@ public final class FoldVerticle extends VerticleBase {
     if (!consumer.assignment().contains(partition)) {
       return;  // its next owner publishes it from its own outbox
     }
-    List<ProducerRecord<String, byte[]>> outbox = store.outbox(partition.topic(), partition.partition())
-        .stream().map(OutboxRecord::decode).toList();
+    SortedMap<Long, byte[]> outbox = store.outboxByOffset(partition.topic(), partition.partition());
     if (outbox.isEmpty()) {
       return;
     }
@@ -211,8 +212,15 @@ public final class FoldVerticle extends VerticleBase {
     // last one found there were published before the crash, and are not published twice.
     String changes = fold.changesTopicOf(partition.topic());
     long published = lastPublishedSourceOffset(new TopicPartition(changes, partition.partition()));
-    List<ProducerRecord<String, byte[]>> records = outbox.stream()
-        .filter(r -> !r.topic().equals(changes) || sourceOffset(r) > published).toList();
+    List<ProducerRecord<String, byte[]>> records = new ArrayList<>();
+    for (Map.Entry<Long, byte[]> entry : outbox.entrySet()) {
+      OutboxRecord.Entry decoded = OutboxRecord.decode(entry.getValue());
+      if (decoded instanceof OutboxRecord.Whole whole) {
+        records.add(whole.record());
+      } else if (entry.getKey() > published) {
+        records.add(fold.rebuildChange((OutboxRecord.ChangeReference) decoded, partition.partition(), entry.getKey()));
+      }
+    }
     LOG.info("publishing {} outbox records of {} again ({} were published already)", records.size(), partition,
         outbox.size() - records.size());
     long next = store.nextOffset(partition.topic(), partition.partition()).orElseThrow();
@@ -243,10 +251,7 @@ public final class FoldVerticle extends VerticleBase {
     return -1;
   }
 
-  private static long sourceOffset(ProducerRecord<String, byte[]> record) {
-    Header header = record.headers().lastHeader(Fold.SOURCE_OFFSET);
-    return header == null ? Long.MAX_VALUE : Long.parseLong(new String(header.value(), StandardCharsets.UTF_8));
-  }
+
 
   private void updateLag() {
     Map<TopicPartition, Long> lag = new HashMap<>();
@@ -286,6 +291,7 @@ public final class FoldVerticle extends VerticleBase {
   private final class Rebalance implements ConsumerRebalanceListener {
     @Override
     public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+      fold.forgetCachedStates();
       for (TopicPartition partition : partitions) {
         OptionalLong next = store.nextOffset(partition.topic(), partition.partition());
         if (next.isPresent()) {
@@ -304,6 +310,7 @@ public final class FoldVerticle extends VerticleBase {
 
     @Override
     public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
+      fold.forgetCachedStates();
       LOG.info("no longer folding {}", partitions);
     }
   }

@@ -25,7 +25,12 @@ public interface EntityStore extends AutoCloseable {
   OptionalLong nextOffset(String topic, int partition);
 
   /** Records the fold wrote for a partition that are not yet known to be published, oldest first. */
-  List<byte[]> outbox(String topic, int partition);
+  default List<byte[]> outbox(String topic, int partition) {
+    return List.copyOf(outboxByOffset(topic, partition).values());
+  }
+
+  /** The same, by the offset of the record each comes from. */
+  java.util.SortedMap<Long, byte[]> outboxByOffset(String topic, int partition);
 
   /** What an earlier write with this idempotency key appended to the entity, or null. */
   IdempotentWrite idempotentWrite(String type, String key, String idempotencyKey);

@@ -22,6 +22,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.OptionalLong;
+import java.util.SortedMap;
+import java.util.TreeMap;
 
 /**
  * {@link EntityStore} on RocksDB, one column family per kind of data.
@@ -146,12 +148,12 @@ public final class RocksEntityStore implements EntityStore {
   }
 
   @Override
-  public List<byte[]> outbox(String topic, int partition) {
+  public SortedMap<Long, byte[]> outboxByOffset(String topic, int partition) {
     byte[] prefix = partitionKey(topic, partition);
-    List<byte[]> result = new ArrayList<>();
+    SortedMap<Long, byte[]> result = new TreeMap<>();
     try (RocksIterator it = db.newIterator(outbox, readOptions)) {
       for (it.seek(prefix); it.isValid() && startsWith(it.key(), prefix); it.next()) {
-        result.add(it.value());
+        result.put(ByteBuffer.wrap(it.key()).getLong(prefix.length), it.value());
       }
       it.status();
     } catch (RocksDBException e) {

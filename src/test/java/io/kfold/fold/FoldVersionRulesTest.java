@@ -98,6 +98,24 @@ class FoldVersionRulesTest {
     assertThat(store.outbox(partition.topic(), 0)).hasSize(2);
   }
 
+  @Test
+  @DisplayName("a change kept as a reference in the outbox is rebuilt byte for byte as first published")
+  void changesRebuiltFromHistory() {
+    List<Fold.Report> first = foldPoll(bare("{\"a\":1}"), bare("{\"b\":2}"));
+    List<Fold.Report> second = foldPoll(bare("{\"a\":null,\"c\":3}"));
+    List<Fold.Report> all = new ArrayList<>(first);
+    all.addAll(second);
+    for (Fold.Report report : all) {
+      var rebuilt = fold.rebuildChange(new OutboxRecord.ChangeReference("users", "k", report.version()), 0, 7);
+      assertThat(new String(rebuilt.value(), StandardCharsets.UTF_8)).as("change of version %d", report.version())
+          .isEqualTo(new String(report.change(), StandardCharsets.UTF_8));
+      assertThat(rebuilt.topic()).isEqualTo(config.changesTopic("users"));
+      assertThat(new String(rebuilt.headers().lastHeader("kfold.source.offset").value(), StandardCharsets.UTF_8)).isEqualTo("7");
+    }
+    assertThat(OutboxRecord.decode(store.outbox(partition.topic(), 0).get(0)))
+        .isEqualTo(new OutboxRecord.ChangeReference("users", "k", 1));
+  }
+
   private List<Fold.Report> foldPoll(ConsumerRecord<byte[], byte[]>... records) {
     ConsumerRecords<byte[], byte[]> poll = new ConsumerRecords<>(Map.of(partition, List.of(records)), Map.of());
     StoreBatch batch = new StoreBatch();
