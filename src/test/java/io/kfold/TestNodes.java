@@ -53,16 +53,21 @@ public final class TestNodes {
    * to the data folder and named by KFOLD_CONFIG.
    */
   public static Map<String, String> envWithEffects(String app, Path dataDir, String effectsYaml) {
+    return withEffects(env(app, dataDir), dataDir, effectsYaml);
+  }
+
+  /** Adds to {@code env} a configuration file, in {@code dir}, whose workers are those of {@code effectsYaml}. */
+  public static Map<String, String> withEffects(Map<String, String> env, Path dir, String effectsYaml) {
     try {
       ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
       ObjectNode conf = (ObjectNode) yaml.readTree(Path.of("conf", "kfold.yaml").toFile());
       conf.set("effects", yaml.readTree(effectsYaml));
-      Path file = dataDir.resolve("kfold-test.yaml");
-      Files.createDirectories(dataDir);
+      Path file = dir.resolve("kfold-test.yaml");
+      Files.createDirectories(dir);
       yaml.writeValue(file.toFile(), conf);
-      Map<String, String> env = env(app, dataDir);
-      env.put("KFOLD_CONFIG", file.toString());
-      return env;
+      Map<String, String> withFile = new HashMap<>(env);
+      withFile.put("KFOLD_CONFIG", file.toString());
+      return withFile;
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }

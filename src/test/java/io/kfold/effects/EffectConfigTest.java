@@ -5,13 +5,16 @@ import io.kfold.TestNodes;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
+import java.util.Map;
+
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 class EffectConfigTest {
 
   private static KfoldConfig load(String effects) {
-    return KfoldConfig.load(TestNodes.envWithEffects("cfg", TestNodes.tempDir("cfg"), effects));
+    return KfoldConfig.load(TestNodes.withEffects(Map.of("KFOLD_KAFKA_BOOTSTRAP", "127.0.0.1:1"), TestNodes.tempDir("cfg"),
+        effects));
   }
 
   @Test
@@ -23,6 +26,15 @@ class EffectConfigTest {
     assertThat(shipment.kind()).isEqualTo(EffectConfig.Kind.COMMAND);
     assertThat(shipment.delivery()).isEqualTo(EffectConfig.Delivery.AT_LEAST_ONCE);
     assertThat(shipment.events()).containsExactly("OrderPaid");
+  }
+
+  @Test
+  @DisplayName("a worker of the default configuration is turned on and pointed elsewhere by environment variables")
+  void enabledByEnvironment() {
+    KfoldConfig config = KfoldConfig.load(java.util.Map.of("KFOLD_EFFECTS_ORDERS_INDEX_ENABLED", "true",
+        "KFOLD_EFFECTS_ORDERS_INDEX_TARGET_URL", "http://search.internal:9200"));
+    EffectConfig index = config.effects().stream().filter(e -> e.name().equals("orders-index")).findFirst().orElseThrow();
+    assertThat(((EffectConfig.IndexTarget) index.target()).url()).isEqualTo("http://search.internal:9200");
   }
 
   @Test
