@@ -2,6 +2,7 @@ package io.kfold;
 
 import io.kfold.command.EntityWriter;
 import io.kfold.command.EventBusApiVerticle;
+import io.kfold.command.Ownership;
 import io.kfold.effects.EffectConfig;
 import io.kfold.effects.EffectStats;
 import io.kfold.effects.EffectVerticle;
@@ -22,6 +23,8 @@ import io.vertx.kafka.client.producer.KafkaWriteStream;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 import org.apache.kafka.clients.admin.Admin;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -36,6 +39,8 @@ import java.util.concurrent.CopyOnWriteArrayList;
  */
 public final class KfoldNode {
 
+  private static final Logger LOG = LoggerFactory.getLogger(KfoldNode.class);
+
   private final Vertx vertx;
   private final EntityStore store;
   private final FoldProgress progress;
@@ -43,6 +48,7 @@ public final class KfoldNode {
   /** Deployment ids, the last deployed first: they are undeployed in that order. */
   private final List<String> deployments = new CopyOnWriteArrayList<>();
   private final HttpApiVerticle http;
+  private long sweeper = -1;
 
   private KfoldNode(Vertx vertx, EntityStore store, KafkaWriteStream<String, byte[]> producer, FoldProgress progress,
                     HttpApiVerticle http) {
@@ -57,9 +63,10 @@ public final class KfoldNode {
   public static Future<KfoldNode> start(Vertx vertx, KfoldConfig config) {
     EntityTypes types = EntityTypes.from(config);
     List<String> typeNames = types.all().stream().map(EntityType::name).toList();
+    Map<String, Integer> partitions = new java.util.concurrent.ConcurrentHashMap<>();
     return vertx.executeBlocking(() -> {
       try (Admin admin = Admin.create(KafkaClients.admin(config.kafka().bootstrap(), config.app() + "-topics"))) {
-        Topics.ensure(admin, config, typeNames);
+        partitions.putAll(Topics.ensure(admin, config, typeNames));
       }
       return new RocksEntityStore(config.dataDir().resolve("store"));
     }).compose(store -> vertx.executeBlocking(() -> KafkaWriteStream.create(vertx,
@@ -68,7 +75,8 @@ public final class KfoldNode {
         .compose(producer -> {
           FoldProgress progress = new FoldProgress();
           FoldWatch watch = new FoldWatch(vertx, store);
-          EntityWriter writer = new EntityWriter(vertx, config, types, store, watch, producer);
+          EntityWriter writer = new EntityWriter(vertx, config, types, store, watch, producer,
+              new Ownership(config, partitions, progress));
           Map<String, EffectStats> effects = new LinkedHashMap<>();
           List<EffectVerticle> workers = new ArrayList<>();
           for (EffectConfig effect : config.effects()) {
@@ -83,6 +91,7 @@ public final class KfoldNode {
           for (EffectVerticle worker : workers) {
             chain = chain.compose(v -> node.deploy(worker));
           }
+          node.forgetExpiredIdempotencyKeys(config);
           return chain.compose(v -> node.deploy(http))
               .map(node)
               .recover(e -> node.stop().transform(v -> Future.failedFuture(e)));
@@ -111,6 +120,15 @@ public final class KfoldNode {
     return store;
   }
 
+  /** Once an hour, the store forgets the idempotency keys older than the window. */
+  private void forgetExpiredIdempotencyKeys(KfoldConfig config) {
+    long window = config.writes().idempotencyWindowMs();
+    sweeper = vertx.setPeriodic(Math.min(window, 3_600_000), id -> vertx.executeBlocking(
+        () -> store.forgetIdempotencyKeys(System.currentTimeMillis() - window), false)
+        .onSuccess(forgotten -> LOG.debug("forgot {} expired idempotency keys", forgotten))
+        .onFailure(e -> LOG.warn("forgetting expired idempotency keys failed: {}", e.toString())));
+  }
+
   /** The routes of the HTTP API. */
   public List<String> httpRoutes() {
     return http.routes();
@@ -118,11 +136,14 @@ public final class KfoldNode {
 
   /** Undeploys the verticles in reverse order (HTTP first, the fold last), then closes the producer and the store. */
   public Future<Void> stop() {
+    vertx.cancelTimer(sweeper);
     Future<Void> chain = Future.succeededFuture();
     for (String deployment : deployments) {
       chain = chain.eventually(() -> vertx.undeploy(deployment));
     }
-    return chain.eventually(producer::close).eventually(() -> vertx.executeBlocking(() -> {
+    // If a verticle (the fold above all) did not stop, it may still use the store: leave it open
+    // rather than pull native memory from under it.
+    return chain.eventually(producer::close).compose(v -> vertx.executeBlocking(() -> {
       store.close();
       return null;
     })).mapEmpty();

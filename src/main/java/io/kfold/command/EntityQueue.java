@@ -1,7 +1,9 @@
 package io.kfold.command;
 
+import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
 
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -19,8 +21,22 @@ final class EntityQueue {
   <T> Future<T> run(String entity, Supplier<Future<T>> write) {
     Promise<Void> done = Promise.promise();
     Future<Void> previous = lastByEntity.put(entity, done.future());
-    Future<Void> turn = previous == null ? Future.succeededFuture() : previous;
-    Future<T> result = turn.compose(v -> write.get());
+    Future<T> result;
+    if (previous == null) {
+      result = write.get();
+    } else {
+      // The write runs on its caller's context when its turn comes, not on the thread that
+      // finished the previous write (another verticle's event loop, perhaps).
+      Context caller = Vertx.currentContext();
+      result = previous.transform(v -> {
+        if (caller == null) {
+          return write.get();
+        }
+        Promise<T> turn = Promise.promise();
+        caller.runOnContext(x -> write.get().onComplete(turn));
+        return turn.future();
+      });
+    }
     result.onComplete(ar -> {
       lastByEntity.remove(entity, done.future());
       done.complete();

@@ -78,16 +78,18 @@ public final class EntityWriter {
   private final EntityStore store;
   private final FoldWatch watch;
   private final KafkaWriteStream<String, byte[]> producer;
+  private final Ownership ownership;
   private final EntityQueue queue = new EntityQueue();
 
   public EntityWriter(Vertx vertx, KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
-                      KafkaWriteStream<String, byte[]> producer) {
+                      KafkaWriteStream<String, byte[]> producer, Ownership ownership) {
     this.vertx = vertx;
     this.config = config;
     this.types = types;
     this.store = store;
     this.watch = watch;
     this.producer = producer;
+    this.ownership = ownership;
   }
 
   /** Runs a command through its type's {@code decide} and appends the events it causes. */
@@ -102,6 +104,13 @@ public final class EntityWriter {
   }
 
   private Future<Written> write(EntityType type, String key, Options options, Decision decision) {
+    if (!ownership.owns(type.name(), key)) {
+      // Deciding against a state this node does not fold would decide against a stale one, and the
+      // verdict would never come. Forwarding to the owner is for a later version.
+      return Future.failedFuture(KfoldException.unavailable("this node does not fold " + type.name() + " '" + key
+          + "' (partition " + ownership.partition(type.name(), key) + "): send it to the node that does, or retry"
+          + " once this node is ready"));
+    }
     return queue.run(type.name() + "/" + key, () -> attempt(type, key, options, decision, RETRIES));
   }
 
@@ -112,23 +121,40 @@ public final class EntityWriter {
             : new Written(key, decided.version(), List.of()));
       }
       List<Envelope> envelopes = decided.events();
-      // A command wins or loses whole (see the fold), so the verdict on its last event is the verdict on all.
+      // The fold applies a command's later events only right after its earlier ones, so the verdicts
+      // on its first and last events tell whether it was applied whole, not at all, or (when an
+      // outside producer's event slipped in between) in part.
+      String firstId = envelopes.get(0).id();
       String lastId = envelopes.get(envelopes.size() - 1).id();
-      Future<Verdict> verdict = watch.awaitVerdict(lastId, config.writes().timeoutMs());
+      Future<Verdict> first = envelopes.size() > 1 ? watch.awaitVerdict(firstId, config.writes().timeoutMs()) : null;
+      Future<Verdict> last = watch.awaitVerdict(lastId, config.writes().timeoutMs());
       return produce(envelopes)
-          .onFailure(e -> watch.forget(lastId))
-          .compose(v -> verdict)
+          .onFailure(e -> {
+            watch.forget(firstId);
+            watch.forget(lastId);
+          })
+          .compose(v -> first == null ? last : Future.all(first, last).map(all -> verdict(type, key, all.resultAt(0),
+              all.resultAt(1))))
           .compose(outcome -> {
             if (outcome == Verdict.APPLIED) {
               return Future.succeededFuture(new Written(key, envelopes.get(envelopes.size() - 1).version(), envelopes));
             }
             if (outcome == Verdict.DEAD_LETTERED) {
               return Future.failedFuture(new KfoldException(500, "Event not applied", type.name() + " '" + key
-                  + "': the type's apply failed on the event, which was dead-lettered", Map.of()));
+                  + "': the type's apply failed on an event of the write, which was dead-lettered", Map.of()));
             }
             return lost(type, key, options, decision, retries, decided.version());
           });
     });
+  }
+
+  /** The verdict on a write of several events, from those on its first and last. */
+  private static Verdict verdict(EntityType type, String key, Verdict first, Verdict last) {
+    if (first == Verdict.APPLIED && last != Verdict.APPLIED) {
+      throw new KfoldException(500, "Partial write", type.name() + " '" + key + "': another writer's event came between"
+          + " the events of this write, which was applied only in part; read the entity before writing again", Map.of());
+    }
+    return first == Verdict.APPLIED ? last : first == Verdict.DEAD_LETTERED ? first : last;
   }
 
   /** The fold accepted another writer's events at our versions. */

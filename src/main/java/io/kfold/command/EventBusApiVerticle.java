@@ -114,6 +114,8 @@ public final class EventBusApiVerticle extends VerticleBase {
     Future<ObjectNode> result;
     try {
       result = call.get();
+    } catch (ClassCastException e) {
+      result = Future.failedFuture(KfoldException.badRequest("a field of the request has the wrong type: " + e.getMessage()));
     } catch (RuntimeException e) {
       result = Future.failedFuture(e);
     }

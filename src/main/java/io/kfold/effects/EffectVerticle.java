@@ -83,7 +83,8 @@ public final class EffectVerticle extends VerticleBase {
   /** At-most-once: effects that start once the consumer thread has committed past them. */
   private final java.util.Queue<StartRequest> startRequests = new java.util.concurrent.ConcurrentLinkedQueue<>();
 
-  private record StartRequest(Map<TopicPartition, Long> offsets, Runnable start) {}
+  /** Effects to start once their offsets are committed; {@code start} gets the partitions that were. */
+  private record StartRequest(Map<TopicPartition, Long> offsets, java.util.function.Consumer<Set<TopicPartition>> start) {}
 
   /** At-most-once: the highest offset committed per partition. Consumer thread only. */
   private final Map<TopicPartition, Long> committedBeforeStart = new HashMap<>();
@@ -246,7 +247,8 @@ public final class EffectVerticle extends VerticleBase {
       });
       try {
         commitSync(offsets);
-        context.runOnContext(v -> started.start().run());
+        Set<TopicPartition> committed = Set.copyOf(offsets.keySet());
+        context.runOnContext(v -> started.start().accept(committed));
       } catch (RuntimeException e) {
         LOG.warn("effect worker {}: commit before starting effects failed; they wait for the next try: {}",
             effect.name(), e.toString());
@@ -275,9 +277,8 @@ public final class EffectVerticle extends VerticleBase {
     }
     Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
     Set<TopicPartition> assignment = consumer.assignment();
-    for (Iterator<Map.Entry<TopicPartition, Long>> it = committable.entrySet().iterator(); it.hasNext(); ) {
-      Map.Entry<TopicPartition, Long> entry = it.next();
-      it.remove();
+    for (Map.Entry<TopicPartition, Long> entry : Map.copyOf(committable).entrySet()) {
+      committable.remove(entry.getKey(), entry.getValue());  // a newer offset written meanwhile stays
       if (assignment.contains(entry.getKey())) {
         offsets.put(entry.getKey(), new OffsetAndMetadata(entry.getValue()));
       }
@@ -371,7 +372,13 @@ public final class EffectVerticle extends VerticleBase {
     for (Item item : starting) {
       offsets.merge(item.partition(), item.offset() + 1, Math::max);
     }
-    startRequests.add(new StartRequest(offsets, () -> starting.forEach(this::start)));
+    startRequests.add(new StartRequest(offsets, committed -> starting.forEach(item -> {
+      if (committed.contains(item.partition())) {
+        start(item);
+      } else {
+        done(item);  // its partition moved before the commit: its new owner runs it, not this one
+      }
+    })));
     consumer.wakeup();
   }
 

@@ -21,8 +21,12 @@ public final class FoldProgress {
   private volatile Map<TopicPartition, Long> lag = Map.of();
   private volatile Throwable failure;
 
-  void assignment(Map<TopicPartition, Long> lagByPartition) {
+  /** The group has given this node its partitions (maybe none, when there are more nodes than partitions). */
+  void assigned() {
     assigned = true;
+  }
+
+  void lag(Map<TopicPartition, Long> lagByPartition) {
     lag = Map.copyOf(lagByPartition);
   }
 
@@ -33,6 +37,11 @@ public final class FoldProgress {
   /** Records not yet folded in each assigned partition; -1 where not known yet. */
   public Map<TopicPartition, Long> lag() {
     return lag;
+  }
+
+  /** Whether the group gave this node the partition to fold. */
+  public boolean folds(TopicPartition partition) {
+    return lag.containsKey(partition);
   }
 
   /** True once the group gave this node its partitions and it has folded all they held. */

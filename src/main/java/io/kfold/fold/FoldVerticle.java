@@ -17,6 +17,7 @@ import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.RetriableException;
 import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -65,6 +66,8 @@ public final class FoldVerticle extends VerticleBase {
   private volatile boolean running = true;
   /** Per partition, the publishes not yet acknowledged, oldest first. Fold thread only. */
   private final Map<TopicPartition, ArrayDeque<Publish>> unacknowledged = new HashMap<>();
+  /** Per partition, the source offset up to which the changes topic held changes when it was assigned. */
+  private final Map<TopicPartition, Long> publishedUpTo = new HashMap<>();
 
   public FoldVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
                       FoldProgress progress) {
@@ -98,6 +101,9 @@ public final class FoldVerticle extends VerticleBase {
     consumer.wakeup();
     return vertx.executeBlocking(() -> {
       thread.join(Duration.ofSeconds(60).toMillis());
+      if (thread.isAlive()) {
+        throw new IllegalStateException("the fold did not stop within 60 s");
+      }
       return null;
     });
   }
@@ -133,7 +139,8 @@ public final class FoldVerticle extends VerticleBase {
     Fold.Result result = fold.fold(records, batch);
     store.write(batch);
     progress.batches.increment();
-    result.toPublish().forEach((partition, out) -> publish(partition, out, result.nextOffsets().get(partition)));
+    result.toPublish().forEach((partition, out) -> publish(partition, notYetPublished(partition, out),
+        result.nextOffsets().get(partition)));
     boolean watched = !watch.idle();
     for (Fold.Report report : result.reports()) {
       if (report.verdict() == FoldWatch.Verdict.APPLIED) {
@@ -156,6 +163,28 @@ public final class FoldVerticle extends VerticleBase {
     });
   }
 
+  /**
+   * Drops the changes a partition's changes topic holds already: a node that folds a partition
+   * again from an older offset (a new owner, a wiped store) must not publish its history twice.
+   */
+  private List<ProducerRecord<String, byte[]>> notYetPublished(TopicPartition partition,
+                                                               List<ProducerRecord<String, byte[]>> records) {
+    Long published = publishedUpTo.get(partition);
+    if (published == null || records.isEmpty()) {
+      return records;
+    }
+    if (sourceOffset(records.get(0)) > published) {
+      publishedUpTo.remove(partition);  // past the mark: nothing more to drop
+      return records;
+    }
+    return records.stream().filter(r -> sourceOffset(r) > published).toList();
+  }
+
+  private static long sourceOffset(ProducerRecord<String, byte[]> record) {
+    Header header = record.headers().lastHeader(Fold.SOURCE_OFFSET);
+    return header == null ? Long.MAX_VALUE : Long.parseLong(new String(header.value(), StandardCharsets.UTF_8));
+  }
+
   /** The event-bus address where local verticles follow the accepted events of a type. */
   public static String changesAddress(String type) {
     return "kfold." + type + ".changes";
@@ -171,8 +200,8 @@ public final class FoldVerticle extends VerticleBase {
     for (ProducerRecord<String, byte[]> record : records) {
       producer.send(record, (metadata, error) -> {
         if (error != null) {
-          publish.failed = true;
-          LOG.warn("publishing to {} for {} failed; it will be sent again: {}", record.topic(), source, error.toString());
+          publish.error = error;
+          LOG.warn("publishing to {} for {} failed: {}", record.topic(), source, error.toString());
         }
         publish.remaining.decrementAndGet();
       });
@@ -186,10 +215,16 @@ public final class FoldVerticle extends VerticleBase {
       long clearBefore = -1;
       while (!queue.isEmpty() && queue.peek().remaining.get() == 0) {
         Publish done = queue.poll();
-        if (done.failed) {
+        if (done.error instanceof RetriableException) {
+          // Send the whole outbox again, without skipping what looks published: a failed record
+          // may sit before records that went through.
           queue.clear();
-          republish(entry.getKey());
+          republish(entry.getKey(), -1);
           break;
+        }
+        if (done.error != null) {
+          LOG.error("changes of {} before offset {} that failed for good (such as a record too large for the"
+              + " broker) are not published; the states and histories hold them", entry.getKey(), done.nextOffset);
         }
         clearBefore = done.nextOffset;
       }
@@ -199,8 +234,11 @@ public final class FoldVerticle extends VerticleBase {
     }
   }
 
-  /** Publishes again what the outbox of a partition holds: after a crash, or a failed send. */
-  private void republish(TopicPartition partition) {
+  /**
+   * Publishes again what the outbox of a partition holds (after a crash, or a failed send), but the
+   * changes of source offsets up to {@code publishedUpTo}, found in the changes topic already.
+   */
+  private void republish(TopicPartition partition, long publishedUpTo) {
     if (!consumer.assignment().contains(partition)) {
       return;  // its next owner publishes it from its own outbox
     }
@@ -208,10 +246,7 @@ public final class FoldVerticle extends VerticleBase {
     if (outbox.isEmpty()) {
       return;
     }
-    // The changes of one events partition go to the same changes partition, in order: those up to the
-    // last one found there were published before the crash, and are not published twice.
-    String changes = fold.changesTopicOf(partition.topic());
-    long published = lastPublishedSourceOffset(new TopicPartition(changes, partition.partition()));
+    long published = publishedUpTo;
     List<ProducerRecord<String, byte[]>> records = new ArrayList<>();
     for (Map.Entry<Long, byte[]> entry : outbox.entrySet()) {
       OutboxRecord.Entry decoded = OutboxRecord.decode(entry.getValue());
@@ -258,7 +293,7 @@ public final class FoldVerticle extends VerticleBase {
     for (TopicPartition partition : consumer.assignment()) {
       lag.put(partition, consumer.currentLag(partition).orElse(-1));
     }
-    progress.assignment(lag);
+    progress.lag(lag);
   }
 
   private void fail(RuntimeException e) {
@@ -272,14 +307,17 @@ public final class FoldVerticle extends VerticleBase {
     } catch (RuntimeException e) {
       LOG.warn("closing the fold's consumer failed", e);
     }
-    producer.close(Duration.ofSeconds(10));
-    tailReader.close();
+    try {
+      producer.close(Duration.ofSeconds(10));
+    } finally {
+      tailReader.close();
+    }
   }
 
   private static final class Publish {
     final long nextOffset;
     final AtomicInteger remaining;
-    volatile boolean failed;
+    volatile Exception error;
 
     Publish(long nextOffset, int records) {
       this.nextOffset = nextOffset;
@@ -299,13 +337,20 @@ public final class FoldVerticle extends VerticleBase {
         } else {
           consumer.seekToBeginning(List.of(partition));
         }
+        // The changes of one events partition go to the same changes partition, in order: those up to
+        // the last one found there were published before (by this node before a crash, or by the
+        // partition's previous owner), and are not published twice.
+        long published = lastPublishedSourceOffset(new TopicPartition(fold.changesTopicOf(partition.topic()),
+            partition.partition()));
+        publishedUpTo.put(partition, published);
         ArrayDeque<Publish> pending = unacknowledged.get(partition);
         if (pending == null || pending.isEmpty()) {
-          republish(partition);
+          republish(partition, published);
         }
       }
       LOG.info("folding {}", partitions);
       updateLag();
+      progress.assigned();
     }
 
     @Override

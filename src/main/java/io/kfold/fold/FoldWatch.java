@@ -56,7 +56,11 @@ public final class FoldWatch {
   public Future<Void> awaitVersion(String type, String key, long minVersion, long timeoutMs) {
     String entity = type + "/" + key;
     VersionWaiter waiter = new VersionWaiter(minVersion, new Waiter<>(vertx.getOrCreateContext()));
-    byEntity.computeIfAbsent(entity, k -> new CopyOnWriteArrayList<>()).add(waiter);
+    byEntity.compute(entity, (k, list) -> {
+      List<VersionWaiter> waiters = list == null ? new CopyOnWriteArrayList<>() : list;
+      waiters.add(waiter);  // inside compute: never into a list that a removal just dropped
+      return waiters;
+    });
     Runnable remove = () -> byEntity.computeIfPresent(entity, (k, list) -> {
       list.remove(waiter);
       return list.isEmpty() ? null : list;
@@ -64,8 +68,12 @@ public final class FoldWatch {
     waiter.waiter.timeout(timeoutMs, type + " '" + key + "' did not reach version " + minVersion + " within "
         + timeoutMs + " ms", remove);
     // The fold may have passed the version before the waiter was registered: look once.
-    vertx.executeBlocking(() -> store.get(type, key), false).onSuccess(stored -> {
-      if (stored != null && stored.version() >= minVersion) {
+    vertx.executeBlocking(() -> store.get(type, key), false).onComplete(read -> {
+      if (read.failed()) {
+        remove.run();
+        waiter.waiter.cancelTimer();
+        waiter.waiter.promise.tryFail(read.cause());
+      } else if (read.result() != null && read.result().version() >= minVersion) {
         remove.run();
         waiter.waiter.complete(null);
       }
@@ -81,7 +89,11 @@ public final class FoldWatch {
   public Runnable listen(String type, String key, Handler<Buffer> onChange) {
     String entity = type + "/" + key;
     ChangeListener listener = new ChangeListener(vertx.getOrCreateContext(), onChange);
-    listeners.computeIfAbsent(entity, k -> new CopyOnWriteArrayList<>()).add(listener);
+    listeners.compute(entity, (k, list) -> {
+      List<ChangeListener> entityListeners = list == null ? new CopyOnWriteArrayList<>() : list;
+      entityListeners.add(listener);
+      return entityListeners;
+    });
     return () -> listeners.computeIfPresent(entity, (k, list) -> {
       list.remove(listener);
       return list.isEmpty() ? null : list;

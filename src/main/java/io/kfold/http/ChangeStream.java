@@ -49,13 +49,17 @@ final class ChangeStream {
     // Listen before reading the state, so that no change falls between the two.
     Runnable stopListening = watch.listen(type, key, stream::change);
     long keepalive = vertx.setPeriodic(KEEPALIVE_MS, id -> response.write(": keepalive\n\n"));
-    response.closeHandler(v -> {
+    Runnable stop = () -> {
       stopListening.run();
       vertx.cancelTimer(keepalive);
-    });
+    };
+    response.closeHandler(v -> stop.run());
     vertx.executeBlocking(() -> store.get(type, key), false)
         .onSuccess(stored -> stream.start(key, stored))
-        .onFailure(ctx::fail);
+        .onFailure(e -> {
+          stop.run();
+          ctx.fail(e);
+        });
   }
 
   /** One client's stream; all its methods run on the request's event loop. */

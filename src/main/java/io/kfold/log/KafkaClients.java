@@ -41,6 +41,8 @@ public final class KafkaClients {
     conf.put(ProducerConfig.LINGER_MS_CONFIG, 5);
     conf.put(ProducerConfig.BATCH_SIZE_CONFIG, 256 * 1024);
     conf.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, "lz4");
+    // Retry until the broker is back: a change dropped for a timeout would be a gap for consumers.
+    conf.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, Integer.MAX_VALUE);
     return conf;
   }
 

@@ -25,12 +25,13 @@ public final class Topics {
 
   private Topics() {}
 
-  /** Blocks: run it on a worker thread. */
-  public static void ensure(Admin admin, KfoldConfig config, Collection<String> types)
+  /** Blocks: run it on a worker thread. Answers the number of partitions of each type's events topic. */
+  public static Map<String, Integer> ensure(Admin admin, KfoldConfig config, Collection<String> types)
       throws InterruptedException, ExecutionException, java.util.concurrent.TimeoutException {
     Set<String> existing = admin.listTopics().names().get(TIMEOUT_MS, TimeUnit.MILLISECONDS);
     List<NewTopic> missing = new ArrayList<>();
     List<String> all = new ArrayList<>();
+    Map<String, Integer> partitionsByType = new java.util.HashMap<>();
     for (String type : types) {
       String events = config.eventsTopic(type);
       int partitions = config.kafka().partitions();
@@ -48,6 +49,7 @@ public final class Topics {
         missing.add(topic(config.deadLetterTopic(type), 1, config, Map.of("retention.ms", "-1")));
       }
       all.addAll(List.of(events, config.changesTopic(type), config.deadLetterTopic(type)));
+      partitionsByType.put(type, partitions);
     }
     for (var effect : config.effects()) {
       String deadLetters = config.effectDeadLetterTopic(effect.name());
@@ -68,6 +70,7 @@ public final class Topics {
       }
     }
     awaitLeaders(admin, all);
+    return partitionsByType;
   }
 
   private static NewTopic topic(String name, int partitions, KfoldConfig config, Map<String, String> settings) {

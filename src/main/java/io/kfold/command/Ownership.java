@@ -1,0 +1,37 @@
+package io.kfold.command;
+
+import io.kfold.KfoldConfig;
+import io.kfold.fold.FoldProgress;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.utils.Utils;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+
+/**
+ * Whether this node folds the partition of an entity. Only the node that folds it can decide the
+ * entity's writes against its current state and learn the fold's verdict.
+ */
+public final class Ownership {
+
+  private final KfoldConfig config;
+  private final Map<String, Integer> partitionsByType;
+  private final FoldProgress progress;
+
+  public Ownership(KfoldConfig config, Map<String, Integer> partitionsByType, FoldProgress progress) {
+    this.config = config;
+    this.partitionsByType = Map.copyOf(partitionsByType);
+    this.progress = progress;
+  }
+
+  /** The events partition of an entity, as Kafka's default partitioner places its key. */
+  public TopicPartition partition(String type, String key) {
+    int partitions = partitionsByType.get(type);
+    return new TopicPartition(config.eventsTopic(type),
+        Utils.toPositive(Utils.murmur2(key.getBytes(StandardCharsets.UTF_8))) % partitions);
+  }
+
+  public boolean owns(String type, String key) {
+    return progress.folds(partition(type, key));
+  }
+}
