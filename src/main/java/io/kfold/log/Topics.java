@@ -3,7 +3,9 @@ package io.kfold.log;
 import io.kfold.KfoldConfig;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.slf4j.Logger;
@@ -73,6 +75,22 @@ public final class Topics {
     return partitionsByType;
   }
 
+  /**
+   * The metadata can name a leader a moment before that broker serves the partition; asking each
+   * leader for its end offset proves it does.
+   */
+  private static boolean leadersAnswer(Admin admin, Map<String, TopicDescription> descriptions) throws InterruptedException {
+    Map<TopicPartition, OffsetSpec> partitions = new java.util.HashMap<>();
+    descriptions.values().forEach(d -> d.partitions().forEach(p ->
+        partitions.put(new TopicPartition(d.name(), p.partition()), OffsetSpec.latest())));
+    try {
+      admin.listOffsets(partitions).all().get(TIMEOUT_MS, TimeUnit.MILLISECONDS);
+      return true;
+    } catch (ExecutionException | java.util.concurrent.TimeoutException e) {
+      return false;
+    }
+  }
+
   private static NewTopic topic(String name, int partitions, KfoldConfig config, Map<String, String> settings) {
     return new NewTopic(name, partitions, config.kafka().replicationFactor()).configs(settings);
   }
@@ -89,7 +107,8 @@ public final class Topics {
         descriptions = Map.of();  // metadata not propagated yet
       }
       boolean ready = descriptions.size() == topics.size() && descriptions.values().stream()
-          .flatMap(d -> d.partitions().stream()).map(TopicPartitionInfo::leader).allMatch(l -> l != null && !l.isEmpty());
+          .flatMap(d -> d.partitions().stream()).map(TopicPartitionInfo::leader).allMatch(l -> l != null && !l.isEmpty())
+          && leadersAnswer(admin, descriptions);
       if (ready) {
         return;
       }
