@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# Fold throughput of kfold next to a plain Kafka consumer reading the same log (see README.md).
+# kfold's load tests, each next to a baseline measured in the same run (see README.md).
 #
-#   load-tests/run.sh                 1,000,000 events over 10,000 keys (about 1-2 minutes)
-#   load-tests/run.sh --many-keys     the same, then 1,000,000 events over 200,000 keys
+#   load-tests/run.sh [fold]              fold throughput next to a plain Kafka consumer
+#   load-tests/run.sh [fold] --many-keys  the same, then 1,000,000 events over 200,000 keys
+#   load-tests/run.sh commands            HTTP commands, 32 clients, next to a bare Vert.x server
+#   load-tests/run.sh effects             the http side-effect worker next to a plain WebClient loop
 #
-# Other options: --events N, --keys K[,K...], --max-poll-records N (or KFOLD_FOLD_MAX_POLL_RECORDS),
-# --jfr (flight recording of each kfold run under load-tests/target/), --no-build (reuse the last
-# build). JAVA_OPTS replaces the benchmark JVM's heap settings.
+# fold options: --events N, --keys K[,K...], --max-poll-records N (or KFOLD_FOLD_MAX_POLL_RECORDS),
+# --jfr (flight recording of each kfold run under load-tests/target/).
+# commands options: --clients N, --orders-per-client N, --warmup S, --duration S, --kfold-warmup S,
+# --rate-duration S, --if-match-duration S (0 skips that phase).
+# effects options: --events N, --keys K, --in-flight N.
+# All: --no-build (reuse the last build). JAVA_OPTS replaces the benchmark JVM's heap settings.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 build=1
+main=io.kfold.bench.FoldBenchmark
+bench=fold
+case "${1:-}" in
+  fold) shift ;;
+  commands) main=io.kfold.bench.CommandBenchmark; bench=commands; shift ;;
+  effects) main=io.kfold.bench.EffectBenchmark; bench=effects; shift ;;
+esac
 args=()
 for arg in "$@"; do
   case "$arg" in
@@ -24,28 +36,25 @@ done
 cd "$root"
 out="$here/target"
 classpath_file="$out/classpath.txt"
+hdr_jar="$out/lib/HdrHistogram-2.2.2.jar"
 
-if [[ $build == 1 || ! -f "$classpath_file" || ! -d target/classes ]]; then
+if [[ $build == 1 || ! -f "$classpath_file" || ! -f "$hdr_jar" || ! -d target/classes ]]; then
   echo "building kfold ..."
   # compile is enough: it fills target/classes and copies the broker jars to target/kafka-broker.
   mvn -B -q -DskipTests compile
-  # runtime scope: kfold's own dependencies, without the broker's (they stay in target/kafka-broker).
-  mvn -B -q dependency:build-classpath -Dmdep.includeScope=runtime -Dmdep.outputFile="$classpath_file"
+  # runtime scope: kfold's own dependencies, without the broker's (they stay in target/kafka-broker)
+  # and without the test ones.
+  mvn -B -q dependency:build-classpath -DincludeScope=runtime -Dmdep.outputFile="$classpath_file"
+  # The latency histograms of the commands benchmark; not one of kfold's dependencies.
+  mvn -B -q dependency:copy -Dartifact=org.hdrhistogram:HdrHistogram:2.2.2 -DoutputDirectory="$out/lib"
 fi
-classpath="$root/target/classes:$(cat "$classpath_file")"
-
-rm -rf "$out/classes"
-mkdir -p "$out/classes"
-javac --release 17 -Xlint:all,-processing,-classfile -d "$out/classes" -cp "$classpath" \
-  $(find "$here/src" -name '*.java')
-
 revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git status --porcelain --untracked-files=no -- src pom.xml conf 2>/dev/null)" ]]; then
   revision="$revision+uncommitted"
 fi
 
-# The broker and kfold's store live here; whatever happens, nothing of it outlives the run.
-work="$(mktemp -d "${TMPDIR:-/tmp}/kfold-fold-bench.XXXXXX")"
+# The code, the broker and kfold's store live here; whatever happens, nothing of it outlives the run.
+work="$(mktemp -d "${TMPDIR:-/tmp}/kfold-$bench-bench.XXXXXX")"
 cleanup() {
   local pid_file="$work/broker/broker.pid"
   if [[ -f "$pid_file" ]]; then
@@ -63,13 +72,28 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# This run's own copy of kfold's classes, of the broker jars beside them (where LocalBroker looks for
+# them) and of the compiled benchmark: a build or another benchmark run that starts meanwhile must not
+# replace them under a running benchmark.
+mkdir -p "$work/code/kfold" "$work/code/bench"
+cp -r target/classes "$work/code/kfold/classes"
+cp -r target/kafka-broker "$work/code/kfold/kafka-broker"
+classpath="$work/code/kfold/classes:$(cat "$classpath_file"):$hdr_jar"
+javac --release 17 -Xlint:all,-processing,-classfile -d "$work/code/bench" -cp "$classpath" \
+  $(find "$here/src" -name '*.java')
+
 # kfold reads conf/kfold.yaml from the current directory if there is one, else the copy built into
-# target/classes. Running from load-tests/target makes it use the configuration it was built with,
+# its classes. Running from load-tests/target makes it use the configuration it was built with,
 # whatever the working copy holds by now.
 cd "$out"
+bench_args=()
+if [[ $bench == fold ]]; then
+  bench_args=(--jfr-dir "$out")
+fi
 java ${JAVA_OPTS:--Xms1g -Xmx2g} \
   -Dlog4j2.configurationFile="$here/log4j2.properties" \
-  -cp "$out/classes:$classpath" \
-  io.kfold.bench.FoldBenchmark \
-  --work-dir "$work" --results-dir "$here/results" --jfr-dir "$out" --revision "$revision" \
+  -cp "$work/code/bench:$classpath" \
+  "$main" \
+  --work-dir "$work" --results-dir "$here/results" --revision "$revision" \
+  ${bench_args[@]+"${bench_args[@]}"} \
   ${args[@]+"${args[@]}"}

@@ -30,7 +30,7 @@ import java.util.stream.Stream;
  */
 public final class FoldBenchmark {
 
-  private static final DateTimeFormatter FILE_TIME = DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")
+  static final DateTimeFormatter FILE_TIME = DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")
       .withZone(ZoneOffset.UTC);
 
   record Options(long events, List<Integer> keys, int maxPollRecords, Path workDir, Path resultsDir, boolean jfr,
@@ -211,7 +211,7 @@ public final class FoldBenchmark {
    * Lets the broker finish flushing what the last phase wrote and collects this JVM's garbage, so
    * that one phase's leftovers are not billed to the next.
    */
-  private static void settle() throws InterruptedException {
+  static void settle() throws InterruptedException {
     System.gc();
     Thread.sleep(2_000);
   }
@@ -221,7 +221,7 @@ public final class FoldBenchmark {
     return (List<Map<String, Object>>) list;
   }
 
-  private static void deleteTree(Path root) throws IOException {
+  static void deleteTree(Path root) throws IOException {
     if (!Files.exists(root)) {
       return;
     }

@@ -47,10 +47,14 @@ final class Input {
   final int keys;
 
   Input(long events, int keys) {
+    // One application id per input: its own topics, its own fold group, nothing shared between inputs.
+    this("fold-bench-k" + keys, events, keys);
+  }
+
+  Input(String app, long events, int keys) {
     this.events = events;
     this.keys = keys;
-    // One application id per input: its own topics, its own fold group, nothing shared between inputs.
-    this.app = "fold-bench-k" + keys;
+    this.app = app;
     this.topic = app + "." + TYPE + ".events";
   }
 

@@ -134,7 +134,8 @@ public final class EffectVerticle extends VerticleBase {
     context = vertx.getOrCreateContext();
     breaker = new Breaker();
     sink = switch (effect.kind()) {
-      case HTTP -> new HttpSink(vertx, (EffectConfig.HttpTarget) effect.target(), effect.timeoutMs());
+      case HTTP -> new HttpSink(vertx, (EffectConfig.HttpTarget) effect.target(), effect.timeoutMs(),
+          effect.maxInFlightKeys());
       case EMAIL -> new EmailSink(vertx, (EffectConfig.EmailTarget) effect.target());
       case INDEX -> new IndexSink(vertx, (EffectConfig.IndexTarget) effect.target(), effect.timeoutMs());
       case COMMAND -> new CommandSink((EffectConfig.CommandTarget) effect.target(), writer);

@@ -7,6 +7,7 @@ import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.PoolOptions;
 import io.vertx.ext.web.client.WebClient;
 import io.vertx.ext.web.client.WebClientOptions;
 
@@ -21,10 +22,12 @@ final class HttpSink implements EffectSink {
   private final WebClient client;
   private final long timeoutMs;
 
-  HttpSink(Vertx vertx, HttpTarget target, long timeoutMs) {
+  /** @param connections as many as the worker has entities in flight, or the pool would queue them */
+  HttpSink(Vertx vertx, HttpTarget target, long timeoutMs, int connections) {
     this.target = target;
     this.timeoutMs = timeoutMs;
-    this.client = WebClient.create(vertx, new WebClientOptions().setConnectTimeout((int) Math.min(timeoutMs, 10_000)));
+    this.client = WebClient.create(vertx, new WebClientOptions().setConnectTimeout((int) Math.min(timeoutMs, 10_000)),
+        new PoolOptions().setHttp1MaxSize(connections));
   }
 
   @Override
