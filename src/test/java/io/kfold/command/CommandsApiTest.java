@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.KfoldConfig;
-import io.kfold.KfoldNode;
+import io.kfold.RunningNode;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
 import io.kfold.TestNodes;
@@ -39,32 +39,30 @@ class CommandsApiTest {
   static final String PLACE = "{\"type\":\"place\",\"payload\":{\"customerEmail\":\"ada@example.com\","
       + "\"items\":[{\"sku\":\"book\",\"quantity\":2,\"price\":12.5}]}}";
 
-  private static Vertx vertx;
+  private static RunningNode running;
   private static KfoldConfig config;
-  private static KfoldNode node;
   private static WebClient client;
+  private static Vertx vertx;
 
   @BeforeAll
   static void start() throws Exception {
-    vertx = Vertx.vertx();
-    config = TestNodes.config(TestNodes.newApp("commands"), TestNodes.tempDir("commands"));
-    node = TestNodes.startCaughtUp(vertx, config);
-    client = WebClient.create(vertx);
+    running = RunningNode.start("commands");
+    config = running.config;
+    client = running.client;
+    vertx = running.vertx;
   }
 
   @AfterAll
   static void stop() throws Exception {
-    client.close();
-    node.stop().await(60, TimeUnit.SECONDS);
-    vertx.close().await(30, TimeUnit.SECONDS);
+    running.close();
   }
 
   private static Reply command(String order, String body, Map<String, String> headers) throws Exception {
-    return TestNodes.call(client, HttpMethod.POST, node.httpPort(), "/v1/orders/" + order + "/commands", body, headers);
+    return running.call(HttpMethod.POST, "/v1/orders/" + order + "/commands", body, headers);
   }
 
   private static Reply get(String path) throws Exception {
-    return TestNodes.call(client, HttpMethod.GET, node.httpPort(), path, null, Map.of());
+    return running.get(path);
   }
 
   @Test
@@ -126,17 +124,16 @@ class CommandsApiTest {
     assertThat(first.status()).isEqualTo(200);
     assertThat(retry.status()).isEqualTo(200);
     assertThat(retry.body()).isEqualTo(first.body());
-    Reply appendRetry = TestNodes.call(client, HttpMethod.POST, node.httpPort(), "/v1/orders/o-idem/events",
+    Reply appendRetry = TestNodes.call(client, HttpMethod.POST, running.node().httpPort(), "/v1/orders/o-idem/events",
         "{\"events\":[{\"type\":\"OrderCommented\",\"payload\":{\"text\":\"hi\"}}]}", Map.of("Idempotency-Key", "note-1"));
     assertThat(appendRetry.status()).isEqualTo(200);
 
-    node.stop().await(60, TimeUnit.SECONDS);
-    node = TestNodes.startCaughtUp(vertx, config);
+    running.restart();
 
     Reply afterRestart = command("o-idem", PLACE, key);
     assertThat(afterRestart.status()).isEqualTo(200);
     assertThat(afterRestart.body()).isEqualTo(first.body());
-    Reply appendAfterRestart = TestNodes.call(client, HttpMethod.POST, node.httpPort(), "/v1/orders/o-idem/events",
+    Reply appendAfterRestart = TestNodes.call(client, HttpMethod.POST, running.node().httpPort(), "/v1/orders/o-idem/events",
         "{\"events\":[{\"type\":\"OrderCommented\",\"payload\":{\"text\":\"hi\"}}]}", Map.of("Idempotency-Key", "note-1"));
     assertThat(appendAfterRestart.body()).isEqualTo(appendRetry.body());
     // Without the key, the same command is a new command: the domain refuses a second place.
@@ -165,7 +162,7 @@ class CommandsApiTest {
     List<String> frames = new CopyOnWriteArrayList<>();
     StringBuilder pending = new StringBuilder();
     // The handler is set on the event loop as the response arrives, so that no chunk comes before it.
-    HttpClientResponse response = http.request(HttpMethod.GET, node.httpPort(), "127.0.0.1", "/v1/orders/o-sse/changes")
+    HttpClientResponse response = http.request(HttpMethod.GET, running.node().httpPort(), "127.0.0.1", "/v1/orders/o-sse/changes")
         .compose(request -> request.send())
         .map(sse -> sse.handler(chunk -> {
       synchronized (pending) {
@@ -211,7 +208,7 @@ class CommandsApiTest {
   @Test
   @DisplayName("the OpenAPI description lists exactly the routes the service serves")
   void openApiIsTrue() throws Exception {
-    var response = client.get(node.httpPort(), "127.0.0.1", "/openapi.yaml").send().await(10, TimeUnit.SECONDS);
+    var response = client.get(running.node().httpPort(), "127.0.0.1", "/openapi.yaml").send().await(10, TimeUnit.SECONDS);
     assertThat(response.statusCode()).isEqualTo(200);
     JsonNode api = new ObjectMapper(new YAMLFactory()).readTree(response.bodyAsString());
     Set<String> documented = new HashSet<>();
@@ -220,7 +217,7 @@ class CommandsApiTest {
       path.getValue().fieldNames().forEachRemaining(method ->
           documented.add(method.toUpperCase() + " " + path.getKey().replaceAll("\\{(\\w+)}", ":$1")));
     }
-    assertThat(documented).containsExactlyInAnyOrderElementsOf(node.httpRoutes());
+    assertThat(documented).containsExactlyInAnyOrderElementsOf(running.node().httpRoutes());
 
     // And the answers have the documented shape.
     command("o-api", PLACE, Map.of());

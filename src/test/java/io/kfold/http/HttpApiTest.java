@@ -2,13 +2,12 @@ package io.kfold.http;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.KfoldConfig;
-import io.kfold.KfoldNode;
+import io.kfold.RunningNode;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
 import io.vertx.core.Future;
-import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.ext.web.client.HttpResponse;
@@ -36,32 +35,28 @@ class HttpApiTest {
 
   private static final String APPEND_ONE = "{\"events\":[{\"type\":\"Registered\",\"payload\":{\"name\":\"Ada\"}}]}";
 
-  private static Vertx vertx;
+  private static RunningNode running;
   private static KfoldConfig config;
-  private static KfoldNode node;
   private static WebClient client;
 
   @BeforeAll
   static void start() throws Exception {
-    vertx = Vertx.vertx();
-    config = TestNodes.config(TestNodes.newApp("http"), TestNodes.tempDir("http"));
-    node = TestNodes.startCaughtUp(vertx, config);
-    client = WebClient.create(vertx);
+    running = RunningNode.start("http");
+    config = running.config;
+    client = running.client;
   }
 
   @AfterAll
   static void stop() throws Exception {
-    client.close();
-    node.stop().await(60, TimeUnit.SECONDS);
-    vertx.close().await(30, TimeUnit.SECONDS);
+    running.close();
   }
 
   private static Reply call(HttpMethod method, String path, String body, Map<String, String> headers) throws Exception {
-    return TestNodes.call(client, method, node.httpPort(), path, body, headers);
+    return running.call(method, path, body, headers);
   }
 
   private static Reply get(String path) throws Exception {
-    return call(HttpMethod.GET, path, null, Map.of());
+    return running.get(path);
   }
 
   private static Reply append(String id, String body, Map<String, String> headers) throws Exception {
@@ -125,7 +120,7 @@ class HttpApiTest {
   void concurrentAppendsWithSameIfMatch() throws Exception {
     List<Future<HttpResponse<Buffer>>> replies = new ArrayList<>();
     for (int i = 0; i < 50; i++) {
-      replies.add(client.post(node.httpPort(), "127.0.0.1", "/v1/users/race/events")
+      replies.add(client.post(running.node().httpPort(), "127.0.0.1", "/v1/users/race/events")
           .putHeader("If-Match", "\"0\"")
           .sendBuffer(Buffer.buffer("{\"events\":[{\"type\":\"Claimed\",\"payload\":{\"by\":" + i + "}}]}")));
     }
@@ -140,7 +135,7 @@ class HttpApiTest {
   @Test
   @DisplayName("a read with minVersion waits for the fold, and answers 504 when the version never comes")
   void readYourWrites() throws Exception {
-    Future<HttpResponse<Buffer>> waiting = client.get(node.httpPort(), "127.0.0.1", "/v1/users/later?minVersion=1&timeoutMs=10000").send();
+    Future<HttpResponse<Buffer>> waiting = client.get(running.node().httpPort(), "127.0.0.1", "/v1/users/later?minVersion=1&timeoutMs=10000").send();
     assertThat(append("later", APPEND_ONE, Map.of()).status()).isEqualTo(200);
     HttpResponse<Buffer> reply = waiting.await(15, TimeUnit.SECONDS);
     assertThat(reply.statusCode()).isEqualTo(200);
@@ -224,7 +219,7 @@ class HttpApiTest {
     Reply ready = get("/ready");
     assertThat(ready.status()).isEqualTo(200);
     assertThat(ready.body().path("broker").asText()).isEqualTo("reachable");
-    var metrics = client.get(node.httpPort(), "127.0.0.1", "/metrics").send().await(10, TimeUnit.SECONDS);
+    var metrics = client.get(running.node().httpPort(), "127.0.0.1", "/metrics").send().await(10, TimeUnit.SECONDS);
     assertThat(metrics.bodyAsString()).contains("kfold_fold_events_applied_total");
   }
 
