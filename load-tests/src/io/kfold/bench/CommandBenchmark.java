@@ -4,19 +4,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kfold.KfoldConfig;
 import io.kfold.KfoldNode;
 import io.kfold.fold.FoldProgress;
-import io.kfold.log.LocalBroker;
 import io.vertx.core.Vertx;
 
-import java.io.IOException;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.time.Instant;
-import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -49,11 +40,9 @@ public final class CommandBenchmark {
   private static final double RATE_WARMUP_SECONDS = 3;
 
   record Options(int clients, int ordersPerClient, double warmupSeconds, double durationSeconds,
-                 double kfoldWarmupSeconds, double rateDurationSeconds, double ifMatchDurationSeconds, Path workDir,
-                 Path resultsDir,
-                 String revision) {
+                 double kfoldWarmupSeconds, double rateDurationSeconds, double ifMatchDurationSeconds) {
 
-    static Options parse(String[] args) {
+    static Options parse(Bench.Args args) {
       int clients = 32;
       int ordersPerClient = 50;
       double warmup = 5;
@@ -61,37 +50,22 @@ public final class CommandBenchmark {
       double rateDuration = 15;
       double ifMatchDuration = 10;
       double kfoldWarmup = 0;
-      Path workDir = null;
-      Path resultsDir = Path.of("load-tests", "results");
-      String revision = "unknown";
-      for (int i = 0; i < args.length; i++) {
-        String arg = args[i];
-        switch (arg) {
-          case "--clients" -> clients = Integer.parseInt(value(args, ++i, arg));
-          case "--orders-per-client" -> ordersPerClient = Integer.parseInt(value(args, ++i, arg));
-          case "--warmup" -> warmup = Double.parseDouble(value(args, ++i, arg));
-          case "--duration" -> duration = Double.parseDouble(value(args, ++i, arg));
-          case "--rate-duration" -> rateDuration = Double.parseDouble(value(args, ++i, arg));
-          case "--if-match-duration" -> ifMatchDuration = Double.parseDouble(value(args, ++i, arg));
-          case "--kfold-warmup" -> kfoldWarmup = Double.parseDouble(value(args, ++i, arg));
-          case "--work-dir" -> workDir = Path.of(value(args, ++i, arg));
-          case "--results-dir" -> resultsDir = Path.of(value(args, ++i, arg));
-          case "--revision" -> revision = value(args, ++i, arg);
-          default -> throw new IllegalArgumentException("unknown option " + arg + " (see load-tests/README.md)");
+      while (args.next()) {
+        switch (args.option()) {
+          case "--clients" -> clients = Integer.parseInt(args.value());
+          case "--orders-per-client" -> ordersPerClient = Integer.parseInt(args.value());
+          case "--warmup" -> warmup = Double.parseDouble(args.value());
+          case "--duration" -> duration = Double.parseDouble(args.value());
+          case "--rate-duration" -> rateDuration = Double.parseDouble(args.value());
+          case "--if-match-duration" -> ifMatchDuration = Double.parseDouble(args.value());
+          case "--kfold-warmup" -> kfoldWarmup = Double.parseDouble(args.value());
+          default -> args.common();
         }
       }
       if (clients < 1 || ordersPerClient < 1 || ordersPerClient > 1000 || duration <= 0 || rateDuration < 0) {
         throw new IllegalArgumentException("--clients and --duration must be positive, --orders-per-client 1 to 1000");
       }
-      return new Options(clients, ordersPerClient, warmup, duration, kfoldWarmup, rateDuration, ifMatchDuration,
-          workDir, resultsDir, revision);
-    }
-
-    private static String value(String[] args, int i, String option) {
-      if (i >= args.length) {
-        throw new IllegalArgumentException(option + " needs a value");
-      }
-      return args[i];
+      return new Options(clients, ordersPerClient, warmup, duration, kfoldWarmup, rateDuration, ifMatchDuration);
     }
   }
 
@@ -100,46 +74,10 @@ public final class CommandBenchmark {
                        double warmupSeconds, double durationSeconds) {}
 
   public static void main(String[] args) throws Exception {
-    Options options;
-    try {
-      options = Options.parse(args);
-    } catch (IllegalArgumentException e) {
-      System.err.println(e.getMessage());
-      System.exit(2);
-      return;
-    }
-    boolean ownWorkDir = options.workDir() == null;
-    Path workDir = ownWorkDir ? Files.createTempDirectory("kfold-commands-bench-") : options.workDir();
-    Instant date = Instant.now().truncatedTo(ChronoUnit.SECONDS);
-    List<String> problems = new ArrayList<>();
-    try {
-      Map<String, Object> run = run(options, workDir, date, problems);
-      System.out.println();
-      System.out.print(table(run));
-      Path file = options.resultsDir().resolve("commands-" + FoldBenchmark.FILE_TIME.format(date) + ".json");
-      Report.writeJson(file, run);
-      System.out.println();
-      System.out.println("written to " + file);
-    } finally {
-      if (ownWorkDir) {
-        FoldBenchmark.deleteTree(workDir);
-      }
-    }
-    if (!problems.isEmpty()) {
-      System.out.println();
-      problems.forEach(p -> System.out.println("PROBLEM: " + p));
-      System.exit(1);
-    }
+    Bench.main(args, "commands", Options::parse, CommandBenchmark::run, CommandBenchmark::table);
   }
 
-  private static Map<String, Object> run(Options options, Path workDir, Instant date, List<String> problems)
-      throws Exception {
-    Map<String, Object> run = new LinkedHashMap<>();
-    run.put("date", date.toString());
-    Map<String, Object> machine = Report.machine();
-    run.put("machine", machine);
-    run.put("revision", options.revision());
-    run.put("loadAverageAtStart", Report.loadAverage());
+  private static void run(Options options, Bench.Run run) throws Exception {
     Map<String, Object> settings = new LinkedHashMap<>();
     settings.put("clients", options.clients());
     settings.put("ordersPerClient", options.ordersPerClient());
@@ -152,31 +90,13 @@ public final class CommandBenchmark {
     settings.put("partitions", Input.PARTITIONS);
     settings.put("generatorJvm", GENERATOR_HEAP);
     settings.put("configuration", "the default one built into kfold (with its shipment-request worker)");
-    run.put("settings", settings);
+    run.json.put("settings", settings);
+    run.announce(String.format("%d clients, %d orders each", options.clients(), options.ordersPerClient()));
 
-    System.out.printf("commands benchmark: %s, %d cores, Java %s; %d clients, %d orders each%n",
-        machine.get("cpu"), machine.get("nproc"), machine.get("java"), options.clients(), options.ordersPerClient());
-    long others = Report.otherBrokers(-1);
-    run.put("otherBrokersAtStart", others);
-    if (others > 0) {
-      System.out.printf("WARNING: %d other Kafka broker(s) running on this machine; figures will be low%n", others);
-    }
-
-    long brokerStart = System.nanoTime();
-    LocalBroker broker = LocalBroker.start(workDir.resolve("broker"), LocalBroker.defaultLibs(), 0);
-    Thread stopBroker = new Thread(broker::close, "stop-bench-broker");
-    Runtime.getRuntime().addShutdownHook(stopBroker);
-    List<Map<String, Object>> phases = new ArrayList<>();
-    run.put("phases", phases);
-    try {
-      System.out.printf("broker pid %d on %s, ready in %.1f s%n", broker.pid(), broker.bootstrap(),
-          (System.nanoTime() - brokerStart) / 1e9);
-      Map<String, String> env = Map.of(
-          "KFOLD_APP", APP,
-          "KFOLD_DATA_DIR", workDir.resolve("kfold").toString(),
-          "KFOLD_HTTP_PORT", "0",
-          "KFOLD_KAFKA_BOOTSTRAP", broker.bootstrap(),
-          "KFOLD_KAFKA_PARTITIONS", Integer.toString(Input.PARTITIONS));
+    run.withBroker(broker -> {
+      List<Map<String, Object>> phases = new ArrayList<>();
+      run.json.put("phases", phases);
+      Map<String, String> env = Bench.nodeEnv(APP, run.workDir.resolve("kfold"), broker.bootstrap());
       Vertx nodeVertx = Vertx.vertx();
       BareServer bare = BareServer.launch();
       try {
@@ -184,14 +104,14 @@ public final class CommandBenchmark {
         try {
           awaitCaughtUp(node.progress(), 60);
           System.out.printf("kfold node on port %d, bare server on port %d%n", node.httpPort(), bare.port());
-          Runner runner = new Runner(options, workDir, broker.pid(), node, bare.port(), problems);
+          Runner runner = new Runner(options, run.workDir, broker.pid(), node, bare.port(), run.problems);
 
           Map<String, Object> bareClosed = runner.run(new Phase("bare-closed", "bare server, closed loop", "bare",
               LoadGenerator.Mode.CLOSED, 0, options.warmupSeconds(), options.durationSeconds()));
           phases.add(bareClosed);
           if (options.kfoldWarmupSeconds() > 0) {
             // Not in the table: a closed loop on kfold alone, so that the measured phases meet a warm node.
-            run.put("kfoldWarmup", runner.run(new Phase("kfold-warmup", "kfold warm-up, closed loop", "kfold",
+            run.json.put("kfoldWarmup", runner.run(new Phase("kfold-warmup", "kfold warm-up, closed loop", "kfold",
                 LoadGenerator.Mode.CLOSED, 0, 0, options.kfoldWarmupSeconds())));
           }
           Map<String, Object> kfoldClosed = runner.run(new Phase("kfold-closed", "kfold commands, closed loop",
@@ -219,9 +139,9 @@ public final class CommandBenchmark {
           summary.put("halfRate", Report.round(halfRate, 1));
           phases.stream().filter(p -> p.get("name").equals("kfold-rate")).findFirst()
               .ifPresent(p -> summary.put("kfoldAtHalfRateLatencyMs", commands(p).get("latencyMs")));
-          run.put("summary", summary);
-          run.put("effectWorkers", get(node.httpPort(), "/v1/_effects"));
-          run.put("foldAtEnd", Map.of("applied", node.progress().applied.sum(),
+          run.json.put("summary", summary);
+          run.json.put("effectWorkers", Bench.get(node.httpPort(), "/v1/_effects"));
+          run.json.put("foldAtEnd", Map.of("applied", node.progress().applied.sum(),
               "conflicts", node.progress().conflicts.sum(), "duplicates", node.progress().duplicates.sum(),
               "deadLettered", node.progress().deadLettered.sum()));
         } finally {
@@ -231,20 +151,7 @@ public final class CommandBenchmark {
         bare.close();
         nodeVertx.close().await(60, TimeUnit.SECONDS);
       }
-    } finally {
-      broker.close();
-      try {
-        Runtime.getRuntime().removeShutdownHook(stopBroker);
-      } catch (IllegalStateException shuttingDown) {
-        // the hook runs anyway
-      }
-    }
-    long othersAtEnd = Report.otherBrokers(broker.pid());
-    run.put("otherBrokersAtEnd", othersAtEnd);
-    if (othersAtEnd > 0 && others == 0) {
-      System.out.printf("WARNING: %d other Kafka broker(s) started during the run; figures may be low%n", othersAtEnd);
-    }
-    return run;
+    });
   }
 
   /** Runs the phases: one load generator JVM each, with the server side metered meanwhile. */
@@ -254,7 +161,7 @@ public final class CommandBenchmark {
     Map<String, Object> run(Phase phase) throws Exception {
       boolean kfold = phase.target().equals("kfold");
       int port = kfold ? node.httpPort() : barePort;
-      FoldBenchmark.settle();
+      Bench.settle();
       System.out.printf("%n[%s] %s ...%n", phase.name(), phase.label());
       Path out = workDir.resolve(phase.name() + ".json");
       List<String> command = new ArrayList<>(List.of(
@@ -355,30 +262,13 @@ public final class CommandBenchmark {
     return rate == null ? 0 : ((Number) rate).longValue();
   }
 
-  /** A small read of the node's own API, for the record. */
-  private static Object get(int port, String path) {
-    try {
-      HttpResponse<String> response = HttpClient.newHttpClient().send(
-          HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path)).timeout(Duration.ofSeconds(10)).build(),
-          HttpResponse.BodyHandlers.ofString());
-      return new ObjectMapper().readValue(response.body(), Object.class);
-    } catch (IOException | RuntimeException e) {
-      return "GET " + path + " failed: " + e;
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return "interrupted";
-    }
-  }
-
   static String table(Map<String, Object> run) {
     String format = "%-40s %10s %9s %9s %9s %9s %8s%n";
     StringBuilder out = new StringBuilder();
     Map<?, ?> settings = (Map<?, ?>) run.get("settings");
     out.append(String.format(format, "phase (" + settings.get("clients") + " clients)", "req/s", "p50 ms", "p99 ms",
         "p99.9 ms", "max ms", "non-200"));
-    @SuppressWarnings("unchecked")
-    List<Map<String, Object>> phases = (List<Map<String, Object>>) run.get("phases");
-    for (Map<String, Object> phase : phases) {
+    for (Map<String, Object> phase : Bench.list(run, "phases")) {
       Map<String, Object> commands = commands(phase);
       Map<?, ?> latency = (Map<?, ?>) commands.get("latencyMs");
       out.append(String.format(format, phase.get("label"), String.format("%,d", perSecond(phase)),

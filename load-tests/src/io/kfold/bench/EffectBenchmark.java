@@ -6,7 +6,6 @@ import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.KfoldConfig;
 import io.kfold.KfoldNode;
 import io.kfold.fold.FoldProgress;
-import io.kfold.log.LocalBroker;
 import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -23,15 +22,9 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
-import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -68,75 +61,32 @@ public final class EffectBenchmark {
   private static final long STALL_SECONDS = 60;
   private static final long TIMEOUT_SECONDS = 900;
 
-  record Options(long events, int keys, int inFlight, Path workDir, Path resultsDir, String revision) {
+  record Options(long events, int keys, int inFlight) {
 
-    static Options parse(String[] args) {
+    static Options parse(Bench.Args args) {
       long events = 200_000;
       int keys = 10_000;
       int inFlight = 64;
-      Path workDir = null;
-      Path resultsDir = Path.of("load-tests", "results");
-      String revision = "unknown";
-      for (int i = 0; i < args.length; i++) {
-        String arg = args[i];
-        switch (arg) {
-          case "--events" -> events = Long.parseLong(value(args, ++i, arg).replace("_", ""));
-          case "--keys" -> keys = Integer.parseInt(value(args, ++i, arg).replace("_", ""));
-          case "--in-flight" -> inFlight = Integer.parseInt(value(args, ++i, arg));
-          case "--work-dir" -> workDir = Path.of(value(args, ++i, arg));
-          case "--results-dir" -> resultsDir = Path.of(value(args, ++i, arg));
-          case "--revision" -> revision = value(args, ++i, arg);
-          default -> throw new IllegalArgumentException("unknown option " + arg + " (see load-tests/README.md)");
+      while (args.next()) {
+        switch (args.option()) {
+          case "--events" -> events = Long.parseLong(args.value().replace("_", ""));
+          case "--keys" -> keys = Integer.parseInt(args.value().replace("_", ""));
+          case "--in-flight" -> inFlight = Integer.parseInt(args.value());
+          default -> args.common();
         }
       }
       if (keys < 1 || events < keys || inFlight < 1) {
         throw new IllegalArgumentException("--events must be at least --keys, and --keys and --in-flight positive");
       }
-      return new Options(events, keys, inFlight, workDir, resultsDir, revision);
-    }
-
-    private static String value(String[] args, int i, String option) {
-      if (i >= args.length) {
-        throw new IllegalArgumentException(option + " needs a value");
-      }
-      return args[i];
+      return new Options(events, keys, inFlight);
     }
   }
 
   public static void main(String[] args) throws Exception {
-    Options options;
-    try {
-      options = Options.parse(args);
-    } catch (IllegalArgumentException e) {
-      System.err.println(e.getMessage());
-      System.exit(2);
-      return;
-    }
-    boolean ownWorkDir = options.workDir() == null;
-    Path workDir = ownWorkDir ? Files.createTempDirectory("kfold-effects-bench-") : options.workDir();
-    Instant date = Instant.now().truncatedTo(ChronoUnit.SECONDS);
-    try {
-      Map<String, Object> run = run(options, workDir, date);
-      System.out.println();
-      System.out.print(table(run));
-      Path file = options.resultsDir().resolve("effects-" + FoldBenchmark.FILE_TIME.format(date) + ".json");
-      Report.writeJson(file, run);
-      System.out.println();
-      System.out.println("written to " + file);
-    } finally {
-      if (ownWorkDir) {
-        FoldBenchmark.deleteTree(workDir);
-      }
-    }
+    Bench.main(args, "effects", Options::parse, EffectBenchmark::run, EffectBenchmark::table);
   }
 
-  private static Map<String, Object> run(Options options, Path workDir, Instant date) throws Exception {
-    Map<String, Object> run = new LinkedHashMap<>();
-    run.put("date", date.toString());
-    Map<String, Object> machine = Report.machine();
-    run.put("machine", machine);
-    run.put("revision", options.revision());
-    run.put("loadAverageAtStart", Report.loadAverage());
+  private static void run(Options options, Bench.Run run) throws Exception {
     Map<String, Object> settings = new LinkedHashMap<>();
     settings.put("events", options.events());
     settings.put("keys", options.keys());
@@ -144,89 +94,58 @@ public final class EffectBenchmark {
     settings.put("maxInFlightKeys", options.inFlight());
     settings.put("delivery", "at-least-once");
     settings.put("baselineInFlight", options.inFlight());
-    run.put("settings", settings);
+    run.json.put("settings", settings);
+    run.announce(String.format("%,d events over %,d keys, %d in flight", options.events(), options.keys(),
+        options.inFlight()));
 
-    System.out.printf("effects benchmark: %s, %d cores, Java %s; %,d events over %,d keys, %d in flight%n",
-        machine.get("cpu"), machine.get("nproc"), machine.get("java"), options.events(), options.keys(),
-        options.inFlight());
-    long others = Report.otherBrokers(-1);
-    run.put("otherBrokersAtStart", others);
-    if (others > 0) {
-      System.out.printf("WARNING: %d other Kafka broker(s) running on this machine; figures will be low%n", others);
-    }
+    run.withBroker(broker -> {
+      List<Map<String, Object>> phases = new ArrayList<>();
+      run.json.put("phases", phases);
+      HookServer hook = HookServer.launch();
+      try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrap()))) {
+        Path config = writeConfig(run.workDir.resolve("kfold-effects.yaml"), hook.url(), options.inFlight());
+        Map<String, String> env = Bench.nodeEnv(APP, run.workDir.resolve("kfold"), broker.bootstrap());
+        env.put("KFOLD_CONFIG", config.toString());
 
-    long brokerStart = System.nanoTime();
-    LocalBroker broker = LocalBroker.start(workDir.resolve("broker"), LocalBroker.defaultLibs(), 0);
-    Thread stopBroker = new Thread(broker::close, "stop-bench-broker");
-    Runtime.getRuntime().addShutdownHook(stopBroker);
-    HookServer hook = null;
-    List<Map<String, Object>> phases = new ArrayList<>();
-    run.put("phases", phases);
-    try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrap()))) {
-      System.out.printf("broker pid %d on %s, ready in %.1f s%n", broker.pid(), broker.bootstrap(),
-          (System.nanoTime() - brokerStart) / 1e9);
-      hook = HookServer.launch();
-      Path config = writeConfig(workDir.resolve("kfold-effects.yaml"), hook.url(), options.inFlight());
-      Map<String, String> env = new HashMap<>(Map.of(
-          "KFOLD_CONFIG", config.toString(),
-          "KFOLD_APP", APP,
-          "KFOLD_DATA_DIR", workDir.resolve("kfold").toString(),
-          "KFOLD_HTTP_PORT", "0",
-          "KFOLD_KAFKA_BOOTSTRAP", broker.bootstrap(),
-          "KFOLD_KAFKA_PARTITIONS", Integer.toString(Input.PARTITIONS)));
+        // 1. The input, folded once by a node without the worker: it fills the changes topic.
+        Input input = new Input(APP, options.events(), options.keys());
+        System.out.printf("%nproducing %s to %s ...%n", input.label(), input.topic);
+        input.createTopic(admin);
+        Map<String, Object> produce = input.produce(broker.bootstrap());
+        run.json.put("produce", produce);
+        Map<String, String> foldEnv = new HashMap<>(env);
+        foldEnv.put("KFOLD_EFFECTS_" + WORKER.replace('-', '_').toUpperCase() + "_ENABLED", "false");
+        run.json.put("fold", fold(foldEnv, input, broker.bootstrap()));
 
-      // 1. The input, folded once by a node without the worker: it fills the changes topic.
-      Input input = new Input(APP, options.events(), options.keys());
-      System.out.printf("%nproducing %s to %s ...%n", input.label(), input.topic);
-      input.createTopic(admin);
-      Map<String, Object> produce = input.produce(broker.bootstrap());
-      run.put("produce", produce);
-      Map<String, String> foldEnv = new HashMap<>(env);
-      foldEnv.put("KFOLD_EFFECTS_" + WORKER.replace('-', '_').toUpperCase() + "_ENABLED", "false");
-      run.put("fold", fold(foldEnv, input, broker.bootstrap()));
+        String changesTopic = APP + "." + Input.TYPE + ".changes";
+        List<byte[]> bodies = new ArrayList<>();
+        run.json.put("changes", readChanges(broker.bootstrap(), changesTopic, options.events(), bodies));
 
-      String changesTopic = APP + "." + Input.TYPE + ".changes";
-      List<byte[]> bodies = new ArrayList<>();
-      run.put("changes", readChanges(broker.bootstrap(), changesTopic, options.events(), bodies));
+        // 2. The baselines: a plain WebClient loop, with the pool it needs and with the default pool, after a
+        // warm-up of the same loop (the JIT, the target's set of keys) that does not count.
+        run.json.put("baselineWarmup", baseline(hook, bodies, options, Math.min(options.events(), WARMUP_REQUESTS),
+            options.inFlight(), broker.pid(), "warm-up"));
+        phases.add(baseline(hook, bodies, options, options.events(), options.inFlight(), broker.pid(),
+            String.format("plain WebClient, %d in flight, %d connections", options.inFlight(), options.inFlight())));
+        phases.add(baseline(hook, bodies, options, options.events(), DEFAULT_POOL, broker.pid(),
+            String.format("plain WebClient, %d in flight, default pool (%d)", options.inFlight(), DEFAULT_POOL)));
 
-      // 2. The baselines: a plain WebClient loop, with the pool it needs and with the default pool, after a
-      // warm-up of the same loop (the JIT, the target's set of keys) that does not count.
-      run.put("baselineWarmup", baseline(hook, bodies, options, Math.min(options.events(), WARMUP_REQUESTS),
-          options.inFlight(), broker.pid(), "warm-up"));
-      phases.add(baseline(hook, bodies, options, options.events(), options.inFlight(), broker.pid(),
-          String.format("plain WebClient, %d in flight, %d connections", options.inFlight(), options.inFlight())));
-      phases.add(baseline(hook, bodies, options, options.events(), DEFAULT_POOL, broker.pid(),
-          String.format("plain WebClient, %d in flight, default pool (%d)", options.inFlight(), DEFAULT_POOL)));
+        // 3. kfold's worker, from the first change.
+        phases.add(worker(hook, env, options, broker.pid()));
 
-      // 3. kfold's worker, from the first change.
-      phases.add(worker(hook, env, options, broker.pid()));
-
-      Map<String, Object> summary = new LinkedHashMap<>();
-      long baseline = delivered(phases.get(0));
-      long kfold = delivered(phases.get(2));
-      summary.put("baselineDeliveredPerSecond", baseline);
-      summary.put("baselineDefaultPoolDeliveredPerSecond", delivered(phases.get(1)));
-      summary.put("kfoldWorkerDeliveredPerSecond", kfold);
-      summary.put("kfoldToBaseline", Report.round((double) kfold / baseline, 4));
-      summary.put("kfoldToDefaultPoolBaseline", Report.round((double) kfold / delivered(phases.get(1)), 4));
-      run.put("summary", summary);
-    } finally {
-      if (hook != null) {
+        Map<String, Object> summary = new LinkedHashMap<>();
+        long baseline = delivered(phases.get(0));
+        long kfold = delivered(phases.get(2));
+        summary.put("baselineDeliveredPerSecond", baseline);
+        summary.put("baselineDefaultPoolDeliveredPerSecond", delivered(phases.get(1)));
+        summary.put("kfoldWorkerDeliveredPerSecond", kfold);
+        summary.put("kfoldToBaseline", Report.round((double) kfold / baseline, 4));
+        summary.put("kfoldToDefaultPoolBaseline", Report.round((double) kfold / delivered(phases.get(1)), 4));
+        run.json.put("summary", summary);
+      } finally {
         hook.close();
       }
-      broker.close();
-      try {
-        Runtime.getRuntime().removeShutdownHook(stopBroker);
-      } catch (IllegalStateException shuttingDown) {
-        // the hook runs anyway
-      }
-    }
-    long othersAtEnd = Report.otherBrokers(broker.pid());
-    run.put("otherBrokersAtEnd", othersAtEnd);
-    if (othersAtEnd > 0 && others == 0) {
-      System.out.printf("WARNING: %d other Kafka broker(s) started during the run; figures may be low%n", othersAtEnd);
-    }
-    return run;
+    });
   }
 
   /**
@@ -360,7 +279,7 @@ public final class EffectBenchmark {
    */
   private static Map<String, Object> baseline(HookServer hook, List<byte[]> bodies, Options options, long requests,
                                               int poolSize, long brokerPid, String label) throws Exception {
-    FoldBenchmark.settle();
+    Bench.settle();
     System.out.printf("%n[baseline] %s ...%n", label);
     String name = label.equals("warm-up") ? "warm-up" : "baseline-pool-" + poolSize;
     HookServer.Tally tally = hook.begin(name);
@@ -443,7 +362,7 @@ public final class EffectBenchmark {
   /** kfold's worker: a node on the folded store with the worker on, until every change reached the target. */
   private static Map<String, Object> worker(HookServer hook, Map<String, String> env, Options options, long brokerPid)
       throws Exception {
-    FoldBenchmark.settle();
+    Bench.settle();
     String label = String.format("kfold http worker, maxInFlightKeys %d", options.inFlight());
     System.out.printf("%n[kfold] %s ...%n", label);
     HookServer.Tally tally = hook.begin("kfold");
@@ -467,7 +386,7 @@ public final class EffectBenchmark {
           }
           if (now - lastProgress > TimeUnit.SECONDS.toNanos(STALL_SECONDS) || now > deadline) {
             result.put("target", hook.snapshot(tally));
-            result.put("workerStatus", get(node.httpPort(), "/v1/_effects"));
+            result.put("workerStatus", Bench.get(node.httpPort(), "/v1/_effects"));
             throw new IllegalStateException("the worker delivered " + seen + " of " + options.events()
                 + " changes and then nothing for " + STALL_SECONDS + " s; worker status "
                 + result.get("workerStatus"));
@@ -481,7 +400,7 @@ public final class EffectBenchmark {
         result.put("secondsFromStartToFirstDelivery", Report.round((tally.firstNanos - start) / 1e9, 3));
         result.put("secondsFromStartToLastDelivery", Report.round((tally.lastNanos - start) / 1e9, 3));
         result.put("target", target);
-        result.put("workerStatus", get(node.httpPort(), "/v1/_effects"));
+        result.put("workerStatus", Bench.get(node.httpPort(), "/v1/_effects"));
         result.put("resources", resources);
       } finally {
         node.stop().await(120, TimeUnit.SECONDS);
@@ -499,27 +418,11 @@ public final class EffectBenchmark {
     return rate == null ? 0 : ((Number) rate).longValue();
   }
 
-  private static Object get(int port, String path) {
-    try {
-      HttpResponse<String> response = HttpClient.newHttpClient().send(
-          HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path)).timeout(Duration.ofSeconds(10)).build(),
-          HttpResponse.BodyHandlers.ofString());
-      return new ObjectMapper().readValue(response.body(), Object.class);
-    } catch (IOException | RuntimeException e) {
-      return "GET " + path + " failed: " + e;
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return "interrupted";
-    }
-  }
-
   static String table(Map<String, Object> run) {
     String format = "%-48s %14s %8s %12s %12s%n";
     StringBuilder out = new StringBuilder();
     out.append(String.format(format, "phase", "delivered/s", "calls", "redelivered", "connections"));
-    @SuppressWarnings("unchecked")
-    List<Map<String, Object>> phases = (List<Map<String, Object>>) run.get("phases");
-    for (Map<String, Object> phase : phases) {
+    for (Map<String, Object> phase : Bench.list(run, "phases")) {
       Map<?, ?> target = (Map<?, ?>) phase.get("target");
       out.append(String.format(format, phase.get("label"), String.format("%,d", delivered(phase)),
           String.format("%,d", (Long) target.get("calls")), target.get("redeliveries"),

@@ -4,19 +4,12 @@ import io.kfold.log.LocalBroker;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Instant;
-import java.time.ZoneOffset;
-import java.time.format.DateTimeFormatter;
-import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 
 /**
  * Fold throughput of kfold next to the rate at which a plain consumer merely reads the same log.
@@ -30,29 +23,21 @@ import java.util.stream.Stream;
  */
 public final class FoldBenchmark {
 
-  static final DateTimeFormatter FILE_TIME = DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")
-      .withZone(ZoneOffset.UTC);
+  record Options(long events, List<Integer> keys, int maxPollRecords, boolean jfr, Path jfrDir) {
 
-  record Options(long events, List<Integer> keys, int maxPollRecords, Path workDir, Path resultsDir, boolean jfr,
-                 Path jfrDir, String revision) {
-
-    static Options parse(String[] args) {
+    static Options parse(Bench.Args args) {
       long events = 1_000_000;
       List<Integer> keys = new ArrayList<>(List.of(10_000));
       String envMaxPoll = System.getenv("KFOLD_FOLD_MAX_POLL_RECORDS");
       int maxPollRecords = envMaxPoll == null || envMaxPoll.isBlank() ? 5_000 : Integer.parseInt(envMaxPoll.trim());
-      Path workDir = null;
-      Path resultsDir = Path.of("load-tests", "results");
       boolean jfr = false;
       Path jfrDir = Path.of(".");
-      String revision = "unknown";
-      for (int i = 0; i < args.length; i++) {
-        String arg = args[i];
-        switch (arg) {
-          case "--events" -> events = Long.parseLong(value(args, ++i, arg).replace("_", ""));
+      while (args.next()) {
+        switch (args.option()) {
+          case "--events" -> events = Long.parseLong(args.value().replace("_", ""));
           case "--keys" -> {
             keys.clear();
-            for (String k : value(args, ++i, arg).split(",")) {
+            for (String k : args.value().split(",")) {
               keys.add(Integer.parseInt(k.trim().replace("_", "")));
             }
           }
@@ -61,13 +46,10 @@ public final class FoldBenchmark {
               keys.add(200_000);
             }
           }
-          case "--max-poll-records" -> maxPollRecords = Integer.parseInt(value(args, ++i, arg));
-          case "--work-dir" -> workDir = Path.of(value(args, ++i, arg));
-          case "--results-dir" -> resultsDir = Path.of(value(args, ++i, arg));
+          case "--max-poll-records" -> maxPollRecords = Integer.parseInt(args.value());
           case "--jfr" -> jfr = true;
-          case "--jfr-dir" -> jfrDir = Path.of(value(args, ++i, arg));
-          case "--revision" -> revision = value(args, ++i, arg);
-          default -> throw new IllegalArgumentException("unknown option " + arg + " (see load-tests/README.md)");
+          case "--jfr-dir" -> jfrDir = Path.of(args.value());
+          default -> args.common();
         }
       }
       for (int k : keys) {
@@ -76,93 +58,32 @@ public final class FoldBenchmark {
           throw new IllegalArgumentException("--keys " + k + " must divide --events " + events);
         }
       }
-      return new Options(events, List.copyOf(keys), maxPollRecords, workDir, resultsDir, jfr, jfrDir, revision);
-    }
-
-    private static String value(String[] args, int i, String option) {
-      if (i >= args.length) {
-        throw new IllegalArgumentException(option + " needs a value");
-      }
-      return args[i];
+      return new Options(events, List.copyOf(keys), maxPollRecords, jfr, jfrDir);
     }
   }
 
   public static void main(String[] args) throws Exception {
-    Options options;
-    try {
-      options = Options.parse(args);
-    } catch (IllegalArgumentException e) {
-      System.err.println(e.getMessage());
-      System.exit(2);
-      return;
-    }
-    boolean ownWorkDir = options.workDir() == null;
-    Path workDir = ownWorkDir ? Files.createTempDirectory("kfold-fold-bench-") : options.workDir();
-    Instant date = Instant.now().truncatedTo(ChronoUnit.SECONDS);
-    try {
-      Map<String, Object> run = run(options, workDir, date);
-      System.out.println();
-      System.out.print(Report.table(castList(run.get("inputs"))));
-      Path file = options.resultsDir().resolve("fold-" + FILE_TIME.format(date) + ".json");
-      Report.writeJson(file, run);
-      System.out.println();
-      System.out.println("written to " + file);
-    } finally {
-      if (ownWorkDir) {
-        deleteTree(workDir);
-      }
-    }
+    Bench.main(args, "fold", Options::parse, FoldBenchmark::run, FoldBenchmark::table);
   }
 
-  private static Map<String, Object> run(Options options, Path workDir, Instant date) throws Exception {
-    Map<String, Object> run = new LinkedHashMap<>();
-    run.put("date", date.toString());
-    Map<String, Object> machine = Report.machine();
-    run.put("machine", machine);
-    run.put("revision", options.revision());
-    run.put("loadAverageAtStart", Report.loadAverage());
+  private static void run(Options options, Bench.Run run) throws Exception {
     Map<String, Object> settings = new LinkedHashMap<>();
     settings.put("partitions", Input.PARTITIONS);
     settings.put("valueBytes", Input.VALUE_BYTES);
     settings.put("rawMaxPollRecords", RawConsumerRun.MAX_POLL_RECORDS);
     settings.put("kfoldMaxPollRecords", options.maxPollRecords());
-    run.put("settings", settings);
+    run.json.put("settings", settings);
+    run.announce(String.format("kfold max.poll.records %d", options.maxPollRecords()));
 
-    System.out.printf("fold benchmark: %s, %d cores, Java %s; kfold max.poll.records %d%n",
-        machine.get("cpu"), machine.get("nproc"), machine.get("java"), options.maxPollRecords());
-    long others = Report.otherBrokers(-1);  // ours is not started yet
-    run.put("otherBrokersAtStart", others);
-    if (others > 0) {
-      System.out.printf("WARNING: %d other Kafka broker(s) running on this machine; figures will be low%n", others);
-    }
-
-    long brokerStart = System.nanoTime();
-    LocalBroker broker = LocalBroker.start(workDir.resolve("broker"), LocalBroker.defaultLibs(), 0);
-    // Ctrl-C must not leave a broker behind: it is a separate process and outlives this JVM.
-    Thread stopBroker = new Thread(broker::close, "stop-bench-broker");
-    Runtime.getRuntime().addShutdownHook(stopBroker);
-    List<Map<String, Object>> results = new ArrayList<>();
-    run.put("inputs", results);
-    try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrap()))) {
-      System.out.printf("broker pid %d on %s, ready in %.1f s%n", broker.pid(), broker.bootstrap(),
-          (System.nanoTime() - brokerStart) / 1e9);
-      for (int keys : options.keys()) {
-        results.add(runInput(options, new Input(options.events(), keys), broker, admin, workDir));
+    run.withBroker(broker -> {
+      List<Map<String, Object>> results = new ArrayList<>();
+      run.json.put("inputs", results);
+      try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrap()))) {
+        for (int keys : options.keys()) {
+          results.add(runInput(options, new Input(options.events(), keys), broker, admin, run.workDir));
+        }
       }
-    } finally {
-      broker.close();
-      try {
-        Runtime.getRuntime().removeShutdownHook(stopBroker);
-      } catch (IllegalStateException shuttingDown) {
-        // the hook runs anyway
-      }
-    }
-    long othersAtEnd = Report.otherBrokers(broker.pid());
-    run.put("otherBrokersAtEnd", othersAtEnd);
-    if (othersAtEnd > 0 && others == 0) {
-      System.out.printf("WARNING: %d other Kafka broker(s) started during the run; figures may be low%n", othersAtEnd);
-    }
-    return run;
+    });
   }
 
   private static Map<String, Object> runInput(Options options, Input input, LocalBroker broker, Admin admin,
@@ -179,14 +100,14 @@ public final class FoldBenchmark {
     result.put("produce", produce);
     System.out.printf("  produced in %.1f s (%,d events/s)%n", produce.get("seconds"), produce.get("eventsPerSecond"));
 
-    settle();
+    Bench.settle();
     System.out.printf("  raw consumer reading ...%n");
     Map<String, Object> raw = RawConsumerRun.run(broker.bootstrap(), input, broker.pid());
     result.put("raw", raw);
     System.out.printf("  raw consumer: %,d events/s (first record after %.2f s)%n", raw.get("eventsPerSecond"),
         raw.get("secondsToFirstRecord"));
 
-    settle();
+    Bench.settle();
     System.out.printf("  kfold folding (max.poll.records %d) ...%n", options.maxPollRecords());
     Path jfrFile = null;
     if (options.jfr()) {
@@ -207,28 +128,23 @@ public final class FoldBenchmark {
     return result;
   }
 
-  /**
-   * Lets the broker finish flushing what the last phase wrote and collects this JVM's garbage, so
-   * that one phase's leftovers are not billed to the next.
-   */
-  static void settle() throws InterruptedException {
-    System.gc();
-    Thread.sleep(2_000);
-  }
-
-  @SuppressWarnings("unchecked")
-  private static List<Map<String, Object>> castList(Object list) {
-    return (List<Map<String, Object>>) list;
-  }
-
-  static void deleteTree(Path root) throws IOException {
-    if (!Files.exists(root)) {
-      return;
+  private static String table(Map<String, Object> run) {
+    String format = "%-34s %14s %14s %9s %12s %15s%n";
+    StringBuilder out = new StringBuilder();
+    out.append(String.format(format, "input", "raw consumer", "kfold fold", "kfold/raw", "first event", "kfold steady"));
+    out.append(String.format(format, "", "events/s", "events/s", "", "s (kfold)", "events/s"));
+    for (Map<String, Object> input : Bench.list(run, "inputs")) {
+      Map<?, ?> raw = (Map<?, ?>) input.get("raw");
+      Map<?, ?> kfold = (Map<?, ?>) input.get("kfold");
+      out.append(String.format(format,
+          input.get("label"),
+          String.format("%,d", (Long) raw.get("eventsPerSecond")),
+          String.format("%,d", (Long) kfold.get("eventsPerSecond")),
+          String.format("%.3f", (Double) input.get("ratio")),
+          String.format("%.2f", (Double) kfold.get("secondsToFirstApplied")),
+          kfold.get("eventsPerSecondFirstToLast") == null ? "-"
+              : String.format("%,d", (Long) kfold.get("eventsPerSecondFirstToLast"))));
     }
-    try (Stream<Path> paths = Files.walk(root)) {
-      for (Path path : paths.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(path);
-      }
-    }
+    return out.toString();
   }
 }

@@ -36,13 +36,8 @@ final class KfoldRun {
 
   static Map<String, Object> run(String bootstrap, Input input, int maxPollRecords, Path dataDir, long brokerPid,
                                  Path jfrFile) throws Exception {
-    Map<String, String> env = Map.of(
-        "KFOLD_APP", input.app,
-        "KFOLD_DATA_DIR", dataDir.toString(),
-        "KFOLD_HTTP_PORT", "0",
-        "KFOLD_KAFKA_BOOTSTRAP", bootstrap,
-        "KFOLD_KAFKA_PARTITIONS", Integer.toString(Input.PARTITIONS),
-        "KFOLD_FOLD_MAX_POLL_RECORDS", Integer.toString(maxPollRecords));
+    Map<String, String> env = Bench.nodeEnv(input.app, dataDir, bootstrap);
+    env.put("KFOLD_FOLD_MAX_POLL_RECORDS", Integer.toString(maxPollRecords));
     KfoldConfig config = KfoldConfig.load(env);
 
     Recording recording = null;

@@ -12,7 +12,6 @@ import io.vertx.core.http.RequestOptions;
 import org.HdrHistogram.ConcurrentHistogram;
 import org.HdrHistogram.Histogram;
 
-import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -203,8 +202,8 @@ public final class LoadGenerator {
   }
 
   private Map<String, Object> run() throws InterruptedException {
-    long cpuStart = cpuNanos();
-    long gcStart = gcMillis();
+    long cpuStart = Meter.processCpuNanos();
+    long gcStart = Meter.gcMillis();
     List<Context> contexts = new ArrayList<>();
     for (int c = 0; c < options.clients(); c++) {
       contexts.add(vertx.getOrCreateContext());  // spread over the event loops
@@ -265,12 +264,12 @@ public final class LoadGenerator {
     result.put("commands", commands);
     // Every 200 is one event appended: the benchmark checks that the fold applied as many.
     result.put("okTotal", place.ok() + warmup.ok() + measured.ok());
-    double cpuSeconds = (cpuNanos() - cpuStart) / 1e9;
+    double cpuSeconds = (Meter.processCpuNanos() - cpuStart) / 1e9;
     double wallSeconds = (System.nanoTime() - placeStart) / 1e9;
     Map<String, Object> resources = new LinkedHashMap<>();
     resources.put("generatorJvmCpuSeconds", Report.round(cpuSeconds, 2));
     resources.put("generatorJvmCores", Report.round(cpuSeconds / wallSeconds, 2));
-    resources.put("generatorGcMillis", gcMillis() - gcStart);
+    resources.put("generatorGcMillis", Meter.gcMillis() - gcStart);
     result.put("resources", resources);
     return result;
   }
@@ -408,17 +407,5 @@ public final class LoadGenerator {
         .compose(r -> r.send(Buffer.buffer(body)))
         .compose(response -> response.body().map(b -> new Answer(response.statusCode(), b.toString(),
             response.getHeader("ETag"))));
-  }
-
-  private static long cpuNanos() {
-    if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
-      return os.getProcessCpuTime();
-    }
-    return 0;
-  }
-
-  private static long gcMillis() {
-    return ManagementFactory.getGarbageCollectorMXBeans().stream()
-        .mapToLong(gc -> Math.max(0, gc.getCollectionTime())).sum();
   }
 }

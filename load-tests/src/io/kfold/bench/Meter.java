@@ -50,7 +50,8 @@ final class Meter {
     return result;
   }
 
-  private static long processCpuNanos() {
+  /** CPU time of this JVM so far; also what the load generator reports of its own JVM. */
+  static long processCpuNanos() {
     if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
       return os.getProcessCpuTime();
     }
@@ -61,7 +62,8 @@ final class Meter {
     return ProcessHandle.of(pid).flatMap(p -> p.info().totalCpuDuration()).map(Duration::toNanos).orElse(0L);
   }
 
-  private static long gcMillis() {
+  /** Time this JVM spent in garbage collections so far. */
+  static long gcMillis() {
     return ManagementFactory.getGarbageCollectorMXBeans().stream()
         .mapToLong(GarbageCollectorMXBean::getCollectionTime).filter(t -> t > 0).sum();
   }

@@ -8,12 +8,11 @@ import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.stream.Stream;
 
-/** The machine a run happened on, the table on the console, and the JSON file of a run. */
+/** The machine a run happened on, and the JSON file of a run. */
 final class Report {
 
   private Report() {}
@@ -66,26 +65,6 @@ final class Report {
     } catch (IOException | RuntimeException e) {
       return Optional.empty();
     }
-  }
-
-  static String table(List<Map<String, Object>> inputs) {
-    String format = "%-34s %14s %14s %9s %12s %15s%n";
-    StringBuilder out = new StringBuilder();
-    out.append(String.format(format, "input", "raw consumer", "kfold fold", "kfold/raw", "first event", "kfold steady"));
-    out.append(String.format(format, "", "events/s", "events/s", "", "s (kfold)", "events/s"));
-    for (Map<String, Object> input : inputs) {
-      Map<?, ?> raw = (Map<?, ?>) input.get("raw");
-      Map<?, ?> kfold = (Map<?, ?>) input.get("kfold");
-      out.append(String.format(format,
-          input.get("label"),
-          String.format("%,d", (Long) raw.get("eventsPerSecond")),
-          String.format("%,d", (Long) kfold.get("eventsPerSecond")),
-          String.format("%.3f", (Double) input.get("ratio")),
-          String.format("%.2f", (Double) kfold.get("secondsToFirstApplied")),
-          kfold.get("eventsPerSecondFirstToLast") == null ? "-"
-              : String.format("%,d", (Long) kfold.get("eventsPerSecondFirstToLast"))));
-    }
-    return out.toString();
   }
 
   static void writeJson(Path file, Map<String, Object> run) throws IOException {
