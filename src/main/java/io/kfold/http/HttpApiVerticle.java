@@ -1,7 +1,7 @@
 package io.kfold.http;
 
+import com.fasterxml.jackson.core.io.JsonStringEncoder;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.KfoldConfig;
@@ -207,13 +207,23 @@ public final class HttpApiVerticle extends VerticleBase {
     reached.compose(v -> vertx.executeBlocking(() -> store.get(type, key), false))
         .map(stored -> found(stored, type, key))
         .onSuccess(stored -> {
-          ObjectNode body = JsonNodeFactory.instance.objectNode();
-          body.put("key", key);
-          body.put("version", stored.version());
-          body.set("state", parse(stored.state()));
+          // The stored state is JSON already: it goes into the answer as it is, unparsed.
+          Buffer body = Buffer.buffer(stored.state().length + key.length() + 48)
+              .appendString("{\"key\":").appendBytes(quoted(key))
+              .appendString(",\"version\":" + stored.version() + ",\"state\":").appendBytes(stored.state())
+              .appendString("}");
           sendJson(ctx, body, stored.version());
         })
         .onFailure(ctx::fail);
+  }
+
+  private static byte[] quoted(String text) {
+    byte[] inner = JsonStringEncoder.getInstance().quoteAsUTF8(text);
+    byte[] quoted = new byte[inner.length + 2];
+    quoted[0] = '"';
+    System.arraycopy(inner, 0, quoted, 1, inner.length);
+    quoted[quoted.length - 1] = '"';
+    return quoted;
   }
 
   private void history(RoutingContext ctx) {
@@ -225,11 +235,11 @@ public final class HttpApiVerticle extends VerticleBase {
       StoredEntity stored = store.get(type, key);
       return stored == null ? null : store.history(type, key, fromVersion, limit);
     }, false).map(events -> found(events, type, key)).onSuccess(events -> {
-      ObjectNode body = JsonNodeFactory.instance.objectNode();
-      body.put("key", key);
-      ArrayNode list = body.putArray("events");
-      events.forEach(bytes -> list.add(parse(bytes)));
-      sendJson(ctx, body, -1);
+      Buffer body = Buffer.buffer().appendString("{\"key\":").appendBytes(quoted(key)).appendString(",\"events\":[");
+      for (int i = 0; i < events.size(); i++) {
+        body.appendBytes(events.get(i)).appendString(i < events.size() - 1 ? "," : "");
+      }
+      sendJson(ctx, body.appendString("]}"), -1);
     }).onFailure(ctx::fail);
   }
 
@@ -384,10 +394,14 @@ public final class HttpApiVerticle extends VerticleBase {
   }
 
   private static void sendJson(RoutingContext ctx, JsonNode body, long version) {
+    sendJson(ctx, Buffer.buffer(Envelopes.toBytes(body)), version);
+  }
+
+  private static void sendJson(RoutingContext ctx, Buffer body, long version) {
     if (version >= 0) {
       ctx.response().putHeader("ETag", "\"" + version + "\"");
     }
-    ctx.response().putHeader("content-type", "application/json").end(Buffer.buffer(Envelopes.toBytes(body)));
+    ctx.response().putHeader("content-type", "application/json").end(body);
   }
 
 }
