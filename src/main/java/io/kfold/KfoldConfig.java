@@ -25,7 +25,11 @@ import java.util.regex.Pattern;
 public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Writes writes,
                           List<TypeConfig> types, List<EffectConfig> effects) {
 
-  public record Http(String host, int port, int maxBodyBytes, long maxWaitMs) {}
+  /**
+   * @param advertisedUrl how other nodes reach this one; empty: http://host:port
+   * @param forwardWaitMs how long a request for an entity of another node waits for its owner to be known
+   */
+  public record Http(String host, int port, int maxBodyBytes, long maxWaitMs, String advertisedUrl, long forwardWaitMs) {}
 
   public record Kafka(String bootstrap, int partitions, short replicationFactor, int localPort, String groupInstanceId) {
     public boolean embedded() {
@@ -129,7 +133,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
     }
     return new KfoldConfig(app, Path.of(text(tree, "dataDir")),
         new Http(text(http, "host"), intIn(http, "port", 0, 65535), intIn(http, "maxBodyBytes", 1, Integer.MAX_VALUE),
-            intIn(http, "maxWaitMs", 0, Integer.MAX_VALUE)),
+            intIn(http, "maxWaitMs", 0, Integer.MAX_VALUE), http.path("advertisedUrl").asText(""),
+            intIn(http, "forwardWaitMs", 0, Integer.MAX_VALUE)),
         new Kafka(tree.path("kafka").path("bootstrap").asText(""), intIn(kafka, "partitions", 1, 10_000),
             (short) intIn(kafka, "replicationFactor", 1, 100), intIn(kafka, "localPort", 0, 65535),
             kafka.path("groupInstanceId").asText("")),
@@ -162,6 +167,11 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
   /** Where a side-effect worker parks the events it could not deliver. */
   public String effectDeadLetterTopic(String worker) {
     return app + ".effects." + worker + ".dlq";
+  }
+
+  /** The compacted topic where each node says which partitions it folds and where it answers. */
+  public String nodesTopic() {
+    return app + ".nodes";
   }
 
   /** The consumer group of a side-effect worker on the changes topics. */

@@ -2,6 +2,7 @@ package io.kfold;
 
 import io.kfold.command.EntityWriter;
 import io.kfold.command.EventBusApiVerticle;
+import io.kfold.command.NodeDirectory;
 import io.kfold.command.Ownership;
 import io.kfold.effects.EffectConfig;
 import io.kfold.effects.EffectStats;
@@ -30,6 +31,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
@@ -50,8 +52,11 @@ public final class KfoldNode {
   private final HttpApiVerticle http;
   private long sweeper = -1;
 
+  private final NodeDirectory directory;
+
   private KfoldNode(Vertx vertx, EntityStore store, KafkaWriteStream<String, byte[]> producer, FoldProgress progress,
-                    HttpApiVerticle http) {
+                    HttpApiVerticle http, NodeDirectory directory) {
+    this.directory = directory;
     this.vertx = vertx;
     this.store = store;
     this.producer = producer;
@@ -75,8 +80,11 @@ public final class KfoldNode {
         .compose(producer -> {
           FoldProgress progress = new FoldProgress();
           FoldWatch watch = new FoldWatch(vertx, store);
-          EntityWriter writer = new EntityWriter(vertx, config, types, store, watch, producer,
-              new Ownership(config, partitions, progress));
+          Ownership ownership = new Ownership(config, partitions, progress);
+          EntityWriter writer = new EntityWriter(vertx, config, types, store, watch, producer, ownership);
+          String nodeName = config.kafka().groupInstanceId().isBlank() ? UUID.randomUUID().toString()
+              : config.kafka().groupInstanceId();
+          NodeDirectory directory = new NodeDirectory(config, nodeName, progress);
           Map<String, EffectStats> effects = new LinkedHashMap<>();
           List<EffectVerticle> workers = new ArrayList<>();
           for (EffectConfig effect : config.effects()) {
@@ -84,8 +92,9 @@ public final class KfoldNode {
             workers.add(worker);
             effects.put(effect.name(), worker.stats());
           }
-          HttpApiVerticle http = new HttpApiVerticle(config, types, store, watch, progress, writer, effects);
-          KfoldNode node = new KfoldNode(vertx, store, producer, progress, http);
+          HttpApiVerticle http = new HttpApiVerticle(config, types, store, watch, progress, writer, effects, ownership,
+              directory);
+          KfoldNode node = new KfoldNode(vertx, store, producer, progress, http, directory);
           Future<Void> chain = node.deploy(new FoldVerticle(config, types, store, watch, progress))
               .compose(v -> node.deploy(new EventBusApiVerticle(config, types, store, watch, writer)));
           for (EffectVerticle worker : workers) {
@@ -93,6 +102,11 @@ public final class KfoldNode {
           }
           node.forgetExpiredIdempotencyKeys(config);
           return chain.compose(v -> node.deploy(http))
+              .compose(v -> vertx.executeBlocking(() -> {
+                String advertised = config.http().advertisedUrl();
+                directory.start(advertised.isBlank() ? "http://" + config.http().host() + ":" + http.port() : advertised);
+                return null;
+              }))
               .map(node)
               .recover(e -> node.stop().transform(v -> Future.failedFuture(e)));
         }, e -> {
@@ -137,7 +151,10 @@ public final class KfoldNode {
   /** Undeploys the verticles in reverse order (HTTP first, the fold last), then closes the producer and the store. */
   public Future<Void> stop() {
     vertx.cancelTimer(sweeper);
-    Future<Void> chain = Future.succeededFuture();
+    Future<Void> chain = vertx.executeBlocking(() -> {
+      directory.close();
+      return null;
+    });
     for (String deployment : deployments) {
       chain = chain.eventually(() -> vertx.undeploy(deployment));
     }

@@ -32,6 +32,10 @@ public final class Ownership {
   }
 
   public boolean owns(String type, String key) {
-    return progress.folds(partition(type, key));
+    return owns(partition(type, key));
+  }
+
+  public boolean owns(TopicPartition partition) {
+    return progress.folds(partition);
   }
 }

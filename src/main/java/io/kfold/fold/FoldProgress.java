@@ -21,9 +21,17 @@ public final class FoldProgress {
   private volatile Map<TopicPartition, Long> lag = Map.of();
   private volatile Throwable failure;
 
+  private volatile int generation = -1;
+
   /** The group has given this node its partitions (maybe none, when there are more nodes than partitions). */
-  void assigned() {
+  void assigned(int groupGeneration) {
     assigned = true;
+    generation = groupGeneration;
+  }
+
+  /** The consumer group's generation of the last assignment: a later one supersedes every earlier claim. */
+  public int generation() {
+    return generation;
   }
 
   void lag(Map<TopicPartition, Long> lagByPartition) {

@@ -350,7 +350,7 @@ public final class FoldVerticle extends VerticleBase {
       }
       LOG.info("folding {}", partitions);
       updateLag();
-      progress.assigned();
+      progress.assigned(consumer.groupMetadata().generationId());
     }
 
     @Override

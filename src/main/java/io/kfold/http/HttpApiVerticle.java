@@ -6,6 +6,8 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.KfoldConfig;
 import io.kfold.command.EntityWriter;
+import io.kfold.command.NodeDirectory;
+import io.kfold.command.Ownership;
 import io.kfold.command.EntityWriter.Options;
 import io.kfold.command.EntityWriter.Written;
 import io.kfold.entity.Command;
@@ -61,12 +63,16 @@ public final class HttpApiVerticle extends VerticleBase {
   private final FoldProgress progress;
   private final EntityWriter writer;
   private final Map<String, EffectStats> effects;
+  private final NodeDirectory directory;
+  private final Ownership ownership;
+  private Forwarder forwarder;
   private Admin admin;
   private HttpServer server;
   private final List<String> routes = new ArrayList<>();
 
   public HttpApiVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
-                         FoldProgress progress, EntityWriter writer, Map<String, EffectStats> effects) {
+                         FoldProgress progress, EntityWriter writer, Map<String, EffectStats> effects,
+                         Ownership ownership, NodeDirectory directory) {
     this.config = config;
     this.types = types;
     this.store = store;
@@ -74,6 +80,8 @@ public final class HttpApiVerticle extends VerticleBase {
     this.progress = progress;
     this.writer = writer;
     this.effects = effects;
+    this.directory = directory;
+    this.ownership = ownership;
   }
 
   /** The port the server listens on, once started. */
@@ -88,6 +96,7 @@ public final class HttpApiVerticle extends VerticleBase {
 
   @Override
   public Future<?> start() {
+    forwarder = new Forwarder(vertx, config, ownership, directory);
     return vertx.executeBlocking(() -> {
       admin = Admin.create(KafkaClients.admin(config.kafka().bootstrap(), config.app() + "-readiness"));
       return null;
@@ -103,6 +112,7 @@ public final class HttpApiVerticle extends VerticleBase {
 
   @Override
   public Future<?> stop() {
+    forwarder.close();
     return (server == null ? Future.succeededFuture() : server.close())
         .eventually(() -> vertx.executeBlocking(() -> {
           if (admin != null) {
@@ -115,6 +125,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private Router router() {
     Router router = Router.router(vertx);
     BodyHandler body = BodyHandler.create(false).setBodyLimit(config.http().maxBodyBytes());
+    router.get("/v1/_cluster").handler(this::cluster);
     router.get("/v1/_effects").handler(this::effectStatus);
     router.get("/v1/_effects/:worker/parked").handler(ctx -> effectAdmin(ctx, "parked"));
     router.post("/v1/_effects/:worker/parked/:id/replay").handler(ctx -> effectAdmin(ctx, "replay"));
@@ -137,6 +148,9 @@ public final class HttpApiVerticle extends VerticleBase {
   private void command(RoutingContext ctx) {
     String type = types.get(ctx.pathParam("type")).name();
     String key = entityId(ctx);
+    if (forwarder.forward(ctx, type, key)) {
+      return;
+    }
     Options options = writeOptions(ctx);
     JsonNode body = json(ctx);
     JsonNode commandType = body.path("type");
@@ -155,6 +169,9 @@ public final class HttpApiVerticle extends VerticleBase {
   private void appendEvents(RoutingContext ctx) {
     String type = types.get(ctx.pathParam("type")).name();
     String key = entityId(ctx);
+    if (forwarder.forward(ctx, type, key)) {
+      return;
+    }
     Options options = writeOptions(ctx);
     List<NewEvent> events = newEvents(json(ctx));
     writer.append(type, key, events, options)
@@ -164,6 +181,19 @@ public final class HttpApiVerticle extends VerticleBase {
 
   private static void sendWritten(RoutingContext ctx, Written written) {
     sendJson(ctx, written.toJson(), written.version());
+  }
+
+  /** The nodes of the group as their claims say: where each answers, the partitions it folds. */
+  private void cluster(RoutingContext ctx) {
+    ObjectNode body = JsonNodeFactory.instance.objectNode().put("node", directory.node());
+    ObjectNode nodes = body.putObject("nodes");
+    directory.claims().forEach((name, claim) -> {
+      ObjectNode node = nodes.putObject(name).put("url", claim.url()).put("generation", claim.generation());
+      claim.partitions().stream().sorted().forEach(node.putArray("partitions")::add);
+    });
+    ObjectNode lag = body.putObject("lag");
+    progress.lag().forEach((partition, records) -> lag.put(partition.toString(), records));
+    sendJson(ctx, body, -1);
   }
 
   private void effectStatus(RoutingContext ctx) {
@@ -201,6 +231,9 @@ public final class HttpApiVerticle extends VerticleBase {
   private void getState(RoutingContext ctx) {
     String type = types.get(ctx.pathParam("type")).name();
     String key = entityId(ctx);
+    if (forwarder.forward(ctx, type, key)) {
+      return;
+    }
     long minVersion = longParam(ctx, "minVersion", 0, 0, Long.MAX_VALUE);
     long timeoutMs = longParam(ctx, "timeoutMs", 5000, 0, config.http().maxWaitMs());
     Future<Void> reached = minVersion > 0 ? watch.awaitVersion(type, key, minVersion, timeoutMs) : Future.succeededFuture();
@@ -229,6 +262,9 @@ public final class HttpApiVerticle extends VerticleBase {
   private void history(RoutingContext ctx) {
     String type = types.get(ctx.pathParam("type")).name();
     String key = entityId(ctx);
+    if (forwarder.forward(ctx, type, key)) {
+      return;
+    }
     long fromVersion = longParam(ctx, "fromVersion", 1, 1, Long.MAX_VALUE);
     int limit = (int) longParam(ctx, "limit", 100, 1, MAX_HISTORY_PAGE);
     vertx.executeBlocking(() -> {

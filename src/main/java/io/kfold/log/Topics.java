@@ -53,6 +53,10 @@ public final class Topics {
       all.addAll(List.of(events, config.changesTopic(type), config.deadLetterTopic(type)));
       partitionsByType.put(type, partitions);
     }
+    if (!existing.contains(config.nodesTopic())) {
+      missing.add(topic(config.nodesTopic(), 1, config, Map.of("cleanup.policy", "compact")));
+    }
+    all.add(config.nodesTopic());
     for (var effect : config.effects()) {
       String deadLetters = config.effectDeadLetterTopic(effect.name());
       if (!existing.contains(deadLetters)) {

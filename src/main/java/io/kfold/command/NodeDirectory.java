@@ -1,0 +1,163 @@
+package io.kfold.command;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kfold.KfoldConfig;
+import io.kfold.entity.Envelopes;
+import io.kfold.fold.FoldProgress;
+import io.kfold.log.KafkaClients;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.WakeupException;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.time.Duration;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * Which node folds which partition, and where it answers: each node writes a claim (its URL, the
+ * partitions it folds, and the group generation they were given in) to the compacted
+ * {@code <app>.nodes} topic whenever its assignment changes, and reads everyone's claims. The claim
+ * of the latest generation wins, so a node that died keeps no partition once the group moved on.
+ *
+ * <p>Its consumer and producer run on a thread of their own.
+ */
+public final class NodeDirectory implements AutoCloseable {
+
+  private static final Logger LOG = LoggerFactory.getLogger(NodeDirectory.class);
+
+  /** One node's claim. */
+  public record Claim(String node, String url, int generation, Set<String> partitions) {}
+
+  private final KfoldConfig config;
+  private final String node;
+  private final FoldProgress progress;
+  private final Map<String, Claim> claims = new ConcurrentHashMap<>();
+  private volatile String url;
+  private volatile boolean running = true;
+  private KafkaConsumer<String, byte[]> consumer;
+  private KafkaProducer<String, byte[]> producer;
+  private Thread thread;
+
+  public NodeDirectory(KfoldConfig config, String node, FoldProgress progress) {
+    this.config = config;
+    this.node = node;
+    this.progress = progress;
+  }
+
+  /** Blocks: run it on a worker thread. */
+  public void start(String advertisedUrl) {
+    this.url = advertisedUrl;
+    String bootstrap = config.kafka().bootstrap();
+    producer = new KafkaProducer<>(KafkaClients.producer(bootstrap, config.app() + "-directory"), new StringSerializer(),
+        new ByteArraySerializer());
+    consumer = new KafkaConsumer<>(Map.of(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
+        ConsumerConfig.CLIENT_ID_CONFIG, config.app() + "-directory-reader",
+        ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false), new StringDeserializer(), new ByteArrayDeserializer());
+    TopicPartition topic = new TopicPartition(config.nodesTopic(), 0);
+    consumer.assign(List.of(topic));
+    consumer.seekToBeginning(List.of(topic));
+    thread = new Thread(this::run, "kfold-directory-" + config.app());
+    thread.start();
+  }
+
+  public String node() {
+    return node;
+  }
+
+  /** The claim of the node that folds the partition, as far as the claims say; empty while nobody claims it. */
+  public Optional<Claim> owner(TopicPartition partition) {
+    String name = partition.toString();
+    return claims.values().stream().filter(c -> c.partitions().contains(name))
+        .max(java.util.Comparator.comparingInt(Claim::generation));
+  }
+
+  public Map<String, Claim> claims() {
+    return Map.copyOf(claims);
+  }
+
+  private void run() {
+    Set<TopicPartition> claimed = null;
+    int claimedGeneration = -2;
+    try {
+      while (running) {
+        Set<TopicPartition> folded = new HashSet<>(progress.lag().keySet());
+        int generation = progress.generation();
+        if (generation != claimedGeneration || !folded.equals(claimed)) {
+          publish(folded, generation);
+          claimed = folded;
+          claimedGeneration = generation;
+        }
+        for (ConsumerRecord<String, byte[]> record : consumer.poll(Duration.ofMillis(200))) {
+          if (record.value() == null) {
+            claims.remove(record.key());
+          } else {
+            claims.put(record.key(), decode(record.key(), record.value()));
+          }
+        }
+      }
+    } catch (WakeupException e) {
+      // stopping
+    } catch (RuntimeException | IOException e) {
+      LOG.error("the node directory stopped: {}", e.toString(), e);
+    } finally {
+      consumer.close();
+    }
+  }
+
+  private void publish(Set<TopicPartition> partitions, int generation) {
+    ObjectNode claim = JsonNodeFactory.instance.objectNode().put("url", url).put("generation", generation);
+    ArrayNode list = claim.putArray("partitions");
+    partitions.stream().map(TopicPartition::toString).sorted().forEach(list::add);
+    producer.send(new ProducerRecord<>(config.nodesTopic(), node, Envelopes.toBytes(claim)), (metadata, error) -> {
+      if (error != null) {
+        LOG.warn("publishing this node's partitions failed; the next change publishes them again: {}", error.toString());
+      }
+    });
+  }
+
+  private static Claim decode(String node, byte[] value) throws IOException {
+    JsonNode json = Envelopes.parse(value);
+    Set<String> partitions = new HashSet<>();
+    json.path("partitions").forEach(p -> partitions.add(p.asText()));
+    return new Claim(node, json.path("url").asText(), json.path("generation").asInt(-1), Set.copyOf(partitions));
+  }
+
+  /** Withdraws this node's claim and stops. */
+  @Override
+  public void close() {
+    running = false;
+    if (consumer != null) {
+      consumer.wakeup();
+    }
+    try {
+      if (thread != null) {
+        thread.join(10_000);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    if (producer != null) {
+      producer.send(new ProducerRecord<>(config.nodesTopic(), node, null));
+      producer.close(Duration.ofSeconds(10));
+    }
+  }
+
+}

@@ -1,0 +1,105 @@
+package io.kfold.http;
+
+import io.kfold.KfoldConfig;
+import io.kfold.command.NodeDirectory;
+import io.kfold.command.Ownership;
+import io.kfold.entity.KfoldException;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.PoolOptions;
+import io.vertx.ext.web.RoutingContext;
+import io.vertx.ext.web.client.HttpRequest;
+import io.vertx.ext.web.client.WebClient;
+import org.apache.kafka.common.TopicPartition;
+
+import java.util.List;
+
+/**
+ * Sends a request for an entity that another node folds to that node, and relays its answer, so a
+ * caller never needs to know where an entity lives. During a rebalance it waits (bounded) for the
+ * new owner to be known. A forwarded request is never forwarded again: the node it reaches answers
+ * it itself.
+ */
+final class Forwarder {
+
+  static final String FORWARDED_BY = "X-Kfold-Forwarded-By";
+  private static final List<String> REQUEST_HEADERS = List.of("content-type", "accept", "If-Match", "Idempotency-Key",
+      "X-Correlation-Id");
+  private static final List<String> RESPONSE_HEADERS = List.of("content-type", "ETag");
+
+  private final Vertx vertx;
+  private final KfoldConfig config;
+  private final Ownership ownership;
+  private final NodeDirectory directory;
+  private final WebClient client;
+
+  Forwarder(Vertx vertx, KfoldConfig config, Ownership ownership, NodeDirectory directory) {
+    this.vertx = vertx;
+    this.config = config;
+    this.ownership = ownership;
+    this.directory = directory;
+    this.client = WebClient.create(vertx, new io.vertx.ext.web.client.WebClientOptions(), new PoolOptions().setHttp1MaxSize(64));
+  }
+
+  /** Forwards the request when another node folds the entity; answers whether it did. */
+  boolean forward(RoutingContext ctx, String type, String key) {
+    if (ownership.owns(type, key) || ctx.request().getHeader(FORWARDED_BY) != null) {
+      return false;
+    }
+    TopicPartition partition = ownership.partition(type, key);
+    Promise<String> owner = Promise.promise();
+    findOwner(partition, System.currentTimeMillis() + config.http().forwardWaitMs(), owner);
+    owner.future().onSuccess(url -> {
+      if (url == null) {
+        ctx.reroute(ctx.request().method(), ctx.request().uri());  // it became this node's meanwhile
+      } else {
+        send(ctx, url).onFailure(ctx::fail);
+      }
+    }).onFailure(ctx::fail);
+    return true;
+  }
+
+  private void findOwner(TopicPartition partition, long deadline, Promise<String> owner) {
+    var claim = directory.owner(partition);
+    if (claim.isPresent() && !claim.get().node().equals(directory.node())) {
+      owner.complete(claim.get().url());
+    } else if (ownership.owns(partition)) {
+      owner.complete(null);
+    } else if (System.currentTimeMillis() > deadline) {
+      owner.fail(KfoldException.unavailable("no node folds " + partition + " at the moment (a rebalance?); retry"));
+    } else {
+      vertx.setTimer(100, id -> findOwner(partition, deadline, owner));
+    }
+  }
+
+  private Future<Void> send(RoutingContext ctx, String url) {
+    HttpRequest<Buffer> request = client.requestAbs(ctx.request().method(), url + ctx.request().uri())
+        .timeout(config.writes().timeoutMs() + config.http().maxWaitMs())
+        .putHeader(FORWARDED_BY, directory.node());
+    for (String header : REQUEST_HEADERS) {
+      String value = ctx.request().getHeader(header);
+      if (value != null) {
+        request.putHeader(header, value);
+      }
+    }
+    Buffer body = ctx.body() == null ? null : ctx.body().buffer();
+    return (body == null ? request.send() : request.sendBuffer(body))
+        .recover(e -> Future.failedFuture(KfoldException.unavailable("forwarding to " + url + " failed: " + e.getMessage())))
+        .compose(answer -> {
+          ctx.response().setStatusCode(answer.statusCode());
+          for (String header : RESPONSE_HEADERS) {
+            String value = answer.getHeader(header);
+            if (value != null) {
+              ctx.response().putHeader(header, value);
+            }
+          }
+          return answer.body() == null ? ctx.response().end() : ctx.response().end(answer.body());
+        });
+  }
+
+  void close() {
+    client.close();
+  }
+}
