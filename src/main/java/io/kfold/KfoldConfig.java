@@ -31,7 +31,9 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
    */
   public record Http(String host, int port, int maxBodyBytes, long maxWaitMs, String advertisedUrl, long forwardWaitMs) {}
 
-  public record Kafka(String bootstrap, int partitions, short replicationFactor, int localPort, String groupInstanceId) {
+  /** @param sessionTimeoutMs how long the group waits for a silent node before giving its partitions to others */
+  public record Kafka(String bootstrap, int partitions, short replicationFactor, int localPort, String groupInstanceId,
+                      int sessionTimeoutMs) {
     public boolean embedded() {
       return bootstrap.isBlank();
     }
@@ -137,7 +139,7 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
             intIn(http, "forwardWaitMs", 0, Integer.MAX_VALUE)),
         new Kafka(tree.path("kafka").path("bootstrap").asText(""), intIn(kafka, "partitions", 1, 10_000),
             (short) intIn(kafka, "replicationFactor", 1, 100), intIn(kafka, "localPort", 0, 65535),
-            kafka.path("groupInstanceId").asText("")),
+            kafka.path("groupInstanceId").asText(""), intIn(kafka, "sessionTimeoutMs", 1000, 3_600_000)),
         new Fold(intIn(section(tree, "fold"), "maxPollRecords", 1, 1_000_000),
             intIn(section(tree, "fold"), "cacheEntries", 0, 100_000_000)),
         new Writes(intIn(section(tree, "writes"), "timeoutMs", 1, Integer.MAX_VALUE),
@@ -148,7 +150,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
 
   public KfoldConfig withBootstrap(String bootstrap) {
     return new KfoldConfig(app, dataDir, http,
-        new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort, kafka.groupInstanceId), fold,
+        new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort, kafka.groupInstanceId,
+            kafka.sessionTimeoutMs), fold,
         writes, types, effects);
   }
 

@@ -56,6 +56,13 @@ public final class KfoldProcess {
     assertThat(process.waitFor(60, TimeUnit.SECONDS)).as("kfold stops on SIGTERM; see %s", log).isTrue();
   }
 
+  /** Stops it cleanly if it still runs; for test clean-up. */
+  public void stopIfAlive() throws InterruptedException {
+    if (process != null && process.isAlive()) {
+      stop();
+    }
+  }
+
   public void awaitStatus(String path, int status) throws Exception {
     long deadline = System.currentTimeMillis() + 120_000;
     int last = -1;

@@ -83,7 +83,7 @@ public final class FoldVerticle extends VerticleBase {
     return vertx.executeBlocking(() -> {
       String bootstrap = config.kafka().bootstrap();
       consumer = new KafkaConsumer<>(KafkaClients.foldConsumer(bootstrap, config.app(), config.kafka().groupInstanceId(),
-          config.fold().maxPollRecords()));
+          config.fold().maxPollRecords(), config.kafka().sessionTimeoutMs()));
       Map<String, Object> producerConf = KafkaClients.changePublisher(bootstrap, config.app() + "-fold-publisher");
       producer = new KafkaProducer<>(producerConf, new StringSerializer(), new ByteArraySerializer());
       tailReader = new KafkaConsumer<>(Map.of(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,

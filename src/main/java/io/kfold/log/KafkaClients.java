@@ -51,8 +51,10 @@ public final class KafkaClients {
    * offsets only inform lag tools), and read-committed so aborted transactional writes are never folded.
    */
   public static Map<String, Object> foldConsumer(String bootstrap, String groupId, String groupInstanceId,
-                                                 int maxPollRecords) {
+                                                 int maxPollRecords, int sessionTimeoutMs) {
     Map<String, Object> conf = new HashMap<>();
+    conf.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, sessionTimeoutMs);
+    conf.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, Math.max(500, sessionTimeoutMs / 6));
     if (!groupInstanceId.isBlank()) {
       conf.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, groupInstanceId);
     }
