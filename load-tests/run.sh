@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # kfold's load tests, each next to a baseline measured in the same run (see README.md).
 #
-#   load-tests/run.sh [fold]              fold throughput next to a plain Kafka consumer
+#   load-tests/run.sh [fold]              fold throughput next to a plain Kafka consumer and Kafka Streams
 #   load-tests/run.sh [fold] --many-keys  the same, then 1,000,000 events over 200,000 keys
+#   load-tests/run.sh recovery            a node rebuilding its deleted store from the log
 #   load-tests/run.sh commands            HTTP commands, 32 clients, next to a bare Vert.x server
 #   load-tests/run.sh effects             the http side-effect worker next to a plain WebClient loop
 #
 # fold options: --events N, --keys K[,K...], --max-poll-records N (or KFOLD_FOLD_MAX_POLL_RECORDS),
-# --jfr (flight recording of each kfold run under load-tests/target/).
+# --streams at_least_once,exactly_once_v2 (the default) or none, --jfr (flight recording of each kfold
+# run under load-tests/target/).
+# recovery options: --events N, --keys K, --max-poll-records N.
 # commands options: --clients N, --orders-per-client N, --warmup S, --duration S, --kfold-warmup S,
 # --rate-duration S, --if-match-duration S (0 skips that phase).
 # effects options: --events N, --keys K, --in-flight N.
@@ -23,6 +26,7 @@ case "${1:-}" in
   fold) shift ;;
   commands) main=io.kfold.bench.CommandBenchmark; bench=commands; shift ;;
   effects) main=io.kfold.bench.EffectBenchmark; bench=effects; shift ;;
+  recovery) main=io.kfold.bench.RecoveryBenchmark; bench=recovery; shift ;;
 esac
 args=()
 for arg in "$@"; do
@@ -36,9 +40,11 @@ done
 cd "$root"
 out="$here/target"
 classpath_file="$out/classpath.txt"
+streams_classpath_file="$out/streams-classpath.txt"
 hdr_jar="$out/lib/HdrHistogram-2.2.2.jar"
 
-if [[ $build == 1 || ! -f "$classpath_file" || ! -f "$hdr_jar" || ! -d target/classes ]]; then
+if [[ $build == 1 || ! -f "$classpath_file" || ! -f "$streams_classpath_file" || ! -f "$hdr_jar" \
+      || ! -d target/classes ]]; then
   echo "building kfold ..."
   # compile is enough: it fills target/classes and copies the broker jars to target/kafka-broker.
   mvn -B -q -DskipTests compile
@@ -47,6 +53,9 @@ if [[ $build == 1 || ! -f "$classpath_file" || ! -f "$hdr_jar" || ! -d target/cl
   mvn -B -q dependency:build-classpath -DincludeScope=runtime -Dmdep.outputFile="$classpath_file"
   # The latency histograms of the commands benchmark; not one of kfold's dependencies.
   mvn -B -q dependency:copy -Dartifact=org.hdrhistogram:HdrHistogram:2.2.2 -DoutputDirectory="$out/lib"
+  # The Kafka Streams baseline of the fold benchmark runs in a JVM of its own, on this classpath:
+  # kafka-streams brings a rocksdbjni other than kfold's.
+  mvn -B -q -f "$here/streams/pom.xml" dependency:build-classpath -Dmdep.outputFile="$streams_classpath_file"
 fi
 revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git status --porcelain --untracked-files=no -- src pom.xml conf 2>/dev/null)" ]]; then
@@ -81,6 +90,14 @@ cp -r target/kafka-broker "$work/code/kfold/kafka-broker"
 classpath="$work/code/kfold/classes:$(cat "$classpath_file"):$hdr_jar"
 javac --release 17 -Xlint:all,-processing,-classfile -d "$work/code/bench" -cp "$classpath" \
   $(find "$here/src" -name '*.java')
+if [[ $bench == fold ]]; then
+  # The Streams app, with the few benchmark classes it shares (Input, Meter, Report) compiled again
+  # from src/ against its own classpath.
+  mkdir -p "$work/code/streams"
+  streams_classpath="$(cat "$streams_classpath_file")"
+  javac --release 17 -Xlint:all,-processing,-classfile -implicit:class -d "$work/code/streams" \
+    -cp "$streams_classpath" -sourcepath "$here/src" $(find "$here/streams/src" -name '*.java')
+fi
 
 # kfold reads conf/kfold.yaml from the current directory if there is one, else the copy built into
 # its classes. Running from load-tests/target makes it use the configuration it was built with,
@@ -88,7 +105,7 @@ javac --release 17 -Xlint:all,-processing,-classfile -d "$work/code/bench" -cp "
 cd "$out"
 bench_args=()
 if [[ $bench == fold ]]; then
-  bench_args=(--jfr-dir "$out")
+  bench_args=(--jfr-dir "$out" --streams-classpath "$work/code/streams:$streams_classpath")
 fi
 java ${JAVA_OPTS:--Xms1g -Xmx2g} \
   -Dlog4j2.configurationFile="$here/log4j2.properties" \

@@ -40,6 +40,11 @@ final class Bench {
     void run(O options, Run run) throws Exception;
   }
 
+  /** What a benchmark makes of its results once they are written, such as a chart beside the file. */
+  interface AfterWrite {
+    void accept(Path file, Map<String, Object> json) throws Exception;
+  }
+
   /** What a benchmark does with the run's broker. */
   interface WithBroker {
     void run(LocalBroker broker) throws Exception;
@@ -54,6 +59,12 @@ final class Bench {
    */
   static <O> void main(String[] args, String name, Function<Args, O> parse, Body<O> body,
                        Function<Map<String, Object>, String> table) throws Exception {
+    main(args, name, parse, body, table, (file, json) -> {});
+  }
+
+  /** As above, and then hands the written file to {@code afterWrite}. */
+  static <O> void main(String[] args, String name, Function<Args, O> parse, Body<O> body,
+                       Function<Map<String, Object>, String> table, AfterWrite afterWrite) throws Exception {
     Args parsed = new Args(args);
     O options;
     try {
@@ -75,6 +86,7 @@ final class Bench {
       Report.writeJson(file, run.json);
       System.out.println();
       System.out.println("written to " + file);
+      afterWrite.accept(file, run.json);
     } finally {
       if (ownWorkDir) {
         deleteTree(workDir);
@@ -239,7 +251,8 @@ final class Bench {
     return (List<Map<String, Object>>) json.get(name);
   }
 
-  private static void deleteTree(Path root) throws IOException {
+  /** Deletes a folder and all it holds; nothing if it is not there. */
+  static void deleteTree(Path root) throws IOException {
     if (!Files.exists(root)) {
       return;
     }

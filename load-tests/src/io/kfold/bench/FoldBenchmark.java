@@ -10,26 +10,31 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.Stream;
 
 /**
- * Fold throughput of kfold next to the rate at which a plain consumer merely reads the same log.
+ * Fold throughput of kfold next to the rate at which a plain consumer merely reads the same log, and
+ * next to a Kafka Streams app that folds it into a RocksDB store the usual Streams way.
  *
- * <p>Both read the same records from the same broker in the same run, one after the other, so the
- * ratio between them holds even where the absolute figures depend on the machine. The input is
+ * <p>All read the same records from the same broker in the same run, one after the other, so the
+ * ratios between them hold even where the absolute figures depend on the machine. The input is
  * produced once per input and the broker is started once: neither is part of any figure.
  *
  * <p>Usage: {@code load-tests/run.sh [--many-keys] [--events N] [--keys K[,K...]] [--max-poll-records N]
- * [--jfr]}; see load-tests/README.md.
+ * [--streams G[,G...]|none] [--jfr]}; see load-tests/README.md.
  */
 public final class FoldBenchmark {
 
-  record Options(long events, List<Integer> keys, int maxPollRecords, boolean jfr, Path jfrDir) {
+  record Options(long events, List<Integer> keys, int maxPollRecords, List<String> streams, String streamsClasspath,
+                 boolean jfr, Path jfrDir) {
 
     static Options parse(Bench.Args args) {
       long events = 1_000_000;
       List<Integer> keys = new ArrayList<>(List.of(10_000));
       String envMaxPoll = System.getenv("KFOLD_FOLD_MAX_POLL_RECORDS");
       int maxPollRecords = envMaxPoll == null || envMaxPoll.isBlank() ? 5_000 : Integer.parseInt(envMaxPoll.trim());
+      List<String> streams = StreamsRun.GUARANTEES;
+      String streamsClasspath = null;
       boolean jfr = false;
       Path jfrDir = Path.of(".");
       while (args.next()) {
@@ -47,6 +52,11 @@ public final class FoldBenchmark {
             }
           }
           case "--max-poll-records" -> maxPollRecords = Integer.parseInt(args.value());
+          case "--streams" -> {
+            String value = args.value().trim();
+            streams = value.equals("none") ? List.of() : List.of(value.split("\\s*,\\s*"));
+          }
+          case "--streams-classpath" -> streamsClasspath = args.value();
           case "--jfr" -> jfr = true;
           case "--jfr-dir" -> jfrDir = Path.of(args.value());
           default -> args.common();
@@ -58,12 +68,22 @@ public final class FoldBenchmark {
           throw new IllegalArgumentException("--keys " + k + " must divide --events " + events);
         }
       }
-      return new Options(events, List.copyOf(keys), maxPollRecords, jfr, jfrDir);
+      for (String guarantee : streams) {
+        if (!StreamsRun.GUARANTEES.contains(guarantee)) {
+          throw new IllegalArgumentException("--streams takes none or some of " + StreamsRun.GUARANTEES + ", not "
+              + guarantee);
+        }
+      }
+      if (!streams.isEmpty() && streamsClasspath == null) {
+        throw new IllegalArgumentException("the Streams baseline needs --streams-classpath (run.sh gives it)");
+      }
+      return new Options(events, List.copyOf(keys), maxPollRecords, streams, streamsClasspath, jfr, jfrDir);
     }
   }
 
   public static void main(String[] args) throws Exception {
-    Bench.main(args, "fold", Options::parse, FoldBenchmark::run, FoldBenchmark::table);
+    Bench.main(args, "fold", Options::parse, FoldBenchmark::run, FoldBenchmark::table,
+        FoldChart::drawBeside);
   }
 
   private static void run(Options options, Bench.Run run) throws Exception {
@@ -72,8 +92,10 @@ public final class FoldBenchmark {
     settings.put("valueBytes", Input.VALUE_BYTES);
     settings.put("rawMaxPollRecords", RawConsumerRun.MAX_POLL_RECORDS);
     settings.put("kfoldMaxPollRecords", options.maxPollRecords());
+    settings.put("streamsGuarantees", options.streams());
     run.json.put("settings", settings);
-    run.announce(String.format("kfold max.poll.records %d", options.maxPollRecords()));
+    run.announce(String.format("kfold max.poll.records %d; Kafka Streams %s", options.maxPollRecords(),
+        options.streams().isEmpty() ? "skipped" : String.join(", ", options.streams())));
 
     run.withBroker(broker -> {
       List<Map<String, Object>> results = new ArrayList<>();
@@ -123,27 +145,87 @@ public final class FoldBenchmark {
       System.out.printf("  flight recording of the kfold run: %s%n", jfrFile);
     }
 
-    result.put("ratio", Report.round(((Long) kfold.get("eventsPerSecond")).doubleValue()
-        / ((Long) raw.get("eventsPerSecond")).doubleValue(), 3));
+    double kfoldRate = rate(kfold);
+    result.put("ratio", Report.round(kfoldRate / rate(raw), 3));
+
+    Map<String, Object> streams = new LinkedHashMap<>();
+    Map<String, Object> kfoldToStreams = new LinkedHashMap<>();
+    for (String guarantee : options.streams()) {
+      Bench.settle();
+      System.out.printf("  Kafka Streams (%s) folding, in a JVM of its own ...%n", guarantee);
+      Map<String, Object> streamsRun = StreamsRun.run(options.streamsClasspath(), broker.bootstrap(), input,
+          guarantee, workDir, broker.pid());
+      streams.put(guarantee, streamsRun);
+      kfoldToStreams.put(guarantee, Report.round(kfoldRate / rate(streamsRun), 3));
+      System.out.printf("  Kafka Streams (%s): %,d events/s (first reduce after %.2f s, all after %.2f s, offsets"
+              + " committed after %.2f s; %,d events/s after the first reduce)%n",
+          guarantee, Math.round(rate(streamsRun)), number(streamsRun, "secondsToFirstReduce"),
+          number(streamsRun, "secondsToAllProcessed"), number(streamsRun, "secondsToCommitted"),
+          Math.round(number(streamsRun, "eventsPerSecondFirstReduceToLast")));
+    }
+    if (!streams.isEmpty()) {
+      result.put("streams", streams);
+      result.put("kfoldToStreams", kfoldToStreams);
+    }
     return result;
   }
 
+  /** The events/s of a reader's results, whether they were measured here or read from the Streams JVM's file. */
+  static double rate(Map<?, ?> reader) {
+    return number(reader, "eventsPerSecond");
+  }
+
+  private static double number(Map<?, ?> map, String name) {
+    return ((Number) map.get(name)).doubleValue();
+  }
+
   private static String table(Map<String, Object> run) {
-    String format = "%-34s %14s %14s %9s %12s %15s%n";
+    List<String> guarantees = Bench.list(run, "inputs").stream()
+        .flatMap(input -> input.containsKey("streams") ? ((Map<?, ?>) input.get("streams")).keySet().stream()
+            : Stream.empty())
+        .map(String::valueOf).distinct().toList();
+    StringBuilder header = new StringBuilder("%-30s %13s %11s");
+    guarantees.forEach(g -> header.append(" %15s"));
+    header.append(" %9s");
+    guarantees.forEach(g -> header.append(" %20s"));
+    header.append(" %11s %12s%n");
+    String format = header.toString();
+
+    List<Object> names = new ArrayList<>(List.of("input", "raw consumer", "kfold fold"));
+    List<Object> units = new ArrayList<>(List.of("", "events/s", "events/s"));
+    guarantees.forEach(g -> {
+      names.add("Streams " + StreamsRun.shortName(g));
+      units.add("events/s");
+    });
+    names.add("kfold/raw");
+    units.add("");
+    guarantees.forEach(g -> {
+      names.add("kfold/Streams " + StreamsRun.shortName(g));
+      units.add("");
+    });
+    names.addAll(List.of("first event", "kfold steady"));
+    units.addAll(List.of("s (kfold)", "events/s"));
+
     StringBuilder out = new StringBuilder();
-    out.append(String.format(format, "input", "raw consumer", "kfold fold", "kfold/raw", "first event", "kfold steady"));
-    out.append(String.format(format, "", "events/s", "events/s", "", "s (kfold)", "events/s"));
+    out.append(String.format(format, names.toArray()));
+    out.append(String.format(format, units.toArray()));
     for (Map<String, Object> input : Bench.list(run, "inputs")) {
       Map<?, ?> raw = (Map<?, ?>) input.get("raw");
       Map<?, ?> kfold = (Map<?, ?>) input.get("kfold");
-      out.append(String.format(format,
-          input.get("label"),
-          String.format("%,d", (Long) raw.get("eventsPerSecond")),
-          String.format("%,d", (Long) kfold.get("eventsPerSecond")),
-          String.format("%.3f", (Double) input.get("ratio")),
-          String.format("%.2f", (Double) kfold.get("secondsToFirstApplied")),
-          kfold.get("eventsPerSecondFirstToLast") == null ? "-"
-              : String.format("%,d", (Long) kfold.get("eventsPerSecondFirstToLast"))));
+      Map<?, ?> streams = (Map<?, ?>) input.getOrDefault("streams", Map.of());
+      Map<?, ?> ratios = (Map<?, ?>) input.getOrDefault("kfoldToStreams", Map.of());
+      List<Object> row = new ArrayList<>();
+      row.add(input.get("label"));
+      row.add(String.format("%,d", Math.round(rate(raw))));
+      row.add(String.format("%,d", Math.round(rate(kfold))));
+      guarantees.forEach(g -> row.add(streams.containsKey(g)
+          ? String.format("%,d", Math.round(rate((Map<?, ?>) streams.get(g)))) : "-"));
+      row.add(String.format("%.3f", number(input, "ratio")));
+      guarantees.forEach(g -> row.add(ratios.containsKey(g) ? String.format("%.3f", number(ratios, g)) : "-"));
+      row.add(String.format("%.2f", number(kfold, "secondsToFirstApplied")));
+      row.add(kfold.get("eventsPerSecondFirstToLast") == null ? "-"
+          : String.format("%,d", ((Number) kfold.get("eventsPerSecondFirstToLast")).longValue()));
+      out.append(String.format(format, row.toArray()));
     }
     return out.toString();
   }

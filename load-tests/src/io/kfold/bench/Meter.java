@@ -1,10 +1,14 @@
 package io.kfold.bench;
 
+import java.io.IOException;
 import java.lang.management.GarbageCollectorMXBean;
 import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.OptionalLong;
 
 /**
  * CPU and GC spent during one measured phase, by this JVM and by the broker's JVM.
@@ -12,6 +16,9 @@ import java.util.Map;
  * <p>On a machine with few cores the benchmark JVM and the broker compete for them, so a rate is only
  * meaningful next to the cores each side used: a fold that keeps one core busy while the broker idles
  * is limited by its own thread, not by Kafka.
+ *
+ * <p>It also reports this JVM's resident memory (Linux only): at the end of the phase and its peak
+ * during the phase. Meters must not overlap: each one resets the process's peak when it starts.
  */
 final class Meter {
 
@@ -21,8 +28,11 @@ final class Meter {
   private final long startBrokerCpuNanos;
   private final long startGcMillis;
   private final long startGcCount;
+  /** Whether the kernel's peak RSS could be reset, so that VmHWM is this phase's peak, not the JVM's. */
+  private final boolean peakReset;
 
   private Meter(long brokerPid) {
+    this.peakReset = resetPeakRss();
     this.brokerPid = brokerPid;
     this.startNanos = System.nanoTime();
     this.startCpuNanos = processCpuNanos();
@@ -47,7 +57,38 @@ final class Meter {
     result.put("brokerCores", Report.round(brokerCpu / wall, 2));
     result.put("gcCount", gcCount() - startGcCount);
     result.put("gcMillis", gcMillis() - startGcMillis);
+    statusKib("VmRSS").ifPresent(kib -> result.put("benchJvmRssMiB", Math.round(kib / 1024.0)));
+    if (peakReset) {
+      statusKib("VmHWM").ifPresent(kib -> result.put("benchJvmPeakRssMiB", Math.round(kib / 1024.0)));
+    }
     return result;
+  }
+
+  /**
+   * Writing 5 to clear_refs sets the process's peak RSS (VmHWM) back to its current RSS (Linux 4.0 and
+   * later), so that the peak read at the end of a phase belongs to that phase.
+   */
+  private static boolean resetPeakRss() {
+    try {
+      Files.writeString(Path.of("/proc/self/clear_refs"), "5");
+      return true;
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
+  }
+
+  /** A memory figure of this process from /proc/self/status, in KiB. */
+  private static OptionalLong statusKib(String name) {
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+        if (line.startsWith(name + ":")) {
+          return OptionalLong.of(Long.parseLong(line.replaceAll("[^0-9]", "")));
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      // not Linux: no memory figures
+    }
+    return OptionalLong.empty();
   }
 
   /** CPU time of this JVM so far; also what the load generator reports of its own JVM. */

@@ -139,8 +139,16 @@ public final class FoldVerticle extends VerticleBase {
     Fold.Result result = fold.fold(records, batch);
     store.write(batch);
     progress.batches.increment();
-    result.toPublish().forEach((partition, out) -> publish(partition, notYetPublished(partition, out),
-        result.nextOffsets().get(partition)));
+    result.toPublish().forEach((partition, out) -> {
+      long next = result.nextOffsets().get(partition);
+      List<ProducerRecord<String, byte[]>> unpublished = notYetPublished(partition, out);
+      if (unpublished.isEmpty() && !out.isEmpty()) {
+        // Every change was published before: the outbox entries just written can go, in turn.
+        unacknowledged.computeIfAbsent(partition, p -> new ArrayDeque<>()).add(new Publish(next, 0));
+      } else {
+        publish(partition, unpublished, next);
+      }
+    });
     boolean watched = !watch.idle();
     for (Fold.Report report : result.reports()) {
       if (report.verdict() == FoldWatch.Verdict.APPLIED) {
