@@ -130,11 +130,11 @@ public final class HttpApiVerticle extends VerticleBase {
     router.get("/v1/_effects/:worker/parked").handler(ctx -> effectAdmin(ctx, "parked"));
     router.post("/v1/_effects/:worker/parked/:id/replay").handler(ctx -> effectAdmin(ctx, "replay"));
     router.post("/v1/_effects/:worker/parked/:id/skip").handler(ctx -> effectAdmin(ctx, "skip"));
-    router.post("/v1/:type/:id/commands").handler(body).handler(this::command);
-    router.post("/v1/:type/:id/events").handler(body).handler(this::appendEvents);
-    router.get("/v1/:type/:id/events").handler(this::history);
+    router.post("/v1/:type/:id/commands").handler(body).handler(this::forwardIfElsewhere).handler(this::command);
+    router.post("/v1/:type/:id/events").handler(body).handler(this::forwardIfElsewhere).handler(this::appendEvents);
+    router.get("/v1/:type/:id/events").handler(this::forwardIfElsewhere).handler(this::history);
     router.get("/v1/:type/:id/changes").handler(new ChangeStream(vertx, types, store, watch)::handle);
-    router.get("/v1/:type/:id").handler(this::getState);
+    router.get("/v1/:type/:id").handler(this::forwardIfElsewhere).handler(this::getState);
     router.get("/health").handler(this::health);
     router.get("/ready").handler(this::ready);
     router.get("/metrics").handler(this::metrics);
@@ -145,12 +145,16 @@ public final class HttpApiVerticle extends VerticleBase {
     return router;
   }
 
+  /** Sends a request for an entity that another node folds to that node; lets the rest through. */
+  private void forwardIfElsewhere(RoutingContext ctx) {
+    if (!forwarder.forward(ctx, types.get(ctx.pathParam("type")).name(), entityId(ctx))) {
+      ctx.next();
+    }
+  }
+
   private void command(RoutingContext ctx) {
     String type = types.get(ctx.pathParam("type")).name();
     String key = entityId(ctx);
-    if (forwarder.forward(ctx, type, key)) {
-      return;
-    }
     Options options = writeOptions(ctx);
     JsonNode body = json(ctx);
     JsonNode commandType = body.path("type");
@@ -169,9 +173,6 @@ public final class HttpApiVerticle extends VerticleBase {
   private void appendEvents(RoutingContext ctx) {
     String type = types.get(ctx.pathParam("type")).name();
     String key = entityId(ctx);
-    if (forwarder.forward(ctx, type, key)) {
-      return;
-    }
     Options options = writeOptions(ctx);
     List<NewEvent> events = newEvents(json(ctx));
     writer.append(type, key, events, options)
@@ -231,9 +232,6 @@ public final class HttpApiVerticle extends VerticleBase {
   private void getState(RoutingContext ctx) {
     String type = types.get(ctx.pathParam("type")).name();
     String key = entityId(ctx);
-    if (forwarder.forward(ctx, type, key)) {
-      return;
-    }
     long minVersion = longParam(ctx, "minVersion", 0, 0, Long.MAX_VALUE);
     long timeoutMs = longParam(ctx, "timeoutMs", 5000, 0, config.http().maxWaitMs());
     Future<Void> reached = minVersion > 0 ? watch.awaitVersion(type, key, minVersion, timeoutMs) : Future.succeededFuture();
@@ -262,9 +260,6 @@ public final class HttpApiVerticle extends VerticleBase {
   private void history(RoutingContext ctx) {
     String type = types.get(ctx.pathParam("type")).name();
     String key = entityId(ctx);
-    if (forwarder.forward(ctx, type, key)) {
-      return;
-    }
     long fromVersion = longParam(ctx, "fromVersion", 1, 1, Long.MAX_VALUE);
     int limit = (int) longParam(ctx, "limit", 100, 1, MAX_HISTORY_PAGE);
     vertx.executeBlocking(() -> {
