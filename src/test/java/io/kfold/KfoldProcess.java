@@ -1,9 +1,9 @@
 package io.kfold;
 
+import io.kfold.log.LocalBroker;
+
 import java.io.IOException;
 import java.net.HttpURLConnection;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.net.URI;
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -23,7 +23,7 @@ public final class KfoldProcess {
   /** @param env the node's KFOLD_* variables; its HTTP port is chosen here */
   public KfoldProcess(Map<String, String> env, Path log) throws IOException {
     this.env = new HashMap<>(env);
-    this.port = freePort();
+    this.port = LocalBroker.freePort();
     this.env.put("KFOLD_HTTP_PORT", Integer.toString(port));
     this.log = log;
   }
@@ -96,9 +96,4 @@ public final class KfoldProcess {
     }
   }
 
-  private static int freePort() throws IOException {
-    try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      return socket.getLocalPort();
-    }
-  }
 }

@@ -2,7 +2,10 @@ package io.kfold;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.entity.Envelopes;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.common.TopicPartition;
@@ -13,8 +16,10 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 /** Reads a topic from its beginning to its current end: what the log itself holds, not what a node answered. */
 public final class TestLog {
@@ -43,6 +48,22 @@ public final class TestLog {
       }
     }
     return records;
+  }
+
+  /**
+   * Moves every committed offset of a consumer group back to 0, as if it had never read anything:
+   * its next member delivers everything again. The group must have no member.
+   */
+  public static void rewind(String group) throws Exception {
+    try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, TestBroker.bootstrap()))) {
+      var offsets = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
+      if (offsets.isEmpty()) {
+        throw new AssertionError("group " + group + " has committed nothing to rewind");
+      }
+      Map<TopicPartition, OffsetAndMetadata> rewound = new HashMap<>();
+      offsets.keySet().forEach(partition -> rewound.put(partition, new OffsetAndMetadata(0)));
+      admin.alterConsumerGroupOffsets(group, rewound).all().get(30, TimeUnit.SECONDS);
+    }
   }
 
   /** The envelopes of one entity in an events topic, in log order. */

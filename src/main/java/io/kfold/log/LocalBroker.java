@@ -228,7 +228,8 @@ public final class LocalBroker implements AutoCloseable {
     return id;
   }
 
-  private static int freePort() throws IOException {
+  /** A port free on the loopback interface right now. */
+  public static int freePort() throws IOException {
     try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       return socket.getLocalPort();
     }

@@ -4,15 +4,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.KfoldConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
+import io.kfold.TestLog;
 import io.kfold.TestNodes;
 import io.kfold.entity.Envelopes;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.ext.web.client.WebClient;
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AdminClientConfig;
-import org.apache.kafka.clients.consumer.OffsetAndMetadata;
-import org.apache.kafka.common.TopicPartition;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -22,7 +19,6 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
@@ -71,7 +67,7 @@ class IndexEffectTest {
 
       // Deliver every change again, oldest first, as a rewound worker would: nothing goes back in time.
       node.stop().await(60, TimeUnit.SECONDS);
-      rewind(config.effectGroup("orders-index"));
+      TestLog.rewind(config.effectGroup("orders-index"));
       node = TestNodes.startCaughtUp(vertx, config);
       long deadline = System.currentTimeMillis() + 60_000;
       while (TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_effects", null, Map.of()).body()
@@ -106,15 +102,6 @@ class IndexEffectTest {
             .isLessThan(deadline);
         Thread.sleep(100);
       }
-    }
-  }
-
-  private static void rewind(String group) throws Exception {
-    try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, TestBroker.bootstrap()))) {
-      var offsets = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
-      Map<TopicPartition, OffsetAndMetadata> rewound = new HashMap<>();
-      offsets.keySet().forEach(partition -> rewound.put(partition, new OffsetAndMetadata(0)));
-      admin.alterConsumerGroupOffsets(group, rewound).all().get(30, TimeUnit.SECONDS);
     }
   }
 

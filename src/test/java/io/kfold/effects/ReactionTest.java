@@ -9,15 +9,10 @@ import io.kfold.TestNodes.Reply;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.ext.web.client.WebClient;
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AdminClientConfig;
-import org.apache.kafka.clients.consumer.OffsetAndMetadata;
-import org.apache.kafka.common.TopicPartition;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
-import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
@@ -51,14 +46,7 @@ class ReactionTest {
       // Deliver the paid change again, as a crash before the worker's commit would: rewind the
       // worker's offsets and start a new node, whose worker remembers nothing.
       node.stop().await(60, TimeUnit.SECONDS);
-      try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, TestBroker.bootstrap()))) {
-        String group = config.effectGroup("shipment-request");
-        var offsets = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
-        Map<TopicPartition, OffsetAndMetadata> rewound = new HashMap<>();
-        offsets.keySet().forEach(partition -> rewound.put(partition, new OffsetAndMetadata(0)));
-        assertThat(rewound).isNotEmpty();
-        admin.alterConsumerGroupOffsets(group, rewound).all().get(30, TimeUnit.SECONDS);
-      }
+      TestLog.rewind(config.effectGroup("shipment-request"));
       node = TestNodes.startCaughtUp(vertx, config);
       long deadline = System.currentTimeMillis() + 60_000;
       while (call(client, node, HttpMethod.GET, "/v1/_effects", null).body()

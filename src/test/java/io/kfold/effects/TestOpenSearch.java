@@ -1,11 +1,10 @@
 package io.kfold.effects;
 
+import io.kfold.log.LocalBroker;
 import org.junit.jupiter.api.extension.BeforeAllCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
 
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -103,8 +102,8 @@ public final class TestOpenSearch implements BeforeAllCallback {
       pidFile = home.resolve("opensearch.pid");
     }
 
-    int httpPort = freePort();
-    int transportPort = freePort();
+    int httpPort = LocalBroker.freePort();
+    int transportPort = LocalBroker.freePort();
     List<String> yml = new ArrayList<>(List.of(
         "cluster.name: " + CLUSTER,
         "discovery.type: single-node",
@@ -272,11 +271,6 @@ public final class TestOpenSearch implements BeforeAllCallback {
     }
   }
 
-  private static int freePort() throws IOException {
-    try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      return socket.getLocalPort();
-    }
-  }
 
   private static void run(String... command) throws IOException, InterruptedException {
     Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
