@@ -39,8 +39,11 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
     }
   }
 
-  /** @param cacheEntries parsed entity states kept in memory between polls */
-  public record Fold(int maxPollRecords, int cacheEntries) {}
+  /**
+   * @param cacheEntries    parsed entity states kept in memory between polls
+   * @param standbyReplicas other nodes that keep a warm copy of each partition from its changelog
+   */
+  public record Fold(int maxPollRecords, int cacheEntries, int standbyReplicas) {}
 
   /**
    * @param timeoutMs           how long a write waits for the fold's verdict
@@ -141,7 +144,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
             (short) intIn(kafka, "replicationFactor", 1, 100), intIn(kafka, "localPort", 0, 65535),
             kafka.path("groupInstanceId").asText(""), intIn(kafka, "sessionTimeoutMs", 1000, 3_600_000)),
         new Fold(intIn(section(tree, "fold"), "maxPollRecords", 1, 1_000_000),
-            intIn(section(tree, "fold"), "cacheEntries", 0, 100_000_000)),
+            intIn(section(tree, "fold"), "cacheEntries", 0, 100_000_000),
+            intIn(section(tree, "fold"), "standbyReplicas", 0, 100)),
         new Writes(intIn(section(tree, "writes"), "timeoutMs", 1, Integer.MAX_VALUE),
             intIn(section(tree, "writes"), "maxEvents", 1, 10_000),
             longIn(section(tree, "writes"), "idempotencyWindowMs", 1, Long.MAX_VALUE)),
@@ -161,6 +165,11 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
 
   public String changesTopic(String type) {
     return app + "." + type + ".changes";
+  }
+
+  /** The compacted copy of the store's items of a type, from which another node restores a partition. */
+  public String changelogTopic(String type) {
+    return app + "." + type + ".changelog";
   }
 
   public String deadLetterTopic(String type) {

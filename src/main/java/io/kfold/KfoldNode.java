@@ -95,7 +95,8 @@ public final class KfoldNode {
           HttpApiVerticle http = new HttpApiVerticle(config, types, store, watch, progress, writer, effects, ownership,
               directory);
           KfoldNode node = new KfoldNode(vertx, store, producer, progress, http, directory);
-          Future<Void> chain = node.deploy(new FoldVerticle(config, types, store, watch, progress))
+          Future<Void> chain = node.deploy(new FoldVerticle(config, types, store, watch, progress,
+                  () -> directory.standbys(config.fold().standbyReplicas())))
               .compose(v -> node.deploy(new EventBusApiVerticle(config, types, store, watch, writer)));
           for (EffectVerticle worker : workers) {
             chain = chain.compose(v -> node.deploy(worker));

@@ -89,6 +89,36 @@ public final class NodeDirectory implements AutoCloseable {
         .max(java.util.Comparator.comparingInt(Claim::generation));
   }
 
+  /**
+   * The partitions this node keeps a warm copy of: for each partition the latest generation's nodes
+   * claim, the {@code replicas} other nodes that rank highest for it (rendezvous hashing, so that
+   * each node works out the same answer and a node that comes or goes moves few standbys).
+   */
+  public Set<TopicPartition> standbys(int replicas) {
+    if (replicas == 0) {
+      return Set.of();
+    }
+    int latest = claims.values().stream().mapToInt(Claim::generation).max().orElse(-1);
+    List<Claim> live = claims.values().stream().filter(c -> c.generation() == latest).toList();
+    Set<TopicPartition> standbys = new HashSet<>();
+    for (Claim owner : live) {
+      for (String partition : owner.partitions()) {
+        live.stream().filter(c -> !c.node().equals(owner.node()))
+            .sorted(java.util.Comparator.comparingInt((Claim c) -> (c.node() + "/" + partition).hashCode() * 0x9E3779B9)
+                .thenComparing(Claim::node))
+            .limit(replicas)
+            .filter(c -> c.node().equals(node))
+            .forEach(c -> standbys.add(partitionOf(partition)));
+      }
+    }
+    return standbys;
+  }
+
+  private static TopicPartition partitionOf(String name) {
+    int dash = name.lastIndexOf('-');
+    return new TopicPartition(name.substring(0, dash), Integer.parseInt(name.substring(dash + 1)));
+  }
+
   public Map<String, Claim> claims() {
     return Map.copyOf(claims);
   }

@@ -8,6 +8,7 @@ import io.kfold.entity.EntityTypes;
 import io.kfold.entity.Envelope;
 import io.kfold.entity.Envelopes;
 import io.kfold.fold.FoldWatch.Verdict;
+import io.kfold.store.ChangelogItem;
 import io.kfold.store.EntityStore;
 import io.kfold.store.IdempotentWrite;
 import io.kfold.store.StoreBatch;
@@ -47,7 +48,8 @@ final class Fold {
 
   /** The outcome of folding one poll, for the fold's thread to write, publish and report. */
   record Result(Map<TopicPartition, List<ProducerRecord<String, byte[]>>> toPublish,
-                Map<TopicPartition, Long> nextOffsets, List<Report> reports) {}
+                Map<TopicPartition, List<ChangelogItem>> changelog, Map<TopicPartition, Long> nextOffsets,
+                List<Report> reports) {}
 
   /** An event's verdict; when it was applied, the entity's version after it and the change record's value. */
   record Report(String type, String key, String eventId, Verdict verdict, long version, byte[] change) {}
@@ -95,39 +97,86 @@ final class Fold {
     return config.changesTopic(typeByTopic.get(eventsTopic).name());
   }
 
+  /** The changelog topic of an events topic. */
+  String changelogTopicOf(String eventsTopic) {
+    return config.changelogTopic(typeByTopic.get(eventsTopic).name());
+  }
+
+  /**
+   * The changelog items of the changes an outbox names, rebuilt from the store when the outbox is
+   * published again: each entity's current state, the events, their idempotency keys, and the marker.
+   */
+  List<ChangelogItem> rebuildChangelog(List<OutboxRecord.ChangeReference> changes, TopicPartition partition,
+                                       long nextOffset) {
+    List<ChangelogItem> items = new ArrayList<>();
+    Map<String, OutboxRecord.ChangeReference> entities = new LinkedHashMap<>();
+    for (OutboxRecord.ChangeReference change : changes) {
+      entities.put(change.type() + '\u0000' + change.key(), change);
+      List<byte[]> event = store.history(change.type(), change.key(), change.version(), 1);
+      if (event.isEmpty()) {
+        throw new IllegalStateException("the store lacks " + change.type() + " '" + change.key() + "' version "
+            + change.version() + " that its outbox names");
+      }
+      items.add(ChangelogItem.event(change.type(), change.key(), change.version(), event.get(0)));
+      try {
+        String idempotencyKey = Envelopes.fromJson(Envelopes.parse(event.get(0))).idempotencyKey();
+        IdempotentWrite write = idempotencyKey == null ? null
+            : store.idempotentWrite(change.type(), change.key(), idempotencyKey);
+        if (write != null) {
+          items.add(ChangelogItem.idempotentWrite(change.type(), change.key(), idempotencyKey, write));
+        }
+      } catch (IOException e) {
+        throw new IllegalStateException("unreadable history of " + change.type() + " '" + change.key() + "'", e);
+      }
+    }
+    for (OutboxRecord.ChangeReference entity : entities.values()) {
+      items.add(ChangelogItem.state(entity.type(), entity.key(), store.get(entity.type(), entity.key())));
+    }
+    items.add(ChangelogItem.nextOffset(partition.topic(), partition.partition(), nextOffset));
+    return items;
+  }
+
   /** Adds the poll's changes to {@code batch}; returns what to publish and report once it is written. */
   Result fold(ConsumerRecords<byte[], byte[]> records, StoreBatch batch) {
     Map<String, Map<String, Working>> states = loadStates(records);
     Map<TopicPartition, List<ProducerRecord<String, byte[]>>> toPublish = new HashMap<>();
+    Map<TopicPartition, List<ChangelogItem>> changelog = new HashMap<>();
     Map<TopicPartition, Long> nextOffsets = new HashMap<>();
     List<Report> reports = new ArrayList<>();
     for (TopicPartition partition : records.partitions()) {
       EntityType type = typeByTopic.get(partition.topic());
       Map<String, Working> ofType = states.get(type.name());
       List<ProducerRecord<String, byte[]>> published = new ArrayList<>();
+      List<ChangelogItem> items = new ArrayList<>();
       for (ConsumerRecord<byte[], byte[]> record : records.records(partition)) {
-        ProducerRecord<String, byte[]> out = foldRecord(type, record, ofType, batch, reports);
+        ProducerRecord<String, byte[]> out = foldRecord(type, record, ofType, batch, items, reports);
         if (out != null) {
           published.add(out);
         }
         nextOffsets.put(partition, record.offset() + 1);
       }
       toPublish.put(partition, published);
+      changelog.put(partition, items);
       batch.putOffset(partition.topic(), partition.partition(), nextOffsets.get(partition));
     }
     for (Map.Entry<String, Map<String, Working>> type : states.entrySet()) {
       for (Map.Entry<String, Working> entity : type.getValue().entrySet()) {
         Working working = entity.getValue();
         if (working.changed) {
-          batch.putState(type.getKey(), entity.getKey(),
-              new StoredEntity(working.version, working.lastCommandId, working.stateBytes));
+          StoredEntity stored = new StoredEntity(working.version, working.sourceOffset, working.lastCommandId,
+              working.stateBytes);
+          batch.putState(type.getKey(), entity.getKey(), stored);
+          changelog.get(working.partition).add(ChangelogItem.state(type.getKey(), entity.getKey(), stored));
         }
         if (working.version > 0) {
           cache.put(type.getKey() + '\u0000' + entity.getKey(), working);
         }
       }
     }
-    return new Result(toPublish, nextOffsets, reports);
+    // Each partition's marker comes after its items: a restore that reads it has all they hold.
+    changelog.forEach((partition, items) ->
+        items.add(ChangelogItem.nextOffset(partition.topic(), partition.partition(), nextOffsets.get(partition))));
+    return new Result(toPublish, changelog, nextOffsets, reports);
   }
 
   /** Reads the state of every entity the poll touches, with one multi-get per type. */
@@ -166,7 +215,7 @@ final class Fold {
   /** Folds one record; returns the change or dead letter to publish for it, if any. */
   private ProducerRecord<String, byte[]> foldRecord(EntityType type, ConsumerRecord<byte[], byte[]> record,
                                                     Map<String, Working> states, StoreBatch batch,
-                                                    List<Report> reports) {
+                                                    List<ChangelogItem> changelog, List<Report> reports) {
     Envelope event;
     try {
       event = Envelopes.decode(type.name(), record.key(), record.value(), record.topic(), record.partition(),
@@ -175,6 +224,12 @@ final class Fold {
       return deadLetter(type, record, e.getMessage(), batch);
     }
     Working entity = states.get(event.key());
+    if (record.offset() <= entity.sourceOffset) {
+      // Folded already: the entity came from a changelog written after this event.
+      progress.duplicates.increment();
+      reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DUPLICATE, 0, null));
+      return null;
+    }
     long eventVersion = event.version() == Envelope.NO_VERSION ? entity.version + 1 : event.version();
     if (eventVersion <= entity.version) {
       progress.duplicates.increment();
@@ -202,12 +257,14 @@ final class Fold {
     // record are all made of these bytes.
     byte[] eventBytes = Envelopes.toBytes(applied);
     byte[] stateBytes = Envelopes.toBytes(newState);
-    entity.advance(eventVersion, event.commandId(), newState, stateBytes);
+    entity.advance(eventVersion, record, event.commandId(), newState, stateBytes);
     batch.putEvent(type.name(), event.key(), eventVersion, eventBytes);
+    changelog.add(ChangelogItem.event(type.name(), event.key(), eventVersion, eventBytes));
     if (event.idempotencyKey() != null) {
       // Recorded with the state, so a retry of the write finds it exactly when its events are folded.
-      batch.putIdempotentWrite(type.name(), event.key(), event.idempotencyKey(),
-          new IdempotentWrite(eventVersion - event.indexInCommand(), eventVersion, record.timestamp()));
+      IdempotentWrite write = new IdempotentWrite(eventVersion - event.indexInCommand(), eventVersion, record.timestamp());
+      batch.putIdempotentWrite(type.name(), event.key(), event.idempotencyKey(), write);
+      changelog.add(ChangelogItem.idempotentWrite(type.name(), event.key(), event.idempotencyKey(), write));
     }
     progress.applied.increment();
     byte[] changeBytes = changeRecord(event.key() + ":" + eventVersion, eventBytes, stateBytes);
@@ -291,6 +348,9 @@ final class Fold {
   /** An entity while a poll is folded: parsed once, serialized once, however many events it gets. */
   private static final class Working {
     long version;
+    long sourceOffset = -1;
+    /** The events partition of the entity, once the fold applied one of its events. */
+    TopicPartition partition;
     String lastCommandId;
     private JsonNode state;
     private byte[] storedState;
@@ -300,6 +360,7 @@ final class Fold {
     Working(StoredEntity stored) {
       if (stored != null) {
         version = stored.version();
+        sourceOffset = stored.sourceOffset();
         lastCommandId = stored.lastCommandId();
         storedState = stored.state();
       }
@@ -316,8 +377,11 @@ final class Fold {
       return state;
     }
 
-    void advance(long newVersion, String commandId, JsonNode newState, byte[] newStateBytes) {
+    void advance(long newVersion, ConsumerRecord<?, ?> source, String commandId, JsonNode newState,
+                 byte[] newStateBytes) {
       version = newVersion;
+      sourceOffset = source.offset();
+      partition = new TopicPartition(source.topic(), source.partition());
       lastCommandId = commandId;
       state = newState;
       stateBytes = newStateBytes;

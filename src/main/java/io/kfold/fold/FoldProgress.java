@@ -3,6 +3,8 @@ package io.kfold.fold;
 import org.apache.kafka.common.TopicPartition;
 
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
@@ -22,6 +24,31 @@ public final class FoldProgress {
   private volatile Throwable failure;
 
   private volatile int generation = -1;
+  /** Per partition being restored from its changelog: records read, and records to read. */
+  private final Map<TopicPartition, long[]> restoring = new ConcurrentHashMap<>();
+  private volatile Set<TopicPartition> standbys = Set.of();
+
+  void restoring(TopicPartition partition, long done, long total) {
+    restoring.put(partition, new long[] {done, total});
+  }
+
+  void restored(TopicPartition partition) {
+    restoring.remove(partition);
+  }
+
+  /** The partitions being restored from their changelogs: records read, and records to read. */
+  public Map<TopicPartition, long[]> restoring() {
+    return Map.copyOf(restoring);
+  }
+
+  void standbys(Set<TopicPartition> changelogs) {
+    standbys = Set.copyOf(changelogs);
+  }
+
+  /** The changelog partitions this node keeps warm copies from. */
+  public Set<TopicPartition> standbys() {
+    return standbys;
+  }
 
   /** The group has given this node its partitions (maybe none, when there are more nodes than partitions). */
   void assigned(int groupGeneration) {
@@ -54,7 +81,7 @@ public final class FoldProgress {
 
   /** True once the group gave this node its partitions and it has folded all they held. */
   public boolean caughtUp() {
-    return assigned && failure == null && lag.values().stream().allMatch(l -> l == 0);
+    return assigned && failure == null && restoring.isEmpty() && lag.values().stream().allMatch(l -> l == 0);
   }
 
   /** Why the fold stopped, or null while it runs. */

@@ -3,12 +3,12 @@ package io.kfold.fold;
 import io.kfold.KfoldConfig;
 import io.kfold.entity.EntityTypes;
 import io.kfold.log.KafkaClients;
+import io.kfold.store.ChangelogItem;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoreBatch;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.buffer.Buffer;
-import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
@@ -33,10 +33,13 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
+import java.util.HashSet;
 import java.util.Map;
 import java.util.OptionalLong;
+import java.util.Set;
 import java.util.SortedMap;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
 
 /**
  * Folds the partitions of the events topics that the consumer group gives this node.
@@ -60,8 +63,14 @@ public final class FoldVerticle extends VerticleBase {
 
   private KafkaConsumer<byte[], byte[]> consumer;
   private KafkaProducer<String, byte[]> producer;
-  /** Reads the last record of a changes partition when an outbox is published again. Fold thread only. */
-  private KafkaConsumer<byte[], byte[]> tailReader;
+  private KafkaProducer<byte[], byte[]> changelogProducer;
+  /** Reads the last record of a changes partition, and restores partitions from their changelog. Fold thread only. */
+  private KafkaConsumer<byte[], byte[]> logReader;
+  /** Keeps the standby partitions warm from their changelogs. Fold thread only. */
+  private KafkaConsumer<byte[], byte[]> standbyReader;
+  /** The events partitions this node should keep warm copies of, as the cluster's claims say. */
+  private final Supplier<Set<TopicPartition>> standbysWanted;
+  private long nextStandbyCheck;
   private Thread thread;
   private volatile boolean running = true;
   /** Per partition, the publishes not yet acknowledged, oldest first. Fold thread only. */
@@ -70,8 +79,9 @@ public final class FoldVerticle extends VerticleBase {
   private final Map<TopicPartition, Long> publishedUpTo = new HashMap<>();
 
   public FoldVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
-                      FoldProgress progress) {
+                      FoldProgress progress, Supplier<Set<TopicPartition>> standbysWanted) {
     this.config = config;
+    this.standbysWanted = standbysWanted;
     this.store = store;
     this.watch = watch;
     this.progress = progress;
@@ -86,8 +96,11 @@ public final class FoldVerticle extends VerticleBase {
           config.fold().maxPollRecords(), config.kafka().sessionTimeoutMs()));
       Map<String, Object> producerConf = KafkaClients.changePublisher(bootstrap, config.app() + "-fold-publisher");
       producer = new KafkaProducer<>(producerConf, new StringSerializer(), new ByteArraySerializer());
-      tailReader = new KafkaConsumer<>(Map.of(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
-          ConsumerConfig.CLIENT_ID_CONFIG, config.app() + "-fold-tail-reader", ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false),
+      changelogProducer = new KafkaProducer<>(KafkaClients.changePublisher(bootstrap, config.app() + "-fold-changelog"),
+          new ByteArraySerializer(), new ByteArraySerializer());
+      logReader = new KafkaConsumer<>(KafkaClients.logReader(bootstrap, config.app() + "-fold-log-reader", 10),
+          new ByteArrayDeserializer(), new ByteArrayDeserializer());
+      standbyReader = new KafkaConsumer<>(KafkaClients.logReader(bootstrap, config.app() + "-fold-standby", 500),
           new ByteArrayDeserializer(), new ByteArrayDeserializer());
       thread = new Thread(this::run, "kfold-fold-" + config.app());
       thread.start();
@@ -123,6 +136,7 @@ public final class FoldVerticle extends VerticleBase {
           foldAndPublish(records, batch);
         }
         updateLag();
+        keepStandbysWarm();
       }
     } catch (WakeupException e) {
       if (running) {
@@ -131,7 +145,36 @@ public final class FoldVerticle extends VerticleBase {
     } catch (RuntimeException e) {
       fail(e);
     } finally {
+      if (!running && progress.failure() == null) {
+        drain(List.copyOf(unacknowledged.keySet()));
+      }
       close();
+    }
+  }
+
+  /**
+   * Waits, for at most 10 s, until what was published for these partitions is acknowledged, their
+   * changelog sent and acknowledged too, and their outbox cleared: a node that stops or hands a
+   * partition over leaves a complete changelog to the next owner.
+   */
+  private void drain(Collection<TopicPartition> partitions) {
+    long deadline = System.currentTimeMillis() + 10_000;
+    while (partitions.stream().anyMatch(p -> unacknowledged.containsKey(p) && !unacknowledged.get(p).isEmpty())) {
+      if (System.currentTimeMillis() > deadline) {
+        LOG.warn("records of {} still unacknowledged after 10 s; their next owner publishes them again", partitions);
+        return;
+      }
+      StoreBatch batch = new StoreBatch();
+      clearAcknowledged(batch);
+      if (!batch.isEmpty()) {
+        store.write(batch);
+      }
+      try {
+        Thread.sleep(2);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
     }
   }
 
@@ -139,16 +182,9 @@ public final class FoldVerticle extends VerticleBase {
     Fold.Result result = fold.fold(records, batch);
     store.write(batch);
     progress.batches.increment();
-    result.toPublish().forEach((partition, out) -> {
-      long next = result.nextOffsets().get(partition);
-      List<ProducerRecord<String, byte[]>> unpublished = notYetPublished(partition, out);
-      if (unpublished.isEmpty() && !out.isEmpty()) {
-        // Every change was published before: the outbox entries just written can go, in turn.
-        unacknowledged.computeIfAbsent(partition, p -> new ArrayDeque<>()).add(new Publish(next, 0));
-      } else {
-        publish(partition, unpublished, next);
-      }
-    });
+    result.toPublish().forEach((partition, out) ->
+        publish(partition, notYetPublished(partition, out), result.changelog().get(partition),
+            result.nextOffsets().get(partition)));
     boolean watched = !watch.idle();
     for (Fold.Report report : result.reports()) {
       if (report.verdict() == FoldWatch.Verdict.APPLIED) {
@@ -198,47 +234,76 @@ public final class FoldVerticle extends VerticleBase {
     return "kfold." + type + ".changes";
   }
 
-  /** Sends a partition's outbox records; once all are acknowledged the outbox is cleared up to {@code next}. */
-  private void publish(TopicPartition source, List<ProducerRecord<String, byte[]>> records, long next) {
-    if (records.isEmpty()) {
-      return;
-    }
-    Publish publish = new Publish(next, records.size());
+  /**
+   * Sends a partition's changes and dead letters, then, once they are acknowledged, its changelog
+   * items (see {@link #clearAcknowledged}); once those are too, the outbox is cleared up to {@code next}.
+   */
+  private void publish(TopicPartition source, List<ProducerRecord<String, byte[]>> records, List<ChangelogItem> changelog,
+                       long next) {
+    Publish publish = new Publish(next, changelog);
     unacknowledged.computeIfAbsent(source, p -> new ArrayDeque<>()).add(publish);
+    publish.remaining.set(records.size());
     for (ProducerRecord<String, byte[]> record : records) {
-      producer.send(record, (metadata, error) -> {
-        if (error != null) {
-          publish.error = error;
-          LOG.warn("publishing to {} for {} failed: {}", record.topic(), source, error.toString());
-        }
-        publish.remaining.decrementAndGet();
-      });
+      producer.send(record, publish.callback(source, record.topic()));
     }
   }
 
-  /** Adds to the batch the outbox clears that acknowledgements allow, in partition order. */
+  /**
+   * Sends the changelog items of each batch whose changes are acknowledged, and adds to the batch the
+   * outbox clears that acknowledgements allow, in partition order. A batch's changelog goes after its
+   * changes, so that a node restoring from the changelog, which takes the entities' events up to the
+   * changelog's as folded, never skips a change that was not published.
+   */
   private void clearAcknowledged(StoreBatch batch) {
     for (Map.Entry<TopicPartition, ArrayDeque<Publish>> entry : unacknowledged.entrySet()) {
+      TopicPartition source = entry.getKey();
       ArrayDeque<Publish> queue = entry.getValue();
-      long clearBefore = -1;
-      while (!queue.isEmpty() && queue.peek().remaining.get() == 0) {
-        Publish done = queue.poll();
-        if (done.error instanceof RetriableException) {
-          // Send the whole outbox again, without skipping what looks published: a failed record
-          // may sit before records that went through.
-          queue.clear();
-          republish(entry.getKey(), -1);
+      boolean failed = false;
+      for (Publish publish : queue) {
+        if (publish.remaining.get() > 0) {
+          if (publish.changelog == null) {
+            continue;  // its changelog is on its way; a later batch's may follow it
+          }
+          break;  // its changes are on their way
+        }
+        if (publish.error instanceof RetriableException) {
+          failed = true;
           break;
         }
-        if (done.error != null) {
-          LOG.error("changes of {} before offset {} that failed for good (such as a record too large for the"
-              + " broker) are not published; the states and histories hold them", entry.getKey(), done.nextOffset);
+        if (publish.error != null) {
+          LOG.error("records of {} before offset {} that failed for good (such as a record too large for the"
+              + " broker) are not published; the states and histories hold them", source, publish.nextOffset);
+          publish.error = null;
         }
-        clearBefore = done.nextOffset;
+        if (publish.changelog != null) {
+          sendChangelog(source, publish);
+        }
+      }
+      if (failed) {
+        // Send the whole outbox again, without skipping what looks published: a failed record
+        // may sit before records that went through.
+        queue.clear();
+        republish(source, -1);
+        continue;
+      }
+      long clearBefore = -1;
+      while (!queue.isEmpty() && queue.peek().changelog == null && queue.peek().remaining.get() == 0) {
+        clearBefore = queue.poll().nextOffset;
       }
       if (clearBefore >= 0) {
-        batch.clearOutbox(entry.getKey().topic(), entry.getKey().partition(), clearBefore);
+        batch.clearOutbox(source.topic(), source.partition(), clearBefore);
       }
+    }
+  }
+
+  private void sendChangelog(TopicPartition source, Publish publish) {
+    List<ChangelogItem> items = publish.changelog;
+    publish.changelog = null;
+    publish.remaining.set(items.size());
+    String topic = fold.changelogTopicOf(source.topic());
+    for (ChangelogItem item : items) {
+      changelogProducer.send(new ProducerRecord<>(topic, source.partition(), item.key(), item.value()),
+          publish.callback(source, topic));
     }
   }
 
@@ -256,36 +321,37 @@ public final class FoldVerticle extends VerticleBase {
     }
     long published = publishedUpTo;
     List<ProducerRecord<String, byte[]>> records = new ArrayList<>();
+    List<OutboxRecord.ChangeReference> changes = new ArrayList<>();
     for (Map.Entry<Long, byte[]> entry : outbox.entrySet()) {
       OutboxRecord.Entry decoded = OutboxRecord.decode(entry.getValue());
       if (decoded instanceof OutboxRecord.Whole whole) {
         records.add(whole.record());
-      } else if (entry.getKey() > published) {
-        records.add(fold.rebuildChange((OutboxRecord.ChangeReference) decoded, partition.partition(), entry.getKey()));
+      } else {
+        OutboxRecord.ChangeReference change = (OutboxRecord.ChangeReference) decoded;
+        changes.add(change);
+        if (entry.getKey() > published) {
+          records.add(fold.rebuildChange(change, partition.partition(), entry.getKey()));
+        }
       }
     }
-    LOG.info("publishing {} outbox records of {} again ({} were published already)", records.size(), partition,
-        outbox.size() - records.size());
+    LOG.info("publishing {} outbox records of {} again ({} were published already), and their changelog",
+        records.size(), partition, outbox.size() - records.size());
     long next = store.nextOffset(partition.topic(), partition.partition()).orElseThrow();
-    if (records.isEmpty()) {
-      store.write(new StoreBatch().clearOutbox(partition.topic(), partition.partition(), next));
-    } else {
-      publish(partition, records, next);
-    }
+    publish(partition, records, fold.rebuildChangelog(changes, partition, next), next);
   }
 
   /** The source offset in the last record of a changes partition, or -1 when there is none or it cannot be read. */
   private long lastPublishedSourceOffset(TopicPartition changes) {
-    tailReader.assign(List.of(changes));
-    tailReader.seekToEnd(List.of(changes));
-    long end = tailReader.position(changes);
+    logReader.assign(List.of(changes));
+    logReader.seekToEnd(List.of(changes));
+    long end = logReader.position(changes);
     if (end == 0) {
       return -1;
     }
-    tailReader.seek(changes, end - 1);
+    logReader.seek(changes, end - 1);
     long deadline = System.currentTimeMillis() + 10_000;
     while (System.currentTimeMillis() < deadline) {
-      for (ConsumerRecord<byte[], byte[]> record : tailReader.poll(Duration.ofMillis(200))) {
+      for (ConsumerRecord<byte[], byte[]> record : logReader.poll(Duration.ofMillis(200))) {
         Header header = record.headers().lastHeader(Fold.SOURCE_OFFSET);
         return header == null ? -1 : Long.parseLong(new String(header.value(), StandardCharsets.UTF_8));
       }
@@ -294,7 +360,91 @@ public final class FoldVerticle extends VerticleBase {
     return -1;
   }
 
+  /**
+   * Writes a partition's changelog into the store from {@code position} to its end, as it is: the
+   * entities' states, histories and idempotency keys, and the offset the fold goes on from.
+   */
+  private void restore(TopicPartition source, long position) {
+    TopicPartition changelog = new TopicPartition(fold.changelogTopicOf(source.topic()), source.partition());
+    logReader.assign(List.of(changelog));
+    long end = logReader.endOffsets(List.of(changelog)).get(changelog);
+    if (position >= end) {
+      return;
+    }
+    logReader.seek(changelog, position);
+    long started = System.currentTimeMillis();
+    long lastLog = started;
+    long items = 0;
+    progress.restoring(source, 0, end - position);
+    while (logReader.position(changelog) < end) {
+      StoreBatch batch = new StoreBatch();
+      for (ConsumerRecord<byte[], byte[]> record : logReader.poll(Duration.ofMillis(200))) {
+        if (record.value() != null) {
+          batch.putChangelogItem(new ChangelogItem(record.key(), record.value()));
+        }
+      }
+      store.write(batch);
+      items += batch.size();
+      long done = logReader.position(changelog) - position;
+      progress.restoring(source, done, end - position);
+      if (System.currentTimeMillis() - lastLog > 5_000) {
+        lastLog = System.currentTimeMillis();
+        LOG.info("restoring {} from {}: {} of {} records", source, changelog, done, end - position);
+      }
+    }
+    progress.restored(source);
+    LOG.info("restored {} from {}: {} items in {} ms; folding on from offset {}", source, changelog, items,
+        System.currentTimeMillis() - started, store.nextOffset(source.topic(), source.partition()).orElse(0));
+  }
 
+  /**
+   * Follows the changelogs of the partitions the cluster asks this node to keep warm and writes them
+   * into the store, between polls of the fold. A partition's store offset is the last marker read, so
+   * when the partition comes to this node the fold goes on from there.
+   */
+  private void keepStandbysWarm() {
+    long now = System.currentTimeMillis();
+    if (now >= nextStandbyCheck) {
+      nextStandbyCheck = now + 1000;
+      Set<TopicPartition> wanted = new HashSet<>();
+      for (TopicPartition source : standbysWanted.get()) {
+        if (fold.topics().contains(source.topic()) && !consumer.assignment().contains(source)) {
+          wanted.add(new TopicPartition(fold.changelogTopicOf(source.topic()), source.partition()));
+        }
+      }
+      if (!wanted.equals(standbyReader.assignment())) {
+        // Partitions kept are read on from where they were; new ones from the beginning.
+        standbyReader.assign(wanted);
+        progress.standbys(wanted);
+        LOG.info("keeping warm copies of {}", wanted);
+      }
+    }
+    if (standbyReader.assignment().isEmpty()) {
+      return;
+    }
+    StoreBatch batch = new StoreBatch();
+    for (ConsumerRecord<byte[], byte[]> record : standbyReader.poll(Duration.ZERO)) {
+      if (record.value() != null) {
+        batch.putChangelogItem(new ChangelogItem(record.key(), record.value()));
+      }
+    }
+    if (!batch.isEmpty()) {
+      store.write(batch);
+    }
+  }
+
+  /** Stops keeping a partition warm; answers the changelog position its copy has reached, or -1 if it had none. */
+  private long releaseStandby(TopicPartition source) {
+    TopicPartition changelog = new TopicPartition(fold.changelogTopicOf(source.topic()), source.partition());
+    Set<TopicPartition> standbys = new HashSet<>(standbyReader.assignment());
+    if (!standbys.remove(changelog)) {
+      return -1;
+    }
+    long position = standbyReader.position(changelog);
+    standbyReader.assign(standbys);
+    progress.standbys(standbys);
+    return position;
+  }
 
   private void updateLag() {
     Map<TopicPartition, Long> lag = new HashMap<>();
@@ -317,19 +467,34 @@ public final class FoldVerticle extends VerticleBase {
     }
     try {
       producer.close(Duration.ofSeconds(10));
+      changelogProducer.close(Duration.ofSeconds(10));
     } finally {
-      tailReader.close();
+      logReader.close();
+      standbyReader.close();
     }
   }
 
+  /** The records of one batch of a partition on their way: first its changes, then its changelog items. */
   private static final class Publish {
     final long nextOffset;
-    final AtomicInteger remaining;
+    final AtomicInteger remaining = new AtomicInteger();
+    /** The changelog items to send once the changes are acknowledged; null once sent. Fold thread only. */
+    List<ChangelogItem> changelog;
     volatile Exception error;
 
-    Publish(long nextOffset, int records) {
+    Publish(long nextOffset, List<ChangelogItem> changelog) {
       this.nextOffset = nextOffset;
-      this.remaining = new AtomicInteger(records);
+      this.changelog = changelog;
+    }
+
+    org.apache.kafka.clients.producer.Callback callback(TopicPartition source, String topic) {
+      return (metadata, error) -> {
+        if (error != null) {
+          this.error = error;
+          LOG.warn("publishing to {} for {} failed: {}", topic, source, error.toString());
+        }
+        remaining.decrementAndGet();
+      };
     }
   }
 
@@ -339,6 +504,14 @@ public final class FoldVerticle extends VerticleBase {
     public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
       fold.forgetCachedStates();
       for (TopicPartition partition : partitions) {
+        // A warm copy catches up with the changelog; a partition this node has no state of restores
+        // from it; one it folded before goes on from its own offset.
+        long standbyPosition = releaseStandby(partition);
+        if (standbyPosition >= 0) {
+          restore(partition, standbyPosition);
+        } else if (store.nextOffset(partition.topic(), partition.partition()).isEmpty()) {
+          restore(partition, 0);
+        }
         OptionalLong next = store.nextOffset(partition.topic(), partition.partition());
         if (next.isPresent()) {
           consumer.seek(partition, next.getAsLong());
@@ -364,6 +537,10 @@ public final class FoldVerticle extends VerticleBase {
     @Override
     public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
       fold.forgetCachedStates();
+      // Whatever is still unpublished after that, the next owner publishes from its own outbox or
+      // the log: no changelog item of this node's may go after the next owner's.
+      drain(partitions);
+      partitions.forEach(unacknowledged::remove);
       LOG.info("no longer folding {}", partitions);
     }
   }

@@ -134,7 +134,7 @@ public final class HttpApiVerticle extends VerticleBase {
     router.post("/v1/:type/:id/events").handler(body).handler(this::forwardIfElsewhere).handler(this::appendEvents);
     router.get("/v1/:type/:id/events").handler(this::forwardIfElsewhere).handler(this::history);
     router.get("/v1/:type/:id/changes").handler(new ChangeStream(vertx, types, store, watch)::handle);
-    router.get("/v1/:type/:id").handler(this::forwardIfElsewhere).handler(this::getState);
+    router.get("/v1/:type/:id").handler(this::staleIfAsked).handler(this::forwardIfElsewhere).handler(this::getState);
     router.get("/health").handler(this::health);
     router.get("/ready").handler(this::ready);
     router.get("/metrics").handler(this::metrics);
@@ -237,15 +237,41 @@ public final class HttpApiVerticle extends VerticleBase {
     Future<Void> reached = minVersion > 0 ? watch.awaitVersion(type, key, minVersion, timeoutMs) : Future.succeededFuture();
     reached.compose(v -> vertx.executeBlocking(() -> store.get(type, key), false))
         .map(stored -> found(stored, type, key))
-        .onSuccess(stored -> {
-          // The stored state is JSON already: it goes into the answer as it is, unparsed.
-          Buffer body = Buffer.buffer(stored.state().length + key.length() + 48)
-              .appendString("{\"key\":").appendBytes(quoted(key))
-              .appendString(",\"version\":" + stored.version() + ",\"state\":").appendBytes(stored.state())
-              .appendString("}");
-          sendJson(ctx, body, stored.version());
-        })
+        .onSuccess(stored -> sendState(ctx, key, stored))
         .onFailure(ctx::fail);
+  }
+
+  private static void sendState(RoutingContext ctx, String key, StoredEntity stored) {
+    // The stored state is JSON already: it goes into the answer as it is, unparsed.
+    Buffer body = Buffer.buffer(stored.state().length + key.length() + 48)
+        .appendString("{\"key\":").appendBytes(quoted(key))
+        .appendString(",\"version\":" + stored.version() + ",\"state\":").appendBytes(stored.state())
+        .appendString("}");
+    sendJson(ctx, body, stored.version());
+  }
+
+  /**
+   * {@code ?stale=true}: a node that holds a copy of an entity another node folds (a standby, or a
+   * former owner) answers from it, marked {@code Kfold-Stale: true}, instead of asking the owner: a
+   * read that keeps working while the owner is away, possibly behind it. Without a copy (or one
+   * below {@code minVersion}), the request goes on to the owner.
+   */
+  private void staleIfAsked(RoutingContext ctx) {
+    String type = types.get(ctx.pathParam("type")).name();
+    String key = entityId(ctx);
+    if (!"true".equals(ctx.request().getParam("stale")) || ownership.owns(type, key)) {
+      ctx.next();
+      return;
+    }
+    long minVersion = longParam(ctx, "minVersion", 0, 0, Long.MAX_VALUE);
+    vertx.executeBlocking(() -> store.get(type, key), false).onSuccess(stored -> {
+      if (stored == null || stored.version() < minVersion) {
+        ctx.next();
+      } else {
+        ctx.response().putHeader("Kfold-Stale", "true");
+        sendState(ctx, key, stored);
+      }
+    }).onFailure(ctx::fail);
   }
 
   private static byte[] quoted(String text) {
@@ -296,6 +322,9 @@ public final class HttpApiVerticle extends VerticleBase {
           body.put("broker", brokerUp ? "reachable" : "unreachable");
           ObjectNode lag = body.putObject("lag");
           progress.lag().forEach((partition, records) -> lag.put(partition.toString(), records));
+          ObjectNode restoring = body.putObject("restoring");
+          progress.restoring().forEach((partition, records) -> restoring.putObject(partition.toString())
+              .put("read", records[0]).put("of", records[1]));
           body.put("caughtUp", caughtUp);
           ctx.response().setStatusCode(brokerUp && caughtUp ? 200 : 503);
           sendJson(ctx, body, -1);

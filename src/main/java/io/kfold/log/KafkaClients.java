@@ -47,6 +47,23 @@ public final class KafkaClients {
   }
 
   /**
+   * A consumer outside any group, assigned partitions by hand, that reads big polls from the
+   * beginning: for restores, warm standby copies, and looking at the last record of a topic.
+   * {@code fetchMaxWaitMs} is how long the broker holds a fetch at the end of a partition: short
+   * for a reader that moves from partition to partition, whose next fetch waits for the last one.
+   */
+  public static Map<String, Object> logReader(String bootstrap, String clientId, int fetchMaxWaitMs) {
+    Map<String, Object> conf = new HashMap<>();
+    conf.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    conf.put(ConsumerConfig.CLIENT_ID_CONFIG, clientId);
+    conf.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+    conf.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    conf.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 10_000);
+    conf.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, fetchMaxWaitMs);
+    return conf;
+  }
+
+  /**
    * The fold's consumer: no auto-commit (the fold's offsets live in the store, Kafka's committed
    * offsets only inform lag tools), and read-committed so aborted transactional writes are never folded.
    */

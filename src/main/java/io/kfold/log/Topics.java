@@ -47,10 +47,14 @@ public final class Topics {
       if (!existing.contains(config.changesTopic(type))) {
         missing.add(topic(config.changesTopic(type), partitions, config, Map.of()));
       }
+      if (!existing.contains(config.changelogTopic(type))) {
+        // Compacted: the latest of each item is enough to restore a partition.
+        missing.add(topic(config.changelogTopic(type), partitions, config, Map.of("cleanup.policy", "compact")));
+      }
       if (!existing.contains(config.deadLetterTopic(type))) {
         missing.add(topic(config.deadLetterTopic(type), 1, config, Map.of("retention.ms", "-1")));
       }
-      all.addAll(List.of(events, config.changesTopic(type), config.deadLetterTopic(type)));
+      all.addAll(List.of(events, config.changesTopic(type), config.changelogTopic(type), config.deadLetterTopic(type)));
       partitionsByType.put(type, partitions);
     }
     if (!existing.contains(config.nodesTopic())) {

@@ -207,8 +207,9 @@ public final class RocksEntityStore implements EntityStore {
         } else if (change instanceof StoreBatch.PutOutbox o) {
           writes.put(outbox, withLong(partitionKey(o.topic(), o.partition()), o.offset()), o.record());
         } else if (change instanceof StoreBatch.PutIdempotentWrite i) {
-          writes.put(idempotency, idempotencyKey(i.type(), i.key(), i.idempotencyKey()), ByteBuffer.allocate(24)
-              .putLong(i.write().firstVersion()).putLong(i.write().lastVersion()).putLong(i.write().recordedAt()).array());
+          writes.put(idempotency, idempotencyKey(i.type(), i.key(), i.idempotencyKey()), encodeIdempotentWrite(i.write()));
+        } else if (change instanceof StoreBatch.PutChangelogItem c) {
+          writes.put(columnOf(c.item()), c.item().storeKey(), c.item().value());
         } else if (change instanceof StoreBatch.ClearOutbox c) {
           byte[] prefix = partitionKey(c.topic(), c.partition());
           writes.deleteRange(outbox, withLong(prefix, 0), withLong(prefix, c.beforeOffset()));
@@ -279,10 +280,26 @@ public final class RocksEntityStore implements EntityStore {
     return key.length >= prefix.length && Arrays.equals(key, 0, prefix.length, prefix, 0, prefix.length);
   }
 
-  private static byte[] encodeEntity(StoredEntity entity) {
+  static byte[] encodeIdempotentWrite(IdempotentWrite write) {
+    return ByteBuffer.allocate(24).putLong(write.firstVersion()).putLong(write.lastVersion()).putLong(write.recordedAt())
+        .array();
+  }
+
+  private ColumnFamilyHandle columnOf(ChangelogItem item) {
+    return switch (item.kind()) {
+      case ChangelogItem.STATE -> states;
+      case ChangelogItem.EVENT -> events;
+      case ChangelogItem.IDEMPOTENT_WRITE -> idempotency;
+      case ChangelogItem.NEXT_OFFSET -> offsets;
+      default -> throw new StoreException("not a changelog item of this store: kind " + item.kind(), null);
+    };
+  }
+
+  static byte[] encodeEntity(StoredEntity entity) {
     byte[] command = entity.lastCommandId() == null ? new byte[0] : entity.lastCommandId().getBytes(StandardCharsets.UTF_8);
-    return ByteBuffer.allocate(8 + 2 + command.length + entity.state().length)
-        .putLong(entity.version()).putShort((short) command.length).put(command).put(entity.state()).array();
+    return ByteBuffer.allocate(8 + 8 + 2 + command.length + entity.state().length)
+        .putLong(entity.version()).putLong(entity.sourceOffset()).putShort((short) command.length).put(command)
+        .put(entity.state()).array();
   }
 
   private static StoredEntity decodeEntity(byte[] value) {
@@ -291,9 +308,10 @@ public final class RocksEntityStore implements EntityStore {
     }
     ByteBuffer buffer = ByteBuffer.wrap(value);
     long version = buffer.getLong();
+    long sourceOffset = buffer.getLong();
     int commandLength = buffer.getShort() & 0xffff;
-    String command = commandLength == 0 ? null : new String(value, 10, commandLength, StandardCharsets.UTF_8);
-    byte[] state = Arrays.copyOfRange(value, 10 + commandLength, value.length);
-    return new StoredEntity(version, command, state);
+    String command = commandLength == 0 ? null : new String(value, 18, commandLength, StandardCharsets.UTF_8);
+    byte[] state = Arrays.copyOfRange(value, 18 + commandLength, value.length);
+    return new StoredEntity(version, sourceOffset, command, state);
   }
 }

@@ -6,7 +6,8 @@ import java.util.List;
 /** The changes of one fold batch, applied together by {@link EntityStore#write(StoreBatch)}. */
 public final class StoreBatch {
 
-  sealed interface Change permits PutState, PutEvent, PutOffset, PutOutbox, ClearOutbox, PutIdempotentWrite {}
+  sealed interface Change permits PutState, PutEvent, PutOffset, PutOutbox, ClearOutbox, PutIdempotentWrite,
+      PutChangelogItem {}
 
   record PutState(String type, String key, StoredEntity entity) implements Change {}
 
@@ -19,6 +20,8 @@ public final class StoreBatch {
   record ClearOutbox(String topic, int partition, long beforeOffset) implements Change {}
 
   record PutIdempotentWrite(String type, String key, String idempotencyKey, IdempotentWrite write) implements Change {}
+
+  record PutChangelogItem(ChangelogItem item) implements Change {}
 
   final List<Change> changes = new ArrayList<>();
 
@@ -52,6 +55,16 @@ public final class StoreBatch {
   public StoreBatch putIdempotentWrite(String type, String key, String idempotencyKey, IdempotentWrite write) {
     changes.add(new PutIdempotentWrite(type, key, idempotencyKey, write));
     return this;
+  }
+
+  /** Writes an item read from a changelog as it is. */
+  public StoreBatch putChangelogItem(ChangelogItem item) {
+    changes.add(new PutChangelogItem(item));
+    return this;
+  }
+
+  public int size() {
+    return changes.size();
   }
 
   public boolean isEmpty() {

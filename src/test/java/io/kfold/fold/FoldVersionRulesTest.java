@@ -7,6 +7,7 @@ import io.kfold.TestNodes;
 import io.kfold.entity.EntityTypes;
 import io.kfold.entity.Envelopes;
 import io.kfold.fold.FoldWatch.Verdict;
+import io.kfold.store.ChangelogItem;
 import io.kfold.store.RocksEntityStore;
 import io.kfold.store.StoreBatch;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -116,12 +117,49 @@ class FoldVersionRulesTest {
         .isEqualTo(new OutboxRecord.ChangeReference("users", "k", 1));
   }
 
+  @Test
+  @DisplayName("a store restored from a changelog that holds items past its last marker folds the overlap once")
+  void restoreOverlapIsHarmless() {
+    List<ChangelogItem> changelog = new ArrayList<>(foldPollFully(fold, store, bare("{\"a\":1}"), bare("{\"b\":1}"))
+        .changelog().get(partition));
+    List<ChangelogItem> second = foldPollFully(fold, store, bare("{\"a\":2}"), event("e4", 4, null, 0, "{\"c\":4}"))
+        .changelog().get(partition);
+    // The second batch's items reached the changelog, its marker did not.
+    assertThat(second.get(second.size() - 1).markedOffset()).isEqualTo(4);
+    changelog.addAll(second.subList(0, second.size() - 1));
+
+    Path dir = TestNodes.tempDir("restored");
+    try (RocksEntityStore restored = new RocksEntityStore(dir.resolve("store"))) {
+      StoreBatch items = new StoreBatch();
+      changelog.forEach(items::putChangelogItem);
+      restored.write(items);
+      assertThat(restored.nextOffset(partition.topic(), 0)).hasValue(2);
+      Fold next = new Fold(config, EntityTypes.from(config), restored, new FoldProgress());
+      offset = 2;
+      List<Fold.Report> reports = foldPollFully(next, restored, bare("{\"a\":2}"), event("e4", 4, null, 0, "{\"c\":4}"),
+          bare("{\"d\":5}")).reports();
+      assertThat(verdicts(reports)).containsExactly(Verdict.DUPLICATE, Verdict.DUPLICATE, Verdict.APPLIED);
+      offset = 4;
+      foldPoll(bare("{\"d\":5}"));
+      assertThat(restored.get("users", "k").version()).isEqualTo(5);
+      assertThat(new String(restored.get("users", "k").state(), StandardCharsets.UTF_8))
+          .isEqualTo(new String(store.get("users", "k").state(), StandardCharsets.UTF_8));
+      List<String> history = restored.history("users", "k", 1, 10).stream().map(b -> new String(b, StandardCharsets.UTF_8)).toList();
+      assertThat(history).isEqualTo(store.history("users", "k", 1, 10).stream()
+          .map(b -> new String(b, StandardCharsets.UTF_8)).toList());
+    }
+  }
+
   private List<Fold.Report> foldPoll(ConsumerRecord<byte[], byte[]>... records) {
+    return foldPollFully(fold, store, records).reports();
+  }
+
+  private Fold.Result foldPollFully(Fold fold, RocksEntityStore store, ConsumerRecord<byte[], byte[]>... records) {
     ConsumerRecords<byte[], byte[]> poll = new ConsumerRecords<>(Map.of(partition, List.of(records)), Map.of());
     StoreBatch batch = new StoreBatch();
     Fold.Result result = fold.fold(poll, batch);
     store.write(batch);
-    return result.reports();
+    return result;
   }
 
   private ConsumerRecord<byte[], byte[]> event(String id, long version, String command, int index, String payload) {

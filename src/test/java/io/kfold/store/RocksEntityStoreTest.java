@@ -28,7 +28,7 @@ class RocksEntityStoreTest {
     Path dir = TestNodes.tempDir("store");
     try (RocksEntityStore store = new RocksEntityStore(dir)) {
       store.write(new StoreBatch()
-          .putState("users", "ada", new StoredEntity(2, "cmd-1", bytes("{\"n\":2}")))
+          .putState("users", "ada", new StoredEntity(2, 7, "cmd-1", bytes("{\"n\":2}")))
           .putEvent("users", "ada", 1, bytes("e1"))
           .putEvent("users", "ada", 2, bytes("e2"))
           .putOffset("app.users.events", 3, 42)
@@ -70,8 +70,8 @@ class RocksEntityStoreTest {
   void getAllKeepsOrder() {
     try (RocksEntityStore store = new RocksEntityStore(TestNodes.tempDir("store"))) {
       store.write(new StoreBatch()
-          .putState("users", "x", new StoredEntity(1, null, bytes("{}")))
-          .putState("users", "z", new StoredEntity(3, null, bytes("{}"))));
+          .putState("users", "x", new StoredEntity(1, 3, null, bytes("{}")))
+          .putState("users", "z", new StoredEntity(3, 4, null, bytes("{}"))));
       List<StoredEntity> got = store.getAll("users", Arrays.asList("z", "y", "x"));
       assertThat(got.get(0).version()).isEqualTo(3);
       assertThat(got.get(1)).isNull();
