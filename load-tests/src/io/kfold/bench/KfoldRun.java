@@ -36,6 +36,15 @@ final class KfoldRun {
 
   static Map<String, Object> run(String bootstrap, Input input, int maxPollRecords, Path dataDir, long brokerPid,
                                  Path jfrFile) throws Exception {
+    return run(bootstrap, input, maxPollRecords, dataDir, brokerPid, jfrFile, false);
+  }
+
+  /**
+   * With {@code restore}, the node is expected to restore its partitions from their changelogs and
+   * fold nothing: the clock stops when it is caught up, and its rate is the input's events over that time.
+   */
+  static Map<String, Object> run(String bootstrap, Input input, int maxPollRecords, Path dataDir, long brokerPid,
+                                 Path jfrFile, boolean restore) throws Exception {
     Map<String, String> env = Bench.nodeEnv(input.app, dataDir, bootstrap);
     env.put("KFOLD_FOLD_MAX_POLL_RECORDS", Integer.toString(maxPollRecords));
     KfoldConfig config = KfoldConfig.load(env);
@@ -59,13 +68,23 @@ final class KfoldRun {
         long first = -1;
         long firstApplied = 0;
         long applied;
-        while ((applied = progress.applied.sum()) < input.events) {
+        while ((applied = progress.applied.sum()) < (restore ? 0 : input.events)) {
           if (first < 0 && applied > 0) {
             first = System.nanoTime();
             firstApplied = applied;
           }
           checkAlive(progress, applied, input, deadline);
           Thread.sleep(POLL_MILLIS);
+        }
+        if (restore) {
+          while (!progress.caughtUp()) {
+            checkAlive(progress, applied, input, deadline);
+            Thread.sleep(POLL_MILLIS);
+          }
+          if (progress.applied.sum() != 0) {
+            throw new IllegalStateException("the restore folded " + progress.applied.sum() + " events again");
+          }
+          applied = input.events;
         }
         long all = System.nanoTime();
         Map<String, Object> resources = meter.sample();

@@ -2,6 +2,8 @@ package io.kfold.fold;
 
 import org.apache.kafka.common.TopicPartition;
 
+import java.util.Collection;
+import java.util.HashMap;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -63,6 +65,13 @@ public final class FoldProgress {
 
   void lag(Map<TopicPartition, Long> lagByPartition) {
     lag = Map.copyOf(lagByPartition);
+  }
+
+  /** The node stops folding these partitions, and so stops taking writes for their entities, at once. */
+  void revoked(Collection<TopicPartition> partitions) {
+    Map<TopicPartition, Long> left = new HashMap<>(lag);
+    partitions.forEach(left::remove);
+    lag = Map.copyOf(left);
   }
 
   void failed(Throwable cause) {

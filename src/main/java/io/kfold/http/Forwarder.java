@@ -8,13 +8,18 @@ import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.http.PoolOptions;
+import io.vertx.core.http.RequestOptions;
 import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.client.HttpRequest;
 import io.vertx.ext.web.client.WebClient;
 import org.apache.kafka.common.TopicPartition;
 
 import java.util.List;
+import java.util.function.BiFunction;
 
 /**
  * Sends a request for an entity that another node folds to that node, and relays its answer, so a
@@ -34,6 +39,7 @@ final class Forwarder {
   private final Ownership ownership;
   private final NodeDirectory directory;
   private final WebClient client;
+  private final HttpClient streams;
 
   Forwarder(Vertx vertx, KfoldConfig config, Ownership ownership, NodeDirectory directory) {
     this.vertx = vertx;
@@ -41,10 +47,22 @@ final class Forwarder {
     this.ownership = ownership;
     this.directory = directory;
     this.client = WebClient.create(vertx, new io.vertx.ext.web.client.WebClientOptions(), new PoolOptions().setHttp1MaxSize(64));
+    // Streams hold their connection for as long as they last: a pool of their own, not the requests'.
+    this.streams = vertx.createHttpClient(new PoolOptions().setHttp1MaxSize(1024));
   }
 
   /** Forwards the request when another node folds the entity; answers whether it did. */
   boolean forward(RoutingContext ctx, String type, String key) {
+    return forward(ctx, type, key, this::send);
+  }
+
+  /** Relays the change stream of an entity that another node folds; answers whether it did. */
+  boolean forwardStream(RoutingContext ctx, String type, String key) {
+    return forward(ctx, type, key, this::relay);
+  }
+
+  private boolean forward(RoutingContext ctx, String type, String key,
+                          BiFunction<RoutingContext, String, Future<Void>> how) {
     if (ownership.owns(type, key) || ctx.request().getHeader(FORWARDED_BY) != null) {
       return false;
     }
@@ -55,7 +73,7 @@ final class Forwarder {
       if (url == null) {
         ctx.reroute(ctx.request().method(), ctx.request().uri());  // it became this node's meanwhile
       } else {
-        send(ctx, url).onFailure(ctx::fail);
+        how.apply(ctx, url).onFailure(ctx::fail);
       }
     }).onFailure(ctx::fail);
     return true;
@@ -99,7 +117,32 @@ final class Forwarder {
         });
   }
 
+  /**
+   * Relays a stream from the node that folds the entity for as long as both ends are open. When
+   * that node stops folding it, its stream ends, and so does this one: an SSE client reconnects
+   * and is relayed to the new owner.
+   */
+  private Future<Void> relay(RoutingContext ctx, String url) {
+    RequestOptions options = new RequestOptions().setMethod(HttpMethod.GET).setAbsoluteURI(url + ctx.request().uri())
+        .putHeader(FORWARDED_BY, directory.node());
+    return streams.request(options)
+        .compose(request -> request.send().compose(answer -> {
+          HttpServerResponse response = ctx.response().setStatusCode(answer.statusCode()).setChunked(true);
+          for (String header : List.of("content-type", "cache-control")) {
+            String value = answer.getHeader(header);
+            if (value != null) {
+              response.putHeader(header, value);
+            }
+          }
+          response.closeHandler(v -> request.reset());
+          return answer.pipeTo(response);
+        }))
+        .recover(e -> ctx.response().headWritten() ? Future.succeededFuture()
+            : Future.failedFuture(KfoldException.unavailable("relaying the stream of " + url + " failed: " + e.getMessage())));
+  }
+
   void close() {
     client.close();
+    streams.close();
   }
 }

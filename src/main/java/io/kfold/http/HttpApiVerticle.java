@@ -133,7 +133,8 @@ public final class HttpApiVerticle extends VerticleBase {
     router.post("/v1/:type/:id/commands").handler(body).handler(this::forwardIfElsewhere).handler(this::command);
     router.post("/v1/:type/:id/events").handler(body).handler(this::forwardIfElsewhere).handler(this::appendEvents);
     router.get("/v1/:type/:id/events").handler(this::forwardIfElsewhere).handler(this::history);
-    router.get("/v1/:type/:id/changes").handler(new ChangeStream(vertx, types, store, watch)::handle);
+    router.get("/v1/:type/:id/changes").handler(this::forwardStreamIfElsewhere)
+        .handler(new ChangeStream(vertx, types, store, watch)::handle);
     router.get("/v1/:type/:id").handler(this::staleIfAsked).handler(this::forwardIfElsewhere).handler(this::getState);
     router.get("/health").handler(this::health);
     router.get("/ready").handler(this::ready);
@@ -148,6 +149,12 @@ public final class HttpApiVerticle extends VerticleBase {
   /** Sends a request for an entity that another node folds to that node; lets the rest through. */
   private void forwardIfElsewhere(RoutingContext ctx) {
     if (!forwarder.forward(ctx, types.get(ctx.pathParam("type")).name(), entityId(ctx))) {
+      ctx.next();
+    }
+  }
+
+  private void forwardStreamIfElsewhere(RoutingContext ctx) {
+    if (!forwarder.forwardStream(ctx, types.get(ctx.pathParam("type")).name(), entityId(ctx))) {
       ctx.next();
     }
   }

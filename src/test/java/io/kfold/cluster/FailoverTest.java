@@ -5,6 +5,8 @@ import io.kfold.KfoldProcess;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.entity.Envelopes;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -15,6 +17,7 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -29,7 +32,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 /**
  * Three kfold processes share the partitions; one is killed with SIGKILL under a steady command
- * load sent to another. Its partitions move to the survivors, which fold them from the log.
+ * load sent to another. Its partitions move to the survivors, which go on from their warm standby
+ * copies, or restore them from the changelog when they have none.
+ *
+ * <p>It prints how long commands were slow after the kill. To compare, run it with
+ * {@code -Dfailover.standbys=0} (no standby copies) and {@code -Dfailover.preload=N} (N user events
+ * produced before the nodes start, a store to hand over; 20,000 by default).
  */
 @ExtendWith(TestBroker.class)
 class FailoverTest {
@@ -47,8 +55,10 @@ class FailoverTest {
     for (int i = 0; i < 3; i++) {
       Map<String, String> env = TestNodes.env(app, TestNodes.tempDir("failover-" + i));
       env.put("KFOLD_KAFKA_SESSION_TIMEOUT_MS", "6000");
+      env.put("KFOLD_FOLD_STANDBY_REPLICAS", System.getProperty("failover.standbys", "1"));
       nodes.add(new KfoldProcess(env, Path.of("target", "failover-" + app + "-" + i + ".log")));
     }
+    int preload = Integer.getInteger("failover.preload", 20_000);
     try {
       for (KfoldProcess node : nodes) {
         node.start();
@@ -58,6 +68,16 @@ class FailoverTest {
       while (!allClaimed(entry, 3)) {
         assertThat(System.currentTimeMillis()).as("three nodes claim all partitions").isLessThan(deadline);
         Thread.sleep(200);
+      }
+      // Entities for the killed node's successor to take over.
+      try (KafkaProducer<byte[], byte[]> outside = TestNodes.plainProducer()) {
+        for (int e = 0; e < preload; e++) {
+          outside.send(new ProducerRecord<>(app + ".users.events", ("u" + e % 2000).getBytes(StandardCharsets.UTF_8),
+              ("{\"n\":" + e + ",\"f" + e % 20 + "\":\"" + "x".repeat(100) + "\"}").getBytes(StandardCharsets.UTF_8)));
+        }
+      }
+      for (KfoldProcess node : nodes) {
+        node.awaitStatus("/ready", 200);
       }
       Map<String, List<String>> acknowledged = new HashMap<>();
       for (int o = 0; o < ORDERS; o++) {
@@ -86,7 +106,8 @@ class FailoverTest {
         sent++;
       }
       assertThat(killedAt).as("the kill happened").isPositive();
-      LOG.info("failover: {} comments acknowledged; commands were slow (>1 s) until {} ms after the kill", sent,
+      LOG.info("failover ({} standby replicas, {} user events preloaded): {} comments acknowledged; commands were"
+          + " slow (>1 s) until {} ms after the kill", System.getProperty("failover.standbys", "1"), preload, sent,
           lastSlow == 0 ? 0 : lastSlow - killedAt);
       for (int o = 0; o < ORDERS; o++) {
         String order = "f" + o;

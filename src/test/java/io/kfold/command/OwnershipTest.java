@@ -8,6 +8,8 @@ import io.kfold.TestLog;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
 import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.ext.web.client.WebClient;
 import org.junit.jupiter.api.DisplayName;
@@ -27,7 +29,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 class OwnershipTest {
 
   @Test
-  @DisplayName("with two nodes, either node answers any entity's commands and reads, decided by the node that folds it")
+  @DisplayName("with two nodes, either node answers any entity's commands, reads and change stream, decided by the node that folds it")
   void anyNodeAnswers() throws Exception {
     Vertx vertx = Vertx.vertx();
     String app = TestNodes.newApp("owners");
@@ -64,6 +66,30 @@ class OwnershipTest {
         }
         assertThat(TestLog.events(first.eventsTopic("orders"), order)).hasSize(2);
       }
+      // The change stream of an order the other node folds is relayed from it.
+      Ownership ofB = new Ownership(first, Map.of("orders", 4), b.progress());
+      String order = java.util.stream.IntStream.range(0, 10).mapToObj(i -> "o" + i).filter(o -> ofB.owns("orders", o))
+          .findFirst().orElseThrow();
+      List<String> frames = new java.util.concurrent.CopyOnWriteArrayList<>();
+      HttpClient http = vertx.createHttpClient();
+      HttpClientResponse stream = http.request(HttpMethod.GET, a.httpPort(), "127.0.0.1", "/v1/orders/" + order + "/changes")
+          .compose(request -> request.send())
+          .map(sse -> sse.handler(chunk -> frames.addAll(List.of(chunk.toString().split("\n\n")))))
+          .await(10, TimeUnit.SECONDS);
+      assertThat(stream.statusCode()).isEqualTo(200);
+      assertThat(stream.getHeader("content-type")).isEqualTo("text/event-stream");
+      deadline = System.currentTimeMillis() + 10_000;
+      while (frames.isEmpty() && System.currentTimeMillis() < deadline) {
+        Thread.sleep(20);
+      }
+      assertThat(TestNodes.call(client, HttpMethod.POST, a.httpPort(), "/v1/orders/" + order + "/commands",
+          "{\"type\":\"comment\",\"payload\":{\"text\":\"relayed\"}}", Map.of()).status()).isEqualTo(200);
+      while (frames.stream().noneMatch(f -> f.startsWith("event: change\nid: 3")) && System.currentTimeMillis() < deadline) {
+        Thread.sleep(20);
+      }
+      http.close();
+      assertThat(frames.get(0)).startsWith("event: state\nid: 2");
+      assertThat(frames).anyMatch(f -> f.startsWith("event: change\nid: 3") && f.contains("relayed"));
     } finally {
       client.close();
       a.stop().await(60, TimeUnit.SECONDS);
