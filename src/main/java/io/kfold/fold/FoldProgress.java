@@ -2,7 +2,10 @@ package io.kfold.fold;
 
 import org.apache.kafka.common.TopicPartition;
 
+import java.util.Collection;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
@@ -20,6 +23,8 @@ public final class FoldProgress {
   private volatile boolean assigned;
   private volatile Map<TopicPartition, Long> lag = Map.of();
   private volatile Throwable failure;
+  /** Assigned partitions the fold has read to their end at least once since it was given them. */
+  private final Set<TopicPartition> currentPartitions = ConcurrentHashMap.newKeySet();
 
   private volatile int generation = -1;
 
@@ -35,7 +40,18 @@ public final class FoldProgress {
   }
 
   void lag(Map<TopicPartition, Long> lagByPartition) {
+    currentPartitions.retainAll(lagByPartition.keySet());
+    lagByPartition.forEach((partition, records) -> {
+      if (records == 0) {
+        currentPartitions.add(partition);
+      }
+    });
     lag = Map.copyOf(lagByPartition);
+  }
+
+  /** The group takes the partitions away (maybe to give some back): they must be caught up on again. */
+  void revoked(Collection<TopicPartition> partitions) {
+    currentPartitions.removeAll(partitions);
   }
 
   void failed(Throwable cause) {
@@ -50,6 +66,15 @@ public final class FoldProgress {
   /** Whether the group gave this node the partition to fold. */
   public boolean folds(TopicPartition partition) {
     return lag.containsKey(partition);
+  }
+
+  /**
+   * Whether this node folds the partition and, since the group gave it the partition, has folded
+   * everything the partition held: only then are its states of the partition's entities current.
+   * Until then they may lag behind what the previous owner folded and acknowledged.
+   */
+  public boolean current(TopicPartition partition) {
+    return folds(partition) && currentPartitions.contains(partition);
   }
 
   /** True once the group gave this node its partitions and it has folded all they held. */

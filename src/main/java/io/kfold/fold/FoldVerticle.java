@@ -363,6 +363,7 @@ public final class FoldVerticle extends VerticleBase {
 
     @Override
     public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
+      progress.revoked(partitions);
       fold.forgetCachedStates();
       LOG.info("no longer folding {}", partitions);
     }
