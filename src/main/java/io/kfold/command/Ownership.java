@@ -38,4 +38,9 @@ public final class Ownership {
   public boolean owns(TopicPartition partition) {
     return progress.folds(partition);
   }
+
+  /** Whether this node folds the partition and has caught up on it since it was given it. */
+  public boolean current(TopicPartition partition) {
+    return progress.current(partition);
+  }
 }

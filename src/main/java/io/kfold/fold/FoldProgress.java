@@ -24,6 +24,8 @@ public final class FoldProgress {
   private volatile boolean assigned;
   private volatile Map<TopicPartition, Long> lag = Map.of();
   private volatile Throwable failure;
+  /** Assigned partitions the fold has read to their end at least once since it was given them. */
+  private final Set<TopicPartition> currentPartitions = ConcurrentHashMap.newKeySet();
 
   private volatile int generation = -1;
   /** Per partition being restored from its changelog: records read, and records to read. */
@@ -64,11 +66,21 @@ public final class FoldProgress {
   }
 
   void lag(Map<TopicPartition, Long> lagByPartition) {
+    currentPartitions.retainAll(lagByPartition.keySet());
+    lagByPartition.forEach((partition, records) -> {
+      if (records == 0) {
+        currentPartitions.add(partition);
+      }
+    });
     lag = Map.copyOf(lagByPartition);
   }
 
-  /** The node stops folding these partitions, and so stops taking writes for their entities, at once. */
+  /**
+   * The group takes the partitions away (maybe to give some back): the node stops taking writes for
+   * their entities at once, and must catch up on them again if they come back.
+   */
   void revoked(Collection<TopicPartition> partitions) {
+    currentPartitions.removeAll(partitions);
     Map<TopicPartition, Long> left = new HashMap<>(lag);
     partitions.forEach(left::remove);
     lag = Map.copyOf(left);
@@ -86,6 +98,15 @@ public final class FoldProgress {
   /** Whether the group gave this node the partition to fold. */
   public boolean folds(TopicPartition partition) {
     return lag.containsKey(partition);
+  }
+
+  /**
+   * Whether this node folds the partition and, since the group gave it the partition, has folded
+   * everything the partition held: only then are its states of the partition's entities current.
+   * Until then they may lag behind what the previous owner folded and acknowledged.
+   */
+  public boolean current(TopicPartition partition) {
+    return folds(partition) && currentPartitions.contains(partition);
   }
 
   /** True once the group gave this node its partitions and it has folded all they held. */

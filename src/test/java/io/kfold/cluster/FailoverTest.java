@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.KfoldProcess;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
-import io.kfold.entity.Envelopes;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.junit.jupiter.api.DisplayName;
@@ -13,19 +12,13 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.UUID;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -45,7 +38,7 @@ class FailoverTest {
   private static final Logger LOG = LoggerFactory.getLogger(FailoverTest.class);
   private static final int ORDERS = 24;
 
-  private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+  private final ClusterClient cluster = new ClusterClient();
 
   @Test
   @DisplayName("kill -9 one of three nodes under load: no acknowledged command lost or applied twice, and its entities answer again")
@@ -64,11 +57,7 @@ class FailoverTest {
         node.start();
       }
       KfoldProcess entry = nodes.get(0);
-      long deadline = System.currentTimeMillis() + 90_000;
-      while (!allClaimed(entry, 3)) {
-        assertThat(System.currentTimeMillis()).as("three nodes claim all partitions").isLessThan(deadline);
-        Thread.sleep(200);
-      }
+      ClusterClient.awaitSpread(nodes, Duration.ofSeconds(90));
       // Entities for the killed node's successor to take over.
       try (KafkaProducer<byte[], byte[]> outside = TestNodes.plainProducer()) {
         for (int e = 0; e < preload; e++) {
@@ -82,7 +71,7 @@ class FailoverTest {
       Map<String, List<String>> acknowledged = new HashMap<>();
       for (int o = 0; o < ORDERS; o++) {
         acknowledged.put("f" + o, new ArrayList<>());
-        command(entry, "f" + o, "{\"type\":\"place\",\"payload\":{\"customerEmail\":\"a@b.c\","
+        cluster.command(entry.port(), "f" + o, "{\"type\":\"place\",\"payload\":{\"customerEmail\":\"a@b.c\","
             + "\"items\":[{\"sku\":\"x\",\"quantity\":1,\"price\":1}]}}", UUID.randomUUID().toString());
       }
       long killedAt = 0;
@@ -98,7 +87,7 @@ class FailoverTest {
         String order = "f" + (sent % ORDERS);
         String text = "c" + sent;
         long started = System.currentTimeMillis();
-        command(entry, order, "{\"type\":\"comment\",\"payload\":{\"text\":\"" + text + "\"}}", UUID.randomUUID().toString());
+        cluster.command(entry.port(), order, "{\"type\":\"comment\",\"payload\":{\"text\":\"" + text + "\"}}", UUID.randomUUID().toString());
         if (System.currentTimeMillis() - started > 1000) {
           lastSlow = System.currentTimeMillis();
         }
@@ -111,13 +100,13 @@ class FailoverTest {
           lastSlow == 0 ? 0 : lastSlow - killedAt);
       for (int o = 0; o < ORDERS; o++) {
         String order = "f" + o;
-        JsonNode state = get(entry, "/v1/orders/" + order);
+        JsonNode state = ClusterClient.get(entry, "/v1/orders/" + order);
         List<String> comments = new ArrayList<>();
         state.path("state").path("comments").forEach(c -> comments.add(c.asText()));
         assertThat(comments).as("comments of %s: each acknowledged one, once, in order", order)
             .isEqualTo(acknowledged.get(order));
         assertThat(state.path("version").asLong()).isEqualTo(1 + comments.size());
-        JsonNode events = get(nodes.get(1), "/v1/orders/" + order + "/events?limit=1000").path("events");
+        JsonNode events = ClusterClient.get(nodes.get(1), "/v1/orders/" + order + "/events?limit=1000").path("events");
         for (int v = 0; v < events.size(); v++) {
           assertThat(events.get(v).path("version").asLong()).isEqualTo(v + 1);
         }
@@ -127,38 +116,5 @@ class FailoverTest {
         node.stopIfAlive();
       }
     }
-  }
-
-  /** Sends a command, retrying with the same idempotency key until it is acknowledged. */
-  private void command(KfoldProcess node, String order, String body, String idempotencyKey) throws Exception {
-    long deadline = System.currentTimeMillis() + 60_000;
-    int last = -1;
-    while (System.currentTimeMillis() < deadline) {
-      try {
-        HttpResponse<String> response = http.send(HttpRequest.newBuilder(
-                URI.create("http://127.0.0.1:" + node.port() + "/v1/orders/" + order + "/commands"))
-            .timeout(Duration.ofSeconds(20)).header("Idempotency-Key", idempotencyKey)
-            .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
-        last = response.statusCode();
-        if (last == 200) {
-          return;
-        }
-      } catch (java.io.IOException e) {
-        last = -1;
-      }
-      Thread.sleep(100);
-    }
-    throw new AssertionError("command on " + order + " not acknowledged within 60 s; last status " + last);
-  }
-
-  private JsonNode get(KfoldProcess node, String path) throws Exception {
-    return Envelopes.parse(node.get(path).getBytes(java.nio.charset.StandardCharsets.UTF_8));
-  }
-
-  private boolean allClaimed(KfoldProcess node, int nodes) throws Exception {
-    JsonNode cluster = get(node, "/v1/_cluster");
-    Set<String> claimed = new HashSet<>();
-    cluster.path("nodes").forEach(n -> n.path("partitions").forEach(p -> claimed.add(p.asText())));
-    return cluster.path("nodes").size() == nodes && claimed.size() == 12;
   }
 }
