@@ -151,8 +151,10 @@ public final class EntityWriter {
       // outside producer's event slipped in between) in part.
       String firstId = envelopes.get(0).id();
       String lastId = envelopes.get(envelopes.size() - 1).id();
-      Future<Verdict> first = envelopes.size() > 1 ? watch.awaitVerdict(firstId, config.writes().timeoutMs()) : null;
-      Future<Verdict> last = watch.awaitVerdict(lastId, config.writes().timeoutMs());
+      TopicPartition partition = ownership.partition(type.name(), key);
+      Future<Verdict> first = envelopes.size() > 1 ? watch.awaitVerdict(firstId, partition, config.writes().timeoutMs())
+          : null;
+      Future<Verdict> last = watch.awaitVerdict(lastId, partition, config.writes().timeoutMs());
       return produce(envelopes)
           .onFailure(e -> {
             watch.forget(firstId);

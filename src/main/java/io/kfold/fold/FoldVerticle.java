@@ -537,6 +537,7 @@ public final class FoldVerticle extends VerticleBase {
     @Override
     public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
       progress.revoked(partitions);
+      watch.revoked(partitions);
       fold.forgetCachedStates();
       // Whatever is still unpublished after that, the next owner publishes from its own outbox or
       // the log: no changelog item of this node's may go after the next owner's.

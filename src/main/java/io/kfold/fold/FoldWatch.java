@@ -8,7 +8,9 @@ import io.vertx.core.Handler;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
+import org.apache.kafka.common.TopicPartition;
 
+import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -35,9 +37,13 @@ public final class FoldWatch {
     this.store = store;
   }
 
-  /** Completes with the fold's verdict on the event; register before the event is produced. */
-  public Future<Verdict> awaitVerdict(String eventId, long timeoutMs) {
+  /**
+   * Completes with the fold's verdict on the event, to be written to {@code partition}; register
+   * before the event is produced.
+   */
+  public Future<Verdict> awaitVerdict(String eventId, TopicPartition partition, long timeoutMs) {
     Waiter<Verdict> waiter = new Waiter<>(vertx.getOrCreateContext());
+    waiter.partition = partition;
     byEventId.put(eventId, waiter);
     waiter.timeout(timeoutMs, "the fold gave no verdict on event " + eventId + " within " + timeoutMs + " ms",
         () -> byEventId.remove(eventId, waiter));
@@ -124,6 +130,19 @@ public final class FoldWatch {
     }
   }
 
+  /**
+   * Called by the fold when the group takes partitions away: the verdicts on their events will come
+   * from another node, so their waiters learn at once that the outcome is unknown here.
+   */
+  void revoked(Collection<TopicPartition> partitions) {
+    byEventId.forEach((eventId, waiter) -> {
+      if (partitions.contains(waiter.partition) && byEventId.remove(eventId, waiter)) {
+        waiter.fail(KfoldException.timeout("the entity's partition " + waiter.partition + " moved to another node before"
+            + " the fold's verdict on event " + eventId + ": the outcome is unknown; retry with the same Idempotency-Key"));
+      }
+    });
+  }
+
   /** Called by the fold after the write that holds the entity's new state. */
   void reportVersion(String type, String key, long version) {
     List<VersionWaiter> waiters = byEntity.get(type + "/" + key);
@@ -147,6 +166,8 @@ public final class FoldWatch {
     final Context context;
     final Promise<T> promise = Promise.promise();
     volatile long timerId = -1;
+    /** The partition of the event waited for, for a verdict waiter. */
+    volatile TopicPartition partition;
 
     Waiter(Context context) {
       this.context = context;
@@ -166,6 +187,11 @@ public final class FoldWatch {
     void complete(T value) {
       cancelTimer();
       context.runOnContext(v -> promise.tryComplete(value));
+    }
+
+    void fail(Throwable cause) {
+      cancelTimer();
+      context.runOnContext(v -> promise.tryFail(cause));
     }
   }
 }
