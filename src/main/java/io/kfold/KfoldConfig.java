@@ -42,8 +42,9 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
   /**
    * @param cacheEntries    parsed entity states kept in memory between polls
    * @param standbyReplicas other nodes that keep a warm copy of each partition from its changelog
+   * @param threads         partitions of one poll folded side by side; 0 for the number of cores
    */
-  public record Fold(int maxPollRecords, int cacheEntries, int standbyReplicas) {}
+  public record Fold(int maxPollRecords, int cacheEntries, int standbyReplicas, int threads) {}
 
   /**
    * @param timeoutMs           how long a write waits for the fold's verdict
@@ -145,7 +146,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
             kafka.path("groupInstanceId").asText(""), intIn(kafka, "sessionTimeoutMs", 1000, 3_600_000)),
         new Fold(intIn(section(tree, "fold"), "maxPollRecords", 1, 1_000_000),
             intIn(section(tree, "fold"), "cacheEntries", 0, 100_000_000),
-            intIn(section(tree, "fold"), "standbyReplicas", 0, 100)),
+            intIn(section(tree, "fold"), "standbyReplicas", 0, 100),
+            intIn(section(tree, "fold"), "threads", 0, 1024)),
         new Writes(intIn(section(tree, "writes"), "timeoutMs", 1, Integer.MAX_VALUE),
             intIn(section(tree, "writes"), "maxEvents", 1, 10_000),
             longIn(section(tree, "writes"), "idempotencyWindowMs", 1, Long.MAX_VALUE)),

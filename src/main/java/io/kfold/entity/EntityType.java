@@ -9,7 +9,8 @@ import java.util.List;
  *
  * <p>{@code apply} must be pure: the same state and event always give the same new state, with no
  * side effect, because every node folds the log on its own and all must agree. It must not modify
- * the state it receives; return a new one (or a modified deep copy).
+ * the state it receives; return a new one (or a modified deep copy). The fold calls it from several
+ * threads at once, for entities of different partitions.
  *
  * <p>{@code decide} checks a command against the current state and answers the events it causes,
  * or throws: {@link CommandRejectedException} (422) when the domain's rules refuse it,

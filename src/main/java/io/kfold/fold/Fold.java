@@ -30,6 +30,11 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Folds one poll of records into one store batch. Each entity the poll touches is read once (one
@@ -58,12 +63,10 @@ final class Fold {
   private final EntityStore store;
   private final Map<String, EntityType> typeByTopic = new HashMap<>();
   private final Map<String, EntityType> typeByName = new HashMap<>();
-  /**
-   * The latest state of recently folded entities, parsed: a hot entity is neither read from the
-   * store nor parsed again on every poll. Only the fold changes states, so the cache cannot be
-   * stale; it is emptied when partitions move.
-   */
-  private final Map<String, Working> cache;
+  /** Per partition, the parsed states of its recently folded entities. Fold thread only, between polls. */
+  private final Map<TopicPartition, Cache> caches = new HashMap<>();
+  /** Fold the partitions of a poll side by side; null with one fold thread. */
+  private final ExecutorService workers;
   private final FoldProgress progress;
 
   Fold(KfoldConfig config, EntityTypes types, EntityStore store, FoldProgress progress) {
@@ -74,18 +77,25 @@ final class Fold {
       typeByTopic.put(config.eventsTopic(type.name()), type);
       typeByName.put(type.name(), type);
     }
-    int cacheEntries = config.fold().cacheEntries();
-    this.cache = new LinkedHashMap<>(1024, 0.75f, true) {
-      @Override
-      protected boolean removeEldestEntry(Map.Entry<String, Working> eldest) {
-        return size() > cacheEntries;
-      }
-    };
+    int threads = config.fold().threads() > 0 ? config.fold().threads() : Runtime.getRuntime().availableProcessors();
+    AtomicInteger counter = new AtomicInteger();
+    this.workers = threads == 1 ? null : Executors.newFixedThreadPool(threads, task -> {
+      Thread thread = new Thread(task, "kfold-fold-worker-" + counter.incrementAndGet());
+      thread.setDaemon(true);
+      return thread;
+    });
+  }
+
+  /** Stops the fold's workers. */
+  void close() {
+    if (workers != null) {
+      workers.shutdownNow();
+    }
   }
 
   /** Forgets the cached states, when partitions move. */
   void forgetCachedStates() {
-    cache.clear();
+    caches.clear();
   }
 
   java.util.Set<String> topics() {
@@ -136,80 +146,139 @@ final class Fold {
     return items;
   }
 
-  /** Adds the poll's changes to {@code batch}; returns what to publish and report once it is written. */
+  /**
+   * Adds the poll's changes to {@code batch}; returns what to publish and report once it is written.
+   * The partitions of the poll are folded side by side on the fold's workers: their entities are
+   * disjoint, and each partition's records are folded in order.
+   */
   Result fold(ConsumerRecords<byte[], byte[]> records, StoreBatch batch) {
-    Map<String, Map<String, Working>> states = loadStates(records);
+    List<PartitionFold> folds = new ArrayList<>();
+    for (TopicPartition partition : records.partitions()) {
+      Cache cache = caches.computeIfAbsent(partition, p -> new Cache());
+      folds.add(new PartitionFold(partition, records.records(partition), cache));
+    }
+    int cacheShare = Math.max(1, config.fold().cacheEntries() / caches.size());
+    caches.values().forEach(cache -> cache.capacity = cacheShare);
+    if (folds.size() == 1 || workers == null) {
+      folds.forEach(PartitionFold::run);
+    } else {
+      List<Future<?>> running = new ArrayList<>();
+      folds.forEach(fold -> running.add(workers.submit(fold)));
+      for (Future<?> fold : running) {
+        try {
+          fold.get();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new IllegalStateException("interrupted while folding", e);
+        } catch (ExecutionException e) {
+          throw e.getCause() instanceof RuntimeException runtime ? runtime : new IllegalStateException(e.getCause());
+        }
+      }
+    }
     Map<TopicPartition, List<ProducerRecord<String, byte[]>>> toPublish = new HashMap<>();
     Map<TopicPartition, List<ChangelogItem>> changelog = new HashMap<>();
     Map<TopicPartition, Long> nextOffsets = new HashMap<>();
     List<Report> reports = new ArrayList<>();
-    for (TopicPartition partition : records.partitions()) {
+    for (PartitionFold fold : folds) {
+      batch.addAll(fold.batch);
+      toPublish.put(fold.partition, fold.published);
+      changelog.put(fold.partition, fold.changelog);
+      nextOffsets.put(fold.partition, fold.nextOffset);
+      reports.addAll(fold.reports);
+    }
+    return new Result(toPublish, changelog, nextOffsets, reports);
+  }
+
+  /** Folds the records of one partition in a poll into a store batch of its own. */
+  private final class PartitionFold implements Runnable {
+    final TopicPartition partition;
+    final List<ConsumerRecord<byte[], byte[]>> records;
+    final Cache cache;
+    final StoreBatch batch = new StoreBatch();
+    final List<ProducerRecord<String, byte[]>> published = new ArrayList<>();
+    final List<ChangelogItem> changelog = new ArrayList<>();
+    final List<Report> reports = new ArrayList<>();
+    long nextOffset;
+
+    PartitionFold(TopicPartition partition, List<ConsumerRecord<byte[], byte[]>> records, Cache cache) {
+      this.partition = partition;
+      this.records = records;
+      this.cache = cache;
+    }
+
+    @Override
+    public void run() {
       EntityType type = typeByTopic.get(partition.topic());
-      Map<String, Working> ofType = states.get(type.name());
-      List<ProducerRecord<String, byte[]>> published = new ArrayList<>();
-      List<ChangelogItem> items = new ArrayList<>();
-      for (ConsumerRecord<byte[], byte[]> record : records.records(partition)) {
-        ProducerRecord<String, byte[]> out = foldRecord(type, record, ofType, batch, items, reports);
+      Map<String, Working> states = loadStates(type.name(), records, cache);
+      for (ConsumerRecord<byte[], byte[]> record : records) {
+        ProducerRecord<String, byte[]> out = foldRecord(type, record, states, batch, changelog, reports);
         if (out != null) {
           published.add(out);
         }
-        nextOffsets.put(partition, record.offset() + 1);
+        nextOffset = record.offset() + 1;
       }
-      toPublish.put(partition, published);
-      changelog.put(partition, items);
-      batch.putOffset(partition.topic(), partition.partition(), nextOffsets.get(partition));
-    }
-    for (Map.Entry<String, Map<String, Working>> type : states.entrySet()) {
-      for (Map.Entry<String, Working> entity : type.getValue().entrySet()) {
+      for (Map.Entry<String, Working> entity : states.entrySet()) {
         Working working = entity.getValue();
         if (working.changed) {
           StoredEntity stored = new StoredEntity(working.version, working.sourceOffset, working.lastCommandId,
               working.stateBytes);
-          batch.putState(type.getKey(), entity.getKey(), stored);
-          changelog.get(working.partition).add(ChangelogItem.state(type.getKey(), entity.getKey(), stored));
+          batch.putState(type.name(), entity.getKey(), stored);
+          changelog.add(ChangelogItem.state(type.name(), entity.getKey(), stored));
         }
         if (working.version > 0) {
-          cache.put(type.getKey() + '\u0000' + entity.getKey(), working);
+          cache.put(entity.getKey(), working);
         }
       }
+      batch.putOffset(partition.topic(), partition.partition(), nextOffset);
+      // The marker comes after the partition's items: a restore that reads it has all they hold.
+      changelog.add(ChangelogItem.nextOffset(partition.topic(), partition.partition(), nextOffset));
     }
-    // Each partition's marker comes after its items: a restore that reads it has all they hold.
-    changelog.forEach((partition, items) ->
-        items.add(ChangelogItem.nextOffset(partition.topic(), partition.partition(), nextOffsets.get(partition))));
-    return new Result(toPublish, changelog, nextOffsets, reports);
   }
 
-  /** Reads the state of every entity the poll touches, with one multi-get per type. */
-  private Map<String, Map<String, Working>> loadStates(ConsumerRecords<byte[], byte[]> records) {
-    Map<String, Map<String, Working>> states = new HashMap<>();
-    for (TopicPartition partition : records.partitions()) {
-      Map<String, Working> ofType = states.computeIfAbsent(typeByTopic.get(partition.topic()).name(),
-          t -> new LinkedHashMap<>());
-      for (ConsumerRecord<byte[], byte[]> record : records.records(partition)) {
-        if (record.key() != null) {
-          ofType.put(new String(record.key(), StandardCharsets.UTF_8), null);
-        }
+  /** Reads the state of every entity the records touch: from the cache, the others with one multi-get. */
+  private Map<String, Working> loadStates(String type, List<ConsumerRecord<byte[], byte[]>> records, Cache cache) {
+    Map<String, Working> states = new LinkedHashMap<>();
+    List<String> missing = new ArrayList<>();
+    for (ConsumerRecord<byte[], byte[]> record : records) {
+      if (record.key() == null) {
+        continue;
       }
-    }
-    for (Map.Entry<String, Map<String, Working>> type : states.entrySet()) {
-      List<String> missing = new ArrayList<>();
-      for (Map.Entry<String, Working> entity : type.getValue().entrySet()) {
-        Working cached = cache.get(type.getKey() + '\u0000' + entity.getKey());
+      String key = new String(record.key(), StandardCharsets.UTF_8);
+      if (!states.containsKey(key)) {
+        Working cached = cache.get(key);
         if (cached != null) {
           cached.changed = false;
-          entity.setValue(cached);
         } else {
-          missing.add(entity.getKey());
+          missing.add(key);
         }
+        states.put(key, cached);
       }
-      if (!missing.isEmpty()) {
-        List<StoredEntity> stored = store.getAll(type.getKey(), missing);
-        for (int i = 0; i < missing.size(); i++) {
-          type.getValue().put(missing.get(i), new Working(stored.get(i)));
-        }
+    }
+    if (!missing.isEmpty()) {
+      List<StoredEntity> stored = store.getAll(type, missing);
+      for (int i = 0; i < missing.size(); i++) {
+        states.put(missing.get(i), new Working(stored.get(i)));
       }
     }
     return states;
+  }
+
+  /**
+   * The latest state of recently folded entities of one partition, parsed: a hot entity is neither
+   * read from the store nor parsed again on every poll. Only the fold changes states, so the cache
+   * cannot be stale; it is emptied when partitions move. Used by one thread at a time.
+   */
+  private static final class Cache extends LinkedHashMap<String, Working> {
+    int capacity = 1;
+
+    Cache() {
+      super(1024, 0.75f, true);
+    }
+
+    @Override
+    protected boolean removeEldestEntry(Map.Entry<String, Working> eldest) {
+      return size() > capacity;
+    }
   }
 
   /** Folds one record; returns the change or dead letter to publish for it, if any. */

@@ -460,6 +460,7 @@ public final class FoldVerticle extends VerticleBase {
   }
 
   private void close() {
+    fold.close();
     try {
       consumer.close(Duration.ofSeconds(10));
     } catch (RuntimeException e) {

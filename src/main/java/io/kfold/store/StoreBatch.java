@@ -63,6 +63,12 @@ public final class StoreBatch {
     return this;
   }
 
+  /** Adds the changes of another batch, after this one's. */
+  public StoreBatch addAll(StoreBatch other) {
+    changes.addAll(other.changes);
+    return this;
+  }
+
   public int size() {
     return changes.size();
   }
