@@ -49,6 +49,15 @@ public final class Envelopes {
     }
   }
 
+  /** The JSON text of a node. */
+  public static String toText(JsonNode node) {
+    try {
+      return WRITER.writeValueAsString(node);
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException("cannot encode JSON", e);
+    }
+  }
+
   public static JsonNode parse(byte[] bytes) throws IOException {
     return READER.readTree(bytes);
   }

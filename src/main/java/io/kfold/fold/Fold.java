@@ -25,6 +25,8 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -63,10 +65,11 @@ final class Fold {
   private final EntityStore store;
   private final Map<String, EntityType> typeByTopic = new HashMap<>();
   private final Map<String, EntityType> typeByName = new HashMap<>();
-  /** Per partition, the parsed states of its recently folded entities. Fold thread only, between polls. */
-  private final Map<TopicPartition, Cache> caches = new HashMap<>();
-  /** Fold the partitions of a poll side by side; null with one fold thread. */
+  /** Per partition and slice, the parsed states of recently folded entities. Fold thread only, between polls. */
+  private final Map<TopicPartition, Cache[]> caches = new HashMap<>();
+  /** Fold the slices of a poll side by side; null with one fold thread. */
   private final ExecutorService workers;
+  private final int slicesPerPartition;
   private final FoldProgress progress;
 
   Fold(KfoldConfig config, EntityTypes types, EntityStore store, FoldProgress progress) {
@@ -78,8 +81,9 @@ final class Fold {
       typeByName.put(type.name(), type);
     }
     int threads = config.fold().threads() > 0 ? config.fold().threads() : Runtime.getRuntime().availableProcessors();
+    this.slicesPerPartition = threads;
     AtomicInteger counter = new AtomicInteger();
-    this.workers = threads == 1 ? null : Executors.newFixedThreadPool(threads, task -> {
+    this.workers = threads == 1 ? null : Executors.newFixedThreadPool(threads - 1, task -> {
       Thread thread = new Thread(task, "kfold-fold-worker-" + counter.incrementAndGet());
       thread.setDaemon(true);
       return thread;
@@ -148,25 +152,36 @@ final class Fold {
 
   /**
    * Adds the poll's changes to {@code batch}; returns what to publish and report once it is written.
-   * The partitions of the poll are folded side by side on the fold's workers: their entities are
-   * disjoint, and each partition's records are folded in order.
+   * The poll is cut into slices, one per partition and worker, each holding the records of a share
+   * of the partition's entities in their order, and the slices are folded side by side: an entity's
+   * events are all in one slice, and no two slices share an entity.
    */
   Result fold(ConsumerRecords<byte[], byte[]> records, StoreBatch batch) {
-    List<PartitionFold> folds = new ArrayList<>();
+    Map<TopicPartition, List<Slice>> byPartition = new LinkedHashMap<>();
+    List<Slice> all = new ArrayList<>();
     for (TopicPartition partition : records.partitions()) {
-      Cache cache = caches.computeIfAbsent(partition, p -> new Cache());
-      folds.add(new PartitionFold(partition, records.records(partition), cache));
+      Cache[] partitionCaches = caches.computeIfAbsent(partition, p -> newCaches());
+      List<List<ConsumerRecord<byte[], byte[]>>> shares = share(records.records(partition));
+      List<Slice> slices = new ArrayList<>();
+      for (int i = 0; i < shares.size(); i++) {
+        if (!shares.get(i).isEmpty()) {
+          slices.add(new Slice(partition, shares.get(i), partitionCaches[i]));
+        }
+      }
+      byPartition.put(partition, slices);
+      all.addAll(slices);
     }
-    int cacheShare = Math.max(1, config.fold().cacheEntries() / caches.size());
-    caches.values().forEach(cache -> cache.capacity = cacheShare);
-    if (folds.size() == 1 || workers == null) {
-      folds.forEach(PartitionFold::run);
+    int cacheShare = Math.max(1, config.fold().cacheEntries() / (caches.size() * slicesPerPartition));
+    caches.values().forEach(partitionCaches -> Arrays.stream(partitionCaches).forEach(c -> c.capacity = cacheShare));
+    if (all.size() == 1 || workers == null) {
+      all.forEach(Slice::run);
     } else {
       List<Future<?>> running = new ArrayList<>();
-      folds.forEach(fold -> running.add(workers.submit(fold)));
-      for (Future<?> fold : running) {
+      all.subList(1, all.size()).forEach(slice -> running.add(workers.submit(slice)));
+      all.get(0).run();  // the fold's own thread takes a slice too
+      for (Future<?> slice : running) {
         try {
-          fold.get();
+          slice.get();
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();
           throw new IllegalStateException("interrupted while folding", e);
@@ -179,28 +194,65 @@ final class Fold {
     Map<TopicPartition, List<ChangelogItem>> changelog = new HashMap<>();
     Map<TopicPartition, Long> nextOffsets = new HashMap<>();
     List<Report> reports = new ArrayList<>();
-    for (PartitionFold fold : folds) {
-      batch.addAll(fold.batch);
-      toPublish.put(fold.partition, fold.published);
-      changelog.put(fold.partition, fold.changelog);
-      nextOffsets.put(fold.partition, fold.nextOffset);
-      reports.addAll(fold.reports);
-    }
+    byPartition.forEach((partition, slices) -> {
+      List<ConsumerRecord<byte[], byte[]>> polled = records.records(partition);
+      long next = polled.get(polled.size() - 1).offset() + 1;
+      List<Output> outputs = new ArrayList<>();
+      List<ChangelogItem> items = new ArrayList<>();
+      for (Slice slice : slices) {
+        batch.addAll(slice.batch);
+        outputs.addAll(slice.outputs);
+        items.addAll(slice.changelog);
+        reports.addAll(slice.reports);
+      }
+      // The changes topic gets a partition's changes in the order of their events, as one thread would.
+      outputs.sort(Comparator.comparingLong(Output::sourceOffset));
+      toPublish.put(partition, outputs.stream().map(Output::record).toList());
+      batch.putOffset(partition.topic(), partition.partition(), next);
+      // The marker comes after the partition's items: a restore that reads it has all they hold.
+      items.add(ChangelogItem.nextOffset(partition.topic(), partition.partition(), next));
+      changelog.put(partition, items);
+      nextOffsets.put(partition, next);
+    });
     return new Result(toPublish, changelog, nextOffsets, reports);
   }
 
-  /** Folds the records of one partition in a poll into a store batch of its own. */
-  private final class PartitionFold implements Runnable {
+  /** Cuts a partition's records into one share per slice, by entity, each in the records' order. */
+  private List<List<ConsumerRecord<byte[], byte[]>>> share(List<ConsumerRecord<byte[], byte[]>> records) {
+    if (slicesPerPartition == 1) {
+      return List.of(records);
+    }
+    List<List<ConsumerRecord<byte[], byte[]>>> shares = new ArrayList<>(slicesPerPartition);
+    for (int i = 0; i < slicesPerPartition; i++) {
+      shares.add(new ArrayList<>(records.size() / slicesPerPartition + 16));
+    }
+    for (ConsumerRecord<byte[], byte[]> record : records) {
+      int slice = record.key() == null ? 0 : Math.floorMod(Arrays.hashCode(record.key()), slicesPerPartition);
+      shares.get(slice).add(record);
+    }
+    return shares;
+  }
+
+  private Cache[] newCaches() {
+    Cache[] partitionCaches = new Cache[slicesPerPartition];
+    Arrays.setAll(partitionCaches, i -> new Cache());
+    return partitionCaches;
+  }
+
+  /** A record to publish, with the offset of the event it comes from. */
+  private record Output(long sourceOffset, ProducerRecord<String, byte[]> record) {}
+
+  /** Folds the records of a share of one partition's entities in a poll, into a store batch of its own. */
+  private final class Slice implements Runnable {
     final TopicPartition partition;
     final List<ConsumerRecord<byte[], byte[]>> records;
     final Cache cache;
     final StoreBatch batch = new StoreBatch();
-    final List<ProducerRecord<String, byte[]>> published = new ArrayList<>();
+    final List<Output> outputs = new ArrayList<>();
     final List<ChangelogItem> changelog = new ArrayList<>();
     final List<Report> reports = new ArrayList<>();
-    long nextOffset;
 
-    PartitionFold(TopicPartition partition, List<ConsumerRecord<byte[], byte[]>> records, Cache cache) {
+    Slice(TopicPartition partition, List<ConsumerRecord<byte[], byte[]>> records, Cache cache) {
       this.partition = partition;
       this.records = records;
       this.cache = cache;
@@ -213,9 +265,8 @@ final class Fold {
       for (ConsumerRecord<byte[], byte[]> record : records) {
         ProducerRecord<String, byte[]> out = foldRecord(type, record, states, batch, changelog, reports);
         if (out != null) {
-          published.add(out);
+          outputs.add(new Output(record.offset(), out));
         }
-        nextOffset = record.offset() + 1;
       }
       for (Map.Entry<String, Working> entity : states.entrySet()) {
         Working working = entity.getValue();
@@ -229,9 +280,6 @@ final class Fold {
           cache.put(entity.getKey(), working);
         }
       }
-      batch.putOffset(partition.topic(), partition.partition(), nextOffset);
-      // The marker comes after the partition's items: a restore that reads it has all they hold.
-      changelog.add(ChangelogItem.nextOffset(partition.topic(), partition.partition(), nextOffset));
     }
   }
 
