@@ -14,7 +14,6 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -59,14 +58,8 @@ class AddNodeTest {
       + " and the partitions end spread over the three")
   void addTwoNodesUnderLoad() throws Exception {
     String app = TestNodes.newApp("addnode");
-    KfoldConfig config = TestNodes.config(app, TestNodes.tempDir("addnode-0"));
-    List<KfoldProcess> nodes = new ArrayList<>();
-    for (int i = 0; i < 3; i++) {
-      Map<String, String> env = TestNodes.env(app, i == 0 ? config.dataDir() : TestNodes.tempDir("addnode-" + i));
-      // Members heartbeat every sixth of it: the nodes in the group hear of a newcomer within 1.7 s, not 7.5.
-      env.put("KFOLD_KAFKA_SESSION_TIMEOUT_MS", "10000");
-      nodes.add(new KfoldProcess(env, Path.of("target", "addnode-" + app + "-" + i + ".log")));
-    }
+    KfoldConfig config = TestNodes.config(app, TestNodes.tempDir("addnode-config"));
+    List<KfoldProcess> nodes = ClusterClient.processes(app, "addnode", 10_000, Map.of());
     ExecutorService writers = Executors.newFixedThreadPool(WRITERS);
     AtomicBoolean stop = new AtomicBoolean();
     try {

@@ -2,6 +2,7 @@ package io.kfold.cluster;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.KfoldProcess;
+import io.kfold.TestNodes;
 import io.kfold.entity.Envelopes;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -12,7 +13,9 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -31,6 +34,23 @@ final class ClusterClient {
 
   /** Partitions of all events topics together: three entity types of four partitions each. */
   static final int ALL_PARTITIONS = 12;
+
+  /**
+   * Three kfold processes of {@code app} (not started), each with a data folder of its own, logging
+   * to {@code target/<name>-<app>-<i>.log}, with a session timeout of {@code sessionTimeoutMs}: their
+   * members heartbeat every sixth of it, so the group hears of a newcomer or a dead node that soon.
+   */
+  static List<KfoldProcess> processes(String app, String name, int sessionTimeoutMs, Map<String, String> env)
+      throws IOException {
+    List<KfoldProcess> nodes = new ArrayList<>();
+    for (int i = 0; i < 3; i++) {
+      Map<String, String> nodeEnv = TestNodes.env(app, TestNodes.tempDir(name + "-" + i));
+      nodeEnv.put("KFOLD_KAFKA_SESSION_TIMEOUT_MS", Integer.toString(sessionTimeoutMs));
+      nodeEnv.putAll(env);
+      nodes.add(new KfoldProcess(nodeEnv, Path.of("target", name + "-" + app + "-" + i + ".log")));
+    }
+    return nodes;
+  }
 
   private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
   /** Answers that made {@link #command} try again, by status or exception. */

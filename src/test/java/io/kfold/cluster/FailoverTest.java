@@ -13,7 +13,6 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -44,13 +43,8 @@ class FailoverTest {
   @DisplayName("kill -9 one of three nodes under load: no acknowledged command lost or applied twice, and its entities answer again")
   void killOneOfThree() throws Exception {
     String app = TestNodes.newApp("failover");
-    List<KfoldProcess> nodes = new ArrayList<>();
-    for (int i = 0; i < 3; i++) {
-      Map<String, String> env = TestNodes.env(app, TestNodes.tempDir("failover-" + i));
-      env.put("KFOLD_KAFKA_SESSION_TIMEOUT_MS", "6000");
-      env.put("KFOLD_FOLD_STANDBY_REPLICAS", System.getProperty("failover.standbys", "1"));
-      nodes.add(new KfoldProcess(env, Path.of("target", "failover-" + app + "-" + i + ".log")));
-    }
+    List<KfoldProcess> nodes = ClusterClient.processes(app, "failover", 6000,
+        Map.of("KFOLD_FOLD_STANDBY_REPLICAS", System.getProperty("failover.standbys", "1")));
     int preload = Integer.getInteger("failover.preload", 20_000);
     try {
       for (KfoldProcess node : nodes) {

@@ -14,7 +14,6 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -41,14 +40,8 @@ class ThreeNodeConcurrencyTest {
       + "every 200 in the log once, every 409 appended nothing, and every node answers every order alike")
   void hammerTheSameOrdersThroughThreeNodes() throws Exception {
     String app = TestNodes.newApp("three");
-    KfoldConfig config = TestNodes.config(app, TestNodes.tempDir("three-0"));
-    List<KfoldProcess> nodes = new ArrayList<>();
-    for (int i = 0; i < 3; i++) {
-      Map<String, String> env = TestNodes.env(app, i == 0 ? config.dataDir() : TestNodes.tempDir("three-" + i));
-      // Members heartbeat every sixth of it: the group settles within seconds of the last node's start.
-      env.put("KFOLD_KAFKA_SESSION_TIMEOUT_MS", "10000");
-      nodes.add(new KfoldProcess(env, Path.of("target", "three-" + app + "-" + i + ".log")));
-    }
+    KfoldConfig config = TestNodes.config(app, TestNodes.tempDir("three-config"));
+    List<KfoldProcess> nodes = ClusterClient.processes(app, "three", 10_000, Map.of());
     Vertx vertx = Vertx.vertx();
     ExecutorService starter = Executors.newFixedThreadPool(nodes.size());
     try {
