@@ -376,13 +376,8 @@ public final class FoldVerticle extends VerticleBase {
     long lastLog = started;
     long items = 0;
     progress.restoring(source, 0, end - position);
-    while (logReader.position(changelog) < end) {
-      StoreBatch batch = new StoreBatch();
-      for (ConsumerRecord<byte[], byte[]> record : logReader.poll(Duration.ofMillis(200))) {
-        if (record.value() != null) {
-          batch.putChangelogItem(new ChangelogItem(record.key(), record.value()));
-        }
-      }
+    while (running && logReader.position(changelog) < end) {
+      StoreBatch batch = itemsOf(logReader.poll(Duration.ofMillis(200)));
       store.write(batch);
       items += batch.size();
       long done = logReader.position(changelog) - position;
@@ -422,15 +417,21 @@ public final class FoldVerticle extends VerticleBase {
     if (standbyReader.assignment().isEmpty()) {
       return;
     }
+    StoreBatch batch = itemsOf(standbyReader.poll(Duration.ZERO));
+    if (!batch.isEmpty()) {
+      store.write(batch);
+    }
+  }
+
+  /** Changelog records as the store items they carry, to write as they are. */
+  private static StoreBatch itemsOf(ConsumerRecords<byte[], byte[]> records) {
     StoreBatch batch = new StoreBatch();
-    for (ConsumerRecord<byte[], byte[]> record : standbyReader.poll(Duration.ZERO)) {
+    for (ConsumerRecord<byte[], byte[]> record : records) {
       if (record.value() != null) {
         batch.putChangelogItem(new ChangelogItem(record.key(), record.value()));
       }
     }
-    if (!batch.isEmpty()) {
-      store.write(batch);
-    }
+    return batch;
   }
 
   /** Stops keeping a partition warm; answers the changelog position its copy has reached, or -1 if it had none. */
