@@ -12,11 +12,16 @@ import jdk.jfr.Recording;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStreamWriter;
+import java.io.Writer;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -25,6 +30,8 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -49,7 +56,7 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>Usage: {@code load-tests/run.sh http [--concurrencies 8,32,128] [--workloads get,events,commands]
  * [--entities N] [--events-per-entity N] [--per-client N] [--warmup S] [--duration S] [--rate-warmup S]
- * [--rate-duration S] [--kfold-warmup S] [--if-match-duration S] [--jfr]}; see load-tests/README.md.
+ * [--rate-duration S] [--warmup-phase S] [--if-match-duration S] [--jfr]}; see load-tests/README.md.
  */
 public final class HttpBenchmark {
 
@@ -65,7 +72,7 @@ public final class HttpBenchmark {
 
   record Options(List<Integer> concurrencies, List<Workload> workloads, int entities, int eventsPerEntity,
                  int perClient, double warmupSeconds, double durationSeconds, double rateWarmupSeconds,
-                 double rateDurationSeconds, double kfoldWarmupSeconds, double ifMatchDurationSeconds,
+                 double rateDurationSeconds, double warmupPhaseSeconds, double ifMatchDurationSeconds,
                  boolean jfr, Path jfrDir) {
 
     static Options parse(Bench.Args args) {
@@ -78,7 +85,7 @@ public final class HttpBenchmark {
       double duration = 5;
       double rateWarmup = 2;
       double rateDuration = 5;
-      double kfoldWarmup = 0;
+      double warmupPhase = 3;
       double ifMatchDuration = 0;
       boolean jfr = false;
       Path jfrDir = Path.of(".");
@@ -96,7 +103,7 @@ public final class HttpBenchmark {
           case "--duration" -> duration = Double.parseDouble(args.value());
           case "--rate-warmup" -> rateWarmup = Double.parseDouble(args.value());
           case "--rate-duration" -> rateDuration = Double.parseDouble(args.value());
-          case "--kfold-warmup" -> kfoldWarmup = Double.parseDouble(args.value());
+          case "--warmup-phase", "--kfold-warmup" -> warmupPhase = Double.parseDouble(args.value());
           case "--if-match-duration" -> ifMatchDuration = Double.parseDouble(args.value());
           case "--jfr" -> jfr = true;
           case "--jfr-dir" -> jfrDir = Path.of(args.value());
@@ -110,7 +117,7 @@ public final class HttpBenchmark {
             + " --duration positive, --per-client 0 (automatic) to 1000, --rate-duration 0 or more");
       }
       Options options = new Options(concurrencies, workloads, entities, eventsPerEntity, perClient, warmup, duration,
-          rateWarmup, rateDuration, kfoldWarmup, ifMatchDuration, jfr, jfrDir);
+          rateWarmup, rateDuration, warmupPhase, ifMatchDuration, jfr, jfrDir);
       for (int clients : concurrencies) {
         if ((long) options.perClient(clients) * clients > entities) {
           throw new IllegalArgumentException("the appends of " + clients + " connections need " + clients + " x "
@@ -150,10 +157,10 @@ public final class HttpBenchmark {
     settings.put("durationSeconds", options.durationSeconds());
     settings.put("rateWarmupSeconds", options.rateWarmupSeconds());
     settings.put("rateDurationSeconds", options.rateDurationSeconds());
-    settings.put("kfoldWarmupSeconds", options.kfoldWarmupSeconds());
+    settings.put("warmupPhaseSeconds", options.warmupPhaseSeconds());
     settings.put("ifMatchDurationSeconds", options.ifMatchDurationSeconds());
     settings.put("partitions", Input.PARTITIONS);
-    settings.put("generatorJvm", GENERATOR_HEAP);
+    settings.put("generatorJvm", GENERATOR_HEAP + ", one for the whole run");
     settings.put("configuration", "the default one built into kfold (with its shipment-request worker)");
     run.json.put("settings", settings);
     run.announce(String.format("%s at %s connections; %,d entities of %d events to read",
@@ -191,9 +198,11 @@ public final class HttpBenchmark {
           double idleCores = ((Number) idleResources.get("benchJvmCores")).doubleValue();
           double idleBrokerCores = ((Number) idleResources.get("brokerCores")).doubleValue();
           System.out.printf("idle: server side %.2f cores, broker %.2f cores%n", idleCores, idleBrokerCores);
-          Runner runner = new Runner(options, run.workDir, broker.pid(), node, bare.port(), idleCores, idleBrokerCores,
-              run.problems);
-          runPhases(options, runner, phases, run.json);
+          try (Generator generator = Generator.start()) {
+            Runner runner = new Runner(options, generator, run.workDir, broker.pid(), node, bare.port(), idleCores,
+                idleBrokerCores, run.problems);
+            runPhases(options, runner, phases, run.json);
+          }
           run.json.put("summary", summary(options, phases));
           run.json.put("effectWorkers", Bench.get(node.httpPort(), "/v1/_effects"));
           run.json.put("foldAtEnd", Map.of("applied", node.progress().applied.sum(),
@@ -214,15 +223,18 @@ public final class HttpBenchmark {
   /** Per workload and concurrency: its closed loop, then half of that rate; the reads after the bare server. */
   private static void runPhases(Options options, Runner runner, List<Map<String, Object>> phases,
                                 Map<String, Object> json) throws Exception {
-    if (options.kfoldWarmupSeconds() > 0) {
-      // Not in the table: every workload on kfold alone, so that the measured phases meet a warm node.
+    if (options.warmupPhaseSeconds() > 0) {
+      // Not in the table: a closed loop on the bare server and one per workload on kfold, so that the
+      // measured phases meet warm servers (and a warm generator).
       List<Map<String, Object>> warmups = new ArrayList<>();
-      json.put("kfoldWarmup", warmups);
+      json.put("warmupPhases", warmups);
       int clients = options.concurrencies().get(0);
+      warmups.add(runner.run(new Phase("warmup-bare", "bare server warm-up", "bare", Workload.GET, Mode.CLOSED,
+          clients, options.perClient(clients), "warmup-bare", true, 0, 0, options.warmupPhaseSeconds())));
       for (Workload workload : options.workloads()) {
         warmups.add(runner.run(new Phase("warmup-" + workload.option(), "kfold warm-up, " + workload.option(), "kfold",
             workload, Mode.CLOSED, clients, options.perClient(clients), "warmup-" + workload.option(), true, 0, 0,
-            options.kfoldWarmupSeconds())));
+            options.warmupPhaseSeconds())));
       }
     }
     for (Workload workload : options.workloads()) {
@@ -338,8 +350,8 @@ public final class HttpBenchmark {
   }
 
   /** Runs the phases: one load generator JVM each, with the server side metered meanwhile. */
-  private record Runner(Options options, Path workDir, long brokerPid, KfoldNode node, int barePort,
-                        double idleCores, double idleBrokerCores, List<String> problems) {
+  private record Runner(Options options, Generator generator, Path workDir, long brokerPid, KfoldNode node,
+                        int barePort, double idleCores, double idleBrokerCores, List<String> problems) {
 
     Map<String, Object> run(Phase phase) throws Exception {
       boolean kfold = phase.target().equals("kfold");
@@ -349,13 +361,7 @@ public final class HttpBenchmark {
       System.out.printf("%n[%s] %s ... (%.0f s into the run)%n", phase.name(), phase.label(),
           (System.nanoTime() - STARTED) / 1e9);
       Path out = workDir.resolve(phase.name() + ".json");
-      List<String> command = new ArrayList<>(List.of(
-          Path.of(System.getProperty("java.home"), "bin", "java").toString(), GENERATOR_HEAP));
-      String log4j = System.getProperty("log4j2.configurationFile");
-      if (log4j != null) {
-        command.add("-Dlog4j2.configurationFile=" + log4j);
-      }
-      command.addAll(List.of("-cp", System.getProperty("java.class.path"), LoadGenerator.class.getName(),
+      List<String> arguments = List.of(
           "--port", Integer.toString(port), "--prefix", phase.prefix(),
           "--workload", phase.workload().option(),
           "--clients", Integer.toString(phase.clients()),
@@ -366,7 +372,7 @@ public final class HttpBenchmark {
           "--rate", Double.toString(phase.rate()),
           "--warmup", Double.toString(phase.warmupSeconds()),
           "--duration", Double.toString(phase.durationSeconds()),
-          "--out", out.toString()));
+          "--out", out.toString());
       long appliedBefore = node.progress().applied.sum();
       // A flight recording of this JVM (the node, and the bare server idle) during kfold's closed loops.
       Recording recording = null;
@@ -376,22 +382,7 @@ public final class HttpBenchmark {
         recording.start();
       }
       Meter meter = Meter.start(brokerPid);
-      Process generator = new ProcessBuilder(command).inheritIO().start();
-      // Ctrl-C must not leave a generator behind.
-      Thread stopGenerator = new Thread(generator::destroy, "stop-load-generator");
-      Runtime.getRuntime().addShutdownHook(stopGenerator);
-      int exit;
-      try {
-        long limit = (long) (phase.warmupSeconds() + phase.durationSeconds()) + 420;
-        if (!generator.waitFor(limit, TimeUnit.SECONDS)) {
-          generator.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-          throw new IllegalStateException("the load generator of " + phase.name() + " ran for more than " + limit
-              + " s");
-        }
-        exit = generator.exitValue();
-      } finally {
-        Runtime.getRuntime().removeShutdownHook(stopGenerator);
-      }
+      generator.run(arguments, (long) (phase.warmupSeconds() + phase.durationSeconds()) + 420);
       Map<String, Object> resources = meter.sample();
       if (recording != null) {
         Files.createDirectories(options.jfrDir());
@@ -400,8 +391,8 @@ public final class HttpBenchmark {
         recording.close();
         System.out.printf("  flight recording: %s%n", jfrFile);
       }
-      if (exit != 0 || !Files.exists(out)) {
-        throw new IllegalStateException("the load generator of " + phase.name() + " failed (exit " + exit + ")");
+      if (!Files.exists(out)) {
+        throw new IllegalStateException("the load generator wrote no results for " + phase.name());
       }
       @SuppressWarnings("unchecked")
       Map<String, Object> result = new ObjectMapper().readValue(out.toFile(), LinkedHashMap.class);
@@ -454,6 +445,91 @@ public final class HttpBenchmark {
           resources.get("brokerCores"),
           phase.mode() == Mode.RATE ? "; answered after the next was due " + requests.get("answeredAfterNextDue") : "");
       return json;
+    }
+  }
+
+  /**
+   * The load generator: one JVM for the whole run ({@code LoadGenerator --serve}), which runs one phase
+   * per line it is sent, so that every phase after the first meets a generator whose JIT is warm.
+   * What it prints other than its answers goes to this JVM's output.
+   */
+  private static final class Generator implements AutoCloseable {
+    private final Process process;
+    private final Writer input;
+    private final BlockingQueue<String> answers = new LinkedBlockingQueue<>();
+    private final Thread stopOnExit;
+
+    private Generator(Process process) {
+      this.process = process;
+      this.input = new OutputStreamWriter(process.getOutputStream(), StandardCharsets.UTF_8);
+      Thread reader = new Thread(() -> {
+        try (BufferedReader output = new BufferedReader(
+            new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
+          String line;
+          while ((line = output.readLine()) != null) {
+            if (line.startsWith(LoadGenerator.DONE) || line.startsWith(LoadGenerator.FAILED)) {
+              answers.add(line);
+            } else {
+              System.out.println(line);
+            }
+          }
+        } catch (IOException e) {
+          // the generator is gone: run() notices
+        }
+        answers.add(LoadGenerator.FAILED + " the load generator exited");
+      }, "load-generator-output");
+      reader.setDaemon(true);
+      reader.start();
+      // Ctrl-C must not leave a generator behind.
+      stopOnExit = new Thread(process::destroy, "stop-load-generator");
+      Runtime.getRuntime().addShutdownHook(stopOnExit);
+    }
+
+    static Generator start() throws IOException {
+      List<String> command = new ArrayList<>(List.of(
+          Path.of(System.getProperty("java.home"), "bin", "java").toString(), GENERATOR_HEAP));
+      String log4j = System.getProperty("log4j2.configurationFile");
+      if (log4j != null) {
+        command.add("-Dlog4j2.configurationFile=" + log4j);
+      }
+      command.addAll(List.of("-cp", System.getProperty("java.class.path"), LoadGenerator.class.getName(), "--serve"));
+      return new Generator(new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start());
+    }
+
+    /** Runs one phase; fails if the generator fails it or takes more than {@code limitSeconds}. */
+    void run(List<String> arguments, long limitSeconds) throws IOException, InterruptedException {
+      input.write(String.join("\t", arguments) + "\n");
+      input.flush();
+      String answer = answers.poll(limitSeconds, TimeUnit.SECONDS);
+      if (answer == null) {
+        process.destroyForcibly();
+        throw new IllegalStateException("the load generator ran a phase for more than " + limitSeconds + " s");
+      }
+      if (!answer.equals(LoadGenerator.DONE)) {
+        throw new IllegalStateException("the load generator failed: " + answer);
+      }
+    }
+
+    @Override
+    public void close() {
+      try {
+        input.close();  // the end of its input ends it
+      } catch (IOException gone) {
+        // it exited already
+      }
+      try {
+        if (!process.waitFor(30, TimeUnit.SECONDS)) {
+          process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+        }
+      } catch (InterruptedException e) {
+        process.destroyForcibly();
+        Thread.currentThread().interrupt();
+      }
+      try {
+        Runtime.getRuntime().removeShutdownHook(stopOnExit);
+      } catch (IllegalStateException shuttingDown) {
+        // the hook runs anyway
+      }
     }
   }
 

@@ -2,6 +2,7 @@ package io.kfold.bench;
 
 import io.vertx.core.Context;
 import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClient;
@@ -12,6 +13,8 @@ import io.vertx.core.http.RequestOptions;
 import org.HdrHistogram.ConcurrentHistogram;
 import org.HdrHistogram.Histogram;
 
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
@@ -20,6 +23,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
@@ -29,10 +33,11 @@ import java.util.concurrent.locks.LockSupport;
 
 /**
  * The HTTP load of the HTTP benchmark, in a JVM of its own so that its CPU, garbage and JIT are not
- * the server's. {@link HttpBenchmark} starts one per phase and reads the JSON it writes.
+ * the server's. {@link HttpBenchmark} starts one for the whole run, hands it one phase after the
+ * other and reads the JSON it writes for each.
  *
  * <p>{@code clients} logical clients share one Vert.x {@link HttpClient} whose pool holds as many
- * keep-alive HTTP/1.1 connections. What each request is depends on the workload:
+ * keep-alive HTTP/1.1 connections, all on one event loop. What each request is depends on the workload:
  * <ul>
  *   <li>{@code get}: {@code GET /v1/users/user-<n>} of entities filled before the run; client
  *       {@code c} reads entity {@code (step * clients + c) % entities}, so the clients sweep all of
@@ -51,7 +56,9 @@ import java.util.concurrent.locks.LockSupport;
  *       {@code duration} seconds count;</li>
  *   <li>{@code rate}: the clients together send {@code rate} requests per second on a fixed
  *       schedule; a latency runs from the time the request was <em>due</em>, not from when it left,
- *       so a stalled server is charged for the requests it kept waiting (no coordinated omission);</li>
+ *       so a stalled server is charged for the requests it kept waiting (no coordinated omission).
+ *       The warm-up is a schedule of its own at the same rate, and whatever the generator still owes
+ *       at its end is dropped;</li>
  *   <li>{@code if-match} (commands only): closed loop, each step a {@code GET} of the order and then
  *       the comment with {@code If-Match} set to the ETag it returned.</li>
  * </ul>
@@ -68,6 +75,11 @@ public final class LoadGenerator {
       + "\"f1\":\"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghij\"}}]}")
       .getBytes(StandardCharsets.UTF_8);
   private static final int FAILURE_SAMPLES = 5;
+  /** The answers of {@code --serve} to a phase: done, its JSON written, or failed. */
+  static final String DONE = "@generator done";
+  static final String FAILED = "@generator failed";
+  /** Rate mode: the pacer wakes at most this often; see {@link #pace}. */
+  private static final long TICK_NANOS = TimeUnit.MICROSECONDS.toNanos(500);
 
   enum Mode { CLOSED, RATE, IF_MATCH }
 
@@ -204,55 +216,103 @@ public final class LoadGenerator {
 
   private final Options options;
   private final Vertx vertx;
+  /** The event loop of all the clients. */
+  private final Context loop;
   private final HttpClient http;
   private final Tally place = new Tally();
   private final Tally warmup = new Tally();
   private final Tally measured = new Tally();
   /** Rate mode, measured part: requests that were due while the client still waited for its previous answer. */
   private final LongAdder late = new LongAdder();
+  /** Rate mode: requests of the warm-up still owed at its end, dropped. */
+  private final LongAdder dropped = new LongAdder();
   /** Rate mode: the clients, in order. */
   private final List<Paced> paced = new ArrayList<>();
   private volatile long measureStart;
   private volatile long measureEnd;
 
-  private LoadGenerator(Options options) {
+  private LoadGenerator(Vertx vertx, Context loop, Options options) {
     this.options = options;
-    this.vertx = Vertx.vertx();
+    this.vertx = vertx;
+    this.loop = loop;
     this.http = vertx.createHttpClient(
         new HttpClientOptions().setDefaultHost(options.host()).setDefaultPort(options.port()).setKeepAlive(true)
             .setConnectTimeout(10_000),
         new PoolOptions().setHttp1MaxSize(options.clients()));
   }
 
+  /**
+   * With options, runs one phase and writes its JSON. With {@code --serve}, runs one phase per line
+   * read from the standard input (its options, tab-separated) and answers each on the standard
+   * output with {@value #DONE} or {@value #FAILED} and the reason, until the input ends: a
+   * generator that serves a whole benchmark run meets every phase after the first warm, and does
+   * not start a JVM per phase.
+   */
   public static void main(String[] args) throws Exception {
-    Options options = Options.parse(args);
-    LoadGenerator generator = new LoadGenerator(options);
+    Vertx vertx = Vertx.vertx();
+    try {
+      Context loop = loopContext(vertx);
+      if (args.length == 1 && args[0].equals("--serve")) {
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        String line;
+        while ((line = in.readLine()) != null && !line.isBlank()) {
+          String answer;
+          try {
+            runPhase(vertx, loop, Options.parse(line.split("\t")));
+            answer = DONE;
+          } catch (Exception e) {
+            answer = FAILED + " " + e;
+          }
+          System.out.println(answer);
+          System.out.flush();
+        }
+      } else {
+        runPhase(vertx, loop, Options.parse(args));
+      }
+    } finally {
+      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    }
+  }
+
+  private static void runPhase(Vertx vertx, Context loop, Options options) throws Exception {
+    LoadGenerator generator = new LoadGenerator(vertx, loop, options);
     Map<String, Object> result;
     try {
       result = generator.run();
     } finally {
       generator.http.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
-      generator.vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
     }
     Report.writeJson(options.out(), result);
+  }
+
+  /**
+   * The context of a verticle that does nothing, on an event loop of its own. All the clients run on
+   * it, with the connections they open: requests and answers never cross threads, and the generator
+   * takes at most about one core from the server's two.
+   */
+  private static Context loopContext(Vertx vertx) {
+    CompletableFuture<Context> deployed = new CompletableFuture<>();
+    vertx.deployVerticle(new VerticleBase() {
+      @Override
+      public Future<?> start() {
+        deployed.complete(context);
+        return Future.succeededFuture();
+      }
+    });
+    return deployed.join();
   }
 
   private Map<String, Object> run() throws InterruptedException {
     long cpuStart = Meter.processCpuNanos();
     long gcStart = Meter.gcMillis();
-    List<Context> contexts = new ArrayList<>();
-    for (int c = 0; c < options.clients(); c++) {
-      contexts.add(vertx.getOrCreateContext());  // spread over the event loops
-    }
-
+    long placeStart = System.nanoTime();
     // 1. Commands: every client places its orders, one after the other.
     boolean placing = options.workload() == Workload.COMMANDS && options.setup();
-    long placeStart = System.nanoTime();
     if (placing) {
       CountDownLatch placed = new CountDownLatch(options.clients());
       for (int c = 0; c < options.clients(); c++) {
         int client = c;
-        contexts.get(c).runOnContext(v -> placeNext(client, 0, placed));
+        loop.runOnContext(v -> placeNext(client, 0, placed));
       }
       if (!placed.await(300, TimeUnit.SECONDS)) {
         throw new IllegalStateException("placing the orders took more than 300 s");
@@ -261,25 +321,40 @@ public final class LoadGenerator {
     double placeSeconds = (System.nanoTime() - placeStart) / 1e9;
 
     // 2. The requests, after a warm-up that does not count.
-    long start = System.nanoTime();
-    measureStart = start + (long) (options.warmupSeconds() * 1e9);
-    measureEnd = measureStart + (long) (options.durationSeconds() * 1e9);
-    CountDownLatch done = new CountDownLatch(options.clients());
-    for (int c = 0; c < options.clients(); c++) {
-      int client = c;
-      switch (options.mode()) {
-        case CLOSED -> contexts.get(c).runOnContext(v -> closedNext(client, 0, done));
-        case IF_MATCH -> contexts.get(c).runOnContext(v -> ifMatchNext(client, 0, done));
-        case RATE -> paced.add(new Paced(contexts.get(c), done));
-      }
-    }
-    if (options.mode() == Mode.RATE) {
-      Thread pacer = new Thread(() -> pace(start), "pacer");
-      pacer.setDaemon(true);
-      pacer.start();
-    }
+    boolean finished;
     long waitSeconds = (long) (options.warmupSeconds() + options.durationSeconds()) + 60;
-    boolean finished = done.await(waitSeconds, TimeUnit.SECONDS);
+    if (options.mode() == Mode.RATE) {
+      for (int c = 0; c < options.clients(); c++) {
+        paced.add(new Paced(c));
+      }
+      // The warm-up is a schedule of its own, at the same rate: it warms up the generator's JIT on the
+      // code it measures with. A cold generator falls behind its schedule at first; what it still owes
+      // at the end of the warm-up is dropped, so that its catching up does not count against the server.
+      long warmupStart = System.nanoTime();
+      measureStart = warmupStart + (long) (options.warmupSeconds() * 1e9);
+      measureEnd = measureStart;  // no due time of the warm-up is measured
+      pace(warmupStart, measureStart, true, 60);
+      long start = System.nanoTime();
+      measureStart = start;
+      measureEnd = start + (long) (options.durationSeconds() * 1e9);
+      finished = pace(start, measureEnd, false, waitSeconds);
+    } else {
+      long start = System.nanoTime();
+      measureStart = start + (long) (options.warmupSeconds() * 1e9);
+      measureEnd = measureStart + (long) (options.durationSeconds() * 1e9);
+      CountDownLatch done = new CountDownLatch(options.clients());
+      for (int c = 0; c < options.clients(); c++) {
+        int client = c;
+        loop.runOnContext(v -> {
+          if (options.mode() == Mode.CLOSED) {
+            closedNext(client, 0, done);
+          } else {
+            ifMatchNext(client, 0, done);
+          }
+        });
+      }
+      finished = done.await(waitSeconds, TimeUnit.SECONDS);
+    }
 
     Map<String, Object> result = new LinkedHashMap<>();
     result.put("workload", options.workload().option());
@@ -305,6 +380,7 @@ public final class LoadGenerator {
     Map<String, Object> requests = measured.toJson(options.durationSeconds(), options.mode());
     if (options.mode() == Mode.RATE) {
       requests.put("answeredAfterNextDue", late.sum());
+      result.put("warmupBacklogDropped", dropped.sum());
     }
     result.put("requests", requests);
     // For the writes, every 200 is one event appended: the benchmark checks that the fold applied as many.
@@ -415,52 +491,72 @@ public final class LoadGenerator {
   }
 
   /**
-   * Rate mode: hands each request to its client when it is due. Request {@code i} is due at
+   * Rate mode: one schedule from {@code start} to {@code end}, on this thread; answers whether every
+   * client was done within {@code waitSeconds} of its end. Request {@code i} is due at
    * {@code start + i / rate} and belongs to client {@code i % clients}, so each client's requests are
    * {@code clients / rate} apart and together they make an even stream at the rate.
    *
-   * <p>A plain thread that parks until the next due time, not a Vert.x timer per request: Netty's NIO
-   * event loop polls without sleeping for the last half millisecond before a timer, and a timer every
-   * few hundred microseconds per event loop would keep the generator's cores busy, taking them from
-   * the server on a small machine.
+   * <p>This thread parks until the next due time; not a Vert.x timer per request: Netty's NIO
+   * event loop polls without sleeping for the last half millisecond before a timer, which at the
+   * rates of the reads would keep the generator's core busy and take it from the server. It wakes
+   * at most once per {@link #TICK_NANOS} and hands what came due to the event loop in one task: a
+   * wake-up of the event loop per request would cost the generator more than the request itself. So a
+   * request may leave up to one tick after its due time (recorded as {@code sendDelayMs}), and its
+   * latency, counted from the due time, includes that wait.
    */
-  private void pace(long start) {
+  private boolean pace(long start, long end, boolean dropBacklog, long waitSeconds)
+      throws InterruptedException {
+    CountDownLatch done = new CountDownLatch(options.clients());
+    loop.runOnContext(v -> paced.forEach(client -> client.begin(done)));  // before any due request: one loop, in order
     double nanosPerRequest = 1e9 / options.rate();
     int clients = options.clients();
-    for (long i = 0; ; i++) {
-      long due = start + (long) (i * nanosPerRequest);
-      if (due >= measureEnd) {
+    long i = 0;
+    while (true) {
+      long now = System.nanoTime();
+      List<long[]> batch = new ArrayList<>();
+      long due;
+      while ((due = start + (long) (i * nanosPerRequest)) <= now && due < end) {
+        batch.add(new long[] {i % clients, due, i / clients});
+        i++;
+      }
+      if (!batch.isEmpty()) {
+        loop.runOnContext(v -> batch.forEach(r -> paced.get((int) r[0]).due(r[1], r[2])));
+      }
+      if (due >= end) {
         break;
       }
+      long wake = Math.max(due, now + TICK_NANOS);
       long wait;
-      while ((wait = due - System.nanoTime()) > 0) {
+      while ((wait = wake - System.nanoTime()) > 0) {
         LockSupport.parkNanos(wait);
       }
-      Paced client = paced.get((int) (i % clients));
-      long step = i / clients;
-      client.context.runOnContext(v -> client.due(due, step));
     }
-    for (Paced client : paced) {
-      client.context.runOnContext(v -> client.finish());
-    }
+    loop.runOnContext(v -> paced.forEach(client -> client.finish(dropBacklog)));
+    return done.await(waitSeconds, TimeUnit.SECONDS);
   }
 
-  /** Rate mode: one client, on its own context; a request due while the last is unanswered waits for it. */
+  /**
+   * Rate mode: one client, which sends each request when it is due or, if its last request is still
+   * unanswered then, as soon as that is answered. Used on the event loop only.
+   */
   private final class Paced {
-    final Context context;
-    final CountDownLatch done;
     final int client;
     final long interval;
     /** Due times and steps of the requests that came due while one was in flight. */
     final ArrayDeque<long[]> backlog = new ArrayDeque<>();
+    CountDownLatch done;
     boolean busy;
     boolean finishing;
 
-    Paced(Context context, CountDownLatch done) {
-      this.context = context;
-      this.done = done;
-      this.client = paced.size();
+    Paced(int client) {
+      this.client = client;
       this.interval = (long) (options.clients() * 1e9 / options.rate());
+    }
+
+    /** A schedule starts; {@code done} counts down when it ended and the client is idle. */
+    void begin(CountDownLatch done) {
+      this.done = done;
+      finishing = false;
     }
 
     void due(long due, long step) {
@@ -471,8 +567,13 @@ public final class LoadGenerator {
       }
     }
 
-    void finish() {
+    /** The schedule sends nothing more: done once the backlog is sent, or at once if it is dropped. */
+    void finish(boolean dropBacklog) {
       finishing = true;
+      if (dropBacklog) {
+        dropped.add(backlog.size());
+        backlog.clear();
+      }
       if (!busy) {
         done.countDown();
       }
