@@ -4,15 +4,20 @@
 #   load-tests/run.sh [fold]              fold throughput next to a plain Kafka consumer and Kafka Streams
 #   load-tests/run.sh [fold] --many-keys  the same, then 1,000,000 events over 200,000 keys
 #   load-tests/run.sh recovery            a node rebuilding its deleted store from the log
-#   load-tests/run.sh commands            HTTP commands, 32 clients, next to a bare Vert.x server
+#   load-tests/run.sh http                GET state, event appends and commands over HTTP at several
+#                                         concurrencies, next to a bare Vert.x server ("commands", its
+#                                         earlier name, runs the same)
 #   load-tests/run.sh effects             the http side-effect worker next to a plain WebClient loop
 #
 # fold options: --events N, --keys K[,K...], --max-poll-records N (or KFOLD_FOLD_MAX_POLL_RECORDS),
 # --streams at_least_once,exactly_once_v2 (the default) or none, --jfr (flight recording of each kfold
 # run under load-tests/target/).
 # recovery options: --events N, --keys K, --max-poll-records N.
-# commands options: --clients N, --orders-per-client N, --warmup S, --duration S, --kfold-warmup S,
-# --rate-duration S, --if-match-duration S (0 skips that phase).
+# http options: --concurrencies 8,32,128, --workloads get,events,commands, --entities N,
+# --events-per-entity N, --per-client N, --warmup S, --duration S, --rate-warmup S, --rate-duration S
+# (0 skips the half-rate phases), --warmup-phase S (closed loops before the measured ones, 3),
+# --if-match-duration S (0, the default, skips it),
+# --jfr (flight recording of each kfold closed loop under load-tests/target/).
 # effects options: --events N, --keys K, --in-flight N.
 # All: --no-build (reuse the last build). JAVA_OPTS replaces the benchmark JVM's heap settings.
 set -euo pipefail
@@ -24,7 +29,8 @@ main=io.kfold.bench.FoldBenchmark
 bench=fold
 case "${1:-}" in
   fold) shift ;;
-  commands) main=io.kfold.bench.CommandBenchmark; bench=commands; shift ;;
+  # "commands" is the earlier name of the http benchmark, when it measured commands only.
+  http|commands) main=io.kfold.bench.HttpBenchmark; bench=http; shift ;;
   effects) main=io.kfold.bench.EffectBenchmark; bench=effects; shift ;;
   recovery) main=io.kfold.bench.RecoveryBenchmark; bench=recovery; shift ;;
 esac
@@ -51,7 +57,7 @@ if [[ $build == 1 || ! -f "$classpath_file" || ! -f "$streams_classpath_file" ||
   # runtime scope: kfold's own dependencies, without the broker's (they stay in target/kafka-broker)
   # and without the test ones.
   mvn -B -q dependency:build-classpath -DincludeScope=runtime -Dmdep.outputFile="$classpath_file"
-  # The latency histograms of the commands benchmark; not one of kfold's dependencies.
+  # The latency histograms of the http benchmark; not one of kfold's dependencies.
   mvn -B -q dependency:copy -Dartifact=org.hdrhistogram:HdrHistogram:2.2.2 -DoutputDirectory="$out/lib"
   # The Kafka Streams baseline of the fold benchmark runs in a JVM of its own, on this classpath:
   # kafka-streams brings a rocksdbjni other than kfold's.
@@ -106,6 +112,8 @@ cd "$out"
 bench_args=()
 if [[ $bench == fold ]]; then
   bench_args=(--jfr-dir "$out" --streams-classpath "$work/code/streams:$streams_classpath")
+elif [[ $bench == http ]]; then
+  bench_args=(--jfr-dir "$out")
 fi
 java ${JAVA_OPTS:--Xms1g -Xmx2g} \
   -Dlog4j2.configurationFile="$here/log4j2.properties" \

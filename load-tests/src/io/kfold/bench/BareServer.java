@@ -11,25 +11,26 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * The baseline of the commands benchmark: a Vert.x HTTP server that reads each request's body and
- * answers it with the same small JSON. It is deployed like kfold's HTTP API (one verticle, so one
- * event loop) in a Vert.x instance of its own in the benchmark JVM, so the difference between the
- * two is what kfold does for a command: routing, parsing, decide, the append to Kafka, the fold.
+ * The baseline of the HTTP benchmark: a Vert.x HTTP server that reads each request's body and
+ * answers it with the same fixed JSON, the ceiling of a Vert.x server on this machine. It is deployed
+ * like kfold's HTTP API (one verticle, so one event loop) in a Vert.x instance of its own in the
+ * benchmark JVM, so the difference between the two is what kfold does for a request: routing, the
+ * read of the store for a GET; parsing, decide, the append to Kafka and the fold for a write.
  */
 final class BareServer {
 
-  private static final Buffer ANSWER = Buffer.buffer("{\"key\":\"bare\",\"version\":1,\"events\":[]}");
-
   /** Its own Vert.x instance: neither kfold's nor the generator's event loops. */
   private final Vertx vertx;
-  private final Answering verticle = new Answering();
+  private final Answering verticle;
 
-  private BareServer(Vertx vertx) {
+  private BareServer(Vertx vertx, Buffer answer) {
     this.vertx = vertx;
+    this.verticle = new Answering(answer);
   }
 
-  static BareServer launch() throws TimeoutException {
-    BareServer bare = new BareServer(Vertx.vertx());
+  /** A server that answers every request with {@code answer} (such as one of kfold's GET answers, byte for byte). */
+  static BareServer launch(byte[] answer) throws TimeoutException {
+    BareServer bare = new BareServer(Vertx.vertx(), Buffer.buffer(answer));
     bare.vertx.deployVerticle(bare.verticle).await(30, TimeUnit.SECONDS);
     return bare;
   }
@@ -43,7 +44,12 @@ final class BareServer {
   }
 
   private static final class Answering extends VerticleBase {
+    private final Buffer answer;
     private volatile HttpServer server;
+
+    Answering(Buffer answer) {
+      this.answer = answer;
+    }
 
     @Override
     public Future<?> start() {
@@ -51,7 +57,7 @@ final class BareServer {
           .requestHandler(request -> request.body().onSuccess(body -> request.response()
               .putHeader("content-type", "application/json")
               .putHeader("ETag", "\"1\"")
-              .end(ANSWER)))
+              .end(answer)))
           .listen()
           .onSuccess(s -> server = s);
     }

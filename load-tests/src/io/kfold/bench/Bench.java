@@ -25,7 +25,7 @@ import java.util.function.Function;
 import java.util.stream.Stream;
 
 /**
- * What the three benchmarks share: the frame of a run (options, work folder, broker, table, results
+ * What the benchmarks share: the frame of a run (options, work folder, broker, table, results
  * file), the options that run.sh gives every benchmark, and a few small helpers.
  */
 final class Bench {

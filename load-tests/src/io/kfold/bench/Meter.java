@@ -51,6 +51,7 @@ final class Meter {
     double cpu = (processCpuNanos() - startCpuNanos) / 1e9;
     double brokerCpu = (brokerCpuNanos(brokerPid) - startBrokerCpuNanos) / 1e9;
     Map<String, Object> result = new LinkedHashMap<>();
+    result.put("seconds", Report.round(wall, 3));
     result.put("benchJvmCpuSeconds", Report.round(cpu, 2));
     result.put("benchJvmCores", Report.round(cpu / wall, 2));
     result.put("brokerCpuSeconds", Report.round(brokerCpu, 2));
