@@ -212,7 +212,7 @@ public final class RocksEntityStore implements EntityStore {
           writes.put(columnOf(c.item()), c.item().storeKey(), c.item().value());
         } else if (change instanceof StoreBatch.ClearOutbox c) {
           byte[] prefix = partitionKey(c.topic(), c.partition());
-          writes.deleteRange(outbox, withLong(prefix, 0), withLong(prefix, c.beforeOffset()));
+          writes.deleteRange(outbox, withLong(prefix, c.fromOffset()), withLong(prefix, c.beforeOffset()));
         }
       }
       db.write(writeOptions, writes);

@@ -90,7 +90,7 @@ class RocksEntityStoreTest {
         batch.putOutbox("t", 1, offset, bytes("p1-" + offset));
       }
       store.write(batch);
-      store.write(new StoreBatch().clearOutbox("t", 0, 4));
+      store.write(new StoreBatch().clearOutbox("t", 0, 0, 4));
       assertThat(store.outbox("t", 0)).extracting(RocksEntityStoreTest::text).containsExactly("p0-4", "p0-5");
       assertThat(store.outbox("t", 1)).hasSize(6);
     }
