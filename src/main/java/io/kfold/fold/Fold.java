@@ -116,6 +116,11 @@ final class Fold {
     return config.changelogTopic(typeByTopic.get(eventsTopic).name());
   }
 
+  /** The changelog partition of an events partition. */
+  TopicPartition changelogOf(TopicPartition events) {
+    return new TopicPartition(changelogTopicOf(events.topic()), events.partition());
+  }
+
   /**
    * The changelog items of the changes an outbox names, rebuilt from the store when the outbox is
    * published again: each entity's current state, the events, their idempotency keys, and the marker.

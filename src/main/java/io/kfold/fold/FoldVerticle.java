@@ -374,7 +374,7 @@ public final class FoldVerticle extends VerticleBase {
    * entities' states, histories and idempotency keys, and the offset the fold goes on from.
    */
   private void restore(TopicPartition source, long position) {
-    TopicPartition changelog = new TopicPartition(fold.changelogTopicOf(source.topic()), source.partition());
+    TopicPartition changelog = fold.changelogOf(source);
     logReader.assign(List.of(changelog));
     long end = logReader.endOffsets(List.of(changelog)).get(changelog);
     if (position >= end) {
@@ -413,7 +413,7 @@ public final class FoldVerticle extends VerticleBase {
       Set<TopicPartition> wanted = new HashSet<>();
       for (TopicPartition source : standbysWanted.get()) {
         if (fold.topics().contains(source.topic()) && !consumer.assignment().contains(source)) {
-          wanted.add(new TopicPartition(fold.changelogTopicOf(source.topic()), source.partition()));
+          wanted.add(fold.changelogOf(source));
         }
       }
       if (!wanted.equals(standbyReader.assignment())) {
@@ -445,7 +445,7 @@ public final class FoldVerticle extends VerticleBase {
 
   /** Stops keeping a partition warm; answers the changelog position its copy has reached, or -1 if it had none. */
   private long releaseStandby(TopicPartition source) {
-    TopicPartition changelog = new TopicPartition(fold.changelogTopicOf(source.topic()), source.partition());
+    TopicPartition changelog = fold.changelogOf(source);
     Set<TopicPartition> standbys = new HashSet<>(standbyReader.assignment());
     if (!standbys.remove(changelog)) {
       return -1;
