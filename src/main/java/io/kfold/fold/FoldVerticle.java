@@ -75,11 +75,6 @@ public final class FoldVerticle extends VerticleBase {
   private volatile boolean running = true;
   /** Per partition, the publishes not yet acknowledged, oldest first. Fold thread only. */
   private final Map<TopicPartition, ArrayDeque<Publish>> unacknowledged = new HashMap<>();
-  /**
-   * Per partition, where the outbox was last cleared up to since it was assigned: the next clear
-   * starts there, so that the store's range deletions never overlap. Fold thread only.
-   */
-  private final Map<TopicPartition, Long> clearedUpTo = new HashMap<>();
   /** Per partition, the source offset up to which the changes topic held changes when it was assigned. */
   private final Map<TopicPartition, Long> publishedUpTo = new HashMap<>();
 
@@ -296,11 +291,7 @@ public final class FoldVerticle extends VerticleBase {
         clearBefore = queue.poll().nextOffset;
       }
       if (clearBefore >= 0) {
-        long from = clearedUpTo.getOrDefault(source, 0L);
-        if (clearBefore > from) {
-          batch.clearOutbox(source.topic(), source.partition(), from, clearBefore);
-          clearedUpTo.put(source, clearBefore);
-        }
+        batch.clearOutbox(source.topic(), source.partition(), clearBefore);
       }
     }
   }
@@ -515,7 +506,6 @@ public final class FoldVerticle extends VerticleBase {
     public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
       fold.forgetCachedStates();
       for (TopicPartition partition : partitions) {
-        clearedUpTo.remove(partition);  // its outbox may hold anything below: the first clear starts at 0
         // A warm copy catches up with the changelog; a partition this node has no state of restores
         // from it; one it folded before goes on from its own offset.
         long standbyPosition = releaseStandby(partition);

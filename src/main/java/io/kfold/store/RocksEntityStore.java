@@ -6,6 +6,7 @@ import org.rocksdb.ColumnFamilyHandle;
 import org.rocksdb.ColumnFamilyOptions;
 import org.rocksdb.CompressionType;
 import org.rocksdb.DBOptions;
+import org.rocksdb.FlushOptions;
 import org.rocksdb.LRUCache;
 import org.rocksdb.ReadOptions;
 import org.rocksdb.RocksDB;
@@ -20,10 +21,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.OptionalLong;
 import java.util.SortedMap;
 import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * {@link EntityStore} on RocksDB, one column family per kind of data.
@@ -58,6 +62,14 @@ public final class RocksEntityStore implements EntityStore {
   private final ColumnFamilyHandle outbox;
   private final ColumnFamilyHandle idempotency;
   private volatile boolean open = true;
+  /**
+   * Per partition, the offset below which its outbox holds nothing: each clear deletes from there on.
+   * RocksDB keeps every cleared range as a range deletion until compaction, and many overlapping
+   * ones (a clear from offset 0 per small fold batch) made a flush grow without bound.
+   */
+  private final Map<OutboxPartition, Long> outboxEmptyBelow = new ConcurrentHashMap<>();
+
+  private record OutboxPartition(String topic, int partition) {}
 
   public RocksEntityStore(Path path) {
     this.path = path;
@@ -196,6 +208,7 @@ public final class RocksEntityStore implements EntityStore {
 
   @Override
   public void write(StoreBatch batch) {
+    Map<OutboxPartition, Long> emptyBelow = new HashMap<>();  // this batch's, kept once it is written
     try (WriteBatch writes = new WriteBatch()) {
       for (StoreBatch.Change change : batch.changes) {
         if (change instanceof StoreBatch.PutState s) {
@@ -205,19 +218,38 @@ public final class RocksEntityStore implements EntityStore {
         } else if (change instanceof StoreBatch.PutOffset o) {
           writes.put(offsets, partitionKey(o.topic(), o.partition()), ByteBuffer.allocate(8).putLong(o.nextOffset()).array());
         } else if (change instanceof StoreBatch.PutOutbox o) {
+          OutboxPartition partition = new OutboxPartition(o.topic(), o.partition());
+          if (o.offset() < emptyBelow.getOrDefault(partition, outboxEmptyBelow.getOrDefault(partition, 0L))) {
+            emptyBelow.put(partition, o.offset());
+          }
           writes.put(outbox, withLong(partitionKey(o.topic(), o.partition()), o.offset()), o.record());
         } else if (change instanceof StoreBatch.PutIdempotentWrite i) {
           writes.put(idempotency, idempotencyKey(i.type(), i.key(), i.idempotencyKey()), encodeIdempotentWrite(i.write()));
         } else if (change instanceof StoreBatch.PutChangelogItem c) {
           writes.put(columnOf(c.item()), c.item().storeKey(), c.item().value());
         } else if (change instanceof StoreBatch.ClearOutbox c) {
-          byte[] prefix = partitionKey(c.topic(), c.partition());
-          writes.deleteRange(outbox, withLong(prefix, c.fromOffset()), withLong(prefix, c.beforeOffset()));
+          OutboxPartition partition = new OutboxPartition(c.topic(), c.partition());
+          long from = emptyBelow.getOrDefault(partition, outboxEmptyBelow.getOrDefault(partition, 0L));
+          if (c.beforeOffset() > from) {
+            byte[] prefix = partitionKey(c.topic(), c.partition());
+            writes.deleteRange(outbox, withLong(prefix, from), withLong(prefix, c.beforeOffset()));
+            emptyBelow.put(partition, c.beforeOffset());
+          }
         }
       }
       db.write(writeOptions, writes);
+      outboxEmptyBelow.putAll(emptyBelow);
     } catch (RocksDBException e) {
       throw failure("write a batch of " + batch.changes.size() + " changes", e);
+    }
+  }
+
+  /** Writes every column's memtable to disk and waits for it; for tests of what a flush must cope with. */
+  void flush() {
+    try (FlushOptions wait = new FlushOptions().setWaitForFlush(true)) {
+      db.flush(wait, handles);
+    } catch (RocksDBException e) {
+      throw failure("flush", e);
     }
   }
 

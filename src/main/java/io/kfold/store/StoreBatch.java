@@ -17,7 +17,7 @@ public final class StoreBatch {
 
   record PutOutbox(String topic, int partition, long offset, byte[] record) implements Change {}
 
-  record ClearOutbox(String topic, int partition, long fromOffset, long beforeOffset) implements Change {}
+  record ClearOutbox(String topic, int partition, long beforeOffset) implements Change {}
 
   record PutIdempotentWrite(String type, String key, String idempotencyKey, IdempotentWrite write) implements Change {}
 
@@ -46,13 +46,9 @@ public final class StoreBatch {
     return this;
   }
 
-  /**
-   * Forgets the outbox records of a partition with a source offset from {@code fromOffset} up to
-   * {@code beforeOffset}. Start where the last clear ended: RocksDB keeps each cleared range as a
-   * range deletion until compaction, and many overlapping ones make its flushes slow and huge.
-   */
-  public StoreBatch clearOutbox(String topic, int partition, long fromOffset, long beforeOffset) {
-    changes.add(new ClearOutbox(topic, partition, fromOffset, beforeOffset));
+  /** Forgets the outbox records of a partition with a source offset before {@code beforeOffset}. */
+  public StoreBatch clearOutbox(String topic, int partition, long beforeOffset) {
+    changes.add(new ClearOutbox(topic, partition, beforeOffset));
     return this;
   }
 
