@@ -66,6 +66,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private final NodeDirectory directory;
   private final Ownership ownership;
   private Forwarder forwarder;
+  private StateReads stateReads;
   private Admin admin;
   private HttpServer server;
   private final List<String> routes = new ArrayList<>();
@@ -97,6 +98,7 @@ public final class HttpApiVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     forwarder = new Forwarder(vertx, config, ownership, directory);
+    stateReads = new StateReads(context, store);
     return vertx.executeBlocking(() -> {
       admin = Admin.create(KafkaClients.admin(config.kafka().bootstrap(), config.app() + "-readiness"));
       return null;
@@ -125,6 +127,9 @@ public final class HttpApiVerticle extends VerticleBase {
   private Router router() {
     Router router = Router.router(vertx);
     BodyHandler body = BodyHandler.create(false).setBodyLimit(config.http().maxBodyBytes());
+    // The most frequent request first: the router tries routes in order, most by a regex match. No
+    // other route's path is two segments after /v1.
+    router.get("/v1/:type/:id").handler(this::staleIfAsked).handler(this::forwardIfElsewhere).handler(this::getState);
     router.get("/v1/_cluster").handler(this::cluster);
     router.get("/v1/_effects").handler(this::effectStatus);
     router.get("/v1/_effects/:worker/parked").handler(ctx -> effectAdmin(ctx, "parked"));
@@ -135,7 +140,6 @@ public final class HttpApiVerticle extends VerticleBase {
     router.get("/v1/:type/:id/events").handler(this::forwardIfElsewhere).handler(this::history);
     router.get("/v1/:type/:id/changes").handler(this::forwardStreamIfElsewhere)
         .handler(new ChangeStream(vertx, types, store, watch)::handle);
-    router.get("/v1/:type/:id").handler(this::staleIfAsked).handler(this::forwardIfElsewhere).handler(this::getState);
     router.get("/health").handler(this::health);
     router.get("/ready").handler(this::ready);
     router.get("/metrics").handler(this::metrics);
@@ -243,7 +247,7 @@ public final class HttpApiVerticle extends VerticleBase {
     long minVersion = longParam(ctx, "minVersion", 0, 0, Long.MAX_VALUE);
     long timeoutMs = longParam(ctx, "timeoutMs", 5000, 0, config.http().maxWaitMs());
     Future<Void> reached = minVersion > 0 ? watch.awaitVersion(type, key, minVersion, timeoutMs) : Future.succeededFuture();
-    reached.compose(v -> vertx.executeBlocking(() -> store.get(type, key), false))
+    reached.compose(v -> stateReads.get(type, key))
         .map(stored -> found(stored, type, key))
         .onSuccess(stored -> sendState(ctx, key, stored))
         .onFailure(ctx::fail);
@@ -272,7 +276,7 @@ public final class HttpApiVerticle extends VerticleBase {
       return;
     }
     long minVersion = longParam(ctx, "minVersion", 0, 0, Long.MAX_VALUE);
-    vertx.executeBlocking(() -> store.get(type, key), false).onSuccess(stored -> {
+    stateReads.get(type, key).onSuccess(stored -> {
       if (stored == null || stored.version() < minVersion) {
         ctx.next();
       } else {
