@@ -54,6 +54,7 @@ import java.util.function.Supplier;
 public final class FoldVerticle extends VerticleBase {
 
   private static final Logger LOG = LoggerFactory.getLogger(FoldVerticle.class);
+  private static final long COMMIT_INTERVAL_MS = 1000;
 
   private final KfoldConfig config;
   private final EntityStore store;
@@ -75,6 +76,9 @@ public final class FoldVerticle extends VerticleBase {
   private volatile boolean running = true;
   /** Per partition, the publishes not yet acknowledged, oldest first. Fold thread only. */
   private final Map<TopicPartition, ArrayDeque<Publish>> unacknowledged = new HashMap<>();
+  /** Folded offsets not yet committed to Kafka (see {@link #commitForLagTools}). Fold thread only. */
+  private final Map<TopicPartition, OffsetAndMetadata> toCommit = new HashMap<>();
+  private long lastCommit;
   /** Per partition, the source offset up to which the changes topic held changes when it was assigned. */
   private final Map<TopicPartition, Long> publishedUpTo = new HashMap<>();
 
@@ -135,6 +139,7 @@ public final class FoldVerticle extends VerticleBase {
         } else {
           foldAndPublish(records, batch);
         }
+        commitForLagTools();
         updateLag();
         keepStandbysWarm();
       }
@@ -198,13 +203,25 @@ public final class FoldVerticle extends VerticleBase {
         }
       }
     }
-    Map<TopicPartition, OffsetAndMetadata> commits = new HashMap<>();
-    result.nextOffsets().forEach((partition, next) -> commits.put(partition, new OffsetAndMetadata(next)));
-    consumer.commitAsync(commits, (offsets, error) -> {
+    result.nextOffsets().forEach((partition, next) -> toCommit.put(partition, new OffsetAndMetadata(next)));
+  }
+
+  /**
+   * Commits the folded offsets to Kafka, for lag tools, at most once a second: the fold resumes from
+   * the store's offsets, and under small writes a commit per batch was a broker request per batch.
+   */
+  private void commitForLagTools() {
+    long now = System.currentTimeMillis();
+    if (toCommit.isEmpty() || now - lastCommit < COMMIT_INTERVAL_MS) {
+      return;
+    }
+    lastCommit = now;
+    consumer.commitAsync(new HashMap<>(toCommit), (offsets, error) -> {
       if (error != null) {
         LOG.debug("committing offsets for lag tools failed (the fold's own offsets are safe): {}", error.toString());
       }
     });
+    toCommit.clear();
   }
 
   /**
@@ -463,6 +480,13 @@ public final class FoldVerticle extends VerticleBase {
   private void close() {
     fold.close();
     try {
+      if (!toCommit.isEmpty()) {
+        consumer.commitSync(toCommit, Duration.ofSeconds(5));
+      }
+    } catch (RuntimeException e) {
+      LOG.debug("committing offsets for lag tools on close failed: {}", e.toString());
+    }
+    try {
       consumer.close(Duration.ofSeconds(10));
     } catch (RuntimeException e) {
       LOG.warn("closing the fold's consumer failed", e);
@@ -545,6 +569,7 @@ public final class FoldVerticle extends VerticleBase {
       // the log: no changelog item of this node's may go after the next owner's.
       drain(partitions);
       partitions.forEach(unacknowledged::remove);
+      partitions.forEach(toCommit::remove);  // their next owner commits them
       LOG.info("no longer folding {}", partitions);
     }
   }
