@@ -15,7 +15,7 @@
 # recovery options: --events N, --keys K, --max-poll-records N.
 # http options: --concurrencies 8,32,128, --workloads get,events,commands, --entities N,
 # --events-per-entity N, --per-client N, --warmup S, --duration S, --rate-warmup S, --rate-duration S
-# (0 skips the half-rate phases), --warmup-phase S (closed loops before the measured ones, 3),
+# (0 skips the half-rate phases), --warmup-phase S (closed loops before the measured ones, 15),
 # --if-match-duration S (0, the default, skips it),
 # --jfr (flight recording of each kfold closed loop under load-tests/target/).
 # effects options: --events N, --keys K, --in-flight N.

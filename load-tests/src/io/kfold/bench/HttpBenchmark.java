@@ -85,7 +85,8 @@ public final class HttpBenchmark {
       double duration = 5;
       double rateWarmup = 2;
       double rateDuration = 5;
-      double warmupPhase = 3;
+      // Long enough for the JIT: with 3 s, the first write phase measured compilation (3x the CPU per request).
+      double warmupPhase = 15;
       double ifMatchDuration = 0;
       boolean jfr = false;
       Path jfrDir = Path.of(".");
