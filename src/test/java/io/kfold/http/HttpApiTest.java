@@ -10,8 +10,10 @@ import io.kfold.TestNodes.Reply;
 import io.vertx.core.Future;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.PoolOptions;
 import io.vertx.ext.web.client.HttpResponse;
 import io.vertx.ext.web.client.WebClient;
+import io.vertx.ext.web.client.WebClientOptions;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -130,6 +132,41 @@ class HttpApiTest {
     assertThat(byStatus).isEqualTo(Map.of(200, 1, 409, 49));
     assertThat(get("/v1/users/race").body().path("version").asLong()).isEqualTo(1);
     assertThat(recordsInLog("race")).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("reads asked together each get their own entity's state, or 404 for an entity without one")
+  void concurrentReadsOfManyEntities() throws Exception {
+    for (int i = 0; i < 40; i++) {
+      assertThat(append("reader-" + i, "{\"events\":[{\"type\":\"Registered\",\"payload\":{\"n\":" + i + "}}]}",
+          Map.of()).status()).isEqualTo(200);
+    }
+    // Many connections at once, so that one round of the server's event loop reads several entities
+    // in one multi-get, and each answer must still be its own entity's.
+    WebClient many = WebClient.create(running.vertx, new WebClientOptions(), new PoolOptions().setHttp1MaxSize(64));
+    try {
+      Map<String, Future<HttpResponse<Buffer>>> replies = new HashMap<>();
+      for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 60; i++) {
+          String id = (i < 40 ? "reader-" : "nobody-") + i;
+          replies.put(id + "#" + round, many.get(running.node().httpPort(), "127.0.0.1", "/v1/users/" + id).send());
+        }
+      }
+      Future.join(new ArrayList<>(replies.values())).await(60, TimeUnit.SECONDS);
+      replies.forEach((request, reply) -> {
+        String id = request.substring(0, request.indexOf('#'));
+        if (id.startsWith("reader-")) {
+          assertThat(reply.result().statusCode()).as(request).isEqualTo(200);
+          assertThat(reply.result().bodyAsJsonObject().getString("key")).as(request).isEqualTo(id);
+          assertThat(reply.result().bodyAsJsonObject().getJsonObject("state").getInteger("n"))
+              .as(request).isEqualTo(Integer.parseInt(id.substring("reader-".length())));
+        } else {
+          assertThat(reply.result().statusCode()).as(request).isEqualTo(404);
+        }
+      });
+    } finally {
+      many.close();
+    }
   }
 
   @Test
