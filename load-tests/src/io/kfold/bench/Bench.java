@@ -87,6 +87,9 @@ final class Bench {
       System.out.println();
       System.out.println("written to " + file);
       afterWrite.accept(file, run.json);
+      if (run.problems.isEmpty()) {
+        LatestRun.write(parsed.resultsDir.resolveSibling("README.md"), name, file, run.json, table.apply(run.json));
+      }
     } finally {
       if (ownWorkDir) {
         deleteTree(workDir);
