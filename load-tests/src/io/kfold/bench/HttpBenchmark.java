@@ -85,7 +85,8 @@ public final class HttpBenchmark {
       double duration = 5;
       double rateWarmup = 2;
       double rateDuration = 5;
-      // Long enough for the JIT: with 3 s, the first write phase measured compilation (3x the CPU per request).
+      // Long enough for the JIT: with 3 s, the first write phases measured compilation too (1.7-3.5x the
+      // CPU per request of a warm node).
       double warmupPhase = 15;
       double ifMatchDuration = 0;
       boolean jfr = false;
