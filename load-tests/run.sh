@@ -9,7 +9,8 @@
 #                                         earlier name, runs the same)
 #   load-tests/run.sh effects             the http side-effect worker next to a plain WebClient loop
 #
-# fold options: --events N, --keys K[,K...], --max-poll-records N (or KFOLD_FOLD_MAX_POLL_RECORDS),
+# fold options: --events N, --keys K[,K...], --rounds N (each input N times, with the medians of the
+# ratios), --max-poll-records N (or KFOLD_FOLD_MAX_POLL_RECORDS),
 # --streams at_least_once,exactly_once_v2 (the default) or none, --jfr (flight recording of each kfold
 # run under load-tests/target/).
 # recovery options: --events N, --keys K, --max-poll-records N.

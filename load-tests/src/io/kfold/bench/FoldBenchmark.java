@@ -10,6 +10,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 /**
@@ -21,16 +22,17 @@ import java.util.stream.Stream;
  * produced once per input and the broker is started once: neither is part of any figure.
  *
  * <p>Usage: {@code load-tests/run.sh [--many-keys] [--events N] [--keys K[,K...]] [--max-poll-records N]
- * [--streams G[,G...]|none] [--jfr]}; see load-tests/README.md.
+ * [--rounds N] [--streams G[,G...]|none] [--jfr]}; see load-tests/README.md.
  */
 public final class FoldBenchmark {
 
-  record Options(long events, List<Integer> keys, int maxPollRecords, List<String> streams, String streamsClasspath,
-                 boolean jfr, Path jfrDir) {
+  record Options(long events, List<Integer> keys, int rounds, int maxPollRecords, List<String> streams,
+                 String streamsClasspath, boolean jfr, Path jfrDir) {
 
     static Options parse(Bench.Args args) {
       long events = 1_000_000;
       List<Integer> keys = new ArrayList<>(List.of(10_000));
+      int rounds = 1;
       String envMaxPoll = System.getenv("KFOLD_FOLD_MAX_POLL_RECORDS");
       int maxPollRecords = envMaxPoll == null || envMaxPoll.isBlank() ? 5_000 : Integer.parseInt(envMaxPoll.trim());
       List<String> streams = StreamsRun.GUARANTEES;
@@ -51,6 +53,7 @@ public final class FoldBenchmark {
               keys.add(200_000);
             }
           }
+          case "--rounds" -> rounds = Integer.parseInt(args.value());
           case "--max-poll-records" -> maxPollRecords = Integer.parseInt(args.value());
           case "--streams" -> {
             String value = args.value().trim();
@@ -61,6 +64,9 @@ public final class FoldBenchmark {
           case "--jfr-dir" -> jfrDir = Path.of(args.value());
           default -> args.common();
         }
+      }
+      if (rounds < 1) {
+        throw new IllegalArgumentException("--rounds must be at least 1, not " + rounds);
       }
       for (int k : keys) {
         if (k < 1 || events % k != 0) {
@@ -77,7 +83,7 @@ public final class FoldBenchmark {
       if (!streams.isEmpty() && streamsClasspath == null) {
         throw new IllegalArgumentException("the Streams baseline needs --streams-classpath (run.sh gives it)");
       }
-      return new Options(events, List.copyOf(keys), maxPollRecords, streams, streamsClasspath, jfr, jfrDir);
+      return new Options(events, List.copyOf(keys), rounds, maxPollRecords, streams, streamsClasspath, jfr, jfrDir);
     }
   }
 
@@ -92,6 +98,7 @@ public final class FoldBenchmark {
     settings.put("valueBytes", Input.VALUE_BYTES);
     settings.put("rawMaxPollRecords", RawConsumerRun.MAX_POLL_RECORDS);
     settings.put("kfoldMaxPollRecords", options.maxPollRecords());
+    settings.put("rounds", options.rounds());
     settings.put("streamsGuarantees", options.streams());
     run.json.put("settings", settings);
     run.announce(String.format("kfold max.poll.records %d; Kafka Streams %s", options.maxPollRecords(),
@@ -102,7 +109,18 @@ public final class FoldBenchmark {
       run.json.put("inputs", results);
       try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrap()))) {
         for (int keys : options.keys()) {
-          results.add(runInput(options, new Input(options.events(), keys), broker, admin, run.workDir));
+          // Each round folds an input of its own (the same events, its own topics and groups), every
+          // reader in a cold JVM: the spread of the ratios from round to round shows what one is worth.
+          for (int round = 1; round <= options.rounds(); round++) {
+            Input input = options.rounds() == 1 ? new Input(options.events(), keys)
+                : new Input("fold-bench-k" + keys + "-r" + round, options.events(), keys);
+            Map<String, Object> result = runInput(options, input, broker, admin, run.workDir);
+            if (options.rounds() > 1) {
+              result.put("round", round);
+              result.put("label", input.label() + ", round " + round);
+            }
+            results.add(result);
+          }
         }
       }
     });
@@ -130,14 +148,14 @@ public final class FoldBenchmark {
         raw.get("secondsToFirstRecord"));
 
     Bench.settle();
-    System.out.printf("  kfold folding (max.poll.records %d) ...%n", options.maxPollRecords());
     Path jfrFile = null;
     if (options.jfr()) {
       Files.createDirectories(options.jfrDir());
       jfrFile = options.jfrDir().resolve("fold-k" + input.keys + ".jfr").toAbsolutePath();
     }
-    Map<String, Object> kfold = KfoldRun.run(broker.bootstrap(), input, options.maxPollRecords(),
-        workDir.resolve("kfold-" + input.app), broker.pid(), jfrFile);
+    System.out.printf("  kfold folding (max.poll.records %d), in a JVM of its own ...%n", options.maxPollRecords());
+    Map<String, Object> kfold = KfoldRun.inOwnJvm(broker.bootstrap(), input, options.maxPollRecords(),
+        workDir.resolve("kfold-" + input.app), broker.pid(), jfrFile, workDir);
     result.put("kfold", kfold);
     System.out.printf("  kfold: %,d events/s (first event applied after %.2f s, all after %.2f s)%n",
         kfold.get("eventsPerSecond"), kfold.get("secondsToFirstApplied"), kfold.get("secondsToAllApplied"));
@@ -184,7 +202,9 @@ public final class FoldBenchmark {
         .flatMap(input -> input.containsKey("streams") ? ((Map<?, ?>) input.get("streams")).keySet().stream()
             : Stream.empty())
         .map(String::valueOf).distinct().toList();
-    StringBuilder header = new StringBuilder("%-30s %13s %11s");
+    int labelWidth = Math.max(30, Bench.list(run, "inputs").stream()
+        .mapToInt(input -> String.valueOf(input.get("label")).length()).max().orElse(0));
+    StringBuilder header = new StringBuilder("%-" + labelWidth + "s %13s %11s");
     guarantees.forEach(g -> header.append(" %15s"));
     header.append(" %9s");
     guarantees.forEach(g -> header.append(" %20s"));
@@ -227,6 +247,21 @@ public final class FoldBenchmark {
           : String.format("%,d", ((Number) kfold.get("eventsPerSecondFirstToLast")).longValue()));
       out.append(String.format(format, row.toArray()));
     }
+    Bench.list(run, "inputs").stream().filter(input -> input.containsKey("round"))
+        .collect(Collectors.groupingBy(input -> input.get("keys"), LinkedHashMap::new, Collectors.toList()))
+        .forEach((keys, rounds) -> {
+          out.append(String.format("%,d keys, median of %d rounds: kfold/raw %.3f", keys, rounds.size(),
+              median(rounds.stream().map(input -> number(input, "ratio")).toList())));
+          guarantees.forEach(g -> out.append(String.format(", kfold/Streams %s %.3f", StreamsRun.shortName(g),
+              median(rounds.stream().map(input -> number((Map<?, ?>) input.get("kfoldToStreams"), g)).toList()))));
+          out.append(String.format("%n"));
+        });
     return out.toString();
+  }
+
+  private static double median(List<Double> values) {
+    List<Double> sorted = values.stream().sorted().toList();
+    int middle = sorted.size() / 2;
+    return sorted.size() % 2 == 1 ? sorted.get(middle) : (sorted.get(middle - 1) + sorted.get(middle)) / 2;
   }
 }

@@ -2,10 +2,12 @@ package io.kfold.bench;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
@@ -98,6 +100,14 @@ final class Input {
             .get(10, TimeUnit.SECONDS).get(topic);
         if (description.partitions().size() == PARTITIONS && description.partitions().stream()
             .map(TopicPartitionInfo::leader).allMatch(leader -> leader != null && !leader.isEmpty())) {
+          // A leader in the metadata is not yet a leader that takes writes: a produce that came too
+          // early was refused with NOT_LEADER_OR_FOLLOWER, and the idempotent producer's later
+          // batches then failed as out of order until they expired. Every leader must answer first.
+          Map<TopicPartition, OffsetSpec> ends = new LinkedHashMap<>();
+          for (int partition = 0; partition < PARTITIONS; partition++) {
+            ends.put(new TopicPartition(topic, partition), OffsetSpec.latest());
+          }
+          admin.listOffsets(ends).all().get(10, TimeUnit.SECONDS);
           return;
         }
       } catch (ExecutionException metadataNotThereYet) {

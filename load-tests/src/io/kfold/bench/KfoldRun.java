@@ -18,8 +18,8 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
- * kfold itself: a whole node started in this JVM on a fresh store, folding the input from its
- * first offset, exactly as a new node joining an existing log would.
+ * kfold itself: a whole node started on a fresh store, folding the input from its first offset,
+ * exactly as a new node joining an existing log would.
  *
  * <p>The clock starts before {@link KfoldNode#start} so that everything a new node does before it
  * folds (its topics, opening RocksDB, joining the group) counts, and stops when the fold has applied
@@ -33,6 +33,44 @@ final class KfoldRun {
   private static final long POLL_MILLIS = 2;
 
   private KfoldRun() {}
+
+  /**
+   * The same run in a JVM of its own, as the Streams baseline runs, so that kfold's fold starts cold
+   * too instead of with the classes the raw consumer and earlier runs warmed in the benchmark JVM.
+   */
+  static Map<String, Object> inOwnJvm(String bootstrap, Input input, int maxPollRecords, Path dataDir, long brokerPid,
+                                      Path jfrFile, Path workDir) throws Exception {
+    Path resultFile = workDir.resolve(input.app + "-kfold-result.json");
+    List<String> arguments = new ArrayList<>(List.of(
+        "--bootstrap", bootstrap,
+        "--app", input.app,
+        "--events", Long.toString(input.events),
+        "--keys", Integer.toString(input.keys),
+        "--max-poll-records", Integer.toString(maxPollRecords),
+        "--data-dir", dataDir.toString(),
+        "--broker-pid", Long.toString(brokerPid),
+        "--result", resultFile.toString()));
+    if (jfrFile != null) {
+      arguments.addAll(List.of("--jfr", jfrFile.toString()));
+    }
+    ChildJvm.run(ChildJvm.command(System.getProperty("java.class.path"), KfoldRun.class.getName(), arguments),
+        TIMEOUT_SECONDS + 120, "kfold's fold");
+    return StreamsRun.readResult(resultFile);
+  }
+
+  /** The entry point of {@link #inOwnJvm}: runs the fold and writes its results to {@code --result}. */
+  public static void main(String[] args) throws Exception {
+    Map<String, String> options = new LinkedHashMap<>();
+    for (int i = 0; i + 1 < args.length; i += 2) {
+      options.put(args[i], args[i + 1]);
+    }
+    Input input = new Input(options.get("--app"), Long.parseLong(options.get("--events")),
+        Integer.parseInt(options.get("--keys")));
+    String jfr = options.get("--jfr");
+    Map<String, Object> result = run(options.get("--bootstrap"), input, Integer.parseInt(options.get("--max-poll-records")),
+        Path.of(options.get("--data-dir")), Long.parseLong(options.get("--broker-pid")), jfr == null ? null : Path.of(jfr));
+    Report.writeJson(Path.of(options.get("--result")), result);
+  }
 
   static Map<String, Object> run(String bootstrap, Input input, int maxPollRecords, Path dataDir, long brokerPid,
                                  Path jfrFile) throws Exception {

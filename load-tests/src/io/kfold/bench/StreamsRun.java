@@ -4,14 +4,11 @@ import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 
 /**
  * The Kafka Streams baseline: {@code StreamsFoldApp} (load-tests/streams) folding the same input in a
@@ -19,8 +16,8 @@ import java.util.concurrent.TimeUnit;
  * a rocksdbjni other than kfold's, and two RocksDB native libraries do not share one classpath.
  *
  * <p>The app measures itself, from just before it creates its {@code KafkaStreams} to the last event
- * reduced, so the JVM's own start is not part of its figure; it starts cold, where kfold runs in the
- * benchmark JVM after the raw consumer has warmed Kafka's client classes.
+ * reduced, so the JVM's own start is not part of its figure; it starts cold, and so does kfold's
+ * fold (see {@link KfoldRun#inOwnJvm}).
  */
 final class StreamsRun {
 
@@ -45,17 +42,7 @@ final class StreamsRun {
     Path stateDir = Files.createDirectories(workDir.resolve(applicationId));
     Path resultFile = workDir.resolve(applicationId + "-result.json");
 
-    List<String> command = new ArrayList<>();
-    command.add(ProcessHandle.current().info().command().orElse("java"));
-    // The heap settings of the benchmark JVM, so neither fold gets more memory than the other.
-    ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
-        .filter(arg -> arg.startsWith("-Xms") || arg.startsWith("-Xmx"))
-        .forEach(command::add);
-    String logConfig = System.getProperty("log4j2.configurationFile");
-    if (logConfig != null) {
-      command.add("-Dlog4j2.configurationFile=" + logConfig);
-    }
-    command.addAll(List.of("-cp", classpath, "io.kfold.bench.StreamsFoldApp",
+    List<String> command = ChildJvm.command(classpath, "io.kfold.bench.StreamsFoldApp", List.of(
         "--bootstrap", bootstrap,
         "--topic", input.topic,
         "--application-id", applicationId,
@@ -65,37 +52,12 @@ final class StreamsRun {
         "--keys", Integer.toString(input.keys),
         "--broker-pid", Long.toString(brokerPid),
         "--result", resultFile.toString()));
-
-    Process process = new ProcessBuilder(command).inheritIO().start();
-    // Ctrl-C must not leave the Streams JVM folding on: like the broker, it would outlive this one.
-    Thread stop = new Thread(process::destroy, "stop-streams-app");
-    Runtime.getRuntime().addShutdownHook(stop);
-    try {
-      if (!process.waitFor(TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
-        throw new IllegalStateException("the Streams app (pid " + process.pid() + ") did not finish in "
-            + TIMEOUT_SECONDS + " s");
-      }
-      if (process.exitValue() != 0) {
-        throw new IllegalStateException("the Streams app (" + guarantee + ") failed with exit code "
-            + process.exitValue() + "; its output is above");
-      }
-    } finally {
-      if (process.isAlive()) {
-        process.destroy();
-        if (!process.waitFor(30, TimeUnit.SECONDS)) {
-          process.destroyForcibly();
-        }
-      }
-      try {
-        Runtime.getRuntime().removeShutdownHook(stop);
-      } catch (IllegalStateException shuttingDown) {
-        // the hook runs anyway
-      }
-    }
-    return read(resultFile);
+    ChildJvm.run(command, TIMEOUT_SECONDS, "the Streams app (" + guarantee + ")");
+    return readResult(resultFile);
   }
 
-  private static Map<String, Object> read(Path file) throws IOException {
+  /** The results file a child JVM wrote. */
+  static Map<String, Object> readResult(Path file) throws IOException {
     return new ObjectMapper().readValue(file.toFile(), new TypeReference<LinkedHashMap<String, Object>>() {});
   }
 }

@@ -1,0 +1,62 @@
+package io.kfold.bench;
+
+import java.lang.management.ManagementFactory;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A part of a benchmark that runs in a JVM of its own and starts cold: the Kafka Streams baseline,
+ * and kfold's fold next to it, so that neither folds with classes the other warmed.
+ */
+final class ChildJvm {
+
+  private ChildJvm() {}
+
+  /**
+   * The command that runs {@code mainClass} on {@code classpath} with the benchmark JVM's heap
+   * settings (so neither fold gets more memory than the other) and log configuration.
+   */
+  static List<String> command(String classpath, String mainClass, List<String> arguments) {
+    List<String> command = new ArrayList<>();
+    command.add(ProcessHandle.current().info().command().orElse("java"));
+    ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
+        .filter(arg -> arg.startsWith("-Xms") || arg.startsWith("-Xmx"))
+        .forEach(command::add);
+    String logConfig = System.getProperty("log4j2.configurationFile");
+    if (logConfig != null) {
+      command.add("-Dlog4j2.configurationFile=" + logConfig);
+    }
+    command.addAll(List.of("-cp", classpath, mainClass));
+    command.addAll(arguments);
+    return command;
+  }
+
+  /** Runs {@code command} to its end, its output shown; fails on a timeout or an exit code other than 0. */
+  static void run(List<String> command, long timeoutSeconds, String what) throws Exception {
+    Process process = new ProcessBuilder(command).inheritIO().start();
+    // Ctrl-C must not leave the child folding on: like the broker, it would outlive this JVM.
+    Thread stop = new Thread(process::destroy, "stop-" + what.replace(' ', '-'));
+    Runtime.getRuntime().addShutdownHook(stop);
+    try {
+      if (!process.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+        throw new IllegalStateException(what + " (pid " + process.pid() + ") did not finish in " + timeoutSeconds + " s");
+      }
+      if (process.exitValue() != 0) {
+        throw new IllegalStateException(what + " failed with exit code " + process.exitValue() + "; its output is above");
+      }
+    } finally {
+      if (process.isAlive()) {
+        process.destroy();
+        if (!process.waitFor(30, TimeUnit.SECONDS)) {
+          process.destroyForcibly();
+        }
+      }
+      try {
+        Runtime.getRuntime().removeShutdownHook(stop);
+      } catch (IllegalStateException shuttingDown) {
+        // the hook runs anyway
+      }
+    }
+  }
+}
