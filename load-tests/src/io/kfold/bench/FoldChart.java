@@ -21,7 +21,9 @@ import java.util.Map;
  */
 final class FoldChart {
 
+  /** The narrowest chart; each group of bars gets at least {@link #GROUP_WIDTH}, for its ratio line. */
   private static final int WIDTH = 1000;
+  private static final int GROUP_WIDTH = 470;
   private static final int HEIGHT = 580;
   private static final int LEFT = 90;
   private static final int RIGHT = 30;
@@ -73,13 +75,14 @@ final class FoldChart {
     }
     double axisMax = niceCeiling(max);
 
-    BufferedImage image = new BufferedImage(WIDTH, HEIGHT, BufferedImage.TYPE_INT_RGB);
+    int width = Math.max(WIDTH, LEFT + RIGHT + groups.size() * GROUP_WIDTH);
+    BufferedImage image = new BufferedImage(width, HEIGHT, BufferedImage.TYPE_INT_RGB);
     Graphics2D g = image.createGraphics();
     try {
       g.setRenderingHint(RenderingHints.KEY_ANTIALIASING, RenderingHints.VALUE_ANTIALIAS_ON);
       g.setRenderingHint(RenderingHints.KEY_TEXT_ANTIALIASING, RenderingHints.VALUE_TEXT_ANTIALIAS_ON);
       g.setColor(Color.WHITE);
-      g.fillRect(0, 0, WIDTH, HEIGHT);
+      g.fillRect(0, 0, width, HEIGHT);
 
       g.setColor(Color.BLACK);
       g.setFont(new Font(Font.SANS_SERIF, Font.BOLD, 18));
@@ -89,7 +92,7 @@ final class FoldChart {
       g.drawString(String.format("%s, kfold %s, %s cores, Java %s", runName, json.get("revision"),
           machine.get("nproc"), machine.get("java")), LEFT, 50);
 
-      int plotWidth = WIDTH - LEFT - RIGHT;
+      int plotWidth = width - LEFT - RIGHT;
       int plotHeight = HEIGHT - TOP - BOTTOM;
       int baseline = TOP + plotHeight;
 
