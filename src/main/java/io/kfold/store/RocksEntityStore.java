@@ -208,7 +208,7 @@ public final class RocksEntityStore implements EntityStore {
 
   @Override
   public void write(StoreBatch batch) {
-    Map<OutboxPartition, Long> emptyBelow = new HashMap<>();  // this batch's, kept once it is written
+    Map<OutboxPartition, Long> batchEmptyBelow = new HashMap<>();  // this batch's, kept once it is written
     try (WriteBatch writes = new WriteBatch()) {
       for (StoreBatch.Change change : batch.changes) {
         if (change instanceof StoreBatch.PutState s) {
@@ -219,8 +219,8 @@ public final class RocksEntityStore implements EntityStore {
           writes.put(offsets, partitionKey(o.topic(), o.partition()), ByteBuffer.allocate(8).putLong(o.nextOffset()).array());
         } else if (change instanceof StoreBatch.PutOutbox o) {
           OutboxPartition partition = new OutboxPartition(o.topic(), o.partition());
-          if (o.offset() < emptyBelow.getOrDefault(partition, outboxEmptyBelow.getOrDefault(partition, 0L))) {
-            emptyBelow.put(partition, o.offset());
+          if (o.offset() < emptyBelow(partition, batchEmptyBelow)) {
+            batchEmptyBelow.put(partition, o.offset());
           }
           writes.put(outbox, withLong(partitionKey(o.topic(), o.partition()), o.offset()), o.record());
         } else if (change instanceof StoreBatch.PutIdempotentWrite i) {
@@ -229,19 +229,25 @@ public final class RocksEntityStore implements EntityStore {
           writes.put(columnOf(c.item()), c.item().storeKey(), c.item().value());
         } else if (change instanceof StoreBatch.ClearOutbox c) {
           OutboxPartition partition = new OutboxPartition(c.topic(), c.partition());
-          long from = emptyBelow.getOrDefault(partition, outboxEmptyBelow.getOrDefault(partition, 0L));
+          long from = emptyBelow(partition, batchEmptyBelow);
           if (c.beforeOffset() > from) {
             byte[] prefix = partitionKey(c.topic(), c.partition());
             writes.deleteRange(outbox, withLong(prefix, from), withLong(prefix, c.beforeOffset()));
-            emptyBelow.put(partition, c.beforeOffset());
+            batchEmptyBelow.put(partition, c.beforeOffset());
           }
         }
       }
       db.write(writeOptions, writes);
-      outboxEmptyBelow.putAll(emptyBelow);
+      outboxEmptyBelow.putAll(batchEmptyBelow);
     } catch (RocksDBException e) {
       throw failure("write a batch of " + batch.changes.size() + " changes", e);
     }
+  }
+
+  /** Where a partition's outbox is empty below: as this batch leaves it so far, else as the store has it. */
+  private long emptyBelow(OutboxPartition partition, Map<OutboxPartition, Long> batchEmptyBelow) {
+    Long inBatch = batchEmptyBelow.get(partition);
+    return inBatch != null ? inBatch : outboxEmptyBelow.getOrDefault(partition, 0L);
   }
 
   /** Writes every column's memtable to disk and waits for it; for tests of what a flush must cope with. */
