@@ -1,8 +1,15 @@
 package io.kfold.bench;
 
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
 import java.lang.management.ManagementFactory;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -58,5 +65,10 @@ final class ChildJvm {
         // the hook runs anyway
       }
     }
+  }
+
+  /** The results file a child JVM wrote before it exited. */
+  static Map<String, Object> readResult(Path file) throws IOException {
+    return new ObjectMapper().readValue(file.toFile(), new TypeReference<LinkedHashMap<String, Object>>() {});
   }
 }

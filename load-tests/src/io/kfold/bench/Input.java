@@ -103,6 +103,8 @@ final class Input {
           // A leader in the metadata is not yet a leader that takes writes: a produce that came too
           // early was refused with NOT_LEADER_OR_FOLLOWER, and the idempotent producer's later
           // batches then failed as out of order until they expired. Every leader must answer first.
+          // (kfold's Topics.awaitLeaders does the same, but this class is also compiled into the
+          // Streams app, which has none of kfold's classes.)
           Map<TopicPartition, OffsetSpec> ends = new LinkedHashMap<>();
           for (int partition = 0; partition < PARTITIONS; partition++) {
             ends.put(new TopicPartition(topic, partition), OffsetSpec.latest());

@@ -55,7 +55,7 @@ final class KfoldRun {
     }
     ChildJvm.run(ChildJvm.command(System.getProperty("java.class.path"), KfoldRun.class.getName(), arguments),
         TIMEOUT_SECONDS + 120, "kfold's fold");
-    return StreamsRun.readResult(resultFile);
+    return ChildJvm.readResult(resultFile);
   }
 
   /** The entry point of {@link #inOwnJvm}: runs the fold and writes its results to {@code --result}. */

@@ -1,12 +1,7 @@
 package io.kfold.bench;
 
-import com.fasterxml.jackson.core.type.TypeReference;
-import com.fasterxml.jackson.databind.ObjectMapper;
-
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -53,11 +48,6 @@ final class StreamsRun {
         "--broker-pid", Long.toString(brokerPid),
         "--result", resultFile.toString()));
     ChildJvm.run(command, TIMEOUT_SECONDS, "the Streams app (" + guarantee + ")");
-    return readResult(resultFile);
-  }
-
-  /** The results file a child JVM wrote. */
-  static Map<String, Object> readResult(Path file) throws IOException {
-    return new ObjectMapper().readValue(file.toFile(), new TypeReference<LinkedHashMap<String, Object>>() {});
+    return ChildJvm.readResult(resultFile);
   }
 }
