@@ -2,8 +2,8 @@ package io.kfold;
 
 import io.kfold.command.EntityWriter;
 import io.kfold.command.EventBusApiVerticle;
-import io.kfold.command.NodeDirectory;
-import io.kfold.command.Ownership;
+import io.kfold.cluster.NodeDirectory;
+import io.kfold.cluster.Ownership;
 import io.kfold.effects.EffectConfig;
 import io.kfold.effects.EffectStats;
 import io.kfold.effects.EffectVerticle;

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.KfoldConfig;
+import io.kfold.cluster.Ownership;
 import io.kfold.entity.Command;
 import io.kfold.entity.EntityType;
 import io.kfold.entity.EntityTypes;

@@ -1,4 +1,4 @@
-package io.kfold.command;
+package io.kfold.cluster;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.KfoldConfig;

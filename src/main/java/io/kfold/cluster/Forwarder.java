@@ -1,8 +1,6 @@
-package io.kfold.http;
+package io.kfold.cluster;
 
 import io.kfold.KfoldConfig;
-import io.kfold.command.NodeDirectory;
-import io.kfold.command.Ownership;
 import io.kfold.entity.KfoldException;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -27,7 +25,7 @@ import java.util.function.BiFunction;
  * new owner to be known. A forwarded request is never forwarded again: the node it reaches answers
  * it itself.
  */
-final class Forwarder {
+public final class Forwarder {
 
   static final String FORWARDED_BY = "X-Kfold-Forwarded-By";
   private static final List<String> REQUEST_HEADERS = List.of("content-type", "accept", "If-Match", "Idempotency-Key",
@@ -41,7 +39,7 @@ final class Forwarder {
   private final WebClient client;
   private final HttpClient streams;
 
-  Forwarder(Vertx vertx, KfoldConfig config, Ownership ownership, NodeDirectory directory) {
+  public Forwarder(Vertx vertx, KfoldConfig config, Ownership ownership, NodeDirectory directory) {
     this.vertx = vertx;
     this.config = config;
     this.ownership = ownership;
@@ -52,12 +50,12 @@ final class Forwarder {
   }
 
   /** Forwards the request when another node folds the entity; answers whether it did. */
-  boolean forward(RoutingContext ctx, String type, String key) {
+  public boolean forward(RoutingContext ctx, String type, String key) {
     return forward(ctx, type, key, this::send);
   }
 
   /** Relays the change stream of an entity that another node folds; answers whether it did. */
-  boolean forwardStream(RoutingContext ctx, String type, String key) {
+  public boolean forwardStream(RoutingContext ctx, String type, String key) {
     return forward(ctx, type, key, this::relay);
   }
 
@@ -141,7 +139,7 @@ final class Forwarder {
             : Future.failedFuture(KfoldException.unavailable("relaying the stream of " + url + " failed: " + e.getMessage())));
   }
 
-  void close() {
+  public void close() {
     client.close();
     streams.close();
   }

@@ -1,4 +1,4 @@
-package io.kfold.command;
+package io.kfold.cluster;
 
 import io.kfold.KfoldConfig;
 import io.kfold.fold.FoldProgress;
