@@ -14,6 +14,7 @@ import io.kfold.fold.FoldVerticle;
 import io.kfold.fold.FoldWatch;
 import io.kfold.http.HttpApiVerticle;
 import io.kfold.log.KafkaClients;
+import io.kfold.log.Supervisor;
 import io.kfold.log.Topics;
 import io.kfold.store.EntityStore;
 import io.kfold.store.RocksEntityStore;
@@ -79,24 +80,25 @@ public final class KfoldNode {
             new StringSerializer(), new ByteArraySerializer()))
         .compose(producer -> {
           FoldProgress progress = new FoldProgress();
+          Supervisor supervisor = new Supervisor();
           FoldWatch watch = new FoldWatch(vertx, store);
           Ownership ownership = new Ownership(config, partitions, progress);
           EntityWriter writer = new EntityWriter(vertx, config, types, store, watch, producer, ownership);
           String nodeName = config.kafka().groupInstanceId().isBlank() ? UUID.randomUUID().toString()
               : config.kafka().groupInstanceId();
-          NodeDirectory directory = new NodeDirectory(config, nodeName, progress);
+          NodeDirectory directory = new NodeDirectory(config, nodeName, progress, supervisor);
           Map<String, EffectStats> effects = new LinkedHashMap<>();
           List<EffectVerticle> workers = new ArrayList<>();
           for (EffectConfig effect : config.effects()) {
-            EffectVerticle worker = new EffectVerticle(config, effect, writer);
+            EffectVerticle worker = new EffectVerticle(config, effect, writer, supervisor);
             workers.add(worker);
             effects.put(effect.name(), worker.stats());
           }
           HttpApiVerticle http = new HttpApiVerticle(config, types, store, watch, progress, writer, effects, ownership,
-              directory);
+              directory, supervisor);
           KfoldNode node = new KfoldNode(vertx, store, producer, progress, http, directory);
           Future<Void> chain = node.deploy(new FoldVerticle(config, types, store, watch, progress,
-                  () -> directory.standbys(config.fold().standbyReplicas())))
+                  () -> directory.standbys(config.fold().standbyReplicas()), supervisor))
               .compose(v -> node.deploy(new EventBusApiVerticle(config, types, store, watch, writer)));
           for (EffectVerticle worker : workers) {
             chain = chain.compose(v -> node.deploy(worker));

@@ -7,14 +7,15 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.KfoldConfig;
 import io.kfold.entity.Envelopes;
 import io.kfold.fold.FoldProgress;
+import io.kfold.log.ConsumerLoop;
 import io.kfold.log.KafkaClients;
+import io.kfold.log.Supervisor;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
@@ -37,7 +38,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * {@code <app>.nodes} topic whenever its assignment changes, and reads everyone's claims. The claim
  * of the latest generation wins, so a node that died keeps no partition once the group moved on.
  *
- * <p>Its consumer and producer run on a thread of their own.
+ * <p>Its consumer runs on a thread of its own, as a loop under the node's {@link Supervisor}.
  */
 public final class NodeDirectory implements AutoCloseable {
 
@@ -50,32 +51,24 @@ public final class NodeDirectory implements AutoCloseable {
   private final String node;
   private final FoldProgress progress;
   private final Map<String, Claim> claims = new ConcurrentHashMap<>();
+  private final Supervisor supervisor;
   private volatile String url;
-  private volatile boolean running = true;
-  private KafkaConsumer<String, byte[]> consumer;
   private KafkaProducer<String, byte[]> producer;
-  private Thread thread;
+  private Supervisor.Running loop;
 
-  public NodeDirectory(KfoldConfig config, String node, FoldProgress progress) {
+  public NodeDirectory(KfoldConfig config, String node, FoldProgress progress, Supervisor supervisor) {
     this.config = config;
     this.node = node;
     this.progress = progress;
+    this.supervisor = supervisor;
   }
 
   /** Blocks: run it on a worker thread. */
   public void start(String advertisedUrl) {
     this.url = advertisedUrl;
-    String bootstrap = config.kafka().bootstrap();
-    producer = new KafkaProducer<>(KafkaClients.producer(bootstrap, config.app() + "-directory"), new StringSerializer(),
-        new ByteArraySerializer());
-    consumer = new KafkaConsumer<>(Map.of(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
-        ConsumerConfig.CLIENT_ID_CONFIG, config.app() + "-directory-reader",
-        ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false), new StringDeserializer(), new ByteArrayDeserializer());
-    TopicPartition topic = new TopicPartition(config.nodesTopic(), 0);
-    consumer.assign(List.of(topic));
-    consumer.seekToBeginning(List.of(topic));
-    thread = new Thread(this::run, "kfold-directory-" + config.app());
-    thread.start();
+    producer = new KafkaProducer<>(KafkaClients.producer(config.kafka().bootstrap(), config.app() + "-directory"),
+        new StringSerializer(), new ByteArraySerializer());
+    loop = supervisor.start("directory", new ClaimsLoop());
   }
 
   public String node() {
@@ -123,32 +116,62 @@ public final class NodeDirectory implements AutoCloseable {
     return Map.copyOf(claims);
   }
 
-  private void run() {
-    Set<TopicPartition> claimed = null;
-    int claimedGeneration = -2;
-    try {
-      while (running) {
-        Set<TopicPartition> folded = new HashSet<>(progress.lag().keySet());
-        int generation = progress.generation();
-        if (generation != claimedGeneration || !folded.equals(claimed)) {
-          publish(folded, generation);
-          claimed = folded;
-          claimedGeneration = generation;
-        }
-        for (ConsumerRecord<String, byte[]> record : consumer.poll(Duration.ofMillis(200))) {
-          if (record.value() == null) {
-            claims.remove(record.key());
-          } else {
+  /** Publishes this node's claim whenever its partitions or generation change, and reads everyone's. */
+  private final class ClaimsLoop implements ConsumerLoop {
+    private KafkaConsumer<String, byte[]> consumer;
+    private Set<TopicPartition> claimed;
+    private int claimedGeneration;
+
+    @Override
+    public void open() {
+      // Read from the beginning again after a restart: the compacted topic holds every claim.
+      claimed = null;
+      claimedGeneration = -2;
+      consumer = new KafkaConsumer<>(Map.of(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, config.kafka().bootstrap(),
+          ConsumerConfig.CLIENT_ID_CONFIG, config.app() + "-directory-reader",
+          ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false), new StringDeserializer(), new ByteArrayDeserializer());
+      TopicPartition topic = new TopicPartition(config.nodesTopic(), 0);
+      consumer.assign(List.of(topic));
+      consumer.seekToBeginning(List.of(topic));
+    }
+
+    @Override
+    public void runOnce() {
+      Set<TopicPartition> folded = new HashSet<>(progress.lag().keySet());
+      int generation = progress.generation();
+      if (generation != claimedGeneration || !folded.equals(claimed)) {
+        publish(folded, generation);
+        claimed = folded;
+        claimedGeneration = generation;
+      }
+      for (ConsumerRecord<String, byte[]> record : consumer.poll(Duration.ofMillis(200))) {
+        if (record.value() == null) {
+          claims.remove(record.key());
+        } else {
+          try {
             claims.put(record.key(), decode(record.key(), record.value()));
+          } catch (IOException e) {
+            LOG.warn("skipping an unreadable claim of node {} at offset {}: {}", record.key(), record.offset(),
+                e.toString());
           }
         }
       }
-    } catch (WakeupException e) {
-      // stopping
-    } catch (RuntimeException | IOException e) {
-      LOG.error("the node directory stopped: {}", e.toString(), e);
-    } finally {
-      consumer.close();
+    }
+
+    @Override
+    public void wakeup() {
+      KafkaConsumer<String, byte[]> current = consumer;
+      if (current != null) {
+        current.wakeup();
+      }
+    }
+
+    @Override
+    public void close(boolean stopping) {
+      if (consumer != null) {
+        consumer.close(Duration.ofSeconds(5));
+        consumer = null;
+      }
     }
   }
 
@@ -173,13 +196,9 @@ public final class NodeDirectory implements AutoCloseable {
   /** Withdraws this node's claim and stops. */
   @Override
   public void close() {
-    running = false;
-    if (consumer != null) {
-      consumer.wakeup();
-    }
     try {
-      if (thread != null) {
-        thread.join(10_000);
+      if (loop != null) {
+        loop.stop(Duration.ofSeconds(10));
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
@@ -189,5 +208,4 @@ public final class NodeDirectory implements AutoCloseable {
       producer.close(Duration.ofSeconds(10));
     }
   }
-
 }

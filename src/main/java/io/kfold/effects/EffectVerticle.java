@@ -10,6 +10,7 @@ import io.kfold.effects.EffectSink.PermanentFailure;
 import io.kfold.entity.Envelopes;
 import io.kfold.entity.KfoldException;
 import io.kfold.log.KafkaClients;
+import io.kfold.log.Supervisor;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -115,8 +116,11 @@ public final class EffectVerticle extends VerticleBase {
     }
   }
 
-  public EffectVerticle(KfoldConfig config, EffectConfig effect, EntityWriter writer) {
+  private final Supervisor supervisor;
+
+  public EffectVerticle(KfoldConfig config, EffectConfig effect, EntityWriter writer, Supervisor supervisor) {
     this.config = config;
+    this.supervisor = supervisor;
     this.effect = effect;
     this.writer = writer;
   }

@@ -3,6 +3,7 @@ package io.kfold.fold;
 import io.kfold.KfoldConfig;
 import io.kfold.entity.EntityTypes;
 import io.kfold.log.KafkaClients;
+import io.kfold.log.Supervisor;
 import io.kfold.store.ChangelogItem;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoreBatch;
@@ -61,6 +62,7 @@ public final class FoldVerticle extends VerticleBase {
   private final FoldWatch watch;
   private final FoldProgress progress;
   private final Fold fold;
+  private final Supervisor supervisor;
 
   private KafkaConsumer<byte[], byte[]> consumer;
   private KafkaProducer<String, byte[]> producer;
@@ -83,8 +85,9 @@ public final class FoldVerticle extends VerticleBase {
   private final Map<TopicPartition, Long> publishedUpTo = new HashMap<>();
 
   public FoldVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
-                      FoldProgress progress, Supplier<Set<TopicPartition>> standbysWanted) {
+                      FoldProgress progress, Supplier<Set<TopicPartition>> standbysWanted, Supervisor supervisor) {
     this.config = config;
+    this.supervisor = supervisor;
     this.standbysWanted = standbysWanted;
     this.store = store;
     this.watch = watch;

@@ -20,6 +20,7 @@ import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldProgress;
 import io.kfold.fold.FoldWatch;
 import io.kfold.log.KafkaClients;
+import io.kfold.log.Supervisor;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoredEntity;
 import io.vertx.core.Future;
@@ -62,6 +63,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private final EntityStore store;
   private final FoldWatch watch;
   private final FoldProgress progress;
+  private final Supervisor supervisor;
   private final EntityWriter writer;
   private final Map<String, EffectStats> effects;
   private final NodeDirectory directory;
@@ -74,7 +76,8 @@ public final class HttpApiVerticle extends VerticleBase {
 
   public HttpApiVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
                          FoldProgress progress, EntityWriter writer, Map<String, EffectStats> effects,
-                         Ownership ownership, NodeDirectory directory) {
+                         Ownership ownership, NodeDirectory directory, Supervisor supervisor) {
+    this.supervisor = supervisor;
     this.config = config;
     this.types = types;
     this.store = store;
@@ -313,14 +316,30 @@ public final class HttpApiVerticle extends VerticleBase {
     }).onFailure(ctx::fail);
   }
 
+  /** Liveness: 503 naming every loop that is down and its last error, and the fold's failure if it stopped. */
   private void health(RoutingContext ctx) {
-    Throwable failure = progress.failure();
     ObjectNode body = JsonNodeFactory.instance.objectNode();
-    body.put("status", failure == null ? "UP" : "DOWN");
+    ObjectNode loops = body.putObject("loops");
+    List<String> down = new ArrayList<>();
+    supervisor.loops().forEach((name, status) -> {
+      ObjectNode loop = loops.putObject(name).put("state", status.state().name()).put("since", status.since().toString())
+          .put("restarts", status.restarts());
+      if (status.lastError() != null) {
+        loop.put("lastError", status.lastError());
+      }
+      if (status.down()) {
+        down.add(name + " (" + status.lastError() + ")");
+      }
+    });
+    Throwable failure = progress.failure();
     if (failure != null) {
-      body.put("detail", "the fold stopped: " + failure);
+      down.add("fold (" + failure + ")");
     }
-    ctx.response().setStatusCode(failure == null ? 200 : 503);
+    body.put("status", down.isEmpty() ? "UP" : "DOWN");
+    if (!down.isEmpty()) {
+      body.put("detail", "down: " + String.join(", ", down));
+    }
+    ctx.response().setStatusCode(down.isEmpty() ? 200 : 503);
     sendJson(ctx, body, -1);
   }
 
