@@ -28,12 +28,14 @@ import org.apache.kafka.clients.admin.Admin;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.UnaryOperator;
 
 /**
  * One running kfold node on a Kafka cluster: its topics, its store, its producer, and its verticles
@@ -65,8 +67,33 @@ public final class KfoldNode {
     this.http = http;
   }
 
+  /**
+   * What an application that embeds kfold, or a test, may change in a node beyond its configuration.
+   *
+   * @param store                wraps the node's store, for example in a decorator that meters it
+   * @param foldMaxPollInterval  the longest the fold's consumer may go between two polls before the
+   *                             group gives its partitions to others ({@code max.poll.interval.ms})
+   */
+  public record Options(UnaryOperator<EntityStore> store, Duration foldMaxPollInterval) {
+    /** The store as it is; Kafka's default poll interval, five minutes. */
+    public static final Options DEFAULTS = new Options(UnaryOperator.identity(), Duration.ofMinutes(5));
+
+    public Options withStore(UnaryOperator<EntityStore> decorator) {
+      return new Options(decorator, foldMaxPollInterval);
+    }
+
+    public Options withFoldMaxPollInterval(Duration interval) {
+      return new Options(store, interval);
+    }
+  }
+
   /** Starts a node on the cluster named by {@code config.kafka().bootstrap()}. */
   public static Future<KfoldNode> start(Vertx vertx, KfoldConfig config) {
+    return start(vertx, config, Options.DEFAULTS);
+  }
+
+  /** The same, with {@code options}. */
+  public static Future<KfoldNode> start(Vertx vertx, KfoldConfig config, Options options) {
     EntityTypes types = EntityTypes.from(config);
     List<String> typeNames = types.all().stream().map(EntityType::name).toList();
     Map<String, Integer> partitions = new java.util.concurrent.ConcurrentHashMap<>();
@@ -74,7 +101,7 @@ public final class KfoldNode {
       try (Admin admin = Admin.create(KafkaClients.admin(config.kafka().bootstrap(), config.app() + "-topics"))) {
         partitions.putAll(Topics.ensure(admin, config, typeNames));
       }
-      return new RocksEntityStore(config.dataDir().resolve("store"));
+      return options.store().apply(new RocksEntityStore(config.dataDir().resolve("store")));
     }).compose(store -> vertx.executeBlocking(() -> KafkaWriteStream.create(vertx,
             KafkaClients.producer(config.kafka().bootstrap(), config.app() + "-writer"),
             new StringSerializer(), new ByteArraySerializer()))
@@ -98,7 +125,7 @@ public final class KfoldNode {
               directory, supervisor);
           KfoldNode node = new KfoldNode(vertx, store, producer, progress, http, directory);
           Future<Void> chain = node.deploy(new FoldVerticle(config, types, store, watch, progress,
-                  () -> directory.standbys(config.fold().standbyReplicas()), supervisor))
+                  () -> directory.standbys(config.fold().standbyReplicas()), supervisor, options.foldMaxPollInterval()))
               .compose(v -> node.deploy(new EventBusApiVerticle(config, types, store, watch, writer)));
           for (EffectVerticle worker : workers) {
             chain = chain.compose(v -> node.deploy(worker));

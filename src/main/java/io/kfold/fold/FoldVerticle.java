@@ -63,6 +63,7 @@ public final class FoldVerticle extends VerticleBase {
   private final FoldProgress progress;
   private final Fold fold;
   private final Supervisor supervisor;
+  private final Duration maxPollInterval;
 
   private KafkaConsumer<byte[], byte[]> consumer;
   private KafkaProducer<String, byte[]> producer;
@@ -85,8 +86,10 @@ public final class FoldVerticle extends VerticleBase {
   private final Map<TopicPartition, Long> publishedUpTo = new HashMap<>();
 
   public FoldVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
-                      FoldProgress progress, Supplier<Set<TopicPartition>> standbysWanted, Supervisor supervisor) {
+                      FoldProgress progress, Supplier<Set<TopicPartition>> standbysWanted, Supervisor supervisor,
+                      Duration maxPollInterval) {
     this.config = config;
+    this.maxPollInterval = maxPollInterval;
     this.supervisor = supervisor;
     this.standbysWanted = standbysWanted;
     this.store = store;
@@ -100,7 +103,7 @@ public final class FoldVerticle extends VerticleBase {
     return vertx.executeBlocking(() -> {
       String bootstrap = config.kafka().bootstrap();
       consumer = new KafkaConsumer<>(KafkaClients.foldConsumer(bootstrap, config.app(), config.kafka().groupInstanceId(),
-          config.fold().maxPollRecords(), config.kafka().sessionTimeoutMs()));
+          config.fold().maxPollRecords(), config.kafka().sessionTimeoutMs(), (int) maxPollInterval.toMillis()));
       Map<String, Object> producerConf = KafkaClients.changePublisher(bootstrap, config.app() + "-fold-publisher");
       producer = new KafkaProducer<>(producerConf, new StringSerializer(), new ByteArraySerializer());
       changelogProducer = new KafkaProducer<>(KafkaClients.changePublisher(bootstrap, config.app() + "-fold-changelog"),

@@ -66,10 +66,13 @@ public final class KafkaClients {
   /**
    * The fold's consumer: no auto-commit (the fold's offsets live in the store, Kafka's committed
    * offsets only inform lag tools), and read-committed so aborted transactional writes are never folded.
+   * {@code maxPollIntervalMs}: the longest the fold may go between two polls before the group gives
+   * its partitions to other nodes.
    */
   public static Map<String, Object> foldConsumer(String bootstrap, String groupId, String groupInstanceId,
-                                                 int maxPollRecords, int sessionTimeoutMs) {
+                                                 int maxPollRecords, int sessionTimeoutMs, int maxPollIntervalMs) {
     Map<String, Object> conf = new HashMap<>();
+    conf.put(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG, maxPollIntervalMs);
     conf.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, sessionTimeoutMs);
     conf.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, Math.max(500, sessionTimeoutMs / 6));
     if (!groupInstanceId.isBlank()) {
