@@ -174,9 +174,6 @@ final class KfoldRun {
   }
 
   private static void checkAlive(FoldProgress progress, long applied, Input input, long deadline) {
-    if (progress.failure() != null) {
-      throw new IllegalStateException("the fold failed after " + applied + " events", progress.failure());
-    }
     if (System.nanoTime() > deadline) {
       throw new IllegalStateException("the fold applied " + applied + " of " + input.events + " events in "
           + TIMEOUT_SECONDS + " s");

@@ -20,10 +20,13 @@ public final class FoldProgress {
   public final LongAdder conflicts = new LongAdder();
   public final LongAdder deadLettered = new LongAdder();
   public final LongAdder batches = new LongAdder();
+  /** Assignments the group gave this node: one per rebalance it took part in. */
+  public final LongAdder assignments = new LongAdder();
 
   private volatile boolean assigned;
   private volatile Map<TopicPartition, Long> lag = Map.of();
-  private volatile Throwable failure;
+  /** Assigned partitions the fold does not fold yet: being restored, or about to go on from the store's offset. */
+  private volatile Set<TopicPartition> takingUp = Set.of();
   /** Assigned partitions the fold has read to their end at least once since it was given them. */
   private final Set<TopicPartition> currentPartitions = ConcurrentHashMap.newKeySet();
 
@@ -54,10 +57,14 @@ public final class FoldProgress {
     return standbys;
   }
 
-  /** The group has given this node its partitions (maybe none, when there are more nodes than partitions). */
+  /**
+   * The group has given this node its partitions (maybe none, when there are more nodes than
+   * partitions), and the fold has reported the ones it takes up ({@link #lag}).
+   */
   void assigned(int groupGeneration) {
     assigned = true;
     generation = groupGeneration;
+    assignments.increment();
   }
 
   /** The consumer group's generation of the last assignment: a later one supersedes every earlier claim. */
@@ -65,7 +72,9 @@ public final class FoldProgress {
     return generation;
   }
 
-  void lag(Map<TopicPartition, Long> lagByPartition) {
+  /** The lag of each partition the fold folds, and the assigned partitions it is still taking up. */
+  void lag(Map<TopicPartition, Long> lagByPartition, Set<TopicPartition> notYetFolded) {
+    takingUp = Set.copyOf(notYetFolded);
     currentPartitions.retainAll(lagByPartition.keySet());
     lagByPartition.forEach((partition, records) -> {
       if (records == 0) {
@@ -80,14 +89,21 @@ public final class FoldProgress {
    * their entities at once, and must catch up on them again if they come back.
    */
   void revoked(Collection<TopicPartition> partitions) {
+    assigned = false;  // until the group's next assignment is taken up
     currentPartitions.removeAll(partitions);
     Map<TopicPartition, Long> left = new HashMap<>(lag);
     partitions.forEach(left::remove);
     lag = Map.copyOf(left);
   }
 
-  void failed(Throwable cause) {
-    failure = cause;
+  /** The fold stopped (for good, or to open again after a failure): it folds, restores and keeps warm nothing. */
+  void stopped() {
+    assigned = false;
+    lag = Map.of();
+    takingUp = Set.of();
+    currentPartitions.clear();
+    restoring.clear();
+    standbys = Set.of();
   }
 
   /** Records not yet folded in each assigned partition; -1 where not known yet. */
@@ -111,11 +127,6 @@ public final class FoldProgress {
 
   /** True once the group gave this node its partitions and it has folded all they held. */
   public boolean caughtUp() {
-    return assigned && failure == null && restoring.isEmpty() && lag.values().stream().allMatch(l -> l == 0);
-  }
-
-  /** Why the fold stopped, or null while it runs. */
-  public Throwable failure() {
-    return failure;
+    return assigned && takingUp.isEmpty() && restoring.isEmpty() && lag.values().stream().allMatch(l -> l == 0);
   }
 }

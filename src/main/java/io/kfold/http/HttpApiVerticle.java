@@ -316,7 +316,7 @@ public final class HttpApiVerticle extends VerticleBase {
     }).onFailure(ctx::fail);
   }
 
-  /** Liveness: 503 naming every loop that is down and its last error, and the fold's failure if it stopped. */
+  /** Liveness: 503 naming every loop that is down (the fold among them) and its last error. */
   private void health(RoutingContext ctx) {
     ObjectNode body = JsonNodeFactory.instance.objectNode();
     ObjectNode loops = body.putObject("loops");
@@ -331,10 +331,6 @@ public final class HttpApiVerticle extends VerticleBase {
         down.add(name + " (" + status.lastError() + ")");
       }
     });
-    Throwable failure = progress.failure();
-    if (failure != null) {
-      down.add("fold (" + failure + ")");
-    }
     body.put("status", down.isEmpty() ? "UP" : "DOWN");
     if (!down.isEmpty()) {
       body.put("detail", "down: " + String.join(", ", down));

@@ -1,21 +1,30 @@
 package io.kfold.cluster;
 
+import io.kfold.InterceptedStore;
 import io.kfold.KfoldConfig;
+import io.kfold.KfoldNode;
 import io.kfold.RunningNode;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
+import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -27,6 +36,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 class ChangelogRestoreTest {
 
   private static final int USERS = 100;
+  private static final int LONG_RESTORE_EVENTS = 64_000;
 
   @Test
   @DisplayName("a node without local state restores from the changelog, folds nothing twice, and answers as the first node did")
@@ -127,6 +137,123 @@ class ChangelogRestoreTest {
         b.close();
       }
     }
+  }
+
+  @Test
+  @DisplayName("a restore several times longer than max.poll.interval.ms runs in slices between polls: it completes"
+      + " in the one assignment the group gave, and /ready shows its progress")
+  void longRestoreKeepsTheAssignment() throws Exception {
+    Map<String, String> env = TestNodes.env(TestNodes.newApp("long-restore"), TestNodes.tempDir("long-restore-a"));
+    env.put("KFOLD_FOLD_STANDBY_REPLICAS", "0");
+    KfoldConfig first = KfoldConfig.load(env);
+    Map<String, Long> versions = foldManyEvents(first);
+    int items = TestLog.records(first.changelogTopic("users")).size();
+
+    // The second node writes its store at 0.1 ms per item: the restore takes items / 10 ms.
+    Duration maxPollInterval = Duration.ofSeconds(2);
+    assertThat(Duration.ofMillis(items / 10)).as("restore time of %d changelog items", items)
+        .isGreaterThan(maxPollInterval.multipliedBy(3));
+    env.put("KFOLD_DATA_DIR", TestNodes.tempDir("long-restore-b").toString());
+    Vertx vertx = Vertx.vertx();
+    try {
+      KfoldNode b = KfoldNode.start(vertx, KfoldConfig.load(env),
+          slowStore(100_000).withFoldMaxPollInterval(maxPollInterval)).await(60, TimeUnit.SECONDS);
+      int restoringSeen = 0;
+      long deadline = System.currentTimeMillis() + 90_000;
+      while (!b.progress().caughtUp()) {
+        assertThat(System.currentTimeMillis()).as("the second node restores and catches up").isLessThan(deadline);
+        restoringSeen = Math.max(restoringSeen, b.progress().restoring().size());
+        Thread.sleep(20);
+      }
+      assertThat(restoringSeen).as("partitions shown restoring").isPositive();
+      assertThat(b.progress().applied.sum()).as("events folded again after the restore").isZero();
+      versions.forEach((key, version) -> assertThat(b.store().get("users", key).version()).as("version of %s", key)
+          .isEqualTo(version));
+      // One more event, folded only after polls that follow the restore: a member that the group threw
+      // out during the restore has joined again by then.
+      try (KafkaProducer<byte[], byte[]> outside = TestNodes.plainProducer()) {
+        outside.send(new ProducerRecord<>(first.eventsTopic("users"), bytes("u0"), bytes("{\"after\":true}"))).get();
+      }
+      deadline = System.currentTimeMillis() + 30_000;
+      while (b.progress().applied.sum() < 1) {
+        assertThat(System.currentTimeMillis()).as("the event after the restore is folded").isLessThan(deadline);
+        Thread.sleep(20);
+      }
+      assertThat(b.store().get("users", "u0").version()).isEqualTo(versions.get("u0") + 1);
+      assertThat(b.progress().assignments.sum()).as("assignments the group gave the second node").isEqualTo(1);
+      b.stop().await(60, TimeUnit.SECONDS);
+    } finally {
+      vertx.close().await(30, TimeUnit.SECONDS);
+    }
+  }
+
+  @Test
+  @DisplayName("a node that joins during a long restore takes partitions away from it: the restorer stops restoring"
+      + " those and goes on with the ones it keeps from where it was; nothing is folded twice")
+  void restoreStopsWhenItsPartitionMoves() throws Exception {
+    Map<String, String> env = TestNodes.env(TestNodes.newApp("moved-restore"), TestNodes.tempDir("moved-restore-a"));
+    env.put("KFOLD_FOLD_STANDBY_REPLICAS", "0");
+    KfoldConfig first = KfoldConfig.load(env);
+    Map<String, Long> versions = foldManyEvents(first);
+    env.put("KFOLD_DATA_DIR", TestNodes.tempDir("moved-restore-b").toString());
+    Vertx vertx = Vertx.vertx();
+    RunningNode c = null;
+    try {
+      // 0.2 ms per item: a restore of many seconds, that the third node's join lands in.
+      KfoldNode b = KfoldNode.start(vertx, KfoldConfig.load(env), slowStore(200_000)).await(60, TimeUnit.SECONDS);
+      long deadline = System.currentTimeMillis() + 60_000;
+      while (b.progress().restoring().values().stream().noneMatch(records -> records[0] > 0)) {
+        assertThat(System.currentTimeMillis()).as("the second node starts restoring").isLessThan(deadline);
+        Thread.sleep(20);
+      }
+      env.put("KFOLD_DATA_DIR", TestNodes.tempDir("moved-restore-c").toString());
+      c = RunningNode.start(KfoldConfig.load(env));
+      TestNodes.awaitCaughtUp(b);
+      assertThat(b.progress().assignments.sum()).as("assignments the group gave the second node").isGreaterThan(1);
+      assertThat(b.progress().applied.sum() + c.node().progress().applied.sum()).as("events folded again").isZero();
+      Ownership ownership = new Ownership(first, Map.of("users", 4), b.progress());
+      for (Map.Entry<String, Long> user : versions.entrySet()) {
+        KfoldNode owner = ownership.owns("users", user.getKey()) ? b : c.node();
+        assertThat(owner.store().get("users", user.getKey()).version()).as("version of %s", user.getKey())
+            .isEqualTo(user.getValue());
+      }
+      Set<TopicPartition> folded = new HashSet<>(b.progress().lag().keySet());
+      folded.addAll(c.node().progress().lag().keySet());
+      assertThat(folded).as("partitions the two nodes fold").hasSize(12);
+      b.stop().await(60, TimeUnit.SECONDS);
+    } finally {
+      if (c != null) {
+        c.close();
+      }
+      vertx.close().await(30, TimeUnit.SECONDS);
+    }
+  }
+
+  /** Events of 2,000 users from an outside producer, folded by a node with {@code config}; answers each user's version. */
+  private static Map<String, Long> foldManyEvents(KfoldConfig config) throws Exception {
+    Map<String, Long> versions = new HashMap<>();
+    try (RunningNode a = RunningNode.start(config)) {
+      try (KafkaProducer<byte[], byte[]> outside = TestNodes.plainProducer()) {
+        for (int e = 0; e < LONG_RESTORE_EVENTS; e++) {
+          String key = "u" + e % 2000;
+          versions.merge(key, 1L, Long::sum);
+          outside.send(new ProducerRecord<>(config.eventsTopic("users"), bytes(key), bytes("{\"n\":" + e + "}")));
+        }
+      }
+      long deadline = System.currentTimeMillis() + 60_000;
+      while (a.node().progress().applied.sum() < LONG_RESTORE_EVENTS) {
+        assertThat(System.currentTimeMillis()).as("the first node folds every event").isLessThan(deadline);
+        Thread.sleep(50);
+      }
+      TestNodes.awaitCaughtUp(a.node());
+    }
+    return versions;
+  }
+
+  /** A node whose store takes {@code nanosPerItem} for each item it writes. */
+  private static KfoldNode.Options slowStore(long nanosPerItem) {
+    return KfoldNode.Options.DEFAULTS.withStore(store -> new InterceptedStore(store,
+        batch -> LockSupport.parkNanos(batch.size() * nanosPerItem)));
   }
 
   /** Four appends per user through HTTP (one with an idempotency key) and one outside event without a version. */

@@ -1,0 +1,249 @@
+package io.kfold.fold;
+
+import io.kfold.KfoldConfig;
+import io.kfold.log.KafkaClients;
+import io.kfold.store.ChangelogItem;
+import io.kfold.store.EntityStore;
+import io.kfold.store.StoreBatch;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.TimeoutException;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.charset.StandardCharsets;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.SortedMap;
+import java.util.function.ToIntFunction;
+
+/**
+ * Publishes what the fold wrote to its outbox: each batch's changes and dead letters, then, once
+ * they are acknowledged, its changelog items (in the order {@link PublishQueue} keeps), and clears
+ * the outbox behind them. When the fold takes a partition up, publishes again what its outbox still
+ * holds, but the changes the changes topic holds already ({@link PublishedMarks}). The only owner of the fold's
+ * producers. Fold thread only, but for the producers' acknowledgements.
+ */
+final class ChangePublisher implements AutoCloseable {
+
+  private static final Logger LOG = LoggerFactory.getLogger(ChangePublisher.class);
+  /** How long a hand-over waits for what was published to be acknowledged. */
+  private static final Duration HANDOVER_WAIT = Duration.ofSeconds(10);
+  private static final Duration TAIL_READ_WAIT = Duration.ofSeconds(10);
+
+  private final Fold fold;
+  private final EntityStore store;
+  private final Clock clock;
+  private final KafkaProducer<String, byte[]> producer;
+  private final KafkaProducer<byte[], byte[]> changelogProducer;
+  /** Reads the last records of the changes topics, for the marks. */
+  private final KafkaConsumer<byte[], byte[]> tailReader;
+  private final PublishQueue queue = new PublishQueue();
+  private final PublishedMarks marks = new PublishedMarks();
+
+  ChangePublisher(KfoldConfig config, Fold fold, EntityStore store, Clock clock) {
+    this.fold = fold;
+    this.store = store;
+    this.clock = clock;
+    String bootstrap = config.kafka().bootstrap();
+    producer = new KafkaProducer<>(KafkaClients.changePublisher(bootstrap, config.app() + "-fold-publisher"),
+        new StringSerializer(), new ByteArraySerializer());
+    changelogProducer = new KafkaProducer<>(KafkaClients.changePublisher(bootstrap, config.app() + "-fold-changelog"),
+        new ByteArraySerializer(), new ByteArraySerializer());
+    tailReader = new KafkaConsumer<>(KafkaClients.logReader(bootstrap, config.app() + "-fold-tail-reader", 10),
+        new ByteArrayDeserializer(), new ByteArrayDeserializer());
+  }
+
+  /**
+   * Takes up partitions that the fold goes on with (assigned, and restored where they needed it):
+   * finds what their changes topics hold already, and publishes again what their outboxes hold but that.
+   */
+  void resume(Collection<TopicPartition> sources) {
+    if (sources.isEmpty()) {
+      return;
+    }
+    Map<TopicPartition, Long> found = readMarks(sources);
+    for (TopicPartition source : sources) {
+      marks.put(source, found.get(source));
+      republish(source, true);
+    }
+  }
+
+  /** Publishes the changes and dead letters of a batch the store now holds, with its outbox. */
+  void publish(Fold.Result result) {
+    result.toPublish().forEach((source, records) -> {
+      long next = result.nextOffsets().get(source);
+      send(source, marks.notYetPublished(source, records, next), result.changelog().get(source), next);
+    });
+  }
+
+  /**
+   * Sends the changelog items that the acknowledgements allow now, publishes again the outbox of a
+   * partition whose send failed, and adds to {@code batch} the outbox clears they allow.
+   */
+  void collectAcknowledged(StoreBatch batch) {
+    for (PublishQueue.Step step : queue.advance()) {
+      if (step instanceof PublishQueue.SendChangelog send) {
+        String topic = fold.changelogTopicOf(send.source().topic());
+        for (ChangelogItem item : send.items()) {
+          changelogProducer.send(new ProducerRecord<>(topic, send.source().partition(), item.key(), item.value()),
+              send.batch().callback(send.source(), topic));
+        }
+      } else if (step instanceof PublishQueue.ClearOutbox clear) {
+        batch.clearOutbox(clear.source().topic(), clear.source().partition(), clear.beforeOffset());
+      } else if (step instanceof PublishQueue.PublishAgain again) {
+        republish(again.source(), false);
+      }
+    }
+  }
+
+  /**
+   * Waits, for at most 10 s, until what was published for these partitions is acknowledged, their
+   * changelog items sent and acknowledged too, and their outbox cleared, then forgets them: a node
+   * that stops or hands a partition over leaves a complete changelog to the next owner. Whatever is
+   * still unpublished after that, the next owner publishes from its own outbox or the log.
+   */
+  void handOver(Collection<TopicPartition> sources) {
+    Instant deadline = clock.instant().plus(HANDOVER_WAIT);
+    while (queue.pending(sources)) {
+      if (clock.instant().isAfter(deadline)) {
+        LOG.warn("records of {} still unacknowledged after {} s; their next owner publishes them again", sources,
+            HANDOVER_WAIT.toSeconds());
+        break;
+      }
+      StoreBatch clears = new StoreBatch();
+      collectAcknowledged(clears);
+      if (!clears.isEmpty()) {
+        store.write(clears);
+      }
+      try {
+        Thread.sleep(2);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+    forget(sources);
+  }
+
+  /**
+   * Forgets the partitions at once: sends nothing more for them, not even the changelog items of
+   * what is acknowledged, since their next owner may be publishing already.
+   */
+  void forget(Collection<TopicPartition> sources) {
+    queue.forget(sources);
+    marks.forget(sources);
+  }
+
+  private void send(TopicPartition source, List<ProducerRecord<String, byte[]>> records, List<ChangelogItem> changelog,
+                    long next) {
+    PublishQueue.Batch batch = queue.add(source, next, changelog, records.size());
+    for (ProducerRecord<String, byte[]> record : records) {
+      producer.send(record, batch.callback(source, record.topic()));
+    }
+  }
+
+  /**
+   * Publishes again what the outbox of a partition holds, with the changelog of its changes; with
+   * {@code skipPublished}, but the changes the mark says its changes topic holds already.
+   */
+  private void republish(TopicPartition source, boolean skipPublished) {
+    SortedMap<Long, byte[]> outbox = store.outboxByOffset(source.topic(), source.partition());
+    if (outbox.isEmpty()) {
+      return;
+    }
+    List<ProducerRecord<String, byte[]>> records = new ArrayList<>();
+    List<OutboxRecord.ChangeReference> changes = new ArrayList<>();
+    for (Map.Entry<Long, byte[]> entry : outbox.entrySet()) {
+      long offset = entry.getKey();
+      OutboxRecord.Entry decoded = OutboxRecord.decode(entry.getValue());
+      if (decoded instanceof OutboxRecord.Whole whole) {
+        records.add(whole.record());
+      } else {
+        OutboxRecord.ChangeReference change = (OutboxRecord.ChangeReference) decoded;
+        changes.add(change);
+        if (!skipPublished || !marks.published(source, offset)) {
+          records.add(fold.rebuildChange(change, source.partition(), offset));
+        }
+      }
+    }
+    LOG.info("publishing {} outbox records of {} again ({} were published already), and their changelog",
+        records.size(), source, outbox.size() - records.size());
+    long next = store.nextOffset(source.topic(), source.partition()).orElseThrow();
+    send(source, records, fold.rebuildChangelog(changes, source, next), next);
+  }
+
+  /** For each partition, the source offset of the last change from it in its changes topic, or -1. */
+  private Map<TopicPartition, Long> readMarks(Collection<TopicPartition> sources) {
+    Map<TopicPartition, TopicPartition> changesOf = new HashMap<>();
+    sources.forEach(source -> changesOf.put(source, new TopicPartition(fold.changesTopicOf(source.topic()),
+        source.partition())));
+    Map<TopicPartition, Long> starts = tailReader.beginningOffsets(changesOf.values());
+    Map<TopicPartition, Long> ends = tailReader.endOffsets(changesOf.values());
+    Map<TopicPartition, Long> found = new HashMap<>();
+    changesOf.forEach((source, changes) -> found.put(source, lastSourceOffsets(changes, starts.get(changes),
+        ends.get(changes), Set.of(changes.partition()), record -> changes.partition())
+        .getOrDefault(changes.partition(), -1L)));
+    return found;
+  }
+
+  /**
+   * Per source partition among {@code wanted}, the source offset of the last record from it in
+   * {@code log}: reads back from the log's end, in growing windows, until it has found each or
+   * reached the log's start.
+   */
+  private Map<Integer, Long> lastSourceOffsets(TopicPartition log, long start, long end, Set<Integer> wanted,
+                                               ToIntFunction<ConsumerRecord<byte[], byte[]>> sourcePartition) {
+    Map<Integer, Long> found = new HashMap<>();
+    tailReader.assign(List.of(log));
+    long to = end;
+    long window = 1;
+    while (found.size() < wanted.size() && to > start) {
+      long from = Math.max(start, to - window);
+      Map<Integer, Long> inWindow = new HashMap<>();
+      tailReader.seek(log, from);
+      Instant deadline = clock.instant().plus(TAIL_READ_WAIT);
+      while (tailReader.position(log) < to) {
+        if (clock.instant().isAfter(deadline)) {
+          throw new TimeoutException("could not read " + log + " from offset " + from + " to " + to + " within "
+              + TAIL_READ_WAIT.toSeconds() + " s");
+        }
+        for (ConsumerRecord<byte[], byte[]> record : tailReader.poll(Duration.ofMillis(200))) {
+          Header offset = record.headers().lastHeader(Fold.SOURCE_OFFSET);
+          int source = sourcePartition.applyAsInt(record);
+          if (record.offset() < to && offset != null && wanted.contains(source)) {
+            inWindow.put(source, Long.parseLong(new String(offset.value(), StandardCharsets.UTF_8)));
+          }
+        }
+      }
+      inWindow.forEach(found::putIfAbsent);  // an earlier window found a later record
+      to = from;
+      window = Math.min(window * 4, 10_000);
+    }
+    return found;
+  }
+
+  @Override
+  public void close() {
+    try {
+      producer.close(HANDOVER_WAIT);
+      changelogProducer.close(HANDOVER_WAIT);
+    } finally {
+      tailReader.close();
+    }
+  }
+}

@@ -1,0 +1,291 @@
+package io.kfold.fold;
+
+import io.kfold.KfoldConfig;
+import io.kfold.entity.EntityTypes;
+import io.kfold.log.ConsumerLoop;
+import io.kfold.log.KafkaClients;
+import io.kfold.store.EntityStore;
+import io.kfold.store.StoreBatch;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.eventbus.EventBus;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.common.TopicPartition;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.time.Clock;
+import java.time.Duration;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalLong;
+import java.util.Set;
+import java.util.function.Supplier;
+
+/**
+ * The fold's consumer loop, run by the node's supervisor on a thread of its own: each round polls,
+ * acts on what the group changed ({@link PartitionLifecycle}), folds the records ({@link Fold}),
+ * writes the batch, hands it to the {@link ChangePublisher}, restores a slice of changelog
+ * ({@link ChangelogReader}), commits offsets for lag tools and keeps the standbys warm. On open, a
+ * partition resumes from the store's offset, never Kafka's, and its outbox is published again: all
+ * the loop keeps in memory is rebuilt from the store and the topics.
+ */
+final class FoldLoop implements ConsumerLoop {
+
+  private static final Logger LOG = LoggerFactory.getLogger(FoldLoop.class);
+  private static final Duration POLL = Duration.ofMillis(100);
+  private static final Duration LAG_TOOL_COMMIT_INTERVAL = Duration.ofSeconds(1);
+
+  private final KfoldConfig config;
+  private final EntityTypes types;
+  private final EntityStore store;
+  private final FoldWatch watch;
+  private final FoldProgress progress;
+  private final EventBus eventBus;
+  /** The events partitions this node should keep warm copies of, as the cluster's claims say. */
+  private final Supplier<Set<TopicPartition>> standbysWanted;
+  private final Duration maxPollInterval;
+  private final Clock clock;
+
+  private volatile KafkaConsumer<byte[], byte[]> consumer;
+  private Fold fold;
+  private ChangePublisher publisher;
+  private ChangelogReader changelog;
+  private PartitionLifecycle lifecycle;
+  private LagToolCommits lagToolCommits;
+  /** Assigned partitions to restore, or to go on with from the store's offset. */
+  private final Set<TopicPartition> toTakeUp = new LinkedHashSet<>();
+  /** Assigned partitions ready to go on from the store's offset, once their outbox is published again. */
+  private final Set<TopicPartition> toResume = new LinkedHashSet<>();
+
+  FoldLoop(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch, FoldProgress progress,
+           EventBus eventBus, Supplier<Set<TopicPartition>> standbysWanted, Duration maxPollInterval, Clock clock) {
+    this.config = config;
+    this.types = types;
+    this.store = store;
+    this.watch = watch;
+    this.progress = progress;
+    this.eventBus = eventBus;
+    this.standbysWanted = standbysWanted;
+    this.maxPollInterval = maxPollInterval;
+    this.clock = clock;
+  }
+
+  @Override
+  public void open() {
+    toTakeUp.clear();
+    toResume.clear();
+    fold = new Fold(config, types, store, progress);
+    lagToolCommits = new LagToolCommits(clock, LAG_TOOL_COMMIT_INTERVAL);
+    publisher = new ChangePublisher(config, fold, store, clock);
+    changelog = new ChangelogReader(config, fold, store, progress, clock);
+    KafkaConsumer<byte[], byte[]> opened = new KafkaConsumer<>(KafkaClients.foldConsumer(config.kafka().bootstrap(),
+        config.app(), config.kafka().groupInstanceId(), config.fold().maxPollRecords(),
+        config.kafka().sessionTimeoutMs(), (int) maxPollInterval.toMillis()));
+    consumer = opened;
+    lifecycle = new PartitionLifecycle(opened::pause, () -> opened.groupMetadata().generationId(), this::stopFolding);
+    opened.subscribe(fold.topics(), lifecycle);
+  }
+
+  @Override
+  public void runOnce() {
+    // While a restore runs, the poll only keeps the node in the group: the restore slice is the wait.
+    ConsumerRecords<byte[], byte[]> records = consumer.poll(changelog.restoring() ? Duration.ZERO : POLL);
+    actOnPartitionChanges();
+    takeUpAssigned();
+    StoreBatch batch = new StoreBatch();
+    publisher.collectAcknowledged(batch);
+    if (!records.isEmpty()) {
+      foldAndPublish(records, batch);
+    } else if (!batch.isEmpty()) {
+      store.write(batch);
+    }
+    List<TopicPartition> restored = changelog.restoreSlice();
+    if (!restored.isEmpty()) {
+      toResume.addAll(restored);
+      resume();
+    }
+    commitForLagTools();
+    reportLag();
+    changelog.keepStandbysWarm(standbysWanted.get(), consumer.assignment());
+  }
+
+  private void foldAndPublish(ConsumerRecords<byte[], byte[]> records, StoreBatch batch) {
+    Fold.Result result = fold.fold(records, batch);
+    store.write(batch);
+    progress.batches.increment();
+    publisher.publish(result);
+    report(result.reports());
+    lagToolCommits.folded(result.nextOffsets());
+  }
+
+  /** Publishes each applied change on the event bus, and tells those who wait for the fold. */
+  private void report(List<Fold.Report> reports) {
+    boolean watched = !watch.idle();
+    for (Fold.Report report : reports) {
+      if (report.verdict() == FoldWatch.Verdict.APPLIED) {
+        eventBus.publish(FoldVerticle.changesAddress(report.type()), Buffer.buffer(report.change()));
+      }
+      if (watched) {
+        watch.reportVerdict(report.eventId(), report.verdict());
+        if (report.verdict() == FoldWatch.Verdict.APPLIED) {
+          watch.reportVersion(report.type(), report.key(), report.version());
+          watch.reportChange(report.type(), report.key(), report.change());
+        }
+      }
+    }
+  }
+
+  /**
+   * Takes what the group changed during the poll into the loop's own bookkeeping; nothing here
+   * talks to Kafka, so a round that fails later finds it still to do.
+   */
+  private void actOnPartitionChanges() {
+    int generation = -1;
+    for (PartitionLifecycle.Change change : lifecycle.take()) {
+      fold.forgetCachedStates();
+      if (change.kind() == PartitionLifecycle.Kind.ASSIGNED) {
+        toTakeUp.addAll(change.partitions());
+        generation = change.generation();
+      } else {
+        // Handed over inside the callback already; a restore under way stops here.
+        changelog.cancel(change.partitions());
+        toTakeUp.removeAll(change.partitions());
+        toResume.removeAll(change.partitions());
+        lagToolCommits.forget(change.partitions());  // their next owner commits them
+      }
+    }
+    if (generation >= 0) {
+      reportLag();  // first, so the new partitions show as taken up before the assignment is reported
+      progress.assigned(generation);
+      LOG.info("assigned {}", consumer.assignment());
+    }
+  }
+
+  /** Starts restoring the assigned partitions that need it, and resumes the others. */
+  private void takeUpAssigned() {
+    if (!toTakeUp.isEmpty()) {
+      toResume.addAll(changelog.restoreOrResume(toTakeUp));
+      toTakeUp.clear();
+    }
+    resume();
+  }
+
+  /** Moves the partitions to the store's offset, publishes their outbox again, and lets the poll return their records. */
+  private void resume() {
+    if (toResume.isEmpty()) {
+      return;
+    }
+    publisher.resume(toResume);
+    for (TopicPartition partition : toResume) {
+      OptionalLong next = store.nextOffset(partition.topic(), partition.partition());
+      if (next.isPresent()) {
+        consumer.seek(partition, next.getAsLong());
+      } else {
+        consumer.seekToBeginning(List.of(partition));
+      }
+    }
+    consumer.resume(toResume);
+    LOG.info("folding {}", toResume);
+    toResume.clear();
+  }
+
+  private void commitForLagTools() {
+    Map<TopicPartition, OffsetAndMetadata> offsets = lagToolCommits.due();
+    if (!offsets.isEmpty()) {
+      consumer.commitAsync(offsets, (committed, error) -> {
+        if (error != null) {
+          LOG.debug("committing offsets for lag tools failed (the fold's own offsets are safe): {}", error.toString());
+        }
+      });
+    }
+  }
+
+  private void reportLag() {
+    Set<TopicPartition> paused = consumer.paused();
+    Map<TopicPartition, Long> lag = new HashMap<>();
+    for (TopicPartition partition : consumer.assignment()) {
+      if (!paused.contains(partition)) {
+        lag.put(partition, consumer.currentLag(partition).orElse(-1));
+      }
+    }
+    progress.lag(lag, paused);
+  }
+
+  /** Called by the rebalance callback, before the group gives the partitions to another node. */
+  private void stopFolding(Collection<TopicPartition> partitions, boolean lost) {
+    progress.revoked(partitions);
+    watch.revoked(partitions);
+    if (lost) {
+      publisher.forget(partitions);
+    } else {
+      publisher.handOver(partitions);
+    }
+    LOG.info("no longer folding {}", partitions);
+  }
+
+  @Override
+  public void wakeup() {
+    KafkaConsumer<byte[], byte[]> current = consumer;
+    if (current != null) {
+      current.wakeup();
+    }
+  }
+
+  /**
+   * Stopping, hands every partition over (publishes acknowledged, outbox cleared) and commits for
+   * lag tools; after a failure, only closes: the next open rebuilds what the store and topics hold.
+   */
+  @Override
+  public void close(boolean stopping) {
+    if (lifecycle != null) {
+      lifecycle.stop();  // closing the consumer calls the callbacks: the handover happens here instead
+    }
+    try {
+      if (stopping && consumer != null && publisher != null) {
+        stopFolding(consumer.assignment(), false);
+        Map<TopicPartition, OffsetAndMetadata> offsets = lagToolCommits.takeAll();
+        if (!offsets.isEmpty()) {
+          consumer.commitSync(offsets, Duration.ofSeconds(5));
+        }
+      }
+    } catch (RuntimeException e) {
+      LOG.warn("handing the fold's partitions over on stop failed: {}", e.toString());
+    } finally {
+      progress.stopped();
+      closeAll();
+    }
+  }
+
+  private void closeAll() {
+    if (consumer != null) {
+      closeQuietly("consumer", () -> consumer.close(Duration.ofSeconds(10)));
+      consumer = null;
+    }
+    if (publisher != null) {
+      closeQuietly("publisher", publisher::close);
+      publisher = null;
+    }
+    if (changelog != null) {
+      closeQuietly("changelog reader", changelog::close);
+      changelog = null;
+    }
+    if (fold != null) {
+      fold.close();
+      fold = null;
+    }
+    lifecycle = null;
+  }
+
+  private static void closeQuietly(String what, Runnable close) {
+    try {
+      close.run();
+    } catch (RuntimeException e) {
+      LOG.warn("closing the fold's {} failed: {}", what, e.toString());
+    }
+  }
+}

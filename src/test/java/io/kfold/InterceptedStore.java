@@ -1,0 +1,77 @@
+package io.kfold;
+
+import io.kfold.store.EntityStore;
+import io.kfold.store.IdempotentWrite;
+import io.kfold.store.StoreBatch;
+import io.kfold.store.StoredEntity;
+
+import java.util.List;
+import java.util.OptionalLong;
+import java.util.SortedMap;
+import java.util.function.Consumer;
+
+/**
+ * A real store with something done before each write: a delay, or an injected failure (the
+ * {@code beforeWrite} action throws, and the batch is not written). Everything else goes to the store.
+ */
+public final class InterceptedStore implements EntityStore {
+
+  private final EntityStore store;
+  private final Consumer<StoreBatch> beforeWrite;
+
+  public InterceptedStore(EntityStore store, Consumer<StoreBatch> beforeWrite) {
+    this.store = store;
+    this.beforeWrite = beforeWrite;
+  }
+
+  @Override
+  public void write(StoreBatch batch) {
+    beforeWrite.accept(batch);
+    store.write(batch);
+  }
+
+  @Override
+  public StoredEntity get(String type, String key) {
+    return store.get(type, key);
+  }
+
+  @Override
+  public List<StoredEntity> getAll(String type, List<String> keys) {
+    return store.getAll(type, keys);
+  }
+
+  @Override
+  public List<byte[]> history(String type, String key, long fromVersion, int limit) {
+    return store.history(type, key, fromVersion, limit);
+  }
+
+  @Override
+  public OptionalLong nextOffset(String topic, int partition) {
+    return store.nextOffset(topic, partition);
+  }
+
+  @Override
+  public SortedMap<Long, byte[]> outboxByOffset(String topic, int partition) {
+    return store.outboxByOffset(topic, partition);
+  }
+
+  @Override
+  public IdempotentWrite idempotentWrite(String type, String key, String idempotencyKey) {
+    return store.idempotentWrite(type, key, idempotencyKey);
+  }
+
+  @Override
+  public long forgetIdempotencyKeys(long recordedBefore) {
+    return store.forgetIdempotencyKeys(recordedBefore);
+  }
+
+  @Override
+  public boolean isOpen() {
+    return store.isOpen();
+  }
+
+  @Override
+  public void close() {
+    store.close();
+  }
+}
