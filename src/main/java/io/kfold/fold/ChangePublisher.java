@@ -25,6 +25,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -35,7 +36,7 @@ import java.util.function.ToIntFunction;
  * Publishes what the fold wrote to its outbox: each batch's changes and dead letters, then, once
  * they are acknowledged, its changelog items (in the order {@link PublishQueue} keeps), and clears
  * the outbox behind them. When the fold takes a partition up, publishes again what its outbox still
- * holds, but the changes the changes topic holds already ({@link PublishedMarks}). The only owner of the fold's
+ * holds, but what the topics hold already ({@link PublishedMarks}). The only owner of the fold's
  * producers. Fold thread only, but for the producers' acknowledgements.
  */
 final class ChangePublisher implements AutoCloseable {
@@ -50,7 +51,7 @@ final class ChangePublisher implements AutoCloseable {
   private final Clock clock;
   private final KafkaProducer<String, byte[]> producer;
   private final KafkaProducer<byte[], byte[]> changelogProducer;
-  /** Reads the last records of the changes topics, for the marks. */
+  /** Reads the last records of the changes and dead-letter topics, for the marks. */
   private final KafkaConsumer<byte[], byte[]> tailReader;
   private final PublishQueue queue = new PublishQueue();
   private final PublishedMarks marks = new PublishedMarks();
@@ -70,13 +71,13 @@ final class ChangePublisher implements AutoCloseable {
 
   /**
    * Takes up partitions that the fold goes on with (assigned, and restored where they needed it):
-   * finds what their changes topics hold already, and publishes again what their outboxes hold but that.
+   * finds what their topics hold already, and publishes again what their outboxes hold but that.
    */
   void resume(Collection<TopicPartition> sources) {
     if (sources.isEmpty()) {
       return;
     }
-    Map<TopicPartition, Long> found = readMarks(sources);
+    Map<TopicPartition, PublishedMarks.Mark> found = readMarks(sources);
     for (TopicPartition source : sources) {
       marks.put(source, found.get(source));
       republish(source, true);
@@ -159,24 +160,27 @@ final class ChangePublisher implements AutoCloseable {
 
   /**
    * Publishes again what the outbox of a partition holds, with the changelog of its changes; with
-   * {@code skipPublished}, but the changes the mark says its changes topic holds already.
+   * {@code skipPublished}, but what the marks say its topics hold already.
    */
   private void republish(TopicPartition source, boolean skipPublished) {
     SortedMap<Long, byte[]> outbox = store.outboxByOffset(source.topic(), source.partition());
     if (outbox.isEmpty()) {
       return;
     }
+    String changesTopic = fold.changesTopicOf(source.topic());
     List<ProducerRecord<String, byte[]>> records = new ArrayList<>();
     List<OutboxRecord.ChangeReference> changes = new ArrayList<>();
     for (Map.Entry<Long, byte[]> entry : outbox.entrySet()) {
       long offset = entry.getKey();
       OutboxRecord.Entry decoded = OutboxRecord.decode(entry.getValue());
       if (decoded instanceof OutboxRecord.Whole whole) {
-        records.add(whole.record());
+        if (!skipPublished || !marks.published(source, whole.record().topic(), offset)) {
+          records.add(whole.record());
+        }
       } else {
         OutboxRecord.ChangeReference change = (OutboxRecord.ChangeReference) decoded;
         changes.add(change);
-        if (!skipPublished || !marks.published(source, offset)) {
+        if (!skipPublished || !marks.published(source, changesTopic, offset)) {
           records.add(fold.rebuildChange(change, source.partition(), offset));
         }
       }
@@ -187,17 +191,27 @@ final class ChangePublisher implements AutoCloseable {
     send(source, records, fold.rebuildChangelog(changes, source, next), next);
   }
 
-  /** For each partition, the source offset of the last change from it in its changes topic, or -1. */
-  private Map<TopicPartition, Long> readMarks(Collection<TopicPartition> sources) {
-    Map<TopicPartition, TopicPartition> changesOf = new HashMap<>();
-    sources.forEach(source -> changesOf.put(source, new TopicPartition(fold.changesTopicOf(source.topic()),
-        source.partition())));
-    Map<TopicPartition, Long> starts = tailReader.beginningOffsets(changesOf.values());
-    Map<TopicPartition, Long> ends = tailReader.endOffsets(changesOf.values());
-    Map<TopicPartition, Long> found = new HashMap<>();
-    changesOf.forEach((source, changes) -> found.put(source, lastSourceOffsets(changes, starts.get(changes),
-        ends.get(changes), Set.of(changes.partition()), record -> changes.partition())
-        .getOrDefault(changes.partition(), -1L)));
+  /** For each partition, the source offsets of the last change and the last dead letter from it in their topics. */
+  private Map<TopicPartition, PublishedMarks.Mark> readMarks(Collection<TopicPartition> sources) {
+    Map<TopicPartition, Set<Integer>> fromSources = new HashMap<>();
+    Set<TopicPartition> changesPartitions = new HashSet<>();
+    for (TopicPartition source : sources) {
+      changesPartitions.add(changesOf(source));
+      fromSources.computeIfAbsent(changesOf(source), p -> new HashSet<>()).add(source.partition());
+      fromSources.computeIfAbsent(deadLettersOf(source), p -> new HashSet<>()).add(source.partition());
+    }
+    Map<TopicPartition, Long> starts = tailReader.beginningOffsets(fromSources.keySet());
+    Map<TopicPartition, Long> ends = tailReader.endOffsets(fromSources.keySet());
+    Map<TopicPartition, Map<Integer, Long>> last = new HashMap<>();
+    fromSources.forEach((log, partitions) -> last.put(log, lastSourceOffsets(log, starts.get(log), ends.get(log),
+        partitions, changesPartitions.contains(log) ? record -> log.partition() : ChangePublisher::sourcePartition)));
+    Map<TopicPartition, PublishedMarks.Mark> found = new HashMap<>();
+    for (TopicPartition source : sources) {
+      TopicPartition changes = changesOf(source);
+      TopicPartition deadLetters = deadLettersOf(source);
+      found.put(source, new PublishedMarks.Mark(changes.topic(), last.get(changes).getOrDefault(source.partition(), -1L),
+          deadLetters.topic(), last.get(deadLetters).getOrDefault(source.partition(), -1L)));
+    }
     return found;
   }
 
@@ -235,6 +249,20 @@ final class ChangePublisher implements AutoCloseable {
       window = Math.min(window * 4, 10_000);
     }
     return found;
+  }
+
+  private TopicPartition changesOf(TopicPartition source) {
+    return new TopicPartition(fold.changesTopicOf(source.topic()), source.partition());
+  }
+
+  /** The fold writes every dead letter to the first partition of its topic (see Fold#deadLetter). */
+  private TopicPartition deadLettersOf(TopicPartition source) {
+    return new TopicPartition(fold.deadLetterTopicOf(source.topic()), 0);
+  }
+
+  private static int sourcePartition(ConsumerRecord<byte[], byte[]> deadLetter) {
+    Header header = deadLetter.headers().lastHeader(Fold.SOURCE_PARTITION);
+    return header == null ? -1 : Integer.parseInt(new String(header.value(), StandardCharsets.UTF_8));
   }
 
   @Override

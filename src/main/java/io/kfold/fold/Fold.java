@@ -52,6 +52,8 @@ final class Fold {
   private static final Logger LOG = LoggerFactory.getLogger(Fold.class);
   /** Header of change and dead-letter records: the offset of the event they come from. */
   static final String SOURCE_OFFSET = "kfold.source.offset";
+  /** Header of dead-letter records: the events partition of the record. */
+  static final String SOURCE_PARTITION = "kfold.source.partition";
 
   /** The outcome of folding one poll, for the fold's thread to write, publish and report. */
   record Result(Map<TopicPartition, List<ProducerRecord<String, byte[]>>> toPublish,
@@ -109,6 +111,11 @@ final class Fold {
   /** The changes topic fed by an events topic. */
   String changesTopicOf(String eventsTopic) {
     return config.changesTopic(typeByTopic.get(eventsTopic).name());
+  }
+
+  /** The dead-letter topic of an events topic. */
+  String deadLetterTopicOf(String eventsTopic) {
+    return config.deadLetterTopic(typeByTopic.get(eventsTopic).name());
   }
 
   /** The changelog topic of an events topic. */
@@ -457,11 +464,13 @@ final class Fold {
     LOG.warn("dead-lettering {}-{}@{}: {}", record.topic(), record.partition(), record.offset(), error);
     RecordHeaders headers = new RecordHeaders();
     headers.add("kfold.source.topic", record.topic().getBytes(StandardCharsets.UTF_8));
-    headers.add("kfold.source.partition", Integer.toString(record.partition()).getBytes(StandardCharsets.UTF_8));
+    headers.add(SOURCE_PARTITION, Integer.toString(record.partition()).getBytes(StandardCharsets.UTF_8));
     headers.add(SOURCE_OFFSET, Long.toString(record.offset()).getBytes(StandardCharsets.UTF_8));
     headers.add("kfold.error", error.getBytes(StandardCharsets.UTF_8));
     String key = record.key() == null ? null : new String(record.key(), StandardCharsets.UTF_8);
-    ProducerRecord<String, byte[]> letter = new ProducerRecord<>(config.deadLetterTopic(type.name()), null, null, key,
+    // Always its first partition (the topic has one): the dead letters of a source partition stay in
+    // order there, so the last one marks what was published before (see PublishedMarks).
+    ProducerRecord<String, byte[]> letter = new ProducerRecord<>(config.deadLetterTopic(type.name()), 0, null, key,
         record.value() == null ? new byte[0] : record.value(), headers);
     batch.putOutbox(record.topic(), record.partition(), record.offset(), OutboxRecord.encode(letter));
     return letter;

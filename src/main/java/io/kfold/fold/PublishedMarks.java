@@ -11,48 +11,61 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * What the changes topic holds already of what the fold publishes for a partition, found when the
+ * What the topics hold already of what the fold publishes for a partition, found when the
  * partition is assigned: a node that folds the partition again from an older offset (a new owner,
- * a wiped store) or publishes its outbox again (after a crash) must not publish that twice. The
- * changes of one events partition go to the same changes partition, in order: those up to the last
- * one found there (by this node before a crash, or by the partition's previous owner) were all
- * published.
+ * a wiped store) or publishes its outbox again (after a crash) must not publish that twice.
+ *
+ * <p>The changes of one events partition go to the same changes partition, in order, and its dead
+ * letters to the one partition of the dead-letter topic, in order: those up to the last one found
+ * there (by this node before a crash, or by the partition's previous owner) were all published.
+ * Each kind has its own mark, as a dead letter and a change of the same poll may reach their topics
+ * in either order. Records for other topics are always published.
  */
 final class PublishedMarks {
 
-  /** Per events partition, the source offset of the last change found in its changes partition. */
-  private final Map<TopicPartition, Long> lastChange = new HashMap<>();
-
-  void put(TopicPartition source, long lastChangeSourceOffset) {
-    if (lastChangeSourceOffset >= 0) {
-      lastChange.put(source, lastChangeSourceOffset);
+  /**
+   * The source offsets of the last change and of the last dead letter from one events partition
+   * found in their topics; -1 where there is none.
+   */
+  record Mark(String changesTopic, long lastChange, String deadLetterTopic, long lastDeadLetter) {
+    boolean covers(String topic, long sourceOffset) {
+      return topic.equals(changesTopic) ? sourceOffset <= lastChange
+          : topic.equals(deadLetterTopic) && sourceOffset <= lastDeadLetter;
     }
   }
 
-  /** Whether the change for the source offset of this partition is in the changes topic already. */
-  boolean published(TopicPartition source, long sourceOffset) {
-    Long mark = lastChange.get(source);
-    return mark != null && sourceOffset <= mark;
+  private final Map<TopicPartition, Mark> bySource = new HashMap<>();
+
+  void put(TopicPartition source, Mark mark) {
+    if (mark.lastChange() >= 0 || mark.lastDeadLetter() >= 0) {
+      bySource.put(source, mark);
+    }
+  }
+
+  /** Whether the record for the source offset of this partition is in {@code topic} already. */
+  boolean published(TopicPartition source, String topic, long sourceOffset) {
+    Mark mark = bySource.get(source);
+    return mark != null && mark.covers(topic, sourceOffset);
   }
 
   /**
-   * The records of a folded batch that are not yet published. Once the fold is past the mark (the
-   * batch ends at {@code nextOffset}), nothing more can be, and the mark is dropped.
+   * The records of a folded batch that are not yet published. Once the fold is past both marks
+   * (the batch ends at {@code nextOffset}), nothing more can be, and the marks are dropped.
    */
   List<ProducerRecord<String, byte[]>> notYetPublished(TopicPartition source, List<ProducerRecord<String, byte[]>> records,
                                                        long nextOffset) {
-    Long mark = lastChange.get(source);
+    Mark mark = bySource.get(source);
     if (mark == null) {
       return records;
     }
-    if (nextOffset > mark) {
-      lastChange.remove(source);
+    if (nextOffset > Math.max(mark.lastChange(), mark.lastDeadLetter())) {
+      bySource.remove(source);
     }
-    return records.stream().filter(r -> sourceOffset(r) > mark).toList();
+    return records.stream().filter(r -> !mark.covers(r.topic(), sourceOffset(r))).toList();
   }
 
   void forget(Collection<TopicPartition> sources) {
-    sources.forEach(lastChange::remove);
+    sources.forEach(bySource::remove);
   }
 
   /** The offset of the event a change or dead letter comes from. */
