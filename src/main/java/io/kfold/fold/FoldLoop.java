@@ -96,7 +96,8 @@ final class FoldLoop implements ConsumerLoop {
     // While a restore runs, the poll only keeps the node in the group: the restore slice is the wait.
     ConsumerRecords<byte[], byte[]> records = consumer.poll(changelog.restoring() ? Duration.ZERO : POLL);
     actOnPartitionChanges();
-    takeUpAssigned();
+    // Nothing that can fail with a retriable error comes before the records are written: the
+    // supervisor would retry the round, and the next poll would not return them again.
     StoreBatch batch = new StoreBatch();
     publisher.collectAcknowledged(batch);
     if (!records.isEmpty()) {
@@ -104,6 +105,7 @@ final class FoldLoop implements ConsumerLoop {
     } else if (!batch.isEmpty()) {
       store.write(batch);
     }
+    takeUpAssigned();
     List<TopicPartition> restored = changelog.restoreSlice();
     if (!restored.isEmpty()) {
       toResume.addAll(restored);
@@ -247,17 +249,28 @@ final class FoldLoop implements ConsumerLoop {
     }
     try {
       if (stopping && consumer != null && publisher != null) {
-        stopFolding(consumer.assignment(), false);
-        Map<TopicPartition, OffsetAndMetadata> offsets = lagToolCommits.takeAll();
-        if (!offsets.isEmpty()) {
-          consumer.commitSync(offsets, Duration.ofSeconds(5));
-        }
+        handOverAll();
       }
-    } catch (RuntimeException e) {
-      LOG.warn("handing the fold's partitions over on stop failed: {}", e.toString());
     } finally {
       progress.stopped();
       closeAll();
+    }
+  }
+
+  private void handOverAll() {
+    try {
+      stopFolding(consumer.assignment(), false);
+    } catch (RuntimeException e) {
+      LOG.warn("handing the fold's partitions over on stop failed; their next owner publishes from its outbox: {}",
+          e.toString());
+    }
+    try {
+      Map<TopicPartition, OffsetAndMetadata> offsets = lagToolCommits.takeAll();
+      if (!offsets.isEmpty()) {
+        consumer.commitSync(offsets, Duration.ofSeconds(5));
+      }
+    } catch (RuntimeException e) {
+      LOG.debug("committing offsets for lag tools on stop failed: {}", e.toString());
     }
   }
 

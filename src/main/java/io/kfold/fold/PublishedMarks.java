@@ -39,6 +39,8 @@ final class PublishedMarks {
   void put(TopicPartition source, Mark mark) {
     if (mark.lastChange() >= 0 || mark.lastDeadLetter() >= 0) {
       bySource.put(source, mark);
+    } else {
+      bySource.remove(source);
     }
   }
 
