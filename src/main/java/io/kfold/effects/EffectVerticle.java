@@ -92,15 +92,15 @@ public final class EffectVerticle extends VerticleBase {
 
   // Event-loop state.
   private Context context;
-  private final Map<String, ArrayDeque<Item>> queues = new HashMap<>();
-  private final ArrayDeque<String> ready = new ArrayDeque<>();
-  private final Set<String> busy = new HashSet<>();
+  private final Map<EntityRef, ArrayDeque<Item>> queues = new HashMap<>();
+  private final ArrayDeque<EntityRef> ready = new ArrayDeque<>();
+  private final Set<EntityRef> busy = new HashSet<>();
   private final Map<TopicPartition, TreeSet<Long>> unfinished = new HashMap<>();
   private final Map<TopicPartition, Long> received = new HashMap<>();
   /** The version of each entity's last change started, to skip a change published twice; the oldest are forgotten. */
-  private final Map<String, Long> lastStarted = new java.util.LinkedHashMap<>(16, 0.75f, true) {
+  private final Map<EntityRef, Long> lastStarted = new java.util.LinkedHashMap<>(16, 0.75f, true) {
     @Override
-    protected boolean removeEldestEntry(Map.Entry<String, Long> eldest) {
+    protected boolean removeEldestEntry(Map.Entry<EntityRef, Long> eldest) {
       return size() > 100_000;
     }
   };
@@ -111,8 +111,8 @@ public final class EffectVerticle extends VerticleBase {
 
   /** One change to deliver, and where it came from. */
   private record Item(TopicPartition partition, long offset, Change change) {
-    String key() {
-      return change.key();
+    EntityRef key() {
+      return EntityRef.of(change);
     }
   }
 
@@ -155,9 +155,9 @@ public final class EffectVerticle extends VerticleBase {
       parking = lot;
       String prefix = "kfold.effects." + effect.name();
       admin.add(vertx.eventBus().<JsonObject>consumer(prefix + ".parked", m -> m.reply(jsonObject(parking.toJson()))));
-      admin.add(vertx.eventBus().<JsonObject>consumer(prefix + ".replay", m -> resolve(m.body().getString("key"), false)
+      admin.add(vertx.eventBus().<JsonObject>consumer(prefix + ".replay", m -> resolve(m.body(), false)
           .onSuccess(r -> m.reply(jsonObject(r))).onFailure(e -> m.fail(status(e), e.getMessage()))));
-      admin.add(vertx.eventBus().<JsonObject>consumer(prefix + ".skip", m -> resolve(m.body().getString("key"), true)
+      admin.add(vertx.eventBus().<JsonObject>consumer(prefix + ".skip", m -> resolve(m.body(), true)
           .onSuccess(r -> m.reply(jsonObject(r))).onFailure(e -> m.fail(status(e), e.getMessage()))));
       vertx.setPeriodic(30_000, id -> LOG.info("effect worker {}: {}", effect.name(), stats.toJson()));
       thread = new Thread(this::poll, "kfold-effect-" + config.effectGroup(effect.name()));
@@ -357,7 +357,7 @@ public final class EffectVerticle extends VerticleBase {
   private void dispatch() {
     List<Item> starting = new ArrayList<>();
     while (!ready.isEmpty() && busy.size() < effect.maxInFlightKeys()) {
-      String key = ready.poll();
+      EntityRef key = ready.poll();
       ArrayDeque<Item> queue = queues.get(key);
       if (queue == null || queue.isEmpty()) {
         continue;
@@ -455,9 +455,10 @@ public final class EffectVerticle extends VerticleBase {
 
   /** Writes to the dead-letter topic, retrying until it is written: only then is the change done. */
   private void writeDeadLetter(Item item, ObjectNode record, java.util.concurrent.atomic.LongAdder counter) {
-    deadLetters.send(new ProducerRecord<>(config.effectDeadLetterTopic(effect.name()), item.key(), Envelopes.toBytes(record)))
+    deadLetters.send(new ProducerRecord<>(config.effectDeadLetterTopic(effect.name()), item.key().toString(),
+            Envelopes.toBytes(record)))
         .onSuccess(metadata -> {
-          parking.apply(item.key(), record);
+          parking.apply(item.key().toString(), record);
           counter.increment();
           done(item);
         })
@@ -499,8 +500,8 @@ public final class EffectVerticle extends VerticleBase {
   /** Drops what was queued for partitions given to another member; it will deliver them. */
   private void forget(Collection<TopicPartition> partitions) {
     Set<TopicPartition> gone = new HashSet<>(partitions);
-    for (Iterator<Map.Entry<String, ArrayDeque<Item>>> it = queues.entrySet().iterator(); it.hasNext(); ) {
-      Map.Entry<String, ArrayDeque<Item>> entry = it.next();
+    for (Iterator<Map.Entry<EntityRef, ArrayDeque<Item>>> it = queues.entrySet().iterator(); it.hasNext(); ) {
+      Map.Entry<EntityRef, ArrayDeque<Item>> entry = it.next();
       boolean running = busy.contains(entry.getKey());
       Item head = entry.getValue().peek();
       int before = entry.getValue().size();
@@ -522,10 +523,18 @@ public final class EffectVerticle extends VerticleBase {
    * Replays the parked changes of an entity in order (after dropping the dead letter at the head
    * when {@code skipHead}), then releases the entity. Stops at the first change that fails again.
    */
-  private Future<ObjectNode> resolve(String key, boolean skipHead) {
-    if (key == null || !parking.isParked(key)) {
-      return Future.failedFuture(KfoldException.notFound("worker " + effect.name() + " has no parked events for '" + key + "'"));
+  private Future<ObjectNode> resolve(JsonObject request, boolean skipHead) {
+    String id = request.getString("key");
+    List<EntityRef> parked = parking.withKey(id).stream()
+        .filter(entity -> request.getString("type") == null || entity.type().equals(request.getString("type"))).toList();
+    if (parked.isEmpty()) {
+      return Future.failedFuture(KfoldException.notFound("worker " + effect.name() + " has no parked events for '" + id + "'"));
     }
+    if (parked.size() > 1) {
+      return Future.failedFuture(new KfoldException(409, "Ambiguous", "entities of several types with id '" + id
+          + "' are parked: " + parked + "; name the type", Map.of()));
+    }
+    EntityRef key = parked.get(0);
     if (busy.contains(key)) {
       return Future.failedFuture(new KfoldException(409, "Busy", "an effect of '" + key + "' is running; try again",
           Map.of()));
@@ -546,7 +555,7 @@ public final class EffectVerticle extends VerticleBase {
       }
       return Future.all(writes).map(v -> {
         stats.skipped.add(skipped.size());
-        ObjectNode result = JsonNodeFactory.instance.objectNode().put("key", key)
+        ObjectNode result = JsonNodeFactory.instance.objectNode().put("type", key.type()).put("key", key.key())
             .put("replayed", replayed.size()).put("skipped", skipped.size())
             .put("stillParked", parking.entries(key).size());
         if (failure != null) {
@@ -579,10 +588,11 @@ public final class EffectVerticle extends VerticleBase {
         .onFailure(e -> done.complete("replaying " + entry.id() + " failed: " + e.getMessage()));
   }
 
-  private Future<Void> writeResolved(String key, List<String> ids, String how) {
-    ObjectNode record = ParkingLot.resolved(effect.name(), ids, how);
-    return deadLetters.send(new ProducerRecord<>(config.effectDeadLetterTopic(effect.name()), key, Envelopes.toBytes(record)))
-        .onSuccess(m -> parking.apply(key, record)).mapEmpty();
+  private Future<Void> writeResolved(EntityRef key, List<String> ids, String how) {
+    ObjectNode record = ParkingLot.resolved(effect.name(), key, ids, how);
+    return deadLetters.send(new ProducerRecord<>(config.effectDeadLetterTopic(effect.name()), key.toString(),
+            Envelopes.toBytes(record)))
+        .onSuccess(m -> parking.apply(key.toString(), record)).mapEmpty();
   }
 
   private static int status(Throwable e) {

@@ -23,39 +23,57 @@ final class ParkingLot {
   /** One parked change; {@code error} and {@code attempts} are set for the dead letter at the head. */
   record Entry(String id, JsonNode change, String error, int attempts) {}
 
-  private final Map<String, List<Entry>> byKey = new LinkedHashMap<>();
+  private final Map<EntityRef, List<Entry>> byEntity = new LinkedHashMap<>();
 
-  boolean isParked(String key) {
-    return byKey.containsKey(key);
+  boolean isParked(EntityRef entity) {
+    return byEntity.containsKey(entity);
   }
 
   /** The id of the change that parked the entity. */
-  String head(String key) {
-    return byKey.get(key).get(0).id();
+  String head(EntityRef entity) {
+    return byEntity.get(entity).get(0).id();
   }
 
-  List<Entry> entries(String key) {
-    return List.copyOf(byKey.getOrDefault(key, List.of()));
+  List<Entry> entries(EntityRef entity) {
+    return List.copyOf(byEntity.getOrDefault(entity, List.of()));
+  }
+
+  /** The parked entities with this id, of any type. */
+  List<EntityRef> withKey(String key) {
+    return byEntity.keySet().stream().filter(entity -> entity.key().equals(key)).toList();
   }
 
   int size() {
-    return byKey.values().stream().mapToInt(List::size).sum();
+    return byEntity.values().stream().mapToInt(List::size).sum();
   }
 
-  /** Applies one record of the dead-letter topic. */
-  void apply(String key, JsonNode record) {
+  /**
+   * Applies one record of the dead-letter topic. The entity comes from the record's body; records
+   * written before entities were told apart by type have only their id as {@code recordKey}, and
+   * their {@code resolved} records name no type: those resolve the changes of every type with that id.
+   */
+  void apply(String recordKey, JsonNode record) {
     switch (record.path("kind").asText()) {
-      case "dead-letter", "parked" -> byKey.computeIfAbsent(key, k -> new ArrayList<>()).add(new Entry(
-          record.path("change").path("id").asText(), record.path("change"), record.path("error").asText(null),
-          record.path("attempts").asInt()));
+      case "dead-letter", "parked" -> {
+        JsonNode event = record.path("change").path("event");
+        EntityRef entity = new EntityRef(event.path("entity").asText(), event.path("key").asText());
+        byEntity.computeIfAbsent(entity, k -> new ArrayList<>()).add(new Entry(
+            record.path("change").path("id").asText(), record.path("change"), record.path("error").asText(null),
+            record.path("attempts").asInt()));
+      }
       case "resolved" -> {
         Set<String> ids = new HashSet<>();
         record.path("ids").forEach(id -> ids.add(id.asText()));
-        List<Entry> entries = byKey.get(key);
-        if (entries != null) {
-          entries.removeIf(e -> ids.contains(e.id()));
-          if (entries.isEmpty()) {
-            byKey.remove(key);
+        List<EntityRef> entities = record.hasNonNull("entity")
+            ? List.of(new EntityRef(record.path("entity").asText(), record.path("key").asText()))
+            : withKey(recordKey);
+        for (EntityRef entity : entities) {
+          List<Entry> entries = byEntity.get(entity);
+          if (entries != null) {
+            entries.removeIf(e -> ids.contains(e.id()));
+            if (entries.isEmpty()) {
+              byEntity.remove(entity);
+            }
           }
         }
       }
@@ -79,9 +97,10 @@ final class ParkingLot {
     return record;
   }
 
-  static ObjectNode resolved(String worker, List<String> ids, String how) {
+  static ObjectNode resolved(String worker, EntityRef entity, List<String> ids, String how) {
     ObjectNode record = JsonNodeFactory.instance.objectNode();
-    record.put("kind", "resolved").put("worker", worker).put("how", how);
+    record.put("kind", "resolved").put("worker", worker).put("entity", entity.type()).put("key", entity.key())
+        .put("how", how);
     ArrayNode list = record.putArray("ids");
     ids.forEach(list::add);
     return record;
@@ -91,8 +110,8 @@ final class ParkingLot {
   ObjectNode toJson() {
     ObjectNode json = JsonNodeFactory.instance.objectNode();
     ArrayNode keys = json.putArray("parked");
-    byKey.forEach((key, entries) -> {
-      ObjectNode entity = keys.addObject().put("key", key);
+    byEntity.forEach((ref, entries) -> {
+      ObjectNode entity = keys.addObject().put("type", ref.type()).put("key", ref.key());
       ArrayNode list = entity.putArray("events");
       for (Entry entry : entries) {
         ObjectNode item = list.addObject().put("id", entry.id());

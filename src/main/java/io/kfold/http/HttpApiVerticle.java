@@ -139,6 +139,8 @@ public final class HttpApiVerticle extends VerticleBase {
     router.get("/v1/_effects/:worker/parked").handler(ctx -> effectAdmin(ctx, "parked"));
     router.post("/v1/_effects/:worker/parked/:id/replay").handler(ctx -> effectAdmin(ctx, "replay"));
     router.post("/v1/_effects/:worker/parked/:id/skip").handler(ctx -> effectAdmin(ctx, "skip"));
+    router.post("/v1/_effects/:worker/parked/:type/:id/replay").handler(ctx -> effectAdmin(ctx, "replay"));
+    router.post("/v1/_effects/:worker/parked/:type/:id/skip").handler(ctx -> effectAdmin(ctx, "skip"));
     router.post("/v1/:type/:id/commands").handler(body).handler(this::forwardIfElsewhere).handler(this::command);
     router.post("/v1/:type/:id/events").handler(body).handler(this::forwardIfElsewhere).handler(this::appendEvents);
     router.get("/v1/:type/:id/events").handler(this::forwardIfElsewhere).handler(this::history);
@@ -229,6 +231,9 @@ public final class HttpApiVerticle extends VerticleBase {
     JsonObject request = new JsonObject();
     if (!action.equals("parked")) {
       request.put("key", EntityIds.check(ctx.pathParam("id")));
+      if (ctx.pathParam("type") != null) {
+        request.put("type", types.get(ctx.pathParam("type")).name());
+      }
     }
     vertx.eventBus().<JsonObject>request("kfold.effects." + worker + "." + action, request)
         .onSuccess(reply -> ctx.response().putHeader("content-type", "application/json").end(reply.body().toBuffer()))
