@@ -25,6 +25,7 @@ import io.kfold.store.EntityStore;
 import io.kfold.store.StoredEntity;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
+import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.ReplyException;
 import io.vertx.core.json.JsonObject;
 import io.netty.handler.codec.http.HttpResponseStatus;
@@ -222,7 +223,10 @@ public final class HttpApiVerticle extends VerticleBase {
     sendJson(ctx, body, -1);
   }
 
-  /** Lists, replays or skips a worker's parked events; the worker answers over the local event bus. */
+  /**
+   * Lists, replays or skips a worker's parked events; the worker answers over the local event bus,
+   * a replay or skip once the node that delivers the entity has carried it out.
+   */
   private void effectAdmin(RoutingContext ctx, String action) {
     String worker = ctx.pathParam("worker");
     if (!effects.containsKey(worker)) {
@@ -235,7 +239,9 @@ public final class HttpApiVerticle extends VerticleBase {
         request.put("type", types.get(ctx.pathParam("type")).name());
       }
     }
-    vertx.eventBus().<JsonObject>request("kfold.effects." + worker + "." + action, request)
+    // Longer than a worker waits for a replay or skip to be carried out (30 s), so that its 504 gets through.
+    vertx.eventBus().<JsonObject>request("kfold.effects." + worker + "." + action, request,
+            new DeliveryOptions().setSendTimeout(40_000))
         .onSuccess(reply -> ctx.response().putHeader("content-type", "application/json").end(reply.body().toBuffer()))
         .onFailure(e -> ctx.fail(e instanceof ReplyException r && r.failureCode() >= 400
             ? new KfoldException(r.failureCode(), HttpResponseStatus.valueOf(r.failureCode()).reasonPhrase(), r.getMessage(), Map.of())
