@@ -1,10 +1,15 @@
 package io.kfold.effects;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.KfoldConfig;
 import io.kfold.TestNodes;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
+import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.Map;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -127,5 +132,21 @@ class EffectConfigTest {
 
   private static EffectConfig worker(KfoldConfig config, String name) {
     return config.effects().stream().filter(e -> e.name().equals(name)).findFirst().orElseThrow();
+  }
+
+  @Test
+  @DisplayName("the shipped configuration loads with every worker on, and shows every kind and both deliveries")
+  void shippedWorkersShowEveryKind() throws Exception {
+    JsonNode shipped = new ObjectMapper(new YAMLFactory()).readTree(Path.of("conf", "kfold.yaml").toFile());
+    Map<String, String> allOn = new HashMap<>();
+    shipped.path("effects").fieldNames().forEachRemaining(name ->
+        allOn.put("KFOLD_EFFECTS_" + name.replace('-', '_').toUpperCase() + "_ENABLED", "true"));
+    KfoldConfig config = KfoldConfig.load(allOn);
+    assertThat(config.effects()).hasSize(shipped.path("effects").size());
+    assertThat(config.effects()).extracting(EffectConfig::kind).containsExactlyInAnyOrder(EffectConfig.Kind.values());
+    assertThat(config.effects()).extracting(EffectConfig::delivery).contains(EffectConfig.Delivery.values());
+    EffectConfig hook = config.effects().stream().filter(e -> e.kind() == EffectConfig.Kind.HTTP).findFirst().orElseThrow();
+    assertThat(hook.delivery()).isEqualTo(EffectConfig.Delivery.AT_MOST_ONCE);
+    assertThat(((EffectConfig.HttpTarget) hook.target()).url()).startsWith("http://localhost:");
   }
 }
