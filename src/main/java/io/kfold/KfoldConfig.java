@@ -60,6 +60,21 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
   private static final Pattern APP_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_-]{0,62}");
   private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
 
+  /** Every key of the configuration; a section that gains a field adds it here, or the file cannot use it. */
+  static final ConfigKeys.Section KEYS = new ConfigKeys.Section(Map.of(
+      "app", ConfigKeys.VALUE,
+      "dataDir", ConfigKeys.VALUE,
+      "http", ConfigKeys.values("host", "port", "maxBodyBytes", "maxWaitMs", "advertisedUrl", "forwardWaitMs"),
+      "kafka", ConfigKeys.values("bootstrap", "partitions", "replicationFactor", "localPort", "groupInstanceId",
+          "sessionTimeoutMs"),
+      "fold", ConfigKeys.values("maxPollRecords", "cacheEntries", "standbyReplicas", "threads"),
+      "writes", ConfigKeys.values("timeoutMs", "maxEvents", "idempotencyWindowMs"),
+      "types", new ConfigKeys.Listed(ConfigKeys.values("name", "fold", "class")),
+      "effects", new ConfigKeys.Named(EffectConfig.KEYS)));
+
+  /** KFOLD_* variables that kfold reads for another purpose than a key. */
+  private static final Set<String> NOT_KEYS = Set.of("KFOLD_CONFIG");
+
   /** Reads the configuration file and applies the environment over it. */
   public static KfoldConfig load(Map<String, String> env) {
     String file = env.get("KFOLD_CONFIG");
@@ -78,21 +93,13 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
       throw new IllegalArgumentException("cannot read configuration " + (file != null ? file : "conf/kfold.yaml")
           + ": " + e.getMessage(), e);
     }
-    applyEnvironment(tree, "KFOLD", env);
-    return from(tree);
-  }
-
-  /** Overrides each scalar of the tree with KFOLD_PATH_IN_UPPER_SNAKE_CASE when that variable is set. */
-  private static void applyEnvironment(ObjectNode node, String prefix, Map<String, String> env) {
-    for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> field = it.next();
-      String name = prefix + "_" + field.getKey().replaceAll("([a-z0-9])([A-Z])", "$1_$2").replace('-', '_').toUpperCase();
-      if (field.getValue() instanceof ObjectNode child) {
-        applyEnvironment(child, name, env);
-      } else if (env.containsKey(name) && !field.getValue().isContainerNode()) {
-        node.put(field.getKey(), env.get(name));
-      }
+    List<String> unknown = ConfigKeys.unknownKeys(tree, KEYS);
+    if (!unknown.isEmpty()) {
+      throw new IllegalArgumentException("configuration " + (file != null ? file : "conf/kfold.yaml") + ": "
+          + String.join("; ", unknown));
     }
+    ConfigKeys.applyEnvironment(tree, KEYS, "KFOLD", env, NOT_KEYS);
+    return from(tree);
   }
 
   static KfoldConfig from(JsonNode tree) {

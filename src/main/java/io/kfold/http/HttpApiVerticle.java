@@ -452,6 +452,8 @@ public final class HttpApiVerticle extends VerticleBase {
     }
     try {
       return Envelopes.parse(body.getBytes());
+    } catch (Envelopes.NumberNotKeptException e) {
+      throw KfoldException.badRequest("the body is refused: " + e.getMessage());
     } catch (IOException e) {
       throw KfoldException.badRequest("the body is not valid JSON: " + e.getMessage().lines().findFirst().orElse(""));
     }
