@@ -23,13 +23,14 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Which node folds which partition, and where it answers: each node writes a claim (its URL, the
@@ -43,13 +44,16 @@ public final class NodeDirectory implements AutoCloseable {
 
   private static final Logger LOG = LoggerFactory.getLogger(NodeDirectory.class);
 
+  /** How long a node whose claim the group has moved past stays in view, shown as dead. */
+  private static final Duration KEEP_DEAD = Duration.ofMinutes(1);
+
   /** One node's claim. */
   public record Claim(String node, String url, int generation, Set<String> partitions) {}
 
   private final KfoldConfig config;
   private final String node;
   private final FoldProgress progress;
-  private final Map<String, Claim> claims = new ConcurrentHashMap<>();
+  private final ClusterView view;
   private volatile String url;
   private volatile boolean running = true;
   private KafkaConsumer<String, byte[]> consumer;
@@ -57,9 +61,14 @@ public final class NodeDirectory implements AutoCloseable {
   private Thread thread;
 
   public NodeDirectory(KfoldConfig config, String node, FoldProgress progress) {
+    this(config, node, progress, Clock.systemUTC());
+  }
+
+  NodeDirectory(KfoldConfig config, String node, FoldProgress progress, Clock clock) {
     this.config = config;
     this.node = node;
     this.progress = progress;
+    this.view = new ClusterView(clock, KEEP_DEAD);
   }
 
   /** Blocks: run it on a worker thread. */
@@ -84,9 +93,7 @@ public final class NodeDirectory implements AutoCloseable {
 
   /** The claim of the node that folds the partition, as far as the claims say; empty while nobody claims it. */
   public Optional<Claim> owner(TopicPartition partition) {
-    String name = partition.toString();
-    return claims.values().stream().filter(c -> c.partitions().contains(name))
-        .max(java.util.Comparator.comparingInt(Claim::generation));
+    return view.owner(partition.toString());
   }
 
   /**
@@ -98,8 +105,7 @@ public final class NodeDirectory implements AutoCloseable {
     if (replicas == 0) {
       return Set.of();
     }
-    int latest = claims.values().stream().mapToInt(Claim::generation).max().orElse(-1);
-    List<Claim> live = claims.values().stream().filter(c -> c.generation() == latest).toList();
+    List<Claim> live = view.latestGeneration();
     Set<TopicPartition> standbys = new HashSet<>();
     for (Claim owner : live) {
       for (String partition : owner.partitions()) {
@@ -119,8 +125,9 @@ public final class NodeDirectory implements AutoCloseable {
     return new TopicPartition(name.substring(0, dash), Integer.parseInt(name.substring(dash + 1)));
   }
 
-  public Map<String, Claim> claims() {
-    return Map.copyOf(claims);
+  /** The nodes in view, by name: each one's latest claim, and since when it is dead if it is. */
+  public Map<String, ClusterView.Node> nodes() {
+    return view.nodes();
   }
 
   private void run() {
@@ -137,9 +144,9 @@ public final class NodeDirectory implements AutoCloseable {
         }
         for (ConsumerRecord<String, byte[]> record : consumer.poll(Duration.ofMillis(200))) {
           if (record.value() == null) {
-            claims.remove(record.key());
+            view.withdrawn(record.key());
           } else {
-            claims.put(record.key(), decode(record.key(), record.value()));
+            view.claimed(decode(record.key(), record.value()), Instant.ofEpochMilli(record.timestamp()));
           }
         }
       }

@@ -200,7 +200,8 @@ public final class HttpApiVerticle extends VerticleBase {
   private void cluster(RoutingContext ctx) {
     ObjectNode body = JsonNodeFactory.instance.objectNode().put("node", directory.node());
     ObjectNode nodes = body.putObject("nodes");
-    directory.claims().forEach((name, claim) -> {
+    directory.nodes().forEach((name, member) -> {
+      var claim = member.claim();
       ObjectNode node = nodes.putObject(name).put("url", claim.url()).put("generation", claim.generation());
       claim.partitions().stream().sorted().forEach(node.putArray("partitions")::add);
     });
