@@ -10,11 +10,18 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.stream.Stream;
 
 /**
  * The claims of the nodes topic, in the order they were written, and what they say: which node
  * folds a partition, and which nodes are live. Bookkeeping only: the node directory reads the
  * topic and hands each record over.
+ *
+ * <p>A node publishes a claim each time the group gives it a new generation, so a claim is dead
+ * once another node claims a later generation: the group formed that generation without it (it
+ * died, or it was left behind and is about to claim again). A node that has not joined yet claims
+ * no generation; it is dead once the group forms a generation later than any it saw without it.
+ * A dead node stays in view for a while, so that an operator sees it went, then is dropped.
  *
  * <p>Written by one thread (the directory's), read by any: every change replaces an immutable snapshot.
  */
@@ -27,9 +34,21 @@ public final class ClusterView {
     }
   }
 
+  /**
+   * A node's latest claim, and the last generation it belongs to: its own, or for a node that has
+   * not joined yet the latest one claimed when it appeared.
+   */
+  private record Tracked(Claim claim, int generation, Instant deadSince) {
+    Tracked dead(Instant at) {
+      return deadSince == null ? new Tracked(claim, generation, at) : this;
+    }
+  }
+
   private final Clock clock;
   private final Duration keepDead;
-  private volatile Map<String, Node> nodes = Map.of();
+  private volatile Map<String, Tracked> tracked = Map.of();
+  /** The latest generation any claim has shown, also of nodes dropped since. */
+  private int latest = -1;
 
   /** @param keepDead how long a dead node stays in the view before it is dropped */
   ClusterView(Clock clock, Duration keepDead) {
@@ -37,34 +56,59 @@ public final class ClusterView {
     this.keepDead = keepDead;
   }
 
-  /** A node wrote a claim, at {@code at} (the record's time). */
+  /** A node wrote a claim, at {@code at} (the record's time, which a dead node's time is taken from). */
   synchronized void claimed(Claim claim, Instant at) {
-    Map<String, Node> next = new HashMap<>(nodes);
-    next.put(claim.node(), new Node(claim, null));
-    nodes = Map.copyOf(next);
+    Map<String, Tracked> next = new HashMap<>();
+    Instant now = clock.instant();
+    tracked.forEach((name, node) -> {
+      if (!name.equals(claim.node()) && !dropped(node.deadSince(), now)) {
+        next.put(name, node.generation() < claim.generation() ? node.dead(at) : node);
+      }
+    });
+    int generation = claim.generation() >= 0 ? claim.generation() : latest;
+    next.put(claim.node(), new Tracked(claim, generation, generation < latest ? at : null));
+    latest = Math.max(latest, claim.generation());
+    tracked = Map.copyOf(next);
   }
 
   /** A node withdrew its claim (it stopped cleanly). */
   synchronized void withdrawn(String node) {
-    Map<String, Node> next = new HashMap<>(nodes);
+    Map<String, Tracked> next = new HashMap<>(tracked);
     next.remove(node);
-    nodes = Map.copyOf(next);
+    tracked = Map.copyOf(next);
   }
 
-  /** The nodes in view, live or dead. */
+  /** The nodes in view, live or dead, by name. */
   Map<String, Node> nodes() {
-    return nodes;
+    Instant now = clock.instant();
+    Map<String, Node> nodes = new HashMap<>();
+    tracked.forEach((name, node) -> {
+      if (!dropped(node.deadSince(), now)) {
+        nodes.put(name, new Node(node.claim(), node.deadSince()));
+      }
+    });
+    return Map.copyOf(nodes);
   }
 
-  /** The claim of the node that folds the partition; empty while nobody claims it. */
+  /**
+   * The claim of the live node that folds the partition; empty while none claims it. A dead node's
+   * partitions have no owner until the group gives them to another node and it claims them.
+   */
   Optional<Claim> owner(String partition) {
-    return nodes.values().stream().map(Node::claim).filter(c -> c.partitions().contains(partition))
-        .max(Comparator.comparingInt(Claim::generation));
+    return live().filter(c -> c.partitions().contains(partition)).max(Comparator.comparingInt(Claim::generation));
   }
 
   /** The claims of the latest generation: the nodes the group is made of now. */
   List<Claim> latestGeneration() {
-    int latest = nodes.values().stream().mapToInt(n -> n.claim().generation()).max().orElse(-1);
-    return nodes.values().stream().map(Node::claim).filter(c -> c.generation() == latest).toList();
+    int newest = live().mapToInt(Claim::generation).max().orElse(-1);
+    return live().filter(c -> c.generation() == newest).toList();
+  }
+
+  private Stream<Claim> live() {
+    return tracked.values().stream().filter(node -> node.deadSince() == null).map(Tracked::claim);
+  }
+
+  private boolean dropped(Instant deadSince, Instant now) {
+    return deadSince != null && !now.isBefore(deadSince.plus(keepDead));
   }
 }

@@ -35,8 +35,9 @@ import java.util.Set;
 /**
  * Which node folds which partition, and where it answers: each node writes a claim (its URL, the
  * partitions it folds, and the group generation they were given in) to the compacted
- * {@code <app>.nodes} topic whenever its assignment changes, and reads everyone's claims. The claim
- * of the latest generation wins, so a node that died keeps no partition once the group moved on.
+ * {@code <app>.nodes} topic whenever its assignment changes, and reads everyone's claims. A node
+ * whose claim a later generation has passed is dead ({@link ClusterView}): it keeps no partition,
+ * and after a minute it leaves the view.
  *
  * <p>Its consumer and producer run on a thread of their own.
  */
@@ -91,7 +92,7 @@ public final class NodeDirectory implements AutoCloseable {
     return node;
   }
 
-  /** The claim of the node that folds the partition, as far as the claims say; empty while nobody claims it. */
+  /** The claim of the live node that folds the partition, as far as the claims say; empty while none claims it. */
   public Optional<Claim> owner(TopicPartition partition) {
     return view.owner(partition.toString());
   }

@@ -196,13 +196,20 @@ public final class HttpApiVerticle extends VerticleBase {
     sendJson(ctx, written.toJson(), written.version());
   }
 
-  /** The nodes of the group as their claims say: where each answers, the partitions it folds. */
+  /**
+   * The nodes of the group as their claims say: where each answers, the partitions it folds, and
+   * whether it is live; a dead node is shown, with the partitions it last claimed, until it is dropped.
+   */
   private void cluster(RoutingContext ctx) {
     ObjectNode body = JsonNodeFactory.instance.objectNode().put("node", directory.node());
     ObjectNode nodes = body.putObject("nodes");
     directory.nodes().forEach((name, member) -> {
       var claim = member.claim();
-      ObjectNode node = nodes.putObject(name).put("url", claim.url()).put("generation", claim.generation());
+      ObjectNode node = nodes.putObject(name).put("url", claim.url()).put("generation", claim.generation())
+          .put("status", member.live() ? "live" : "dead");
+      if (!member.live()) {
+        node.put("deadSince", member.deadSince().toString());
+      }
       claim.partitions().stream().sorted().forEach(node.putArray("partitions")::add);
     });
     ObjectNode lag = body.putObject("lag");
