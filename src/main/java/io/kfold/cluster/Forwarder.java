@@ -1,7 +1,11 @@
 package io.kfold.cluster;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.MissingNode;
 import io.kfold.KfoldConfig;
+import io.kfold.entity.Envelopes;
 import io.kfold.entity.KfoldException;
+import io.netty.handler.codec.http.HttpResponseStatus;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
@@ -16,7 +20,10 @@ import io.vertx.ext.web.client.HttpRequest;
 import io.vertx.ext.web.client.WebClient;
 import org.apache.kafka.common.TopicPartition;
 
+import java.io.IOException;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.function.BiFunction;
 
 /**
@@ -75,6 +82,52 @@ public final class Forwarder {
       }
     }).onFailure(ctx::fail);
     return true;
+  }
+
+  /**
+   * For a caller that is not an HTTP request (the event bus): the answer of the node that folds the
+   * entity to {@code GET /v1/{type}/{key}?minVersion=&timeoutMs=}, the JSON {@code {key, version,
+   * state}}; null when this node folds it and answers itself. Fails with a {@link KfoldException}
+   * of the status that node answered (404, 504…), or 503 while no node is known to fold it.
+   */
+  public Future<Buffer> getState(String type, String key, long minVersion, long timeoutMs) {
+    if (ownership.owns(type, key)) {
+      return Future.succeededFuture(null);
+    }
+    Promise<String> owner = Promise.promise();
+    findOwner(ownership.partition(type, key), System.currentTimeMillis() + config.http().forwardWaitMs(), owner);
+    return owner.future().compose(url -> {
+      if (url == null) {
+        return Future.succeededFuture(null);  // it became this node's meanwhile
+      }
+      return client.getAbs(url + "/v1/" + type + "/" + key + "?minVersion=" + minVersion + "&timeoutMs=" + timeoutMs)
+          .timeout(config.writes().timeoutMs() + config.http().maxWaitMs())
+          .putHeader(FORWARDED_BY, directory.node())
+          .send()
+          .recover(e -> Future.failedFuture(KfoldException.unavailable("asking " + url + " for " + type + " '" + key
+              + "' failed: " + e.getMessage())))
+          .compose(answer -> answer.statusCode() == 200 ? Future.succeededFuture(answer.body())
+              : Future.failedFuture(problem(url, answer.statusCode(), answer.body())));
+    });
+  }
+
+  /** The failure another node answered, with its status, title, detail and extra members. */
+  private static KfoldException problem(String url, int status, Buffer body) {
+    JsonNode problem;
+    try {
+      problem = body == null ? MissingNode.getInstance() : Envelopes.parse(body.getBytes());
+    } catch (IOException e) {
+      problem = MissingNode.getInstance();
+    }
+    Map<String, Object> details = new LinkedHashMap<>();
+    problem.fields().forEachRemaining(field -> {
+      if (!List.of("type", "title", "status", "detail").contains(field.getKey())) {
+        details.put(field.getKey(), field.getValue());
+      }
+    });
+    String reason = HttpResponseStatus.valueOf(status).reasonPhrase();
+    return new KfoldException(status, problem.path("title").asText(reason),
+        problem.path("detail").asText("the node at " + url + " answered " + status + " " + reason), details);
   }
 
   private void findOwner(TopicPartition partition, long deadline, Promise<String> owner) {
