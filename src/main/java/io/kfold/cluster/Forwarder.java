@@ -91,6 +91,21 @@ public final class Forwarder {
    * of the status that node answered (404, 504…), or 503 while no node is known to fold it.
    */
   public Future<Buffer> getState(String type, String key, long minVersion, long timeoutMs) {
+    return ask(type, key, HttpMethod.GET, "?minVersion=" + minVersion + "&timeoutMs=" + timeoutMs, Map.of(), null);
+  }
+
+  /**
+   * For a caller that is not an HTTP request: the answer of the node that folds the entity to
+   * {@code POST /v1/{type}/{key}/commands} with this body ({@code {type, payload}}) and headers
+   * ({@code If-Match}, {@code Idempotency-Key}, {@code X-Correlation-Id}); null when this node
+   * folds it and decides the command itself. Fails as {@link #getState} does.
+   */
+  public Future<Buffer> command(String type, String key, Buffer body, Map<String, String> headers) {
+    return ask(type, key, HttpMethod.POST, "/commands", headers, body);
+  }
+
+  private Future<Buffer> ask(String type, String key, HttpMethod method, String rest, Map<String, String> headers,
+                             Buffer body) {
     if (ownership.owns(type, key)) {
       return Future.succeededFuture(null);
     }
@@ -100,11 +115,12 @@ public final class Forwarder {
       if (url == null) {
         return Future.succeededFuture(null);  // it became this node's meanwhile
       }
-      return client.getAbs(url + "/v1/" + type + "/" + key + "?minVersion=" + minVersion + "&timeoutMs=" + timeoutMs)
+      HttpRequest<Buffer> request = client.requestAbs(method, url + "/v1/" + type + "/" + key + rest)
           .timeout(config.writes().timeoutMs() + config.http().maxWaitMs())
-          .putHeader(FORWARDED_BY, directory.node())
-          .send()
-          .recover(e -> Future.failedFuture(KfoldException.unavailable("asking " + url + " for " + type + " '" + key
+          .putHeader(FORWARDED_BY, directory.node());
+      headers.forEach(request::putHeader);
+      return (body == null ? request.send() : request.putHeader("content-type", "application/json").sendBuffer(body))
+          .recover(e -> Future.failedFuture(KfoldException.unavailable("asking " + url + " about " + type + " '" + key
               + "' failed: " + e.getMessage())))
           .compose(answer -> answer.statusCode() == 200 ? Future.succeededFuture(answer.body())
               : Future.failedFuture(problem(url, answer.statusCode(), answer.body())));

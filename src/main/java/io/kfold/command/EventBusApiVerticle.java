@@ -25,7 +25,9 @@ import io.vertx.core.json.JsonObject;
 
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.OptionalLong;
 import java.util.function.Supplier;
 
@@ -33,7 +35,8 @@ import java.util.function.Supplier;
  * The event-bus API, for verticles in the same Vert.x instance:
  * <ul>
  *   <li>{@code kfold.<type>.command}: request {@code {"key", "type", "payload", "expectedVersion"?,
- *   "idempotencyKey"?, "correlationId"?}}; reply {@code {key, version, events}} as over HTTP;</li>
+ *   "idempotencyKey"?, "correlationId"?}}; reply {@code {key, version, events}} as over HTTP,
+ *   decided by the node that folds the entity, sent to it over HTTP when it is another one;</li>
  *   <li>{@code kfold.<type>.get}: request {@code {"key", "minVersion"?, "timeoutMs"?}}; reply
  *   {@code {key, version, state}}, from the node that folds the entity, asked over HTTP when it is
  *   another one, as {@code GET /v1/{type}/{id}} does;</li>
@@ -97,8 +100,20 @@ public final class EventBusApiVerticle extends VerticleBase {
       throw KfoldException.badRequest("type (the command) is missing");
     }
     Options options = new Options(expected == null ? OptionalLong.empty() : OptionalLong.of(((Number) expected).longValue()),
-        body.getString("idempotencyKey"), body.getString("correlationId"));
-    return writer.handle(type, key, new Command(commandType, toJackson(payload)), options).map(EntityWriter.Written::toJson);
+        Options.checkedIdempotencyKey(body.getString("idempotencyKey")), body.getString("correlationId"));
+    // Decided by the node that folds the entity, as over HTTP: only it decides against the current state.
+    Map<String, String> headers = new HashMap<>();
+    options.expectedVersion().ifPresent(version -> headers.put("If-Match", "\"" + version + "\""));
+    if (options.idempotencyKey() != null) {
+      headers.put("Idempotency-Key", options.idempotencyKey());
+    }
+    if (options.correlationId() != null) {
+      headers.put("X-Correlation-Id", options.correlationId());
+    }
+    Buffer command = new JsonObject().put("type", commandType).put("payload", payload).toBuffer();
+    return forwarder.command(type, key, command, headers).compose(remote -> remote == null
+        ? writer.handle(type, key, new Command(commandType, toJackson(payload)), options).map(EntityWriter.Written::toJson)
+        : Future.succeededFuture((ObjectNode) toJackson(remote.getBytes())));
   }
 
   /** Answered by the node that folds the entity: another node's copy may be behind, or missing. */

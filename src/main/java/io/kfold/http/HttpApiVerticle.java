@@ -54,7 +54,6 @@ public final class HttpApiVerticle extends VerticleBase {
 
   private static final Logger LOG = LoggerFactory.getLogger(HttpApiVerticle.class);
   private static final Pattern VERSION = Pattern.compile("(W/)?\"?([0-9]{1,18})\"?");
-  private static final Pattern IDEMPOTENCY_KEY = Pattern.compile("[\\x21-\\x7e]{1,255}");
   private static final int MAX_HISTORY_PAGE = 1000;
 
   private final KfoldConfig config;
@@ -387,10 +386,7 @@ public final class HttpApiVerticle extends VerticleBase {
   }
 
   private static Options writeOptions(RoutingContext ctx) {
-    String idempotencyKey = ctx.request().getHeader("Idempotency-Key");
-    if (idempotencyKey != null && !IDEMPOTENCY_KEY.matcher(idempotencyKey).matches()) {
-      throw KfoldException.badRequest("Idempotency-Key must be 1 to 255 visible ASCII characters");
-    }
+    String idempotencyKey = Options.checkedIdempotencyKey(ctx.request().getHeader("Idempotency-Key"));
     return new Options(ifMatch(ctx), idempotencyKey, ctx.request().getHeader("X-Correlation-Id"));
   }
 

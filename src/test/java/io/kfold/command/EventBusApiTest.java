@@ -110,8 +110,8 @@ class EventBusApiTest {
   }
 
   @Test
-  @DisplayName("a get on one node's event bus for an order another node folds answers that node's current state, and waits for minVersion there")
-  void getIsAnsweredByTheOwner() throws Exception {
+  @DisplayName("for an order another node folds, a get or a command on one node's event bus is answered by that node: its current state, minVersion waited for there")
+  void answeredByTheOwner() throws Exception {
     // A Vert.x instance each: one event bus per node, as two processes would have.
     Vertx vertxA = Vertx.vertx();
     Vertx vertxB = Vertx.vertx();
@@ -150,6 +150,20 @@ class EventBusApiTest {
         assertThat(waited.getLong("version")).isEqualTo(version);
         assertThat(waited.getJsonObject("state").getJsonArray("comments")).hasSize(comment);
       }
+      // A command is decided by B as well, as over HTTP, with the same answers.
+      JsonObject commanded = vertxA.eventBus().<JsonObject>request("kfold.orders.command", new JsonObject().put("key", order)
+          .put("type", "comment").put("payload", new JsonObject().put("text", "over the bus")).put("expectedVersion", 6)
+          .put("idempotencyKey", "bus-comment-7")).await(15, TimeUnit.SECONDS).body();
+      assertThat(commanded.getLong("version")).isEqualTo(7L);
+      assertThat(commanded.getJsonArray("events").getJsonObject(0).getJsonObject("meta").getString("idempotencyKey"))
+          .isEqualTo("bus-comment-7");
+      assertThat(get(vertxA, new JsonObject().put("key", order)).getJsonObject("state").getJsonArray("comments"))
+          .contains("over the bus");
+      Throwable stale = vertxA.eventBus().request("kfold.orders.command", new JsonObject().put("key", order)
+              .put("type", "comment").put("payload", new JsonObject().put("text", "x")).put("expectedVersion", 6))
+          .transform(ar -> Future.succeededFuture(ar.cause())).await(15, TimeUnit.SECONDS);
+      assertThat(((ReplyException) stale).failureCode()).isEqualTo(409);
+
       assertThat(failureCode(vertxA, new JsonObject().put("key", foldedByB.get(1)))).as("an order B does not have").isEqualTo(404);
       assertThat(failureCode(vertxA, new JsonObject().put("key", order).put("minVersion", 99).put("timeoutMs", 200)))
           .as("a version B never reaches").isEqualTo(504);
