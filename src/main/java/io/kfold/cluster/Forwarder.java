@@ -187,14 +187,21 @@ public final class Forwarder {
   /**
    * Relays a stream from the node that folds the entity for as long as both ends are open. When
    * that node stops folding it, its stream ends, and so does this one: an SSE client reconnects
-   * and is relayed to the new owner.
+   * (with its Last-Event-ID, passed on) and is relayed to the new owner. A client that reads
+   * slowly pauses the relay, so this node holds at most {@code http.streamMaxPendingBytes} for it;
+   * the owner's stream then fills and is ended there, and this one is closed.
    */
   private Future<Void> relay(RoutingContext ctx, String url) {
     RequestOptions options = new RequestOptions().setMethod(HttpMethod.GET).setAbsoluteURI(url + ctx.request().uri())
         .putHeader(FORWARDED_BY, directory.node());
+    String lastEventId = ctx.request().getHeader("Last-Event-ID");
+    if (lastEventId != null) {
+      options.putHeader("Last-Event-ID", lastEventId);
+    }
     return streams.request(options)
         .compose(request -> request.send().compose(answer -> {
-          HttpServerResponse response = ctx.response().setStatusCode(answer.statusCode()).setChunked(true);
+          HttpServerResponse response = ctx.response().setStatusCode(answer.statusCode()).setChunked(true)
+              .setWriteQueueMaxSize(config.http().streamMaxPendingBytes());
           for (String header : List.of("content-type", "cache-control")) {
             String value = answer.getHeader(header);
             if (value != null) {
@@ -202,7 +209,13 @@ public final class Forwarder {
             }
           }
           response.closeHandler(v -> request.reset());
-          return answer.pipeTo(response);
+          return answer.pipe().endOnComplete(false).to(response).transform(relayed -> {
+            if (response.closed()) {
+              return Future.succeededFuture();
+            }
+            // Ending would wait behind what a slow client has not taken: close its connection instead.
+            return response.writeQueueFull() ? response.reset() : response.end();
+          });
         }))
         .recover(e -> ctx.response().headWritten() ? Future.succeededFuture()
             : Future.failedFuture(KfoldException.unavailable("relaying the stream of " + url + " failed: " + e.getMessage())));

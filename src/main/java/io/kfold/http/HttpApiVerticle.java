@@ -67,6 +67,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private final Ownership ownership;
   private Forwarder forwarder;
   private StateReads stateReads;
+  private ChangeStream changeStreams;
   private Admin admin;
   private HttpServer server;
   private final List<String> routes = new ArrayList<>();
@@ -99,6 +100,7 @@ public final class HttpApiVerticle extends VerticleBase {
   public Future<?> start() {
     forwarder = new Forwarder(vertx, config, ownership, directory);
     stateReads = new StateReads(context, store);
+    changeStreams = new ChangeStream(vertx, types, store, watch, config.http().streamMaxPendingBytes());
     return vertx.executeBlocking(() -> {
       admin = Admin.create(KafkaClients.admin(config.kafka().bootstrap(), config.app() + "-readiness"));
       return null;
@@ -139,7 +141,7 @@ public final class HttpApiVerticle extends VerticleBase {
     router.post("/v1/:type/:id/events").handler(body).handler(this::forwardIfElsewhere).handler(this::appendEvents);
     router.get("/v1/:type/:id/events").handler(this::forwardIfElsewhere).handler(this::history);
     router.get("/v1/:type/:id/changes").handler(this::forwardStreamIfElsewhere)
-        .handler(new ChangeStream(vertx, types, store, watch)::handle);
+        .handler(changeStreams::handle);
     router.get("/health").handler(this::health);
     router.get("/ready").handler(this::ready);
     router.get("/metrics").handler(this::metrics);
@@ -294,7 +296,7 @@ public final class HttpApiVerticle extends VerticleBase {
     }).onFailure(ctx::fail);
   }
 
-  private static byte[] quoted(String text) {
+  static byte[] quoted(String text) {
     byte[] inner = JsonStringEncoder.getInstance().quoteAsUTF8(text);
     byte[] quoted = new byte[inner.length + 2];
     quoted[0] = '"';
@@ -359,6 +361,12 @@ public final class HttpApiVerticle extends VerticleBase {
     counter(text, "kfold_fold_events_conflict_total", "Events rejected by the version check.", progress.conflicts.sum());
     counter(text, "kfold_fold_records_dead_lettered_total", "Records sent to a dead-letter topic.", progress.deadLettered.sum());
     counter(text, "kfold_fold_batches_total", "Polls folded and written.", progress.batches.sum());
+    counter(text, "kfold_http_change_streams_cut_total", "Change streams ended because their client read too slowly.",
+        changeStreams.cut());
+    gauge(text, "kfold_http_change_stream_pending_bytes", "Bytes the open change streams hold for their clients.",
+        changeStreams.pendingBytes());
+    gauge(text, "kfold_http_change_stream_pending_bytes_max", "The most bytes one change stream has held for its client.",
+        changeStreams.mostPendingBytes());
     text.append("# HELP kfold_fold_lag_records Records not yet folded, per assigned partition.\n")
         .append("# TYPE kfold_fold_lag_records gauge\n");
     progress.lag().forEach((p, lag) -> text.append("kfold_fold_lag_records{topic=\"").append(p.topic())
@@ -374,8 +382,16 @@ public final class HttpApiVerticle extends VerticleBase {
   }
 
   private static void counter(StringBuilder text, String name, String help, long value) {
+    metric(text, name, "counter", help, value);
+  }
+
+  private static void gauge(StringBuilder text, String name, String help, long value) {
+    metric(text, name, "gauge", help, value);
+  }
+
+  private static void metric(StringBuilder text, String name, String kind, String help, long value) {
     text.append("# HELP ").append(name).append(' ').append(help).append('\n')
-        .append("# TYPE ").append(name).append(" counter\n")
+        .append("# TYPE ").append(name).append(' ').append(kind).append('\n')
         .append(name).append(' ').append(value).append('\n');
   }
 
