@@ -18,10 +18,13 @@ import java.util.stream.Stream;
  * topic and hands each record over.
  *
  * <p>A node publishes a claim each time the group gives it a new generation, so a claim is dead
- * once another node claims a later generation: the group formed that generation without it (it
- * died, or it was left behind and is about to claim again). A node that has not joined yet claims
- * no generation; it is dead once the group forms a generation later than any it saw without it.
- * A dead node stays in view for a while, so that an operator sees it went, then is dropped.
+ * once another node claims a later generation after it: the group formed that generation without
+ * it (it died, or it was left behind and claims again soon). Only a later claim counts, not an
+ * earlier one of a higher generation: when the group starts its generations over (it was deleted,
+ * or expired while empty), the claims of dead nodes of its former life must not kill the new ones.
+ * A node that has not joined yet claims no generation; it is dead once the group forms a
+ * generation later than any it saw without it. A dead node stays in view for a while, so that an
+ * operator sees it went, then is dropped.
  *
  * <p>Written by one thread (the directory's), read by any: every change replaces an immutable snapshot.
  */
@@ -65,8 +68,7 @@ public final class ClusterView {
         next.put(name, node.generation() < claim.generation() ? node.dead(at) : node);
       }
     });
-    int generation = claim.generation() >= 0 ? claim.generation() : latest;
-    next.put(claim.node(), new Tracked(claim, generation, generation < latest ? at : null));
+    next.put(claim.node(), new Tracked(claim, claim.generation() >= 0 ? claim.generation() : latest, null));
     latest = Math.max(latest, claim.generation());
     tracked = Map.copyOf(next);
   }

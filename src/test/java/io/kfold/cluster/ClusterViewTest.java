@@ -109,14 +109,28 @@ class ClusterViewTest {
   }
 
   @Test
-  @DisplayName("a claim of a generation older than one already claimed is dead on arrival: a node the group has left behind")
-  void claimBehindTheGroupIsDead() {
+  @DisplayName("a claim written late for a generation the group has passed stays live until a later generation is claimed after it; the later generation owns what both claim")
+  void lateClaimOfAPassedGeneration() {
     claim("a", 5, "t-0", "t-1");
-    claim("zombie", 4, "t-1", "t-2");
+    claim("behind", 4, "t-1", "t-2");  // a node the group left behind, about to rejoin or die
 
-    assertThat(view.nodes().get("zombie").live()).isFalse();
+    assertThat(view.nodes().get("behind").live()).isTrue();
     assertThat(view.owner("t-1")).map(Claim::node).contains("a");
-    assertThat(view.owner("t-2")).isEmpty();
+    claim("a", 6, "t-0", "t-1", "t-2");
+    assertThat(view.nodes().get("behind").live()).isFalse();
+    assertThat(view.owner("t-2")).map(Claim::node).contains("a");
+  }
+
+  @Test
+  @DisplayName("when the group starts its generations over (it was deleted), the claims of the new generations are live")
+  void generationsStartOver() {
+    claim("killed-long-ago", 50, "t-0");  // left in the compacted topic by a node killed -9
+    claim("a", -1);
+    claim("a", 1, "t-1");
+    claim("b", 2, "t-0", "t-1");
+
+    assertThat(view.nodes().get("b").live()).isTrue();
+    assertThat(view.nodes().get("a").live()).as("a is not in generation 2").isFalse();
   }
 
   @Test
