@@ -28,8 +28,10 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
   /**
    * @param advertisedUrl how other nodes reach this one; empty: http://host:port
    * @param forwardWaitMs how long a request for an entity of another node waits for its owner to be known
+   * @param streamMaxPendingBytes the most a change stream holds for a client that reads slowly before it is ended
    */
-  public record Http(String host, int port, int maxBodyBytes, long maxWaitMs, String advertisedUrl, long forwardWaitMs) {}
+  public record Http(String host, int port, int maxBodyBytes, long maxWaitMs, String advertisedUrl, long forwardWaitMs,
+                     int streamMaxPendingBytes) {}
 
   /** @param sessionTimeoutMs how long the group waits for a silent node before giving its partitions to others */
   public record Kafka(String bootstrap, int partitions, short replicationFactor, int localPort, String groupInstanceId,
@@ -147,7 +149,7 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
     return new KfoldConfig(app, Path.of(text(tree, "dataDir")),
         new Http(text(http, "host"), intIn(http, "port", 0, 65535), intIn(http, "maxBodyBytes", 1, Integer.MAX_VALUE),
             intIn(http, "maxWaitMs", 0, Integer.MAX_VALUE), http.path("advertisedUrl").asText(""),
-            intIn(http, "forwardWaitMs", 0, Integer.MAX_VALUE)),
+            intIn(http, "forwardWaitMs", 0, Integer.MAX_VALUE), intIn(http, "streamMaxPendingBytes", 1024, Integer.MAX_VALUE)),
         new Kafka(tree.path("kafka").path("bootstrap").asText(""), intIn(kafka, "partitions", 1, 10_000),
             (short) intIn(kafka, "replicationFactor", 1, 100), intIn(kafka, "localPort", 0, 65535),
             kafka.path("groupInstanceId").asText(""), intIn(kafka, "sessionTimeoutMs", 1000, 3_600_000)),

@@ -103,7 +103,7 @@ public final class KfoldNode {
           KfoldNode node = new KfoldNode(vertx, store, producer, progress, http, directory);
           Future<Void> chain = node.deploy(new FoldVerticle(config, types, store, watch, progress,
                   () -> directory.standbys(config.fold().standbyReplicas()), supervisor))
-              .compose(v -> node.deploy(new EventBusApiVerticle(config, types, store, watch, writer)));
+              .compose(v -> node.deploy(new EventBusApiVerticle(config, types, store, watch, writer, ownership, directory)));
           for (EffectVerticle worker : workers) {
             chain = chain.compose(v -> node.deploy(worker));
           }
