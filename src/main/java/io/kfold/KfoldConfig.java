@@ -66,7 +66,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
   static final ConfigKeys.Section KEYS = new ConfigKeys.Section(Map.of(
       "app", ConfigKeys.VALUE,
       "dataDir", ConfigKeys.VALUE,
-      "http", ConfigKeys.values("host", "port", "maxBodyBytes", "maxWaitMs", "advertisedUrl", "forwardWaitMs"),
+      "http", ConfigKeys.values("host", "port", "maxBodyBytes", "maxWaitMs", "advertisedUrl", "forwardWaitMs",
+          "streamMaxPendingBytes"),
       "kafka", ConfigKeys.values("bootstrap", "partitions", "replicationFactor", "localPort", "groupInstanceId",
           "sessionTimeoutMs"),
       "fold", ConfigKeys.values("maxPollRecords", "cacheEntries", "standbyReplicas", "threads"),
