@@ -28,8 +28,10 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
   /**
    * @param advertisedUrl how other nodes reach this one; empty: http://host:port
    * @param forwardWaitMs how long a request for an entity of another node waits for its owner to be known
+   * @param streamMaxPendingBytes the most a change stream holds for a client that reads slowly before it is ended
    */
-  public record Http(String host, int port, int maxBodyBytes, long maxWaitMs, String advertisedUrl, long forwardWaitMs) {}
+  public record Http(String host, int port, int maxBodyBytes, long maxWaitMs, String advertisedUrl, long forwardWaitMs,
+                     int streamMaxPendingBytes) {}
 
   /** @param sessionTimeoutMs how long the group waits for a silent node before giving its partitions to others */
   public record Kafka(String bootstrap, int partitions, short replicationFactor, int localPort, String groupInstanceId,
@@ -60,6 +62,22 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
   private static final Pattern APP_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_-]{0,62}");
   private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
 
+  /** Every key of the configuration; a section that gains a field adds it here, or the file cannot use it. */
+  static final ConfigKeys.Section KEYS = new ConfigKeys.Section(Map.of(
+      "app", ConfigKeys.VALUE,
+      "dataDir", ConfigKeys.VALUE,
+      "http", ConfigKeys.values("host", "port", "maxBodyBytes", "maxWaitMs", "advertisedUrl", "forwardWaitMs",
+          "streamMaxPendingBytes"),
+      "kafka", ConfigKeys.values("bootstrap", "partitions", "replicationFactor", "localPort", "groupInstanceId",
+          "sessionTimeoutMs"),
+      "fold", ConfigKeys.values("maxPollRecords", "cacheEntries", "standbyReplicas", "threads"),
+      "writes", ConfigKeys.values("timeoutMs", "maxEvents", "idempotencyWindowMs"),
+      "types", new ConfigKeys.Listed(ConfigKeys.values("name", "fold", "class")),
+      "effects", new ConfigKeys.Named(EffectConfig.KEYS)));
+
+  /** KFOLD_* variables that kfold reads for another purpose than a key. */
+  private static final Set<String> NOT_KEYS = Set.of("KFOLD_CONFIG");
+
   /** Reads the configuration file and applies the environment over it. */
   public static KfoldConfig load(Map<String, String> env) {
     String file = env.get("KFOLD_CONFIG");
@@ -78,21 +96,13 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
       throw new IllegalArgumentException("cannot read configuration " + (file != null ? file : "conf/kfold.yaml")
           + ": " + e.getMessage(), e);
     }
-    applyEnvironment(tree, "KFOLD", env);
-    return from(tree);
-  }
-
-  /** Overrides each scalar of the tree with KFOLD_PATH_IN_UPPER_SNAKE_CASE when that variable is set. */
-  private static void applyEnvironment(ObjectNode node, String prefix, Map<String, String> env) {
-    for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> field = it.next();
-      String name = prefix + "_" + field.getKey().replaceAll("([a-z0-9])([A-Z])", "$1_$2").replace('-', '_').toUpperCase();
-      if (field.getValue() instanceof ObjectNode child) {
-        applyEnvironment(child, name, env);
-      } else if (env.containsKey(name) && !field.getValue().isContainerNode()) {
-        node.put(field.getKey(), env.get(name));
-      }
+    List<String> unknown = ConfigKeys.unknownKeys(tree, KEYS);
+    if (!unknown.isEmpty()) {
+      throw new IllegalArgumentException("configuration " + (file != null ? file : "conf/kfold.yaml") + ": "
+          + String.join("; ", unknown));
     }
+    ConfigKeys.applyEnvironment(tree, KEYS, "KFOLD", env, NOT_KEYS);
+    return from(tree);
   }
 
   static KfoldConfig from(JsonNode tree) {
@@ -140,7 +150,7 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
     return new KfoldConfig(app, Path.of(text(tree, "dataDir")),
         new Http(text(http, "host"), intIn(http, "port", 0, 65535), intIn(http, "maxBodyBytes", 1, Integer.MAX_VALUE),
             intIn(http, "maxWaitMs", 0, Integer.MAX_VALUE), http.path("advertisedUrl").asText(""),
-            intIn(http, "forwardWaitMs", 0, Integer.MAX_VALUE)),
+            intIn(http, "forwardWaitMs", 0, Integer.MAX_VALUE), intIn(http, "streamMaxPendingBytes", 1024, Integer.MAX_VALUE)),
         new Kafka(tree.path("kafka").path("bootstrap").asText(""), intIn(kafka, "partitions", 1, 10_000),
             (short) intIn(kafka, "replicationFactor", 1, 100), intIn(kafka, "localPort", 0, 65535),
             kafka.path("groupInstanceId").asText(""), intIn(kafka, "sessionTimeoutMs", 1000, 3_600_000)),

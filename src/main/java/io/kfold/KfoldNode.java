@@ -54,6 +54,10 @@ public final class KfoldNode {
   private final List<String> deployments = new CopyOnWriteArrayList<>();
   private final HttpApiVerticle http;
   private long sweeper = -1;
+  /** Set by stop: no sweep of idempotency keys starts after it. */
+  private volatile boolean stopping;
+  /** The sweep of idempotency keys running, or the last one: stop closes the store only after it. */
+  private volatile Future<?> sweep = Future.succeededFuture();
 
   private final NodeDirectory directory;
 
@@ -117,7 +121,7 @@ public final class KfoldNode {
           Map<String, EffectStats> effects = new LinkedHashMap<>();
           List<EffectVerticle> workers = new ArrayList<>();
           for (EffectConfig effect : config.effects()) {
-            EffectVerticle worker = new EffectVerticle(config, effect, writer, supervisor);
+            EffectVerticle worker = new EffectVerticle(config, effect, writer, ownership, supervisor);
             workers.add(worker);
             effects.put(effect.name(), worker.stats());
           }
@@ -126,7 +130,7 @@ public final class KfoldNode {
           KfoldNode node = new KfoldNode(vertx, store, producer, progress, http, directory);
           Future<Void> chain = node.deploy(new FoldVerticle(config, types, store, watch, progress,
                   () -> directory.standbys(config.fold().standbyReplicas()), supervisor, options.foldMaxPollInterval()))
-              .compose(v -> node.deploy(new EventBusApiVerticle(config, types, store, watch, writer)));
+              .compose(v -> node.deploy(new EventBusApiVerticle(config, types, store, watch, writer, ownership, directory)));
           for (EffectVerticle worker : workers) {
             chain = chain.compose(v -> node.deploy(worker));
           }
@@ -167,10 +171,14 @@ public final class KfoldNode {
   /** Once an hour, the store forgets the idempotency keys older than the window. */
   private void forgetExpiredIdempotencyKeys(KfoldConfig config) {
     long window = config.writes().idempotencyWindowMs();
-    sweeper = vertx.setPeriodic(Math.min(window, 3_600_000), id -> vertx.executeBlocking(
-        () -> store.forgetIdempotencyKeys(System.currentTimeMillis() - window), false)
-        .onSuccess(forgotten -> LOG.debug("forgot {} expired idempotency keys", forgotten))
-        .onFailure(e -> LOG.warn("forgetting expired idempotency keys failed: {}", e.toString())));
+    sweeper = vertx.setPeriodic(Math.min(window, 3_600_000), id -> {
+      if (stopping) {
+        return;
+      }
+      sweep = vertx.executeBlocking(() -> store.forgetIdempotencyKeys(System.currentTimeMillis() - window), false)
+          .onSuccess(forgotten -> LOG.debug("forgot {} expired idempotency keys", forgotten))
+          .onFailure(e -> LOG.warn("forgetting expired idempotency keys failed: {}", e.toString()));
+    });
   }
 
   /** The routes of the HTTP API. */
@@ -180,6 +188,7 @@ public final class KfoldNode {
 
   /** Undeploys the verticles in reverse order (HTTP first, the fold last), then closes the producer and the store. */
   public Future<Void> stop() {
+    stopping = true;
     vertx.cancelTimer(sweeper);
     Future<Void> chain = vertx.executeBlocking(() -> {
       directory.close();
@@ -190,7 +199,9 @@ public final class KfoldNode {
     }
     // If a verticle (the fold above all) did not stop, it may still use the store: leave it open
     // rather than pull native memory from under it.
-    return chain.eventually(producer::close).compose(v -> vertx.executeBlocking(() -> {
+    // A sweep that began a moment before stop still runs: the store is closed after it. (Its close
+    // also waits for any call in progress, which covers a sweep that this read of the field missed.)
+    return chain.eventually(producer::close).eventually(() -> sweep).compose(v -> vertx.executeBlocking(() -> {
       store.close();
       return null;
     })).mapEmpty();

@@ -3,6 +3,10 @@ package io.kfold;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Map;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -45,5 +49,59 @@ class KfoldConfigTest {
         .hasMessageContaining("'app' is 'no spaces'");
     assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_CONFIG", "/nonexistent/kfold.yaml")))
         .hasMessageContaining("/nonexistent/kfold.yaml");
+  }
+
+  /** The shipped configuration with {@code from} replaced by {@code to}, written to a file of its own. */
+  static String shippedWith(String from, String to) {
+    try {
+      String shipped = Files.readString(Path.of("conf", "kfold.yaml"));
+      assertThat(shipped).contains(from);
+      Path file = TestNodes.tempDir("cfg").resolve("kfold.yaml");
+      Files.writeString(file, shipped.replace(from, to));
+      return file.toString();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  @Test
+  @DisplayName("an unknown key in the file stops the start, naming the key and the nearest known one")
+  void unknownKeyInFile() {
+    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_CONFIG", shippedWith("maxPollRecords:", "maxPolRecords:"))))
+        .hasMessageContaining("unknown key 'fold.maxPolRecords'")
+        .hasMessageContaining("did you mean 'fold.maxPollRecords'?");
+    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_CONFIG", shippedWith("  port: 8080", "  prot: 8080"))))
+        .hasMessageContaining("unknown key 'http.prot'").hasMessageContaining("'http.port'");
+    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_CONFIG", shippedWith("    class: io.kfold.example.Orders",
+        "    clas: io.kfold.example.Orders"))))
+        .hasMessageContaining("unknown key 'types[1].clas'").hasMessageContaining("'types[1].class'");
+    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_CONFIG", shippedWith("dataDir:", "dataDirectory:"))))
+        .hasMessageContaining("unknown key 'dataDirectory'").hasMessageContaining("did you mean 'dataDir'?");
+  }
+
+  @Test
+  @DisplayName("a KFOLD_* variable that names no key stops the start, naming the nearest variable that does")
+  void unknownEnvironmentVariable() {
+    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_FOLD_MAX_POL_RECORDS", "10")))
+        .hasMessageContaining("KFOLD_FOLD_MAX_POL_RECORDS")
+        .hasMessageContaining("did you mean KFOLD_FOLD_MAX_POLL_RECORDS (fold.maxPollRecords)?");
+    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_HTTP_PROT", "80")))
+        .hasMessageContaining("KFOLD_HTTP_PROT").hasMessageContaining("KFOLD_HTTP_PORT");
+    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_EFFECTS_SHIPMENT_REQEST_ENABLED", "false")))
+        .hasMessageContaining("KFOLD_EFFECTS_SHIPMENT_REQEST_ENABLED")
+        .hasMessageContaining("KFOLD_EFFECTS_SHIPMENT_REQUEST_ENABLED");
+    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_HTTP", "x")))
+        .hasMessageContaining("KFOLD_HTTP names a section, not a value");
+    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_TYPES_0_NAME", "x")))
+        .hasMessageContaining("KFOLD_TYPES_0_NAME names an item of the list 'types'");
+  }
+
+  @Test
+  @DisplayName("KFOLD_CONFIG names the file and no key: it is not refused")
+  void configVariableIsNotAKey() {
+    KfoldConfig config = KfoldConfig.load(Map.of("KFOLD_CONFIG", shippedWith("app: kfold", "app: shop"),
+        "KFOLD_HTTP_PORT", "9001"));
+    assertThat(config.app()).isEqualTo("shop");
+    assertThat(config.http().port()).isEqualTo(9001);
   }
 }

@@ -58,10 +58,18 @@ public final class TestNodes {
 
   /** Adds to {@code env} a configuration file, in {@code dir}, whose workers are those of {@code effectsYaml}. */
   public static Map<String, String> withEffects(Map<String, String> env, Path dir, String effectsYaml) {
+    return withSection(env, dir, "effects", effectsYaml);
+  }
+
+  /**
+   * Adds to {@code env} a configuration file, in {@code dir}, that is the shipped one with its
+   * section {@code name} replaced by {@code sectionYaml}.
+   */
+  public static Map<String, String> withSection(Map<String, String> env, Path dir, String name, String sectionYaml) {
     try {
       ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
       ObjectNode conf = (ObjectNode) yaml.readTree(Path.of("conf", "kfold.yaml").toFile());
-      conf.set("effects", yaml.readTree(effectsYaml));
+      conf.set(name, yaml.readTree(sectionYaml));
       Path file = dir.resolve("kfold-test.yaml");
       Files.createDirectories(dir);
       yaml.writeValue(file.toFile(), conf);

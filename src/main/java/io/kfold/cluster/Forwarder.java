@@ -1,7 +1,11 @@
 package io.kfold.cluster;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.MissingNode;
 import io.kfold.KfoldConfig;
+import io.kfold.entity.Envelopes;
 import io.kfold.entity.KfoldException;
+import io.netty.handler.codec.http.HttpResponseStatus;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
@@ -16,7 +20,10 @@ import io.vertx.ext.web.client.HttpRequest;
 import io.vertx.ext.web.client.WebClient;
 import org.apache.kafka.common.TopicPartition;
 
+import java.io.IOException;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.function.BiFunction;
 
 /**
@@ -77,6 +84,68 @@ public final class Forwarder {
     return true;
   }
 
+  /**
+   * For a caller that is not an HTTP request (the event bus): the answer of the node that folds the
+   * entity to {@code GET /v1/{type}/{key}?minVersion=&timeoutMs=}, the JSON {@code {key, version,
+   * state}}; null when this node folds it and answers itself. Fails with a {@link KfoldException}
+   * of the status that node answered (404, 504…), or 503 while no node is known to fold it.
+   */
+  public Future<Buffer> getState(String type, String key, long minVersion, long timeoutMs) {
+    return ask(type, key, HttpMethod.GET, "?minVersion=" + minVersion + "&timeoutMs=" + timeoutMs, Map.of(), null);
+  }
+
+  /**
+   * For a caller that is not an HTTP request: the answer of the node that folds the entity to
+   * {@code POST /v1/{type}/{key}/commands} with this body ({@code {type, payload}}) and headers
+   * ({@code If-Match}, {@code Idempotency-Key}, {@code X-Correlation-Id}); null when this node
+   * folds it and decides the command itself. Fails as {@link #getState} does.
+   */
+  public Future<Buffer> command(String type, String key, Buffer body, Map<String, String> headers) {
+    return ask(type, key, HttpMethod.POST, "/commands", headers, body);
+  }
+
+  private Future<Buffer> ask(String type, String key, HttpMethod method, String rest, Map<String, String> headers,
+                             Buffer body) {
+    if (ownership.owns(type, key)) {
+      return Future.succeededFuture(null);
+    }
+    Promise<String> owner = Promise.promise();
+    findOwner(ownership.partition(type, key), System.currentTimeMillis() + config.http().forwardWaitMs(), owner);
+    return owner.future().compose(url -> {
+      if (url == null) {
+        return Future.succeededFuture(null);  // it became this node's meanwhile
+      }
+      HttpRequest<Buffer> request = client.requestAbs(method, url + "/v1/" + type + "/" + key + rest)
+          .timeout(config.writes().timeoutMs() + config.http().maxWaitMs())
+          .putHeader(FORWARDED_BY, directory.node());
+      headers.forEach(request::putHeader);
+      return (body == null ? request.send() : request.putHeader("content-type", "application/json").sendBuffer(body))
+          .recover(e -> Future.failedFuture(KfoldException.unavailable("asking " + url + " about " + type + " '" + key
+              + "' failed: " + e.getMessage())))
+          .compose(answer -> answer.statusCode() == 200 ? Future.succeededFuture(answer.body())
+              : Future.failedFuture(problem(url, answer.statusCode(), answer.body())));
+    });
+  }
+
+  /** The failure another node answered, with its status, title, detail and extra members. */
+  private static KfoldException problem(String url, int status, Buffer body) {
+    JsonNode problem;
+    try {
+      problem = body == null ? MissingNode.getInstance() : Envelopes.parse(body.getBytes());
+    } catch (IOException e) {
+      problem = MissingNode.getInstance();
+    }
+    Map<String, Object> details = new LinkedHashMap<>();
+    problem.fields().forEachRemaining(field -> {
+      if (!List.of("type", "title", "status", "detail").contains(field.getKey())) {
+        details.put(field.getKey(), field.getValue());
+      }
+    });
+    String reason = HttpResponseStatus.valueOf(status).reasonPhrase();
+    return new KfoldException(status, problem.path("title").asText(reason),
+        problem.path("detail").asText("the node at " + url + " answered " + status + " " + reason), details);
+  }
+
   private void findOwner(TopicPartition partition, long deadline, Promise<String> owner) {
     var claim = directory.owner(partition);
     if (claim.isPresent() && !claim.get().node().equals(directory.node())) {
@@ -118,14 +187,21 @@ public final class Forwarder {
   /**
    * Relays a stream from the node that folds the entity for as long as both ends are open. When
    * that node stops folding it, its stream ends, and so does this one: an SSE client reconnects
-   * and is relayed to the new owner.
+   * (with its Last-Event-ID, passed on) and is relayed to the new owner. A client that reads
+   * slowly pauses the relay, so this node holds at most {@code http.streamMaxPendingBytes} for it;
+   * the owner's stream then fills and is ended there, and this one is closed.
    */
   private Future<Void> relay(RoutingContext ctx, String url) {
     RequestOptions options = new RequestOptions().setMethod(HttpMethod.GET).setAbsoluteURI(url + ctx.request().uri())
         .putHeader(FORWARDED_BY, directory.node());
+    String lastEventId = ctx.request().getHeader("Last-Event-ID");
+    if (lastEventId != null) {
+      options.putHeader("Last-Event-ID", lastEventId);
+    }
     return streams.request(options)
         .compose(request -> request.send().compose(answer -> {
-          HttpServerResponse response = ctx.response().setStatusCode(answer.statusCode()).setChunked(true);
+          HttpServerResponse response = ctx.response().setStatusCode(answer.statusCode()).setChunked(true)
+              .setWriteQueueMaxSize(config.http().streamMaxPendingBytes());
           for (String header : List.of("content-type", "cache-control")) {
             String value = answer.getHeader(header);
             if (value != null) {
@@ -133,7 +209,13 @@ public final class Forwarder {
             }
           }
           response.closeHandler(v -> request.reset());
-          return answer.pipeTo(response);
+          return answer.pipe().endOnComplete(false).to(response).transform(relayed -> {
+            if (response.closed()) {
+              return Future.succeededFuture();
+            }
+            // Ending would wait behind what a slow client has not taken: close its connection instead.
+            return response.writeQueueFull() ? response.reset() : response.end();
+          });
         }))
         .recover(e -> ctx.response().headWritten() ? Future.succeededFuture()
             : Future.failedFuture(KfoldException.unavailable("relaying the stream of " + url + " failed: " + e.getMessage())));

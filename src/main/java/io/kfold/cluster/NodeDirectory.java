@@ -24,19 +24,21 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Which node folds which partition, and where it answers: each node writes a claim (its URL, the
  * partitions it folds, and the group generation they were given in) to the compacted
- * {@code <app>.nodes} topic whenever its assignment changes, and reads everyone's claims. The claim
- * of the latest generation wins, so a node that died keeps no partition once the group moved on.
+ * {@code <app>.nodes} topic whenever its assignment changes, and reads everyone's claims. A node
+ * whose claim a later generation has passed is dead ({@link ClusterView}): it keeps no partition,
+ * and after a minute it leaves the view.
  *
  * <p>Its consumer runs on a thread of its own, as a loop under the node's {@link Supervisor}.
  */
@@ -44,23 +46,31 @@ public final class NodeDirectory implements AutoCloseable {
 
   private static final Logger LOG = LoggerFactory.getLogger(NodeDirectory.class);
 
+  /** How long a node whose claim the group has moved past stays in view, shown as dead. */
+  private static final Duration KEEP_DEAD = Duration.ofMinutes(1);
+
   /** One node's claim. */
   public record Claim(String node, String url, int generation, Set<String> partitions) {}
 
   private final KfoldConfig config;
   private final String node;
   private final FoldProgress progress;
-  private final Map<String, Claim> claims = new ConcurrentHashMap<>();
+  private final ClusterView view;
   private final Supervisor supervisor;
   private volatile String url;
   private KafkaProducer<String, byte[]> producer;
   private Supervisor.Running loop;
 
   public NodeDirectory(KfoldConfig config, String node, FoldProgress progress, Supervisor supervisor) {
+    this(config, node, progress, supervisor, Clock.systemUTC());
+  }
+
+  NodeDirectory(KfoldConfig config, String node, FoldProgress progress, Supervisor supervisor, Clock clock) {
     this.config = config;
     this.node = node;
     this.progress = progress;
     this.supervisor = supervisor;
+    this.view = new ClusterView(clock, KEEP_DEAD);
   }
 
   /** Blocks: run it on a worker thread. */
@@ -75,11 +85,9 @@ public final class NodeDirectory implements AutoCloseable {
     return node;
   }
 
-  /** The claim of the node that folds the partition, as far as the claims say; empty while nobody claims it. */
+  /** The claim of the live node that folds the partition, as far as the claims say; empty while none claims it. */
   public Optional<Claim> owner(TopicPartition partition) {
-    String name = partition.toString();
-    return claims.values().stream().filter(c -> c.partitions().contains(name))
-        .max(java.util.Comparator.comparingInt(Claim::generation));
+    return view.owner(partition.toString());
   }
 
   /**
@@ -91,8 +99,7 @@ public final class NodeDirectory implements AutoCloseable {
     if (replicas == 0) {
       return Set.of();
     }
-    int latest = claims.values().stream().mapToInt(Claim::generation).max().orElse(-1);
-    List<Claim> live = claims.values().stream().filter(c -> c.generation() == latest).toList();
+    List<Claim> live = view.latestGeneration();
     Set<TopicPartition> standbys = new HashSet<>();
     for (Claim owner : live) {
       for (String partition : owner.partitions()) {
@@ -112,8 +119,9 @@ public final class NodeDirectory implements AutoCloseable {
     return new TopicPartition(name.substring(0, dash), Integer.parseInt(name.substring(dash + 1)));
   }
 
-  public Map<String, Claim> claims() {
-    return Map.copyOf(claims);
+  /** The nodes in view, by name: each one's latest claim, and since when it is dead if it is. */
+  public Map<String, ClusterView.Node> nodes() {
+    return view.nodes();
   }
 
   /** Publishes this node's claim whenever its partitions or generation change, and reads everyone's. */
@@ -146,10 +154,10 @@ public final class NodeDirectory implements AutoCloseable {
       }
       for (ConsumerRecord<String, byte[]> record : consumer.poll(Duration.ofMillis(200))) {
         if (record.value() == null) {
-          claims.remove(record.key());
+          view.withdrawn(record.key());
         } else {
           try {
-            claims.put(record.key(), decode(record.key(), record.value()));
+            view.claimed(decode(record.key(), record.value()), Instant.ofEpochMilli(record.timestamp()));
           } catch (IOException e) {
             LOG.warn("skipping an unreadable claim of node {} at offset {}: {}", record.key(), record.offset(),
                 e.toString());

@@ -23,17 +23,17 @@ final class EntityQueue {
     Future<Void> previous = lastByEntity.put(entity, done.future());
     Future<T> result;
     if (previous == null) {
-      result = write.get();
+      result = start(write);
     } else {
       // The write runs on its caller's context when its turn comes, not on the thread that
       // finished the previous write (another verticle's event loop, perhaps).
       Context caller = Vertx.currentContext();
       result = previous.transform(v -> {
         if (caller == null) {
-          return write.get();
+          return start(write);
         }
         Promise<T> turn = Promise.promise();
-        caller.runOnContext(x -> write.get().onComplete(turn));
+        caller.runOnContext(x -> start(write).onComplete(turn));
         return turn.future();
       });
     }
@@ -42,5 +42,18 @@ final class EntityQueue {
       done.complete();
     });
     return result;
+  }
+
+  /**
+   * Starts a write. One that throws instead of answering a failed future fails alone: were the
+   * exception to escape, its turn would never end and every later write of the entity would wait
+   * behind it forever.
+   */
+  private static <T> Future<T> start(Supplier<Future<T>> write) {
+    try {
+      return write.get();
+    } catch (RuntimeException | Error e) {
+      return Future.failedFuture(e);
+    }
   }
 }

@@ -33,6 +33,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
 import java.util.UUID;
+import java.util.regex.Pattern;
 
 /**
  * The write side: commands and event appends. Writes of one entity run one at a time on this node;
@@ -65,6 +66,18 @@ public final class EntityWriter {
    */
   public record Options(OptionalLong expectedVersion, String idempotencyKey, String correlationId) {
     public static final Options NONE = new Options(OptionalLong.empty(), null, null);
+    private static final Pattern IDEMPOTENCY_KEY = Pattern.compile("[\\x21-\\x7e]{1,255}");
+
+    /**
+     * A caller's idempotency key, checked: 1 to 255 visible ASCII characters, so that it can
+     * travel as a header to the node that folds the entity. Null stays null.
+     */
+    public static String checkedIdempotencyKey(String idempotencyKey) {
+      if (idempotencyKey != null && !IDEMPOTENCY_KEY.matcher(idempotencyKey).matches()) {
+        throw KfoldException.badRequest("Idempotency-Key must be 1 to 255 visible ASCII characters");
+      }
+      return idempotencyKey;
+    }
   }
 
   /** Decides a write's events from the entity's current state and version. */
@@ -109,7 +122,8 @@ public final class EntityWriter {
   private Future<Written> write(EntityType type, String key, Options options, Decision decision) {
     if (!ownership.owns(type.name(), key)) {
       // Deciding against a state this node does not fold would decide against a stale one, and the
-      // verdict would never come. Forwarding to the owner is for a later version.
+      // verdict would never come. The HTTP and event-bus APIs send such writes to the owner first;
+      // a write that still lands here (an effect's command, a rebalance meanwhile) is refused.
       return Future.failedFuture(KfoldException.unavailable("this node does not fold " + type.name() + " '" + key
           + "' (partition " + ownership.partition(type.name(), key) + "): send it to the node that does, or retry"
           + " once this node is ready"));

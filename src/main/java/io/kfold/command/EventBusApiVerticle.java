@@ -4,6 +4,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.KfoldConfig;
+import io.kfold.cluster.Forwarder;
+import io.kfold.cluster.NodeDirectory;
+import io.kfold.cluster.Ownership;
 import io.kfold.command.EntityWriter.Options;
 import io.kfold.entity.Command;
 import io.kfold.entity.EntityIds;
@@ -22,7 +25,9 @@ import io.vertx.core.json.JsonObject;
 
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.OptionalLong;
 import java.util.function.Supplier;
 
@@ -30,9 +35,11 @@ import java.util.function.Supplier;
  * The event-bus API, for verticles in the same Vert.x instance:
  * <ul>
  *   <li>{@code kfold.<type>.command}: request {@code {"key", "type", "payload", "expectedVersion"?,
- *   "idempotencyKey"?, "correlationId"?}}; reply {@code {key, version, events}} as over HTTP;</li>
+ *   "idempotencyKey"?, "correlationId"?}}; reply {@code {key, version, events}} as over HTTP,
+ *   decided by the node that folds the entity, sent to it over HTTP when it is another one;</li>
  *   <li>{@code kfold.<type>.get}: request {@code {"key", "minVersion"?, "timeoutMs"?}}; reply
- *   {@code {key, version, state}};</li>
+ *   {@code {key, version, state}}, from the node that folds the entity, asked over HTTP when it is
+ *   another one, as {@code GET /v1/{type}/{id}} does;</li>
  * </ul>
  * a failure replies with a {@code ReplyException} whose failure code is the HTTP status. The fold
  * publishes each accepted change on {@code kfold.<type>.changes}.
@@ -44,18 +51,24 @@ public final class EventBusApiVerticle extends VerticleBase {
   private final EntityStore store;
   private final FoldWatch watch;
   private final EntityWriter writer;
+  private final Ownership ownership;
+  private final NodeDirectory directory;
+  private Forwarder forwarder;
 
   public EventBusApiVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
-                             EntityWriter writer) {
+                             EntityWriter writer, Ownership ownership, NodeDirectory directory) {
     this.config = config;
     this.types = types;
     this.store = store;
     this.watch = watch;
     this.writer = writer;
+    this.ownership = ownership;
+    this.directory = directory;
   }
 
   @Override
   public Future<?> start() {
+    forwarder = new Forwarder(vertx, config, ownership, directory);
     List<Future<Void>> registered = new ArrayList<>();
     for (EntityType type : types.all()) {
       String name = type.name();
@@ -67,6 +80,12 @@ public final class EventBusApiVerticle extends VerticleBase {
       registered.add(gets.completion());
     }
     return Future.all(registered);
+  }
+
+  @Override
+  public Future<?> stop() {
+    forwarder.close();
+    return Future.succeededFuture();
   }
 
   private Future<ObjectNode> command(String type, JsonObject body) {
@@ -81,14 +100,36 @@ public final class EventBusApiVerticle extends VerticleBase {
       throw KfoldException.badRequest("type (the command) is missing");
     }
     Options options = new Options(expected == null ? OptionalLong.empty() : OptionalLong.of(((Number) expected).longValue()),
-        body.getString("idempotencyKey"), body.getString("correlationId"));
-    return writer.handle(type, key, new Command(commandType, toJackson(payload)), options).map(EntityWriter.Written::toJson);
+        Options.checkedIdempotencyKey(body.getString("idempotencyKey")), body.getString("correlationId"));
+    // Decided by the node that folds the entity, as over HTTP: only it decides against the current state.
+    Map<String, String> headers = new HashMap<>();
+    options.expectedVersion().ifPresent(version -> headers.put("If-Match", "\"" + version + "\""));
+    if (options.idempotencyKey() != null) {
+      headers.put("Idempotency-Key", options.idempotencyKey());
+    }
+    if (options.correlationId() != null) {
+      headers.put("X-Correlation-Id", options.correlationId());
+    }
+    Buffer command = new JsonObject().put("type", commandType).put("payload", payload).toBuffer();
+    return forwarder.command(type, key, command, headers).compose(remote -> remote == null
+        ? writer.handle(type, key, new Command(commandType, toJackson(payload)), options).map(EntityWriter.Written::toJson)
+        : Future.succeededFuture((ObjectNode) toJackson(remote.getBytes())));
   }
 
+  /** Answered by the node that folds the entity: another node's copy may be behind, or missing. */
   private Future<ObjectNode> get(String type, JsonObject body) {
     String key = key(body);
     long minVersion = body.getLong("minVersion", 0L);
     long timeoutMs = Math.min(body.getLong("timeoutMs", 5000L), config.http().maxWaitMs());
+    if (minVersion < 0 || timeoutMs < 0) {
+      throw KfoldException.badRequest("minVersion and timeoutMs must not be negative");
+    }
+    return forwarder.getState(type, key, minVersion, timeoutMs).compose(remote -> remote == null
+        ? getHere(type, key, minVersion, timeoutMs)
+        : Future.succeededFuture((ObjectNode) toJackson(remote.getBytes())));
+  }
+
+  private Future<ObjectNode> getHere(String type, String key, long minVersion, long timeoutMs) {
     Future<Void> reached = minVersion > 0 ? watch.awaitVersion(type, key, minVersion, timeoutMs) : Future.succeededFuture();
     return reached.compose(v -> vertx.executeBlocking(() -> store.get(type, key), false)).map(stored -> {
       if (stored == null) {

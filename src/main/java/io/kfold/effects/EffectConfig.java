@@ -2,9 +2,11 @@ package io.kfold.effects;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.NullNode;
+import io.kfold.ConfigKeys;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.regex.Pattern;
 
@@ -52,6 +54,25 @@ public record EffectConfig(String name, Kind kind, Delivery delivery, List<Strin
   public record CommandTarget(String entity, String id, JsonNode command, JsonNode events) implements Target {}
 
   private static final Pattern NAME = Pattern.compile("[a-z][a-z0-9-]{0,62}");
+
+  /** Every key of a worker, the target's by kind; {@link #from} reads these and no others. */
+  public static final ConfigKeys.Section KEYS = new ConfigKeys.Section(Map.of(
+      "enabled", ConfigKeys.VALUE,
+      "kind", ConfigKeys.VALUE,
+      "delivery", ConfigKeys.VALUE,
+      "entities", ConfigKeys.VALUE,
+      "events", ConfigKeys.VALUE,
+      "maxInFlightKeys", ConfigKeys.VALUE,
+      "timeoutMs", ConfigKeys.VALUE,
+      "retry", ConfigKeys.values("attempts", "initialDelayMs", "maxDelayMs", "jitter"),
+      "breaker", ConfigKeys.values("failures", "openMs"),
+      "target", new ConfigKeys.ByKind("kind", Map.of(
+          "email", ConfigKeys.values("host", "port", "ssl", "startTls", "username", "password", "from", "to", "subject",
+              "body"),
+          "index", ConfigKeys.values("url", "index", "deleteOn"),
+          "http", new ConfigKeys.Section(Map.of("method", ConfigKeys.VALUE, "url", ConfigKeys.VALUE, "body", ConfigKeys.FREE)),
+          "command", new ConfigKeys.Section(Map.of("entity", ConfigKeys.VALUE, "id", ConfigKeys.VALUE,
+              "command", ConfigKeys.FREE, "events", ConfigKeys.FREE))))));
 
   /** Reads one worker; every error names the worker and the field. */
   public static EffectConfig from(String name, JsonNode node) {

@@ -16,7 +16,7 @@ public final class EffectStats {
   volatile int inFlight;
   volatile int partitions;
   volatile long lag = -1;
-  volatile String breaker = "closed";
+  volatile Breaker.State breaker = Breaker.State.CLOSED;
 
   public ObjectNode toJson() {
     return JsonNodeFactory.instance.objectNode()
@@ -28,6 +28,6 @@ public final class EffectStats {
         .put("inFlight", inFlight)
         .put("partitions", partitions)
         .put("lag", lag)
-        .put("breaker", breaker);
+        .put("breaker", breaker.label);
   }
 }

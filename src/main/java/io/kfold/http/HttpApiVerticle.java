@@ -25,6 +25,7 @@ import io.kfold.store.EntityStore;
 import io.kfold.store.StoredEntity;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
+import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.ReplyException;
 import io.vertx.core.json.JsonObject;
 import io.netty.handler.codec.http.HttpResponseStatus;
@@ -55,7 +56,6 @@ public final class HttpApiVerticle extends VerticleBase {
 
   private static final Logger LOG = LoggerFactory.getLogger(HttpApiVerticle.class);
   private static final Pattern VERSION = Pattern.compile("(W/)?\"?([0-9]{1,18})\"?");
-  private static final Pattern IDEMPOTENCY_KEY = Pattern.compile("[\\x21-\\x7e]{1,255}");
   private static final int MAX_HISTORY_PAGE = 1000;
 
   private final KfoldConfig config;
@@ -70,6 +70,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private final Ownership ownership;
   private Forwarder forwarder;
   private StateReads stateReads;
+  private ChangeStream changeStreams;
   private Admin admin;
   private HttpServer server;
   private final List<String> routes = new ArrayList<>();
@@ -103,6 +104,7 @@ public final class HttpApiVerticle extends VerticleBase {
   public Future<?> start() {
     forwarder = new Forwarder(vertx, config, ownership, directory);
     stateReads = new StateReads(context, store);
+    changeStreams = new ChangeStream(vertx, types, store, watch, config.http().streamMaxPendingBytes());
     return vertx.executeBlocking(() -> {
       admin = Admin.create(KafkaClients.admin(config.kafka().bootstrap(), config.app() + "-readiness"));
       return null;
@@ -139,11 +141,13 @@ public final class HttpApiVerticle extends VerticleBase {
     router.get("/v1/_effects/:worker/parked").handler(ctx -> effectAdmin(ctx, "parked"));
     router.post("/v1/_effects/:worker/parked/:id/replay").handler(ctx -> effectAdmin(ctx, "replay"));
     router.post("/v1/_effects/:worker/parked/:id/skip").handler(ctx -> effectAdmin(ctx, "skip"));
+    router.post("/v1/_effects/:worker/parked/:type/:id/replay").handler(ctx -> effectAdmin(ctx, "replay"));
+    router.post("/v1/_effects/:worker/parked/:type/:id/skip").handler(ctx -> effectAdmin(ctx, "skip"));
     router.post("/v1/:type/:id/commands").handler(body).handler(this::forwardIfElsewhere).handler(this::command);
     router.post("/v1/:type/:id/events").handler(body).handler(this::forwardIfElsewhere).handler(this::appendEvents);
     router.get("/v1/:type/:id/events").handler(this::forwardIfElsewhere).handler(this::history);
     router.get("/v1/:type/:id/changes").handler(this::forwardStreamIfElsewhere)
-        .handler(new ChangeStream(vertx, types, store, watch)::handle);
+        .handler(changeStreams::handle);
     router.get("/health").handler(this::health);
     router.get("/ready").handler(this::ready);
     router.get("/metrics").handler(this::metrics);
@@ -199,12 +203,20 @@ public final class HttpApiVerticle extends VerticleBase {
     sendJson(ctx, written.toJson(), written.version());
   }
 
-  /** The nodes of the group as their claims say: where each answers, the partitions it folds. */
+  /**
+   * The nodes of the group as their claims say: where each answers, the partitions it folds, and
+   * whether it is live; a dead node is shown, with the partitions it last claimed, until it is dropped.
+   */
   private void cluster(RoutingContext ctx) {
     ObjectNode body = JsonNodeFactory.instance.objectNode().put("node", directory.node());
     ObjectNode nodes = body.putObject("nodes");
-    directory.claims().forEach((name, claim) -> {
-      ObjectNode node = nodes.putObject(name).put("url", claim.url()).put("generation", claim.generation());
+    directory.nodes().forEach((name, member) -> {
+      var claim = member.claim();
+      ObjectNode node = nodes.putObject(name).put("url", claim.url()).put("generation", claim.generation())
+          .put("status", member.live() ? "live" : "dead");
+      if (!member.live()) {
+        node.put("deadSince", member.deadSince().toString());
+      }
       claim.partitions().stream().sorted().forEach(node.putArray("partitions")::add);
     });
     ObjectNode lag = body.putObject("lag");
@@ -220,7 +232,10 @@ public final class HttpApiVerticle extends VerticleBase {
     sendJson(ctx, body, -1);
   }
 
-  /** Lists, replays or skips a worker's parked events; the worker answers over the local event bus. */
+  /**
+   * Lists, replays or skips a worker's parked events; the worker answers over the local event bus,
+   * a replay or skip once the node that delivers the entity has carried it out.
+   */
   private void effectAdmin(RoutingContext ctx, String action) {
     String worker = ctx.pathParam("worker");
     if (!effects.containsKey(worker)) {
@@ -229,8 +244,13 @@ public final class HttpApiVerticle extends VerticleBase {
     JsonObject request = new JsonObject();
     if (!action.equals("parked")) {
       request.put("key", EntityIds.check(ctx.pathParam("id")));
+      if (ctx.pathParam("type") != null) {
+        request.put("type", types.get(ctx.pathParam("type")).name());
+      }
     }
-    vertx.eventBus().<JsonObject>request("kfold.effects." + worker + "." + action, request)
+    // Longer than a worker waits for a replay or skip to be carried out (30 s), so that its 504 gets through.
+    vertx.eventBus().<JsonObject>request("kfold.effects." + worker + "." + action, request,
+            new DeliveryOptions().setSendTimeout(40_000))
         .onSuccess(reply -> ctx.response().putHeader("content-type", "application/json").end(reply.body().toBuffer()))
         .onFailure(e -> ctx.fail(e instanceof ReplyException r && r.failureCode() >= 400
             ? new KfoldException(r.failureCode(), HttpResponseStatus.valueOf(r.failureCode()).reasonPhrase(), r.getMessage(), Map.of())
@@ -290,7 +310,7 @@ public final class HttpApiVerticle extends VerticleBase {
     }).onFailure(ctx::fail);
   }
 
-  private static byte[] quoted(String text) {
+  static byte[] quoted(String text) {
     byte[] inner = JsonStringEncoder.getInstance().quoteAsUTF8(text);
     byte[] quoted = new byte[inner.length + 2];
     quoted[0] = '"';
@@ -367,6 +387,12 @@ public final class HttpApiVerticle extends VerticleBase {
     counter(text, "kfold_fold_events_conflict_total", "Events rejected by the version check.", progress.conflicts.sum());
     counter(text, "kfold_fold_records_dead_lettered_total", "Records sent to a dead-letter topic.", progress.deadLettered.sum());
     counter(text, "kfold_fold_batches_total", "Polls folded and written.", progress.batches.sum());
+    counter(text, "kfold_http_change_streams_cut_total", "Change streams ended because their client read too slowly.",
+        changeStreams.cut());
+    gauge(text, "kfold_http_change_stream_pending_bytes", "Bytes the open change streams hold for their clients.",
+        changeStreams.pendingBytes());
+    gauge(text, "kfold_http_change_stream_pending_bytes_max", "The most bytes one change stream has held for its client.",
+        changeStreams.mostPendingBytes());
     text.append("# HELP kfold_fold_lag_records Records not yet folded, per assigned partition.\n")
         .append("# TYPE kfold_fold_lag_records gauge\n");
     progress.lag().forEach((p, lag) -> text.append("kfold_fold_lag_records{topic=\"").append(p.topic())
@@ -382,8 +408,16 @@ public final class HttpApiVerticle extends VerticleBase {
   }
 
   private static void counter(StringBuilder text, String name, String help, long value) {
+    metric(text, name, "counter", help, value);
+  }
+
+  private static void gauge(StringBuilder text, String name, String help, long value) {
+    metric(text, name, "gauge", help, value);
+  }
+
+  private static void metric(StringBuilder text, String name, String kind, String help, long value) {
     text.append("# HELP ").append(name).append(' ').append(help).append('\n')
-        .append("# TYPE ").append(name).append(" counter\n")
+        .append("# TYPE ").append(name).append(' ').append(kind).append('\n')
         .append(name).append(' ').append(value).append('\n');
   }
 
@@ -394,10 +428,7 @@ public final class HttpApiVerticle extends VerticleBase {
   }
 
   private static Options writeOptions(RoutingContext ctx) {
-    String idempotencyKey = ctx.request().getHeader("Idempotency-Key");
-    if (idempotencyKey != null && !IDEMPOTENCY_KEY.matcher(idempotencyKey).matches()) {
-      throw KfoldException.badRequest("Idempotency-Key must be 1 to 255 visible ASCII characters");
-    }
+    String idempotencyKey = Options.checkedIdempotencyKey(ctx.request().getHeader("Idempotency-Key"));
     return new Options(ifMatch(ctx), idempotencyKey, ctx.request().getHeader("X-Correlation-Id"));
   }
 
@@ -437,6 +468,8 @@ public final class HttpApiVerticle extends VerticleBase {
     }
     try {
       return Envelopes.parse(body.getBytes());
+    } catch (Envelopes.NumberNotKeptException e) {
+      throw KfoldException.badRequest("the body is refused: " + e.getMessage());
     } catch (IOException e) {
       throw KfoldException.badRequest("the body is not valid JSON: " + e.getMessage().lines().findFirst().orElse(""));
     }

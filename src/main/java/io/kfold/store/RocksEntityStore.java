@@ -14,6 +14,8 @@ import org.rocksdb.RocksDBException;
 import org.rocksdb.RocksIterator;
 import org.rocksdb.WriteBatch;
 import org.rocksdb.WriteOptions;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -28,6 +30,8 @@ import java.util.OptionalLong;
 import java.util.SortedMap;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * {@link EntityStore} on RocksDB, one column family per kind of data.
@@ -35,12 +39,19 @@ import java.util.concurrent.ConcurrentHashMap;
  * <p>Writes go through the write-ahead log without fsync: a killed process loses nothing (the
  * operating system still holds the log), a power cut may lose the last writes, which the fold then
  * reads again from Kafka because their offsets were lost with them.
+ *
+ * <p>RocksDB aborts the process when a call reaches a native handle that was already freed, so every
+ * call goes between {@link #enter} and {@link #leave}: once {@link #close} began, a call fails with
+ * a {@link StoreException} instead, and close frees the handles only after the calls in progress (an
+ * idempotency sweep, a read on a worker thread) have returned.
  */
 public final class RocksEntityStore implements EntityStore {
 
   static {
     RocksDB.loadLibrary();
   }
+
+  private static final Logger LOG = LoggerFactory.getLogger(RocksEntityStore.class);
 
   private static final byte[] STATES = "states".getBytes(StandardCharsets.UTF_8);
   private static final byte[] EVENTS = "events".getBytes(StandardCharsets.UTF_8);
@@ -61,7 +72,14 @@ public final class RocksEntityStore implements EntityStore {
   private final ColumnFamilyHandle offsets;
   private final ColumnFamilyHandle outbox;
   private final ColumnFamilyHandle idempotency;
-  private volatile boolean open = true;
+  /**
+   * The calls in progress, plus {@link #CLOSED} once close began: one atomic add per call. A plain
+   * open flag would let close free the handles under a call that had read the flag a moment before.
+   */
+  private final AtomicLong callsInProgress = new AtomicLong();
+  private static final long CLOSED = 1L << 62;
+  /** Where close waits for the last call in progress to leave. */
+  private final Object lastCallLeft = new Object();
   /**
    * Per partition, the offset below which its outbox holds nothing: each clear deletes from there on.
    * RocksDB keeps every cleared range as a range deletion until compaction, and many overlapping
@@ -104,10 +122,13 @@ public final class RocksEntityStore implements EntityStore {
 
   @Override
   public StoredEntity get(String type, String key) {
+    enter("read a state");
     try {
       return decodeEntity(db.get(states, readOptions, entityKey(type, key)));
     } catch (RocksDBException e) {
       throw failure("read state of " + type + "/" + key, e);
+    } finally {
+      leave();
     }
   }
 
@@ -119,6 +140,7 @@ public final class RocksEntityStore implements EntityStore {
       rawKeys.add(entityKey(type, key));
       columns.add(states);
     }
+    enter("read states");
     try {
       List<byte[]> values = db.multiGetAsList(readOptions, columns, rawKeys);
       List<StoredEntity> result = new ArrayList<>(values.size());
@@ -128,6 +150,8 @@ public final class RocksEntityStore implements EntityStore {
       return result;
     } catch (RocksDBException e) {
       throw failure("read " + keys.size() + " states of " + type, e);
+    } finally {
+      leave();
     }
   }
 
@@ -135,6 +159,7 @@ public final class RocksEntityStore implements EntityStore {
   public List<byte[]> history(String type, String key, long fromVersion, int limit) {
     byte[] prefix = entityKey(type, key);
     List<byte[]> result = new ArrayList<>();
+    enter("read a history");
     try (RocksIterator it = db.newIterator(events, readOptions)) {
       for (it.seek(withLong(prefix, Math.max(fromVersion, 0))); it.isValid() && result.size() < limit; it.next()) {
         if (!startsWith(it.key(), prefix)) {
@@ -145,17 +170,22 @@ public final class RocksEntityStore implements EntityStore {
       it.status();
     } catch (RocksDBException e) {
       throw failure("read history of " + type + "/" + key, e);
+    } finally {
+      leave();  // after the iterator is closed
     }
     return result;
   }
 
   @Override
   public OptionalLong nextOffset(String topic, int partition) {
+    enter("read an offset");
     try {
       byte[] value = db.get(offsets, readOptions, partitionKey(topic, partition));
       return value == null ? OptionalLong.empty() : OptionalLong.of(ByteBuffer.wrap(value).getLong());
     } catch (RocksDBException e) {
       throw failure("read offset of " + topic + "-" + partition, e);
+    } finally {
+      leave();
     }
   }
 
@@ -163,6 +193,7 @@ public final class RocksEntityStore implements EntityStore {
   public SortedMap<Long, byte[]> outboxByOffset(String topic, int partition) {
     byte[] prefix = partitionKey(topic, partition);
     SortedMap<Long, byte[]> result = new TreeMap<>();
+    enter("read an outbox");
     try (RocksIterator it = db.newIterator(outbox, readOptions)) {
       for (it.seek(prefix); it.isValid() && startsWith(it.key(), prefix); it.next()) {
         result.put(ByteBuffer.wrap(it.key()).getLong(prefix.length), it.value());
@@ -170,12 +201,15 @@ public final class RocksEntityStore implements EntityStore {
       it.status();
     } catch (RocksDBException e) {
       throw failure("read outbox of " + topic + "-" + partition, e);
+    } finally {
+      leave();
     }
     return result;
   }
 
   @Override
   public IdempotentWrite idempotentWrite(String type, String key, String idempotencyKey) {
+    enter("read an idempotency key");
     try {
       byte[] value = db.get(idempotency, readOptions, idempotencyKey(type, key, idempotencyKey));
       if (value == null) {
@@ -185,12 +219,15 @@ public final class RocksEntityStore implements EntityStore {
       return new IdempotentWrite(buffer.getLong(), buffer.getLong(), buffer.getLong());
     } catch (RocksDBException e) {
       throw failure("read idempotency key of " + type + "/" + key, e);
+    } finally {
+      leave();
     }
   }
 
   @Override
   public long forgetIdempotencyKeys(long recordedBefore) {
     long forgotten = 0;
+    enter("forget idempotency keys");
     try (RocksIterator it = db.newIterator(idempotency, readOptions); WriteBatch deletes = new WriteBatch()) {
       for (it.seekToFirst(); it.isValid(); it.next()) {
         if (ByteBuffer.wrap(it.value()).getLong(16) < recordedBefore) {
@@ -202,6 +239,8 @@ public final class RocksEntityStore implements EntityStore {
       db.write(writeOptions, deletes);
     } catch (RocksDBException e) {
       throw failure("forget idempotency keys", e);
+    } finally {
+      leave();
     }
     return forgotten;
   }
@@ -209,6 +248,7 @@ public final class RocksEntityStore implements EntityStore {
   @Override
   public void write(StoreBatch batch) {
     Map<OutboxPartition, Long> batchEmptyBelow = new HashMap<>();  // this batch's, kept once it is written
+    enter("write a batch");
     try (WriteBatch writes = new WriteBatch()) {
       for (StoreBatch.Change change : batch.changes) {
         if (change instanceof StoreBatch.PutState s) {
@@ -241,6 +281,8 @@ public final class RocksEntityStore implements EntityStore {
       outboxEmptyBelow.putAll(batchEmptyBelow);
     } catch (RocksDBException e) {
       throw failure("write a batch of " + batch.changes.size() + " changes", e);
+    } finally {
+      leave();
     }
   }
 
@@ -252,29 +294,82 @@ public final class RocksEntityStore implements EntityStore {
 
   /** Writes every column's memtable to disk and waits for it; for tests of what a flush must cope with. */
   void flush() {
+    enter("flush");
     try (FlushOptions wait = new FlushOptions().setWaitForFlush(true)) {
       db.flush(wait, handles);
     } catch (RocksDBException e) {
       throw failure("flush", e);
+    } finally {
+      leave();
     }
   }
 
   @Override
   public boolean isOpen() {
-    return open;
+    return callsInProgress.get() < CLOSED;
   }
 
+  /**
+   * Refuses new calls, waits for those in progress, then frees the native handles in reverse order
+   * of creation. A second call does nothing.
+   */
   @Override
   public synchronized void close() {
-    if (!open) {
+    if (!isOpen()) {
       return;
     }
-    open = false;
+    callsInProgress.addAndGet(CLOSED);
+    awaitCallsInProgress();
     for (ColumnFamilyHandle handle : handles) {
       handle.close();
     }
     db.close();
     closeOptions();
+  }
+
+  private void awaitCallsInProgress() {
+    boolean interrupted = false;
+    long since = System.nanoTime();
+    long warnAtMs = 10_000;
+    synchronized (lastCallLeft) {
+      while (callsInProgress.get() != CLOSED) {
+        try {
+          lastCallLeft.wait(1000);
+        } catch (InterruptedException e) {
+          // The handles must not be freed under a running call whatever happens: wait on, then
+          // hand the interrupt back.
+          interrupted = true;
+        }
+        long waitedMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - since);
+        if (waitedMs >= warnAtMs) {
+          LOG.warn("store {}: close has waited {} s for {} call(s) in progress", path, waitedMs / 1000,
+              callsInProgress.get() - CLOSED);
+          warnAtMs += 10_000;
+        }
+      }
+    }
+    if (interrupted) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /**
+   * Every call starts here, and may use the native handles until its {@link #leave}. {@code what}
+   * is a constant: nothing is built for the message on the way in.
+   */
+  private void enter(String what) {
+    if (callsInProgress.incrementAndGet() >= CLOSED) {
+      leave();
+      throw new StoreException("store " + path + " is closed: cannot " + what, null);
+    }
+  }
+
+  private void leave() {
+    if (callsInProgress.decrementAndGet() == CLOSED) {
+      synchronized (lastCallLeft) {
+        lastCallLeft.notifyAll();
+      }
+    }
   }
 
   private void closeOptions() {

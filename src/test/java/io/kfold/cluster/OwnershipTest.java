@@ -87,9 +87,23 @@ class OwnershipTest {
       while (frames.stream().noneMatch(f -> f.startsWith("event: change\nid: 3")) && System.currentTimeMillis() < deadline) {
         Thread.sleep(20);
       }
-      http.close();
       assertThat(frames.get(0)).startsWith("event: state\nid: 2");
       assertThat(frames).anyMatch(f -> f.startsWith("event: change\nid: 3") && f.contains("relayed"));
+      // A client reconnecting through the relay resumes after its Last-Event-ID.
+      List<String> resumed = new java.util.concurrent.CopyOnWriteArrayList<>();
+      http.request(new io.vertx.core.http.RequestOptions().setMethod(HttpMethod.GET).setPort(a.httpPort())
+              .setHost("127.0.0.1").setURI("/v1/orders/" + order + "/changes").putHeader("Last-Event-ID", "2"))
+          .compose(request -> request.send())
+          .map(sse -> sse.handler(chunk -> List.of(chunk.toString().split("\n\n")).stream()
+              .filter(f -> !f.startsWith(":")).forEach(resumed::add)))
+          .await(10, TimeUnit.SECONDS);
+      deadline = System.currentTimeMillis() + 10_000;
+      while (resumed.isEmpty() && System.currentTimeMillis() < deadline) {
+        Thread.sleep(20);
+      }
+      http.close();
+      assertThat(resumed).isNotEmpty();
+      assertThat(resumed.get(0)).startsWith("event: change\nid: 3").contains("relayed");
     } finally {
       client.close();
       a.stop().await(60, TimeUnit.SECONDS);

@@ -1,21 +1,29 @@
 package io.kfold.command;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import io.kfold.KfoldConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
+import io.kfold.TestNodes.Reply;
+import io.kfold.cluster.Ownership;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.eventbus.ReplyException;
 import io.vertx.core.json.JsonArray;
+import io.vertx.core.http.HttpMethod;
 import io.vertx.core.json.JsonObject;
+import io.vertx.ext.web.client.WebClient;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.stream.IntStream;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -99,5 +107,97 @@ class EventBusApiTest {
       node.stop().await(60, TimeUnit.SECONDS);
       vertx.close().await(30, TimeUnit.SECONDS);
     }
+  }
+
+  @Test
+  @DisplayName("for an order another node folds, a get or a command on one node's event bus is answered by that node: its current state, minVersion waited for there")
+  void answeredByTheOwner() throws Exception {
+    // A Vert.x instance each: one event bus per node, as two processes would have.
+    Vertx vertxA = Vertx.vertx();
+    Vertx vertxB = Vertx.vertx();
+    String app = TestNodes.newApp("bus-owner");
+    KfoldConfig configA = TestNodes.config(app, TestNodes.tempDir("bus-owner-a"));
+    KfoldNode a = KfoldNode.start(vertxA, configA).await(60, TimeUnit.SECONDS);
+    KfoldNode b = KfoldNode.start(vertxB, TestNodes.config(app, TestNodes.tempDir("bus-owner-b"))).await(60, TimeUnit.SECONDS);
+    WebClient client = WebClient.create(vertxB);
+    try {
+      long deadline = System.currentTimeMillis() + 60_000;
+      while (!splitAndKnownBy(client, a, b)) {
+        assertThat(System.currentTimeMillis()).as("two nodes share the partitions and node A knows it").isLessThan(deadline);
+        Thread.sleep(100);
+      }
+      Ownership ofB = new Ownership(configA, Map.of("orders", 4), b.progress());
+      List<String> foldedByB = IntStream.range(0, 40).mapToObj(i -> "bus-b-" + i).filter(key -> ofB.owns("orders", key))
+          .limit(2).toList();
+      String order = foldedByB.get(0);
+      Reply placed = TestNodes.call(client, HttpMethod.POST, b.httpPort(), "/v1/orders/" + order + "/commands",
+          "{\"type\":\"place\",\"payload\":{\"customerEmail\":\"a@b.c\",\"items\":[{\"sku\":\"x\",\"quantity\":1,\"price\":5}]}}",
+          Map.of());
+      assertThat(placed.status()).isEqualTo(200);
+
+      JsonObject read = get(vertxA, new JsonObject().put("key", order));
+      assertThat(read.getString("key")).isEqualTo(order);
+      assertThat(read.getLong("version")).isEqualTo(1L);
+      assertThat(read.getJsonObject("state").getString("status")).isEqualTo("placed");
+
+      for (int comment = 1; comment <= 5; comment++) {
+        Reply written = TestNodes.call(client, HttpMethod.POST, b.httpPort(), "/v1/orders/" + order + "/commands",
+            "{\"type\":\"comment\",\"payload\":{\"text\":\"c" + comment + "\"}}", Map.of());
+        long version = written.body().path("version").asLong();
+        JsonObject now = get(vertxA, new JsonObject().put("key", order));
+        assertThat(now.getLong("version")).as("a read after the write answered, without minVersion").isEqualTo(version);
+        JsonObject waited = get(vertxA, new JsonObject().put("key", order).put("minVersion", version).put("timeoutMs", 5000));
+        assertThat(waited.getLong("version")).isEqualTo(version);
+        assertThat(waited.getJsonObject("state").getJsonArray("comments")).hasSize(comment);
+      }
+      // A command is decided by B as well, as over HTTP, with the same answers.
+      JsonObject commanded = vertxA.eventBus().<JsonObject>request("kfold.orders.command", new JsonObject().put("key", order)
+          .put("type", "comment").put("payload", new JsonObject().put("text", "over the bus")).put("expectedVersion", 6)
+          .put("idempotencyKey", "bus-comment-7")).await(15, TimeUnit.SECONDS).body();
+      assertThat(commanded.getLong("version")).isEqualTo(7L);
+      assertThat(commanded.getJsonArray("events").getJsonObject(0).getJsonObject("meta").getString("idempotencyKey"))
+          .isEqualTo("bus-comment-7");
+      assertThat(get(vertxA, new JsonObject().put("key", order)).getJsonObject("state").getJsonArray("comments"))
+          .contains("over the bus");
+      Throwable stale = vertxA.eventBus().request("kfold.orders.command", new JsonObject().put("key", order)
+              .put("type", "comment").put("payload", new JsonObject().put("text", "x")).put("expectedVersion", 6))
+          .transform(ar -> Future.succeededFuture(ar.cause())).await(15, TimeUnit.SECONDS);
+      assertThat(((ReplyException) stale).failureCode()).isEqualTo(409);
+
+      assertThat(failureCode(vertxA, new JsonObject().put("key", foldedByB.get(1)))).as("an order B does not have").isEqualTo(404);
+      assertThat(failureCode(vertxA, new JsonObject().put("key", order).put("minVersion", 99).put("timeoutMs", 200)))
+          .as("a version B never reaches").isEqualTo(504);
+    } finally {
+      client.close();
+      a.stop().await(60, TimeUnit.SECONDS);
+      b.stop().await(60, TimeUnit.SECONDS);
+      vertxA.close().await(30, TimeUnit.SECONDS);
+      vertxB.close().await(30, TimeUnit.SECONDS);
+    }
+  }
+
+  private static JsonObject get(Vertx vertx, JsonObject request) throws Exception {
+    return vertx.eventBus().<JsonObject>request("kfold.orders.get", request).await(15, TimeUnit.SECONDS).body();
+  }
+
+  private static int failureCode(Vertx vertx, JsonObject request) throws Exception {
+    Throwable failure = vertx.eventBus().request("kfold.orders.get", request)
+        .transform(ar -> Future.succeededFuture(ar.cause())).await(15, TimeUnit.SECONDS);
+    assertThat(failure).isInstanceOf(ReplyException.class);
+    return ((ReplyException) failure).failureCode();
+  }
+
+  /** Both nodes fold some of the 12 partitions, all together, and A's directory shows B's claim. */
+  private static boolean splitAndKnownBy(WebClient client, KfoldNode a, KfoldNode b) throws Exception {
+    if (!a.progress().caughtUp() || !b.progress().caughtUp() || a.progress().lag().isEmpty() || b.progress().lag().isEmpty()
+        || a.progress().lag().size() + b.progress().lag().size() != 12) {
+      return false;
+    }
+    JsonNode nodes = TestNodes.call(client, HttpMethod.GET, a.httpPort(), "/v1/_cluster", null, Map.of()).body().path("nodes");
+    int claimed = 0;
+    for (JsonNode node : nodes) {
+      claimed += node.path("partitions").size();
+    }
+    return nodes.size() == 2 && claimed == 12;
   }
 }

@@ -1,10 +1,15 @@
 package io.kfold.effects;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.KfoldConfig;
 import io.kfold.TestNodes;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
+import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.Map;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -70,5 +75,78 @@ class EffectConfigTest {
         .hasMessageContaining("'effects.w.target.command'");
     assertThatThrownBy(() -> load("w:\n  kind: http\n  entities: [users]\n  retry: { jitter: 2 }\n  target: { url: \"http://x\" }\n"))
         .hasMessageContaining("'effects.w.retry.jitter' is '2'");
+  }
+
+  @Test
+  @DisplayName("KFOLD_* variables set worker fields the file lacks: camelCase names, nested sections, names with dashes")
+  void environmentSetsFieldsTheFileLacks() {
+    KfoldConfig config = KfoldConfig.load(Map.of(
+        "KFOLD_EFFECTS_SHIPMENT_REQUEST_MAX_IN_FLIGHT_KEYS", "3",
+        "KFOLD_EFFECTS_SHIPMENT_REQUEST_DELIVERY", "at-most-once",
+        "KFOLD_EFFECTS_SHIPMENT_REQUEST_RETRY_ATTEMPTS", "9",
+        "KFOLD_EFFECTS_SHIPMENT_REQUEST_BREAKER_OPEN_MS", "777",
+        "KFOLD_EFFECTS_ORDERS_INDEX_ENABLED", "true",
+        "KFOLD_EFFECTS_ORDERS_INDEX_TARGET_DELETE_ON", "OrderCancelled"));
+    EffectConfig shipment = worker(config, "shipment-request");
+    assertThat(shipment.maxInFlightKeys()).isEqualTo(3);
+    assertThat(shipment.delivery()).isEqualTo(EffectConfig.Delivery.AT_MOST_ONCE);
+    assertThat(shipment.retry().attempts()).isEqualTo(9);
+    assertThat(shipment.breaker().openMs()).isEqualTo(777);
+    assertThat(((EffectConfig.IndexTarget) worker(config, "orders-index").target()).deleteOn())
+        .containsExactly("OrderCancelled");
+  }
+
+  @Test
+  @DisplayName("an unknown key in a worker, or in its target for the worker's kind, stops the start naming the nearest key")
+  void unknownWorkerKeys() {
+    assertThatThrownBy(() -> load("w:\n  kind: http\n  entities: [users]\n  maxInflightKeys: 3\n  target: { url: \"http://x\" }\n"))
+        .hasMessageContaining("unknown key 'effects.w.maxInflightKeys'")
+        .hasMessageContaining("did you mean 'effects.w.maxInFlightKeys'?");
+    assertThatThrownBy(() -> load("w:\n  kind: http\n  entities: [users]\n  retry: { atempts: 3 }\n  target: { url: \"http://x\" }\n"))
+        .hasMessageContaining("unknown key 'effects.w.retry.atempts'").hasMessageContaining("'effects.w.retry.attempts'");
+    assertThatThrownBy(() -> load("w:\n  kind: index\n  entities: [users]\n  target: { url: \"http://x\", index: i, deleteon: [X] }\n"))
+        .hasMessageContaining("unknown key 'effects.w.target.deleteon'").hasMessageContaining("'effects.w.target.deleteOn'");
+    // A field of another kind's target is unknown in this one.
+    assertThatThrownBy(() -> load("w:\n  kind: http\n  entities: [users]\n  target: { url: \"http://x\", subject: s }\n"))
+        .hasMessageContaining("unknown key 'effects.w.target.subject'");
+    // Also in a worker that is off: turning it on later must not be when the typo shows.
+    assertThatThrownBy(() -> load("w:\n  enabled: false\n  kind: http\n  entities: [users]\n  target: { urll: \"http://x\" }\n"))
+        .hasMessageContaining("unknown key 'effects.w.target.urll'").hasMessageContaining("'effects.w.target.url'");
+  }
+
+  @Test
+  @DisplayName("every optional field of each kind's target is accepted, and free-form bodies and commands keep any keys")
+  void optionalFieldsOfEachKind() {
+    KfoldConfig config = load("mail:\n  kind: email\n  entities: [users]\n"
+        + "  target: { host: h, port: 465, ssl: true, startTls: false, username: u, password: p, from: a@b.c, to: x@y.z,"
+        + " subject: s, body: b }\n"
+        + "search:\n  kind: index\n  entities: [users]\n  target: { url: \"http://x\", index: i, deleteOn: [Gone] }\n"
+        + "hook:\n  kind: http\n  entities: [users]\n  target: { method: PUT, url: \"http://x\", body: { anything: { goes: 1 } } }\n"
+        + "react:\n  kind: command\n  entities: [users]\n  target: { entity: users, id: x, command: { type: t, payload: { any: 1 } } }\n"
+        + "append:\n  kind: command\n  entities: [users]\n  target: { entity: users, id: x, events: [{ type: T, payload: { any: 1 } }] }\n");
+    assertThat(config.effects()).extracting(EffectConfig::name).containsExactlyInAnyOrder("mail", "search", "hook", "react", "append");
+    EffectConfig.EmailTarget mail = (EffectConfig.EmailTarget) worker(config, "mail").target();
+    assertThat(mail.ssl()).isTrue();
+    assertThat(mail.username()).isEqualTo("u");
+  }
+
+  private static EffectConfig worker(KfoldConfig config, String name) {
+    return config.effects().stream().filter(e -> e.name().equals(name)).findFirst().orElseThrow();
+  }
+
+  @Test
+  @DisplayName("the shipped configuration loads with every worker on, and shows every kind and both deliveries")
+  void shippedWorkersShowEveryKind() throws Exception {
+    JsonNode shipped = new ObjectMapper(new YAMLFactory()).readTree(Path.of("conf", "kfold.yaml").toFile());
+    Map<String, String> allOn = new HashMap<>();
+    shipped.path("effects").fieldNames().forEachRemaining(name ->
+        allOn.put("KFOLD_EFFECTS_" + name.replace('-', '_').toUpperCase() + "_ENABLED", "true"));
+    KfoldConfig config = KfoldConfig.load(allOn);
+    assertThat(config.effects()).hasSize(shipped.path("effects").size());
+    assertThat(config.effects()).extracting(EffectConfig::kind).containsExactlyInAnyOrder(EffectConfig.Kind.values());
+    assertThat(config.effects()).extracting(EffectConfig::delivery).contains(EffectConfig.Delivery.values());
+    EffectConfig hook = config.effects().stream().filter(e -> e.kind() == EffectConfig.Kind.HTTP).findFirst().orElseThrow();
+    assertThat(hook.delivery()).isEqualTo(EffectConfig.Delivery.AT_MOST_ONCE);
+    assertThat(((EffectConfig.HttpTarget) hook.target()).url()).startsWith("http://localhost:");
   }
 }

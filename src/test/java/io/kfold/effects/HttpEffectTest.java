@@ -40,9 +40,13 @@ class HttpEffectTest {
   }
 
   private static void produce(KfoldConfig config, String key, String... payloads) {
+    produceTo(config, "users", key, payloads);
+  }
+
+  private static void produceTo(KfoldConfig config, String type, String key, String... payloads) {
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       for (String payload : payloads) {
-        producer.send(new ProducerRecord<>(config.eventsTopic("users"), key.getBytes(StandardCharsets.UTF_8),
+        producer.send(new ProducerRecord<>(config.eventsTopic(type), key.getBytes(StandardCharsets.UTF_8),
             payload.getBytes(StandardCharsets.UTF_8)));
       }
     }
@@ -87,6 +91,42 @@ class HttpEffectTest {
         assertThat(server.appliedVersions.get("u" + e)).as("order of u%d", e).isEqualTo(expected);
       }
       assertThat(server.deliveries()).as("failures were retried").isGreaterThan(entities * perEntity);
+    } finally {
+      node.stop().await(60, TimeUnit.SECONDS);
+      server.close();
+      vertx.close().await(30, TimeUnit.SECONDS);
+    }
+  }
+
+  @Test
+  @DisplayName("a worker on two types delivers every change of entities that share an id, in order per entity")
+  void entitiesOfTwoTypesSharingIds() throws Exception {
+    Vertx vertx = Vertx.vertx();
+    TargetServer server = new TargetServer(vertx);
+    String app = TestNodes.newApp("twotypes");
+    String worker = worker(server.url(), "").replace("entities: [users]", "entities: [users, shipments]");
+    KfoldConfig config = KfoldConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("twotypes"), worker));
+    KfoldNode node = TestNodes.startCaughtUp(vertx, config);
+    try {
+      List<String> ids = List.of("o-1", "o-2", "o-3");
+      for (String id : ids) {
+        produceTo(config, "users", id, "{\"n\":1}", "{\"n\":2}", "{\"n\":3}");
+      }
+      await("the users' changes delivered", () -> ids.stream()
+          .allMatch(id -> server.appliedVersionsByEntity.getOrDefault("users/" + id, List.of()).size() == 3));
+      // The same ids in the other type, with lower versions than those already delivered.
+      for (String id : ids) {
+        produceTo(config, "shipments", id, "{\"n\":1}", "{\"n\":2}");
+      }
+      produceTo(config, "users", "o-1", "{\"n\":4}");
+      await("o-1's fourth users change delivered",
+          () -> server.appliedVersionsByEntity.get("users/o-1").size() == 4);
+      await("every change of both types delivered", () -> server.applied.size() == 3 * 3 + 1 + 3 * 2);
+      for (String id : ids) {
+        assertThat(server.appliedVersionsByEntity.get("shipments/" + id)).as("shipments/%s", id).containsExactly(1L, 2L);
+      }
+      assertThat(server.appliedVersionsByEntity.get("users/o-1")).containsExactly(1L, 2L, 3L, 4L);
+      assertThat(server.appliedVersionsByEntity.get("users/o-2")).containsExactly(1L, 2L, 3L);
     } finally {
       node.stop().await(60, TimeUnit.SECONDS);
       server.close();

@@ -24,6 +24,8 @@ final class TargetServer implements AutoCloseable {
   final Map<String, AtomicInteger> calls = new ConcurrentHashMap<>();
   /** The changes applied, first time only, in the order applied, by entity key. */
   final Map<String, List<Long>> appliedVersions = new ConcurrentHashMap<>();
+  /** The same, by entity type and key: {@code <type>/<key>}. */
+  final Map<String, List<Long>> appliedVersionsByEntity = new ConcurrentHashMap<>();
   final Map<String, JsonObject> applied = new ConcurrentHashMap<>();
   volatile double failureRate;
   /** Down: every call answers 503 and nothing is applied. */
@@ -68,6 +70,8 @@ final class TargetServer implements AutoCloseable {
     if (applied.putIfAbsent(key, change) == null) {
       JsonObject event = change.getJsonObject("event");
       appliedVersions.computeIfAbsent(event.getString("key"), k -> new CopyOnWriteArrayList<>()).add(event.getLong("version"));
+      appliedVersionsByEntity.computeIfAbsent(event.getString("entity") + "/" + event.getString("key"),
+          k -> new CopyOnWriteArrayList<>()).add(event.getLong("version"));
     }
   }
 

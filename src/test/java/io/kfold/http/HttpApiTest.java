@@ -61,6 +61,28 @@ class HttpApiTest {
     return running.get(path);
   }
 
+  /** The body of a GET as the node sent it, unparsed. */
+  private static String rawGet(String path) throws Exception {
+    HttpResponse<Buffer> response = client.get(running.node().httpPort(), "127.0.0.1", path).send()
+        .await(30, TimeUnit.SECONDS);
+    assertThat(response.statusCode()).as(path + ": " + response.bodyAsString()).isEqualTo(200);
+    return response.bodyAsString();
+  }
+
+  /** The records of entity {@code key} in the users' dead-letter topic, once there is one (10 s at most). */
+  private static List<ConsumerRecord<byte[], byte[]>> deadLetters(String key) throws InterruptedException {
+    long deadline = System.currentTimeMillis() + 10_000;
+    while (true) {
+      List<ConsumerRecord<byte[], byte[]>> letters = TestLog.records(config.deadLetterTopic("users")).stream()
+          .filter(r -> r.key() != null && new String(r.key(), StandardCharsets.UTF_8).equals(key))
+          .toList();
+      if (!letters.isEmpty() || System.currentTimeMillis() > deadline) {
+        return letters;
+      }
+      Thread.sleep(100);
+    }
+  }
+
   private static Reply append(String id, String body, Map<String, String> headers) throws Exception {
     return call(HttpMethod.POST, "/v1/users/" + id + "/events", body, headers);
   }
@@ -96,6 +118,67 @@ class HttpApiTest {
     Reply page = get("/v1/users/ada/events?fromVersion=2&limit=1");
     assertThat(page.body().path("events")).hasSize(1);
     assertThat(page.body().path("events").get(0).path("version").asLong()).isEqualTo(2);
+  }
+
+  /** Numbers as sent, and as kfold must answer them: the same value, at the same scale. */
+  private static final Map<String, String> EXACT_NUMBERS = Map.of(
+      "tenth", "0.1",
+      "scaled", "12.50",
+      "whole", "25",
+      "long", "9223372036854775807",
+      "big", "12345678901234567890123456789",
+      "precise", "0.10000000000000000000000001",
+      "huge", "1E+400",
+      "tiny", "1E-400",
+      "negative", "-7.25");
+
+  @Test
+  @DisplayName("numbers in a payload are kept exactly: big, precise, beyond a double, in the write's answer, the state and the history")
+  void numbersAreKeptExactly() throws Exception {
+    StringBuilder payload = new StringBuilder("{");
+    EXACT_NUMBERS.forEach((name, number) -> payload.append(payload.length() > 1 ? "," : "").append('"').append(name)
+        .append("\":").append(name.equals("huge") ? "1e400" : name.equals("tiny") ? "1e-400" : number));
+    payload.append('}');
+    HttpResponse<Buffer> appended = client.post(running.node().httpPort(), "127.0.0.1", "/v1/users/measured/events")
+        .sendBuffer(Buffer.buffer("{\"events\":[{\"type\":\"Measured\",\"payload\":" + payload + "}]}"))
+        .await(30, TimeUnit.SECONDS);
+    assertThat(appended.statusCode()).as(appended.bodyAsString()).isEqualTo(200);
+    String state = rawGet("/v1/users/measured?minVersion=1&timeoutMs=5000");
+    String history = rawGet("/v1/users/measured/events");
+    // The answers are compared as text: a number that went through a double on the way would
+    // come back rounded, or as "Infinity".
+    EXACT_NUMBERS.forEach((name, number) -> {
+      String member = '"' + name + "\":" + number;
+      assertThat(appended.bodyAsString()).as("the write's answer").contains(member);
+      assertThat(state).as("the state").contains(member);
+      assertThat(history).as("the history").contains(member);
+    });
+  }
+
+  @Test
+  @DisplayName("a payload with a number kfold cannot keep exactly gets 400 naming it, and appends nothing")
+  void numberThatCannotBeKept() throws Exception {
+    Reply refused = append("overflow", "{\"events\":[{\"type\":\"Measured\",\"payload\":{\"reading\":1e9999999999}}]}",
+        Map.of());
+    assertProblem(refused, 400, "1e9999999999");
+    assertThat(refused.body().path("detail").asText()).contains("cannot be kept exactly");
+    assertThat(get("/v1/users/overflow").status()).isEqualTo(404);
+    assertThat(recordsInLog("overflow")).isZero();
+  }
+
+  @Test
+  @DisplayName("an outside record with a number kfold cannot keep exactly is dead-lettered, and the fold goes on")
+  void outsideNumberThatCannotBeKept() throws Exception {
+    try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
+      producer.send(new ProducerRecord<>(config.eventsTopic("users"), "far-out".getBytes(StandardCharsets.UTF_8),
+          "{\"reading\":1e9999999999}".getBytes(StandardCharsets.UTF_8))).get();
+      producer.send(new ProducerRecord<>(config.eventsTopic("users"), "far-out".getBytes(StandardCharsets.UTF_8),
+          "{\"reading\":1e400}".getBytes(StandardCharsets.UTF_8))).get();
+    }
+    assertThat(rawGet("/v1/users/far-out?minVersion=1&timeoutMs=10000")).contains("\"reading\":1E+400");
+    List<ConsumerRecord<byte[], byte[]>> dead = deadLetters("far-out");
+    assertThat(dead).hasSize(1);
+    assertThat(header(dead.get(0), "kfold.error")).contains("1e9999999999").contains("cannot be kept exactly");
   }
 
   @Test
@@ -218,7 +301,7 @@ class HttpApiTest {
     assertThat(state.status()).isEqualTo(200);
     assertThat(state.body().path("state").path("ok").asBoolean()).isTrue();
 
-    List<ConsumerRecord<byte[], byte[]>> dead = TestLog.records(config.deadLetterTopic("users"));
+    List<ConsumerRecord<byte[], byte[]>> dead = deadLetters("poison");
     assertThat(dead).hasSize(1);
     ConsumerRecord<byte[], byte[]> letter = dead.get(0);
     assertThat(new String(letter.value(), StandardCharsets.UTF_8)).isEqualTo("not json {");

@@ -1,6 +1,7 @@
 package io.kfold.store;
 
 import io.kfold.TestNodes;
+import org.assertj.core.api.ThrowableAssert.ThrowingCallable;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -136,6 +137,71 @@ class RocksEntityStoreTest {
     store.close();
     store.close();
     assertThat(store.isOpen()).isFalse();
+  }
+
+  @Test
+  @DisplayName("every call on a closed store throws a StoreException naming the store, and touches no native handle")
+  void callsAfterCloseThrow() {
+    Path dir = TestNodes.tempDir("store");
+    RocksEntityStore store = new RocksEntityStore(dir);
+    store.write(new StoreBatch().putState("users", "ada", new StoredEntity(1, 0, null, bytes("{}"))));
+    store.close();
+    List<ThrowingCallable> calls = List.of(
+        () -> store.get("users", "ada"),
+        () -> store.getAll("users", List.of("ada")),
+        () -> store.history("users", "ada", 1, 10),
+        () -> store.nextOffset("t", 0),
+        () -> store.outbox("t", 0),
+        () -> store.outboxByOffset("t", 0),
+        () -> store.idempotentWrite("users", "ada", "k"),
+        () -> store.forgetIdempotencyKeys(Long.MAX_VALUE),
+        () -> store.write(new StoreBatch().putOffset("t", 0, 1)),
+        store::flush);
+    for (ThrowingCallable call : calls) {
+      assertThatThrownBy(call).isInstanceOf(StoreException.class)
+          .hasMessageContaining(dir.toString()).hasMessageContaining("closed");
+    }
+  }
+
+  @Test
+  @DisplayName("close waits for a call in progress on another thread before it frees the native handles")
+  void closeWaitsForCallsInProgress() throws Exception {
+    RocksEntityStore store = new RocksEntityStore(TestNodes.tempDir("store"));
+    int keys = 300_000;
+    for (int from = 0; from < keys; from += 10_000) {
+      StoreBatch batch = new StoreBatch();
+      for (int i = from; i < from + 10_000; i++) {
+        batch.putIdempotentWrite("users", "u" + i, "key-" + i, new IdempotentWrite(1, 1, 1));
+      }
+      store.write(batch);
+    }
+    // The hourly sweep of idempotency keys, running while the node stops.
+    CompletableFuture<Long> sweep = new CompletableFuture<>();
+    Thread sweeper = new Thread(() -> {
+      try {
+        sweep.complete(store.forgetIdempotencyKeys(2));
+      } catch (Throwable e) {
+        sweep.completeExceptionally(e);
+      }
+    }, "idempotency-sweep");
+    sweeper.start();
+    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (!inForgetIdempotencyKeys(sweeper) && !sweep.isDone()) {
+      assertThat(System.nanoTime()).as("the sweep started within 30 s").isLessThan(deadline);
+      Thread.onSpinWait();
+    }
+    assertThat(sweep).as("the sweep is still running when close is called").isNotDone();
+
+    store.close();
+
+    assertThat(sweep).as("close returned only once the sweep was done").isDone();
+    assertThat(sweep.get()).isEqualTo(keys);
+    sweeper.join(10_000);
+  }
+
+  private static boolean inForgetIdempotencyKeys(Thread thread) {
+    return Arrays.stream(thread.getStackTrace()).anyMatch(frame ->
+        frame.getClassName().equals(RocksEntityStore.class.getName()) && frame.getMethodName().equals("forgetIdempotencyKeys"));
   }
 
   @Test

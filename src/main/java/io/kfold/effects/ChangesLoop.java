@@ -1,0 +1,310 @@
+package io.kfold.effects;
+
+import io.kfold.KfoldConfig;
+import io.kfold.log.ConsumerLoop;
+import io.vertx.core.Context;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.WakeupException;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Queue;
+import java.util.Set;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.function.Consumer;
+
+/**
+ * The consumer of a worker's changes topics, a loop that the node's supervisor runs as
+ * {@code effects.<worker>}. Only the loop's thread touches the consumer: the worker's event loop
+ * sends it {@link Command}s through one queue and hears from it through a {@link Listener}.
+ *
+ * <p>Each partition it is given starts paused, until the worker has read its dead-letter topic as
+ * far as it was then ({@link Resume}): a change must not slip past a dead letter that another node
+ * wrote for its entity before the partition moved here.
+ */
+final class ChangesLoop implements ConsumerLoop {
+
+  private static final Logger LOG = LoggerFactory.getLogger(ChangesLoop.class);
+
+  /** What the loop tells the worker; called on the worker's event loop, in the order it happened. */
+  interface Listener {
+    /** A partition given to this worker; it stays paused until resumed. */
+    void assigned(Lease lease);
+
+    /** Partitions taken away, or lost with the consumer: their changes are read again from the committed offsets. */
+    void revoked(Collection<Lease> leases);
+
+    /** A poll, of resumed partitions only. */
+    void received(ConsumerRecords<String, byte[]> records);
+  }
+
+  /** What the worker asks of the consumer. A command naming a lease that ended does nothing. */
+  sealed interface Command permits Commit, CommitBeforeStart, Resume, Overloaded {}
+
+  /** At-least-once: everything below {@code offset} is finished. Committed in the background, the latest per partition. */
+  record Commit(Lease lease, long offset) implements Command {}
+
+  /**
+   * At-most-once: commit these offsets now, then tell {@code then}, on the event loop, the leases
+   * whose offsets were committed: only their effects may start.
+   */
+  record CommitBeforeStart(Map<Lease, Long> offsets, Consumer<Set<Lease>> then) implements Command {}
+
+  /** The worker has read the dead-letter topic far enough: the partition may deliver. */
+  record Resume(Lease lease) implements Command {}
+
+  /** The worker holds too many changes: pause every partition until it does not. */
+  record Overloaded(boolean overloaded) implements Command {}
+
+  private final KfoldConfig config;
+  private final EffectConfig effect;
+  private final Context context;
+  private final EffectStats stats;
+  private final Listener listener;
+  private final Queue<Command> commands = new ConcurrentLinkedQueue<>();
+
+  // The loop thread's own state. Lease numbers keep counting across restarts, so none is reused.
+  private KafkaConsumer<String, byte[]> consumer;
+  private final Map<TopicPartition, Lease> leases = new HashMap<>();
+  private long leasesGiven;
+  private final Set<TopicPartition> awaitingResume = new HashSet<>();
+  private final Map<TopicPartition, Commit> toCommit = new HashMap<>();
+  private boolean overloaded;
+
+  ChangesLoop(KfoldConfig config, EffectConfig effect, Context context, EffectStats stats, Listener listener) {
+    this.config = config;
+    this.effect = effect;
+    this.context = context;
+    this.stats = stats;
+    this.listener = listener;
+  }
+
+  /** From the event loop. */
+  void send(Command command) {
+    commands.add(command);
+    if (command instanceof CommitBeforeStart) {
+      wakeup();  // effects wait for it: do not let it wait for a poll to time out
+    }
+  }
+
+  @Override
+  public void open() {
+    consumer = new KafkaConsumer<>(consumerConfig(), new StringDeserializer(), new ByteArrayDeserializer());
+    consumer.subscribe(effect.entities().stream().map(config::changesTopic).toList(), new Rebalance());
+  }
+
+  private Map<String, Object> consumerConfig() {
+    Map<String, Object> conf = new HashMap<>();
+    conf.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, config.kafka().bootstrap());
+    conf.put(ConsumerConfig.GROUP_ID_CONFIG, config.effectGroup(effect.name()));
+    conf.put(ConsumerConfig.CLIENT_ID_CONFIG, config.effectGroup(effect.name()) + "-consumer");
+    conf.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+    conf.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    conf.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 500);
+    // As for the fold: how long the group waits for a silent node before its partitions move.
+    int sessionTimeoutMs = config.kafka().sessionTimeoutMs();
+    conf.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, sessionTimeoutMs);
+    conf.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, Math.max(500, sessionTimeoutMs / 6));
+    if (!config.kafka().groupInstanceId().isBlank()) {
+      // Static membership, as for the fold: a restarted node takes its partitions back at once.
+      conf.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, config.kafka().groupInstanceId() + "-" + effect.name());
+    }
+    return conf;
+  }
+
+  @Override
+  public void runOnce() {
+    runCommands();
+    pauseOrResume();
+    commitInBackground();
+    ConsumerRecords<String, byte[]> records = consumer.poll(Duration.ofMillis(100));
+    Set<TopicPartition> assignment = consumer.assignment();
+    stats.partitions = assignment.size();
+    stats.lag = assignment.stream().mapToLong(p -> consumer.currentLag(p).orElse(0)).sum();
+    if (!records.isEmpty()) {
+      context.runOnContext(v -> listener.received(records));
+    }
+  }
+
+  /** Runs the commands in order; one that fails stays first in the queue for the next round. */
+  private void runCommands() {
+    for (Command command; (command = commands.peek()) != null; ) {
+      run(command);
+      commands.poll();
+    }
+  }
+
+  private void run(Command command) {
+    if (command instanceof Commit commit) {
+      if (holds(commit.lease())) {
+        toCommit.put(commit.lease().partition(), commit);
+      }
+    } else if (command instanceof CommitBeforeStart start) {
+      Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+      start.offsets().forEach((lease, offset) -> {
+        if (holds(lease)) {
+          offsets.put(lease.partition(), new OffsetAndMetadata(offset));
+        }
+      });
+      if (!offsets.isEmpty()) {
+        commitSync(offsets);
+      }
+      Set<Lease> committed = new HashSet<>();
+      start.offsets().keySet().stream().filter(lease -> offsets.containsKey(lease.partition())).forEach(committed::add);
+      context.runOnContext(v -> start.then().accept(committed));
+    } else if (command instanceof Resume resume) {
+      if (holds(resume.lease())) {
+        awaitingResume.remove(resume.lease().partition());
+      }
+    } else if (command instanceof Overloaded load) {
+      overloaded = load.overloaded();
+    }
+  }
+
+  private boolean holds(Lease lease) {
+    return lease.equals(leases.get(lease.partition()));
+  }
+
+  private void pauseOrResume() {
+    Set<TopicPartition> assignment = consumer.assignment();
+    Set<TopicPartition> wanted = new HashSet<>(overloaded ? assignment : awaitingResume);
+    wanted.retainAll(assignment);
+    Set<TopicPartition> paused = consumer.paused();
+    List<TopicPartition> pause = wanted.stream().filter(p -> !paused.contains(p)).toList();
+    List<TopicPartition> resume = paused.stream().filter(p -> !wanted.contains(p)).toList();
+    if (!pause.isEmpty()) {
+      consumer.pause(pause);
+    }
+    if (!resume.isEmpty()) {
+      consumer.resume(resume);
+    }
+  }
+
+  private void commitInBackground() {
+    Map<TopicPartition, OffsetAndMetadata> offsets = pendingCommits(leases.keySet());
+    if (!offsets.isEmpty()) {
+      consumer.commitAsync(offsets, (done, error) -> {
+        if (error != null) {
+          LOG.debug("effect worker {}: commit failed, a later one will cover it: {}", effect.name(), error.toString());
+        }
+      });
+    }
+  }
+
+  /** Takes the offsets waiting to be committed for these partitions, of the leases still held. */
+  private Map<TopicPartition, OffsetAndMetadata> pendingCommits(Collection<TopicPartition> partitions) {
+    Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+    for (TopicPartition partition : partitions) {
+      Commit commit = toCommit.remove(partition);
+      if (commit != null && holds(commit.lease())) {
+        offsets.put(partition, new OffsetAndMetadata(commit.offset()));
+      }
+    }
+    return offsets;
+  }
+
+  /** A wakeup meant for poll may hit a commit instead: the commit is then simply made again. */
+  private void commitSync(Map<TopicPartition, OffsetAndMetadata> offsets) {
+    while (true) {
+      try {
+        consumer.commitSync(offsets, Duration.ofSeconds(30));
+        return;
+      } catch (WakeupException e) {
+        // the wakeup is used up: the next try goes through
+      }
+    }
+  }
+
+  /** Commits what is finished for the partitions, then ends their leases. */
+  private void end(Collection<TopicPartition> partitions, boolean commit) {
+    if (commit) {
+      try {
+        runCommands();
+        Map<TopicPartition, OffsetAndMetadata> offsets = pendingCommits(partitions);
+        if (!offsets.isEmpty()) {
+          commitSync(offsets);
+        }
+      } catch (RuntimeException e) {
+        LOG.warn("effect worker {}: last commit for {} failed; their changes may be delivered again: {}", effect.name(),
+            partitions, e.toString());
+      }
+    }
+    List<Lease> ended = new ArrayList<>();
+    for (TopicPartition partition : partitions) {
+      Lease lease = leases.remove(partition);
+      if (lease != null) {
+        ended.add(lease);
+      }
+      awaitingResume.remove(partition);
+      toCommit.remove(partition);
+    }
+    if (!ended.isEmpty()) {
+      context.runOnContext(v -> listener.revoked(ended));
+    }
+  }
+
+  @Override
+  public void wakeup() {
+    KafkaConsumer<String, byte[]> current = consumer;
+    if (current != null) {
+      current.wakeup();
+    }
+  }
+
+  /** Commits what is finished and ends every lease: after a restart the worker starts from the committed offsets. */
+  @Override
+  public void close(boolean stopping) {
+    if (consumer != null) {
+      end(List.copyOf(leases.keySet()), true);
+      try {
+        consumer.close(Duration.ofSeconds(10));
+      } catch (RuntimeException e) {
+        LOG.warn("effect worker {}: closing the consumer failed: {}", effect.name(), e.toString());
+      }
+      consumer = null;
+    }
+    end(List.copyOf(leases.keySet()), false);
+  }
+
+  /** Runs inside poll, on the loop's thread. */
+  private final class Rebalance implements ConsumerRebalanceListener {
+    @Override
+    public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
+      end(partitions, true);
+    }
+
+    @Override
+    public void onPartitionsLost(Collection<TopicPartition> partitions) {
+      end(partitions, false);  // another member may have them already: committing is not ours to do
+    }
+
+    @Override
+    public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+      if (partitions.isEmpty()) {
+        return;
+      }
+      consumer.pause(partitions);
+      for (TopicPartition partition : partitions) {
+        Lease lease = new Lease(partition, ++leasesGiven);
+        leases.put(partition, lease);
+        awaitingResume.add(partition);
+        context.runOnContext(v -> listener.assigned(lease));
+      }
+      LOG.info("effect worker {} reacting to {}", effect.name(), partitions);
+    }
+  }
+}
