@@ -27,8 +27,21 @@ public final class TestLog {
   private TestLog() {}
 
   public static List<ConsumerRecord<byte[], byte[]>> records(String topic) {
+    return records(topic, "read_uncommitted");
+  }
+
+  /**
+   * What a consumer with {@code isolation.level=read_committed} reads of a topic, from its beginning
+   * to its last stable offset: no record of an aborted or still open transaction.
+   */
+  public static List<ConsumerRecord<byte[], byte[]>> committedRecords(String topic) {
+    return records(topic, "read_committed");
+  }
+
+  private static List<ConsumerRecord<byte[], byte[]>> records(String topic, String isolationLevel) {
     Map<String, Object> conf = Map.of(
         ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, TestBroker.bootstrap(),
+        ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolationLevel,
         ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 10_000,
         ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class,
         ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);

@@ -42,8 +42,14 @@ final class ClusterClient {
    */
   static List<KfoldProcess> processes(String app, String name, int sessionTimeoutMs, Map<String, String> env)
       throws IOException {
+    return processes(app, name, 3, sessionTimeoutMs, env);
+  }
+
+  /** As {@link #processes(String, String, int, Map)}, but {@code count} of them. */
+  static List<KfoldProcess> processes(String app, String name, int count, int sessionTimeoutMs, Map<String, String> env)
+      throws IOException {
     List<KfoldProcess> nodes = new ArrayList<>();
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < count; i++) {
       Map<String, String> nodeEnv = TestNodes.env(app, TestNodes.tempDir(name + "-" + i));
       nodeEnv.put("KFOLD_KAFKA_SESSION_TIMEOUT_MS", Integer.toString(sessionTimeoutMs));
       nodeEnv.putAll(env);
@@ -61,13 +67,20 @@ final class ClusterClient {
    * answers the body of the 200.
    */
   JsonNode command(int port, String order, String body, String idempotencyKey) throws Exception {
+    return post(port, "/v1/orders/" + order + "/commands", body, idempotencyKey, Duration.ofSeconds(20));
+  }
+
+  /**
+   * Posts a write to a node, retrying with the same idempotency key until it is acknowledged, each
+   * attempt given up after {@code attemptTimeout}; answers the body of the 200.
+   */
+  JsonNode post(int port, String path, String body, String idempotencyKey, Duration attemptTimeout) throws Exception {
     long deadline = System.currentTimeMillis() + 60_000;
     String last = "none";
     while (System.currentTimeMillis() < deadline) {
       try {
-        HttpResponse<String> response = http.send(HttpRequest.newBuilder(
-                URI.create("http://127.0.0.1:" + port + "/v1/orders/" + order + "/commands"))
-            .timeout(Duration.ofSeconds(20)).header("Idempotency-Key", idempotencyKey)
+        HttpResponse<String> response = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+            .timeout(attemptTimeout).header("Idempotency-Key", idempotencyKey)
             .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
         if (response.statusCode() == 200) {
           return Envelopes.parse(response.body().getBytes(StandardCharsets.UTF_8));
@@ -75,7 +88,7 @@ final class ClusterClient {
         last = response.statusCode() + " " + response.body();
         retried.computeIfAbsent(Integer.toString(response.statusCode()), k -> new LongAdder()).increment();
         if (response.statusCode() != 503) {
-          LOG.warn("command on {} through port {} answered {}; trying again", order, port, last);
+          LOG.warn("{} through port {} answered {}; trying again", path, port, last);
         }
       } catch (IOException e) {
         last = e.toString();
@@ -83,7 +96,7 @@ final class ClusterClient {
       }
       Thread.sleep(100);
     }
-    throw new AssertionError("command on " + order + " not acknowledged within 60 s; last answer " + last);
+    throw new AssertionError(path + " not acknowledged within 60 s; last answer " + last);
   }
 
   /** How many times {@link #command} tried again, by the status or exception that made it. */
