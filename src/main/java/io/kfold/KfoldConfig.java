@@ -45,8 +45,9 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
    * @param cacheEntries    parsed entity states kept in memory between polls
    * @param standbyReplicas other nodes that keep a warm copy of each partition from its changelog
    * @param threads         partitions of one poll folded side by side; 0 for the number of cores
+   * @param transactions    each poll published in a Kafka transaction that fences a node the group replaced
    */
-  public record Fold(int maxPollRecords, int cacheEntries, int standbyReplicas, int threads) {}
+  public record Fold(int maxPollRecords, int cacheEntries, int standbyReplicas, int threads, boolean transactions) {}
 
   /**
    * @param timeoutMs           how long a write waits for the fold's verdict
@@ -70,7 +71,7 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
           "streamMaxPendingBytes"),
       "kafka", ConfigKeys.values("bootstrap", "partitions", "replicationFactor", "localPort", "groupInstanceId",
           "sessionTimeoutMs"),
-      "fold", ConfigKeys.values("maxPollRecords", "cacheEntries", "standbyReplicas", "threads"),
+      "fold", ConfigKeys.values("maxPollRecords", "cacheEntries", "standbyReplicas", "threads", "transactions"),
       "writes", ConfigKeys.values("timeoutMs", "maxEvents", "idempotencyWindowMs"),
       "types", new ConfigKeys.Listed(ConfigKeys.values("name", "fold", "class")),
       "effects", new ConfigKeys.Named(EffectConfig.KEYS)));
@@ -157,7 +158,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
         new Fold(intIn(section(tree, "fold"), "maxPollRecords", 1, 1_000_000),
             intIn(section(tree, "fold"), "cacheEntries", 0, 100_000_000),
             intIn(section(tree, "fold"), "standbyReplicas", 0, 100),
-            intIn(section(tree, "fold"), "threads", 0, 1024)),
+            intIn(section(tree, "fold"), "threads", 0, 1024),
+            bool(section(tree, "fold"), "transactions")),
         new Writes(intIn(section(tree, "writes"), "timeoutMs", 1, Integer.MAX_VALUE),
             intIn(section(tree, "writes"), "maxEvents", 1, 10_000),
             longIn(section(tree, "writes"), "idempotencyWindowMs", 1, Long.MAX_VALUE)),
@@ -217,6 +219,14 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
       throw new IllegalArgumentException("configuration: '" + field + "' is missing or empty");
     }
     return value.asText();
+  }
+
+  private static boolean bool(JsonNode node, String field) {
+    String raw = node.path(field).asText("");
+    if (!raw.equals("true") && !raw.equals("false")) {
+      throw invalid(field, raw, "true or false");
+    }
+    return Boolean.parseBoolean(raw);
   }
 
   private static int intIn(JsonNode node, String field, int min, int max) {

@@ -29,6 +29,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.time.Duration;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -101,9 +105,13 @@ public final class KfoldNode {
     EntityTypes types = EntityTypes.from(config);
     List<String> typeNames = types.all().stream().map(EntityType::name).toList();
     Map<String, Integer> partitions = new java.util.concurrent.ConcurrentHashMap<>();
+    java.util.concurrent.atomic.AtomicReference<String> transactionalId = new java.util.concurrent.atomic.AtomicReference<>();
     return vertx.executeBlocking(() -> {
       try (Admin admin = Admin.create(KafkaClients.admin(config.kafka().bootstrap(), config.app() + "-topics"))) {
         partitions.putAll(Topics.ensure(admin, config, typeNames));
+      }
+      if (config.fold().transactions()) {
+        transactionalId.set(config.app() + "-fold-" + storedNodeId(config.dataDir()));
       }
       return options.store().apply(new RocksEntityStore(config.dataDir().resolve("store")));
     }).compose(store -> vertx.executeBlocking(() -> KafkaWriteStream.create(vertx,
@@ -129,7 +137,8 @@ public final class KfoldNode {
               directory, supervisor);
           KfoldNode node = new KfoldNode(vertx, store, producer, progress, http, directory);
           Future<Void> chain = node.deploy(new FoldVerticle(config, types, store, watch, progress,
-                  () -> directory.standbys(config.fold().standbyReplicas()), supervisor, options.foldMaxPollInterval()))
+                  () -> directory.standbys(config.fold().standbyReplicas()), supervisor, options.foldMaxPollInterval(),
+                  transactionalId.get()))
               .compose(v -> node.deploy(new EventBusApiVerticle(config, types, store, watch, writer, ownership, directory)));
           for (EffectVerticle worker : workers) {
             chain = chain.compose(v -> node.deploy(worker));
@@ -147,6 +156,22 @@ public final class KfoldNode {
           store.close();
           return Future.failedFuture(e);
         }));
+  }
+
+  /**
+   * This node's id, kept in its data folder so that it stays the same across restarts: the fold's
+   * transactions are named after it, and a node that restarts after a crash aborts, by starting
+   * with the same transactional id, what it left open.
+   */
+  private static String storedNodeId(Path dataDir) throws IOException {
+    Path file = dataDir.resolve("node-id");
+    if (Files.exists(file)) {
+      return Files.readString(file, StandardCharsets.UTF_8).trim();
+    }
+    String id = UUID.randomUUID().toString();
+    Files.createDirectories(dataDir);
+    Files.writeString(file, id, StandardCharsets.UTF_8);
+    return id;
   }
 
   private Future<Void> deploy(VerticleBase verticle) {

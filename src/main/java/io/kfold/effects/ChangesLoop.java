@@ -115,6 +115,8 @@ final class ChangesLoop implements ConsumerLoop {
     conf.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
     conf.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     conf.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 500);
+    // Changes come in the fold's transactions: never deliver one of an aborted or fenced poll.
+    conf.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
     // As for the fold: how long the group waits for a silent node before its partitions move.
     int sessionTimeoutMs = config.kafka().sessionTimeoutMs();
     conf.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, sessionTimeoutMs);

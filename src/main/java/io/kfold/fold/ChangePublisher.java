@@ -5,6 +5,7 @@ import io.kfold.log.KafkaClients;
 import io.kfold.store.ChangelogItem;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoreBatch;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -30,6 +31,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SortedMap;
+import java.util.function.Supplier;
 import java.util.function.ToIntFunction;
 
 /**
@@ -38,6 +40,10 @@ import java.util.function.ToIntFunction;
  * the outbox behind them. When the fold takes a partition up, publishes again what its outbox still
  * holds, but what the topics hold already ({@link PublishedMarks}). The only owner of the fold's
  * producers. Fold thread only, but for the producers' acknowledgements.
+ *
+ * <p>With {@code fold.transactions} (the default), each poll goes out in one transaction instead
+ * ({@link FoldTransactions}): changes and changelog items become visible together, and a node the
+ * group replaced cannot publish.
  */
 final class ChangePublisher implements AutoCloseable {
 
@@ -49,22 +55,39 @@ final class ChangePublisher implements AutoCloseable {
   private final Fold fold;
   private final EntityStore store;
   private final Clock clock;
+  /** Without transactions: the changes and dead letters, then the changelog, each acknowledged in order. */
   private final KafkaProducer<String, byte[]> producer;
   private final KafkaProducer<byte[], byte[]> changelogProducer;
+  /** With transactions: everything of a poll in one transaction; null without. */
+  private final FoldTransactions transactions;
   /** Reads the last records of the changes and dead-letter topics, for the marks. */
   private final KafkaConsumer<byte[], byte[]> tailReader;
   private final PublishQueue queue = new PublishQueue();
   private final PublishedMarks marks = new PublishedMarks();
 
-  ChangePublisher(KfoldConfig config, Fold fold, EntityStore store, Clock clock) {
+  /**
+   * @param transactionalId the fold's transactional id, the same for this node across restarts, so
+   *                        that a restarted node aborts what it left open; null without transactions
+   * @param group           the fold consumer's group metadata, which fences the transactions
+   */
+  ChangePublisher(KfoldConfig config, Fold fold, EntityStore store, Clock clock, String transactionalId,
+                  Supplier<ConsumerGroupMetadata> group) {
     this.fold = fold;
     this.store = store;
     this.clock = clock;
     String bootstrap = config.kafka().bootstrap();
-    producer = new KafkaProducer<>(KafkaClients.changePublisher(bootstrap, config.app() + "-fold-publisher"),
-        new StringSerializer(), new ByteArraySerializer());
-    changelogProducer = new KafkaProducer<>(KafkaClients.changePublisher(bootstrap, config.app() + "-fold-changelog"),
-        new ByteArraySerializer(), new ByteArraySerializer());
+    if (transactionalId != null) {
+      transactions = new FoldTransactions(KafkaClients.transactionalPublisher(bootstrap, config.app() + "-fold-publisher",
+          transactionalId), group);
+      producer = null;
+      changelogProducer = null;
+    } else {
+      transactions = null;
+      producer = new KafkaProducer<>(KafkaClients.changePublisher(bootstrap, config.app() + "-fold-publisher"),
+          new StringSerializer(), new ByteArraySerializer());
+      changelogProducer = new KafkaProducer<>(KafkaClients.changePublisher(bootstrap, config.app() + "-fold-changelog"),
+          new ByteArraySerializer(), new ByteArraySerializer());
+    }
     tailReader = new KafkaConsumer<>(KafkaClients.logReader(bootstrap, config.app() + "-fold-tail-reader", 10),
         new ByteArrayDeserializer(), new ByteArrayDeserializer());
   }
@@ -82,6 +105,7 @@ final class ChangePublisher implements AutoCloseable {
       marks.put(source, found.get(source));
       republish(source, true);
     }
+    commitTransaction(Map.of());
   }
 
   /** Publishes the changes and dead letters of a batch the store now holds, with its outbox. */
@@ -90,6 +114,19 @@ final class ChangePublisher implements AutoCloseable {
       long next = result.nextOffsets().get(source);
       send(source, marks.notYetPublished(source, records, next), result.changelog().get(source), next);
     });
+    commitTransaction(result.nextOffsets());
+  }
+
+  /** With transactions, commits what this round sent, and the folded offsets with it. */
+  private void commitTransaction(Map<TopicPartition, Long> offsets) {
+    if (transactions != null) {
+      transactions.commit(offsets);
+    }
+  }
+
+  /** Whether the poll's offsets are committed in its transaction (then nothing else commits them). */
+  boolean commitsOffsets() {
+    return transactions != null;
   }
 
   /**
@@ -97,6 +134,10 @@ final class ChangePublisher implements AutoCloseable {
    * partition whose send failed, and adds to {@code batch} the outbox clears they allow.
    */
   void collectAcknowledged(StoreBatch batch) {
+    if (transactions != null) {
+      transactions.collectCommitted(batch);  // a failed transaction threw: nothing to publish again here
+      return;
+    }
     for (PublishQueue.Step step : queue.advance()) {
       if (step instanceof PublishQueue.SendChangelog send) {
         String topic = fold.changelogTopicOf(send.source().topic());
@@ -119,6 +160,14 @@ final class ChangePublisher implements AutoCloseable {
    * still unpublished after that, the next owner publishes from its own outbox or the log.
    */
   void handOver(Collection<TopicPartition> sources) {
+    if (transactions != null) {
+      // Every transaction of this round is committed: only its outbox clears are left to write.
+      StoreBatch clears = new StoreBatch();
+      transactions.collectCommitted(clears);
+      if (!clears.isEmpty()) {
+        store.write(clears);
+      }
+    }
     Instant deadline = clock.instant().plus(HANDOVER_WAIT);
     while (queue.pending(sources)) {
       if (clock.instant().isAfter(deadline)) {
@@ -148,10 +197,17 @@ final class ChangePublisher implements AutoCloseable {
   void forget(Collection<TopicPartition> sources) {
     queue.forget(sources);
     marks.forget(sources);
+    if (transactions != null) {
+      transactions.forget(sources);
+    }
   }
 
   private void send(TopicPartition source, List<ProducerRecord<String, byte[]>> records, List<ChangelogItem> changelog,
                     long next) {
+    if (transactions != null) {
+      transactions.send(source, fold.changelogTopicOf(source.topic()), records, changelog, next);
+      return;
+    }
     PublishQueue.Batch batch = queue.add(source, next, changelog, records.size());
     for (ProducerRecord<String, byte[]> record : records) {
       producer.send(record, batch.callback(source, record.topic()));
@@ -268,8 +324,12 @@ final class ChangePublisher implements AutoCloseable {
   @Override
   public void close() {
     try {
-      producer.close(HANDOVER_WAIT);
-      changelogProducer.close(HANDOVER_WAIT);
+      if (transactions != null) {
+        transactions.close();
+      } else {
+        producer.close(HANDOVER_WAIT);
+        changelogProducer.close(HANDOVER_WAIT);
+      }
     } finally {
       tailReader.close();
     }

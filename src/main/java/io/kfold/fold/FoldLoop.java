@@ -49,6 +49,8 @@ final class FoldLoop implements ConsumerLoop {
   /** The events partitions this node should keep warm copies of, as the cluster's claims say. */
   private final Supplier<Set<TopicPartition>> standbysWanted;
   private final Duration maxPollInterval;
+  /** With fold.transactions, the publisher's transactional id; null without. */
+  private final String transactionalId;
   private final Clock clock;
 
   private volatile KafkaConsumer<byte[], byte[]> consumer;
@@ -63,7 +65,9 @@ final class FoldLoop implements ConsumerLoop {
   private final Set<TopicPartition> toResume = new LinkedHashSet<>();
 
   FoldLoop(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch, FoldProgress progress,
-           EventBus eventBus, Supplier<Set<TopicPartition>> standbysWanted, Duration maxPollInterval, Clock clock) {
+           EventBus eventBus, Supplier<Set<TopicPartition>> standbysWanted, Duration maxPollInterval, String transactionalId,
+           Clock clock) {
+    this.transactionalId = transactionalId;
     this.config = config;
     this.types = types;
     this.store = store;
@@ -81,7 +85,7 @@ final class FoldLoop implements ConsumerLoop {
     toResume.clear();
     fold = new Fold(config, types, store, progress);
     lagToolCommits = new LagToolCommits(clock, LAG_TOOL_COMMIT_INTERVAL);
-    publisher = new ChangePublisher(config, fold, store, clock);
+    publisher = new ChangePublisher(config, fold, store, clock, transactionalId, () -> consumer.groupMetadata());
     changelog = new ChangelogReader(config, fold, store, progress, clock);
     KafkaConsumer<byte[], byte[]> opened = new KafkaConsumer<>(KafkaClients.foldConsumer(config.kafka().bootstrap(),
         config.app(), config.kafka().groupInstanceId(), config.fold().maxPollRecords(),
@@ -122,7 +126,9 @@ final class FoldLoop implements ConsumerLoop {
     progress.batches.increment();
     publisher.publish(result);
     report(result.reports());
-    lagToolCommits.folded(result.nextOffsets());
+    if (!publisher.commitsOffsets()) {
+      lagToolCommits.folded(result.nextOffsets());
+    }
   }
 
   /** Publishes each applied change on the event bus, and tells those who wait for the fold. */

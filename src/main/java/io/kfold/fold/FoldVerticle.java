@@ -31,11 +31,13 @@ public final class FoldVerticle extends VerticleBase {
   private final Supplier<Set<TopicPartition>> standbysWanted;
   private final Supervisor supervisor;
   private final Duration maxPollInterval;
+  private final String transactionalId;
   private Supervisor.Running loop;
 
   public FoldVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
                       FoldProgress progress, Supplier<Set<TopicPartition>> standbysWanted, Supervisor supervisor,
-                      Duration maxPollInterval) {
+                      Duration maxPollInterval, String transactionalId) {
+    this.transactionalId = transactionalId;
     this.config = config;
     this.types = types;
     this.store = store;
@@ -49,7 +51,7 @@ public final class FoldVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     loop = supervisor.start("fold", new FoldLoop(config, types, store, watch, progress, vertx.eventBus(), standbysWanted,
-        maxPollInterval, Clock.systemUTC()));
+        maxPollInterval, transactionalId, Clock.systemUTC()));
     return Future.succeededFuture();
   }
 

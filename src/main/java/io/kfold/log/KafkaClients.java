@@ -47,6 +47,22 @@ public final class KafkaClients {
   }
 
   /**
+   * The fold's publisher when it fences zombies: {@link #changePublisher}'s batching, transactional
+   * (a transaction per poll; see {@code FoldTransactions}). A transaction left open by a node that
+   * died blocks what read-committed readers see behind it until it times out: 10 s, as Kafka
+   * Streams sets for exactly-once, is far above one poll's transaction.
+   */
+  public static Map<String, Object> transactionalPublisher(String bootstrap, String clientId, String transactionalId) {
+    Map<String, Object> conf = changePublisher(bootstrap, clientId);
+    conf.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
+    conf.put(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, 10_000);
+    // A send that cannot complete fails the transaction, and the fold starts over from its outbox.
+    conf.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 120_000);
+    conf.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class);
+    return conf;
+  }
+
+  /**
    * A consumer outside any group, assigned partitions by hand, that reads big polls from the
    * beginning: for restores, warm standby copies, and looking at the last record of a topic.
    * {@code fetchMaxWaitMs} is how long the broker holds a fetch at the end of a partition: short
@@ -60,6 +76,8 @@ public final class KafkaClients {
     conf.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     conf.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 10_000);
     conf.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, fetchMaxWaitMs);
+    // The fold publishes in transactions: what a fenced node sent, or an aborted poll, is never read.
+    conf.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
     return conf;
   }
 

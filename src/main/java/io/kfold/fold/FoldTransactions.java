@@ -1,0 +1,124 @@
+package io.kfold.fold;
+
+import io.kfold.store.ChangelogItem;
+import io.kfold.store.StoreBatch;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.KafkaException;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
+
+/**
+ * Zombie fencing: the fold publishes each poll's changes, dead letters and changelog items in one
+ * Kafka transaction, and commits the poll's offsets in it for the fold's consumer group
+ * ({@code sendOffsetsToTransaction} with the consumer's group metadata, KIP-447). The group
+ * coordinator refuses that commit from a member of an older generation, so a node that stalled past
+ * its session timeout and was replaced cannot commit anything it sends afterwards: readers of the
+ * changes and changelog topics read committed records only. One transaction holds a poll's changes
+ * and its changelog together, so no reader sees a changelog item whose change is missing.
+ *
+ * <p>Fold thread only. A failed transaction throws: the loop restarts, and the new producer, with
+ * the same transactional id, aborts whatever the old one left open.
+ */
+final class FoldTransactions implements AutoCloseable {
+
+  private static final Logger LOG = LoggerFactory.getLogger(FoldTransactions.class);
+
+  private final KafkaProducer<byte[], byte[]> producer;
+  private final Supplier<ConsumerGroupMetadata> group;
+  /** Per source partition, the outbox offset the open transaction publishes up to. */
+  private final Map<TopicPartition, Long> inTransaction = new HashMap<>();
+  /** Per source partition, the outbox offset committed transactions published up to, to clear. */
+  private final Map<TopicPartition, Long> committed = new HashMap<>();
+  private boolean open;
+
+  FoldTransactions(Map<String, Object> producerConfig, Supplier<ConsumerGroupMetadata> group) {
+    this.group = group;
+    this.producer = new KafkaProducer<>(producerConfig, new ByteArraySerializer(), new ByteArraySerializer());
+    producer.initTransactions();
+  }
+
+  /** Adds a batch of a source partition to the open transaction (opening one when none is). */
+  void send(TopicPartition source, String changelogTopic, List<ProducerRecord<String, byte[]>> records,
+            List<ChangelogItem> changelog, long nextOffset) {
+    if (!open) {
+      producer.beginTransaction();
+      open = true;
+    }
+    for (ProducerRecord<String, byte[]> record : records) {
+      byte[] key = record.key() == null ? null : record.key().getBytes(StandardCharsets.UTF_8);
+      producer.send(new ProducerRecord<>(record.topic(), record.partition(), record.timestamp(), key, record.value(),
+          record.headers()));
+    }
+    for (ChangelogItem item : changelog) {
+      producer.send(new ProducerRecord<>(changelogTopic, source.partition(), item.key(), item.value()));
+    }
+    inTransaction.merge(source, nextOffset, Math::max);
+  }
+
+  /**
+   * Commits the open transaction with {@code offsets} (the next offset of each events partition
+   * folded) committed for the group in it. Throws when the group or another producer fenced this
+   * node, or the transaction failed otherwise; its records are then never read.
+   */
+  void commit(Map<TopicPartition, Long> offsets) {
+    if (!open) {
+      return;
+    }
+    try {
+      if (!offsets.isEmpty()) {
+        Map<TopicPartition, OffsetAndMetadata> next = new HashMap<>();
+        offsets.forEach((partition, offset) -> next.put(partition, new OffsetAndMetadata(offset)));
+        producer.sendOffsetsToTransaction(next, group.get());
+      }
+      producer.commitTransaction();
+    } catch (KafkaException e) {
+      String partitions = inTransaction.keySet().toString();
+      abortQuietly();
+      throw new IllegalStateException("the fold's transaction for " + partitions + " failed, so nothing"
+          + " of it is published (if the group gave these partitions to another node, this node was fenced): " + e, e);
+    } finally {
+      open = false;
+    }
+    inTransaction.forEach((source, next) -> committed.merge(source, next, Math::max));
+    inTransaction.clear();
+  }
+
+  /** Adds to {@code batch} the outbox clears of what committed transactions published. */
+  void collectCommitted(StoreBatch batch) {
+    committed.forEach((source, next) -> batch.clearOutbox(source.topic(), source.partition(), next));
+    committed.clear();
+  }
+
+  /** The partitions moved: their outbox is no longer this node's to clear. */
+  void forget(Collection<TopicPartition> sources) {
+    sources.forEach(committed::remove);
+  }
+
+  private void abortQuietly() {
+    try {
+      producer.abortTransaction();
+    } catch (KafkaException e) {
+      // Fenced producers cannot abort; the broker aborts their transaction when the next producer
+      // of the same id starts, or when the transaction times out.
+      LOG.debug("aborting the fold's transaction failed: {}", e.toString());
+    }
+    inTransaction.clear();
+  }
+
+  @Override
+  public void close() {
+    producer.close(java.time.Duration.ofSeconds(10));
+  }
+}
