@@ -154,7 +154,7 @@ public final class FoldBenchmark {
       jfrFile = options.jfrDir().resolve("fold-k" + input.keys + ".jfr").toAbsolutePath();
     }
     System.out.printf("  kfold folding (max.poll.records %d), in a JVM of its own ...%n", options.maxPollRecords());
-    Map<String, Object> kfold = KfoldRun.inOwnJvm(broker.bootstrap(), input, options.maxPollRecords(),
+    Map<String, Object> kfold = KfoldRun.inOwnJvm(broker.bootstrap(), input, options.maxPollRecords(), true,
         workDir.resolve("kfold-" + input.app), broker.pid(), jfrFile, workDir);
     result.put("kfold", kfold);
     System.out.printf("  kfold: %,d events/s (first event applied after %.2f s, all after %.2f s)%n",
@@ -165,6 +165,20 @@ public final class FoldBenchmark {
 
     double kfoldRate = rate(kfold);
     result.put("ratio", Report.round(kfoldRate / rate(raw), 3));
+
+    // The cost of zombie fencing: the same fold without transactions, on a copy of the input of
+    // its own (a fold on the same topic would restore from the first one's changelog instead).
+    Input copy = new Input(input.app + "-notx", input.events, input.keys);
+    copy.createTopic(admin);
+    copy.produce(broker.bootstrap());
+    Bench.settle();
+    System.out.printf("  kfold folding without transactions (fold.transactions=false), in a JVM of its own ...%n");
+    Map<String, Object> plain = KfoldRun.inOwnJvm(broker.bootstrap(), copy, options.maxPollRecords(), false,
+        workDir.resolve("kfold-" + copy.app), broker.pid(), null, workDir);
+    result.put("kfoldNoTransactions", plain);
+    result.put("transactionsRatio", Report.round(kfoldRate / rate(plain), 3));
+    System.out.printf("  kfold without transactions: %,d events/s; with/without %.3f%n", plain.get("eventsPerSecond"),
+        kfoldRate / rate(plain));
 
     Map<String, Object> streams = new LinkedHashMap<>();
     Map<String, Object> kfoldToStreams = new LinkedHashMap<>();
@@ -204,15 +218,15 @@ public final class FoldBenchmark {
         .map(String::valueOf).distinct().toList();
     int labelWidth = Math.max(30, Bench.list(run, "inputs").stream()
         .mapToInt(input -> String.valueOf(input.get("label")).length()).max().orElse(0));
-    StringBuilder header = new StringBuilder("%-" + labelWidth + "s %13s %11s");
+    StringBuilder header = new StringBuilder("%-" + labelWidth + "s %13s %11s %13s %12s");
     guarantees.forEach(g -> header.append(" %15s"));
     header.append(" %9s");
     guarantees.forEach(g -> header.append(" %20s"));
     header.append(" %11s %12s%n");
     String format = header.toString();
 
-    List<Object> names = new ArrayList<>(List.of("input", "raw consumer", "kfold fold"));
-    List<Object> units = new ArrayList<>(List.of("", "events/s", "events/s"));
+    List<Object> names = new ArrayList<>(List.of("input", "raw consumer", "kfold fold", "kfold no txn", "txn/no txn"));
+    List<Object> units = new ArrayList<>(List.of("", "events/s", "events/s", "events/s", ""));
     guarantees.forEach(g -> {
       names.add("Streams " + StreamsRun.shortName(g));
       units.add("events/s");
@@ -238,6 +252,9 @@ public final class FoldBenchmark {
       row.add(input.get("label"));
       row.add(String.format("%,d", Math.round(rate(raw))));
       row.add(String.format("%,d", Math.round(rate(kfold))));
+      Map<?, ?> plain = (Map<?, ?>) input.get("kfoldNoTransactions");
+      row.add(plain == null ? "-" : String.format("%,d", Math.round(rate(plain))));
+      row.add(plain == null ? "-" : String.format("%.3f", number(input, "transactionsRatio")));
       guarantees.forEach(g -> row.add(streams.containsKey(g)
           ? String.format("%,d", Math.round(rate((Map<?, ?>) streams.get(g)))) : "-"));
       row.add(String.format("%.3f", number(input, "ratio")));
@@ -250,8 +267,9 @@ public final class FoldBenchmark {
     Bench.list(run, "inputs").stream().filter(input -> input.containsKey("round"))
         .collect(Collectors.groupingBy(input -> input.get("keys"), LinkedHashMap::new, Collectors.toList()))
         .forEach((keys, rounds) -> {
-          out.append(String.format("%,d keys, median of %d rounds: kfold/raw %.3f", keys, rounds.size(),
-              median(rounds.stream().map(input -> number(input, "ratio")).toList())));
+          out.append(String.format("%,d keys, median of %d rounds: kfold/raw %.3f, transactions/none %.3f", keys,
+              rounds.size(), median(rounds.stream().map(input -> number(input, "ratio")).toList()),
+              median(rounds.stream().map(input -> number(input, "transactionsRatio")).toList())));
           guarantees.forEach(g -> out.append(String.format(", kfold/Streams %s %.3f", StreamsRun.shortName(g),
               median(rounds.stream().map(input -> number((Map<?, ?>) input.get("kfoldToStreams"), g)).toList()))));
           out.append(String.format("%n"));

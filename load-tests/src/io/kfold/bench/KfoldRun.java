@@ -38,8 +38,8 @@ final class KfoldRun {
    * The same run in a JVM of its own, as the Streams baseline runs, so that kfold's fold starts cold
    * too instead of with the classes the raw consumer and earlier runs warmed in the benchmark JVM.
    */
-  static Map<String, Object> inOwnJvm(String bootstrap, Input input, int maxPollRecords, Path dataDir, long brokerPid,
-                                      Path jfrFile, Path workDir) throws Exception {
+  static Map<String, Object> inOwnJvm(String bootstrap, Input input, int maxPollRecords, boolean transactions,
+                                      Path dataDir, long brokerPid, Path jfrFile, Path workDir) throws Exception {
     Path resultFile = workDir.resolve(input.app + "-kfold-result.json");
     List<String> arguments = new ArrayList<>(List.of(
         "--bootstrap", bootstrap,
@@ -47,6 +47,7 @@ final class KfoldRun {
         "--events", Long.toString(input.events),
         "--keys", Integer.toString(input.keys),
         "--max-poll-records", Integer.toString(maxPollRecords),
+        "--transactions", Boolean.toString(transactions),
         "--data-dir", dataDir.toString(),
         "--broker-pid", Long.toString(brokerPid),
         "--result", resultFile.toString()));
@@ -68,23 +69,21 @@ final class KfoldRun {
         Integer.parseInt(options.get("--keys")));
     String jfr = options.get("--jfr");
     Map<String, Object> result = run(options.get("--bootstrap"), input, Integer.parseInt(options.get("--max-poll-records")),
-        Path.of(options.get("--data-dir")), Long.parseLong(options.get("--broker-pid")), jfr == null ? null : Path.of(jfr));
+        Boolean.parseBoolean(options.get("--transactions")), Path.of(options.get("--data-dir")),
+        Long.parseLong(options.get("--broker-pid")), jfr == null ? null : Path.of(jfr), false);
     Report.writeJson(Path.of(options.get("--result")), result);
   }
 
-  static Map<String, Object> run(String bootstrap, Input input, int maxPollRecords, Path dataDir, long brokerPid,
-                                 Path jfrFile) throws Exception {
-    return run(bootstrap, input, maxPollRecords, dataDir, brokerPid, jfrFile, false);
-  }
 
   /**
    * With {@code restore}, the node is expected to restore its partitions from their changelogs and
    * fold nothing: the clock stops when it is caught up, and its rate is the input's events over that time.
    */
-  static Map<String, Object> run(String bootstrap, Input input, int maxPollRecords, Path dataDir, long brokerPid,
-                                 Path jfrFile, boolean restore) throws Exception {
+  static Map<String, Object> run(String bootstrap, Input input, int maxPollRecords, boolean transactions, Path dataDir,
+                                 long brokerPid, Path jfrFile, boolean restore) throws Exception {
     Map<String, String> env = Bench.nodeEnv(input.app, dataDir, bootstrap);
     env.put("KFOLD_FOLD_MAX_POLL_RECORDS", Integer.toString(maxPollRecords));
+    env.put("KFOLD_FOLD_TRANSACTIONS", Boolean.toString(transactions));
     KfoldConfig config = KfoldConfig.load(env);
 
     Recording recording = null;

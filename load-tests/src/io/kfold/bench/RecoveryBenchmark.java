@@ -83,8 +83,8 @@ public final class RecoveryBenchmark {
 
       Bench.settle();
       System.out.printf("  first fold, on an empty data folder ...%n");
-      phases.add(phase("first fold", KfoldRun.run(broker.bootstrap(), input, options.maxPollRecords(), dataDir,
-          broker.pid(), null)));
+      phases.add(phase("first fold", KfoldRun.run(broker.bootstrap(), input, options.maxPollRecords(), true, dataDir,
+          broker.pid(), null, false)));
 
       // The node has stopped and closed its store: what is lost is exactly what a lost disk would lose.
       Path store = dataDir.resolve("store");
@@ -95,7 +95,7 @@ public final class RecoveryBenchmark {
 
       Bench.settle();
       System.out.printf("  restore, from the changelog ...%n");
-      phases.add(phase("restore", KfoldRun.run(broker.bootstrap(), input, options.maxPollRecords(), dataDir,
+      phases.add(phase("restore", KfoldRun.run(broker.bootstrap(), input, options.maxPollRecords(), true, dataDir,
           broker.pid(), null, true)));
       run.json.put("restoreSeconds", phases.get(1).get("secondsToCaughtUp"));
       long restoredBytes = size(store);
@@ -113,8 +113,8 @@ public final class RecoveryBenchmark {
       }
       Bench.settle();
       System.out.printf("  rebuild, from the log ...%n");
-      phases.add(phase("rebuild", KfoldRun.run(broker.bootstrap(), input, options.maxPollRecords(), dataDir,
-          broker.pid(), null)));
+      phases.add(phase("rebuild", KfoldRun.run(broker.bootstrap(), input, options.maxPollRecords(), true, dataDir,
+          broker.pid(), null, false)));
       run.json.put("rebuildSeconds", phases.get(2).get("secondsToAllApplied"));
       System.out.printf("  restore from the changelog / rebuild from the log: %.2f%n",
           (Double) phases.get(1).get("secondsToCaughtUp") / (Double) phases.get(2).get("secondsToAllApplied"));
