@@ -1,14 +1,13 @@
 package io.kfold.cluster;
 
+import io.kfold.TestClock;
+
 import io.kfold.cluster.NodeDirectory.Claim;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
-import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.ZoneId;
-import java.time.ZoneOffset;
 import java.util.Set;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -146,33 +145,5 @@ class ClusterViewTest {
 
   private void claim(String node, int generation, String... partitions) {
     view.claimed(new Claim(node, "http://" + node, generation, Set.of(partitions)), clock.instant());
-  }
-
-  /** A clock that moves only when the test says. */
-  private static final class TestClock extends Clock {
-    private Instant now;
-
-    TestClock(Instant start) {
-      this.now = start;
-    }
-
-    void advance(Duration by) {
-      now = now.plus(by);
-    }
-
-    @Override
-    public Instant instant() {
-      return now;
-    }
-
-    @Override
-    public ZoneId getZone() {
-      return ZoneOffset.UTC;
-    }
-
-    @Override
-    public Clock withZone(ZoneId zone) {
-      return this;
-    }
   }
 }

@@ -1,5 +1,7 @@
 package io.kfold.fold;
 
+import io.kfold.TestClock;
+
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.junit.jupiter.api.DisplayName;

@@ -1,4 +1,4 @@
-package io.kfold.fold;
+package io.kfold;
 
 import java.time.Clock;
 import java.time.Duration;
@@ -6,12 +6,20 @@ import java.time.Instant;
 import java.time.ZoneId;
 import java.time.ZoneOffset;
 
-/** A clock that stands still until the test moves it. */
-final class TestClock extends Clock {
+/** A clock that stands still until the test moves it: bookkeeping tested without sleeping. */
+public final class TestClock extends Clock {
 
-  private Instant now = Instant.parse("2026-01-01T00:00:00Z");
+  private Instant now;
 
-  void advance(Duration duration) {
+  public TestClock() {
+    this(Instant.parse("2026-01-01T00:00:00Z"));
+  }
+
+  public TestClock(Instant start) {
+    this.now = start;
+  }
+
+  public void advance(Duration duration) {
     now = now.plus(duration);
   }
 
