@@ -105,22 +105,26 @@ final class ChangePublisher implements AutoCloseable {
       marks.put(source, found.get(source));
       republish(source, true);
     }
-    commitTransaction(Map.of());
   }
 
   /** Publishes the changes and dead letters of a batch the store now holds, with its outbox. */
   void publish(Fold.Result result) {
+    if (transactions != null) {
+      transactions.commit();  // the previous poll's, whose records went out while this one was folded
+    }
     result.toPublish().forEach((source, records) -> {
       long next = result.nextOffsets().get(source);
       send(source, marks.notYetPublished(source, records, next), result.changelog().get(source), next);
     });
-    commitTransaction(result.nextOffsets());
+    if (transactions != null) {
+      transactions.folded(result.nextOffsets());
+    }
   }
 
-  /** With transactions, commits what this round sent, and the folded offsets with it. */
-  private void commitTransaction(Map<TopicPartition, Long> offsets) {
+  /** With transactions, commits the open one: when a poll brings nothing, what was sent is not held back. */
+  void flush() {
     if (transactions != null) {
-      transactions.commit(offsets);
+      transactions.commit();
     }
   }
 
@@ -161,7 +165,8 @@ final class ChangePublisher implements AutoCloseable {
    */
   void handOver(Collection<TopicPartition> sources) {
     if (transactions != null) {
-      // Every transaction of this round is committed: only its outbox clears are left to write.
+      // Still in the group's generation that gave these partitions: the commit goes through.
+      transactions.commit();
       StoreBatch clears = new StoreBatch();
       transactions.collectCommitted(clears);
       if (!clears.isEmpty()) {
@@ -198,6 +203,7 @@ final class ChangePublisher implements AutoCloseable {
     queue.forget(sources);
     marks.forget(sources);
     if (transactions != null) {
+      transactions.abort();  // lost: another node may fold them already (a handover committed first)
       transactions.forget(sources);
     }
   }

@@ -106,8 +106,11 @@ final class FoldLoop implements ConsumerLoop {
     publisher.collectAcknowledged(batch);
     if (!records.isEmpty()) {
       foldAndPublish(records, batch);
-    } else if (!batch.isEmpty()) {
-      store.write(batch);
+    } else {
+      publisher.flush();
+      if (!batch.isEmpty()) {
+        store.write(batch);
+      }
     }
     takeUpAssigned();
     List<TopicPartition> restored = changelog.restoreSlice();

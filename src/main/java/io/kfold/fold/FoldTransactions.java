@@ -28,8 +28,10 @@ import java.util.function.Supplier;
  * changes and changelog topics read committed records only. One transaction holds a poll's changes
  * and its changelog together, so no reader sees a changelog item whose change is missing.
  *
- * <p>Fold thread only. A failed transaction throws: the loop restarts, and the new producer, with
- * the same transactional id, aborts whatever the old one left open.
+ * <p>A poll's transaction stays open while the next poll is folded, and is committed before that
+ * poll's records are sent (or when a poll is empty): its records go out while the fold works,
+ * instead of the fold waiting for them. Fold thread only. A failed transaction throws: the loop
+ * restarts, and the new producer, with the same transactional id, aborts whatever the old one left open.
  */
 final class FoldTransactions implements AutoCloseable {
 
@@ -39,6 +41,8 @@ final class FoldTransactions implements AutoCloseable {
   private final Supplier<ConsumerGroupMetadata> group;
   /** Per source partition, the outbox offset the open transaction publishes up to. */
   private final Map<TopicPartition, Long> inTransaction = new HashMap<>();
+  /** Per events partition, the next offset the open transaction commits for the group. */
+  private final Map<TopicPartition, Long> offsets = new HashMap<>();
   /** Per source partition, the outbox offset committed transactions published up to, to clear. */
   private final Map<TopicPartition, Long> committed = new HashMap<>();
   private boolean open;
@@ -67,12 +71,17 @@ final class FoldTransactions implements AutoCloseable {
     inTransaction.merge(source, nextOffset, Math::max);
   }
 
+  /** Adds to the open transaction the next offset of each events partition that its batches fold. */
+  void folded(Map<TopicPartition, Long> nextOffsets) {
+    nextOffsets.forEach((partition, next) -> offsets.merge(partition, next, Math::max));
+  }
+
   /**
-   * Commits the open transaction with {@code offsets} (the next offset of each events partition
-   * folded) committed for the group in it. Throws when the group or another producer fenced this
-   * node, or the transaction failed otherwise; its records are then never read.
+   * Commits the open transaction, with the folded offsets committed for the group in it. Throws when
+   * the group or another producer fenced this node, or the transaction failed otherwise; its records
+   * are then never read.
    */
-  void commit(Map<TopicPartition, Long> offsets) {
+  void commit() {
     if (!open) {
       return;
     }
@@ -85,12 +94,12 @@ final class FoldTransactions implements AutoCloseable {
       producer.commitTransaction();
     } catch (KafkaException e) {
       String partitions = inTransaction.keySet().toString();
-      abortQuietly();
+      abort();
       throw new IllegalStateException("the fold's transaction for " + partitions + " failed, so nothing"
           + " of it is published (if the group gave these partitions to another node, this node was fenced): " + e, e);
-    } finally {
-      open = false;
     }
+    open = false;
+    offsets.clear();
     inTransaction.forEach((source, next) -> committed.merge(source, next, Math::max));
     inTransaction.clear();
   }
@@ -106,7 +115,13 @@ final class FoldTransactions implements AutoCloseable {
     sources.forEach(committed::remove);
   }
 
-  private void abortQuietly() {
+  /** Aborts the open transaction, if one is: its records are never read, and the outbox keeps them. */
+  void abort() {
+    if (!open) {
+      return;
+    }
+    open = false;
+    offsets.clear();
     try {
       producer.abortTransaction();
     } catch (KafkaException e) {
