@@ -129,7 +129,7 @@ public final class KfoldNode {
           Map<String, EffectStats> effects = new LinkedHashMap<>();
           List<EffectVerticle> workers = new ArrayList<>();
           for (EffectConfig effect : config.effects()) {
-            EffectVerticle worker = new EffectVerticle(config, effect, writer, ownership, supervisor);
+            EffectVerticle worker = new EffectVerticle(config, effect, writer, ownership, directory, supervisor);
             workers.add(worker);
             effects.put(effect.name(), worker.stats());
           }

@@ -104,6 +104,14 @@ public final class Forwarder {
     return ask(type, key, HttpMethod.POST, "/commands", headers, body);
   }
 
+  /**
+   * As {@link #command}, for {@code POST /v1/{type}/{key}/events} with this body
+   * ({@code {events: [{type, payload}…]}}).
+   */
+  public Future<Buffer> append(String type, String key, Buffer body, Map<String, String> headers) {
+    return ask(type, key, HttpMethod.POST, "/events", headers, body);
+  }
+
   private Future<Buffer> ask(String type, String key, HttpMethod method, String rest, Map<String, String> headers,
                              Buffer body) {
     if (ownership.owns(type, key)) {

@@ -3,6 +3,8 @@ package io.kfold.effects;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.KfoldConfig;
+import io.kfold.cluster.Forwarder;
+import io.kfold.cluster.NodeDirectory;
 import io.kfold.cluster.Ownership;
 import io.kfold.command.EntityWriter;
 import io.kfold.effects.ChangesLoop.Commit;
@@ -90,6 +92,8 @@ public final class EffectVerticle extends VerticleBase {
   private final EffectConfig effect;
   private final EntityWriter writer;
   private final Ownership ownership;
+  /** Where the target entities of reactions are folded, for the writes forwarded there. */
+  private final NodeDirectory directory;
   private final Supervisor supervisor;
   private final EffectStats stats = new EffectStats();
 
@@ -116,7 +120,8 @@ public final class EffectVerticle extends VerticleBase {
   private final Map<String, Promise<ObjectNode>> asked = new HashMap<>();
 
   public EffectVerticle(KfoldConfig config, EffectConfig effect, EntityWriter writer, Ownership ownership,
-                        Supervisor supervisor) {
+                        NodeDirectory directory, Supervisor supervisor) {
+    this.directory = directory;
     this.config = config;
     this.effect = effect;
     this.writer = writer;
@@ -139,7 +144,8 @@ public final class EffectVerticle extends VerticleBase {
           effect.maxInFlightKeys());
       case EMAIL -> new EmailSink(vertx, (EffectConfig.EmailTarget) effect.target());
       case INDEX -> new IndexSink(vertx, (EffectConfig.IndexTarget) effect.target(), effect.timeoutMs());
-      case COMMAND -> new CommandSink((EffectConfig.CommandTarget) effect.target(), writer);
+      case COMMAND -> new CommandSink((EffectConfig.CommandTarget) effect.target(), writer,
+          new Forwarder(vertx, config, ownership, directory));
     };
     Timer timer = (delayMs, action) -> {
       long id = vertx.setTimer(delayMs, t -> action.run());
