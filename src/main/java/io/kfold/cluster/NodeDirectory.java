@@ -7,7 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.KfoldConfig;
 import io.kfold.entity.Envelopes;
 import io.kfold.fold.FoldProgress;
-import io.kfold.log.ConsumerLoop;
+import io.kfold.log.KafkaConsumerLoop;
 import io.kfold.log.KafkaClients;
 import io.kfold.log.Supervisor;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -125,8 +125,7 @@ public final class NodeDirectory implements AutoCloseable {
   }
 
   /** Publishes this node's claim whenever its partitions or generation change, and reads everyone's. */
-  private final class ClaimsLoop implements ConsumerLoop {
-    private KafkaConsumer<String, byte[]> consumer;
+  private final class ClaimsLoop extends KafkaConsumerLoop<String, byte[]> {
     private Set<TopicPartition> claimed;
     private int claimedGeneration;
 
@@ -167,19 +166,8 @@ public final class NodeDirectory implements AutoCloseable {
     }
 
     @Override
-    public void wakeup() {
-      KafkaConsumer<String, byte[]> current = consumer;
-      if (current != null) {
-        current.wakeup();
-      }
-    }
-
-    @Override
     public void close(boolean stopping) {
-      if (consumer != null) {
-        consumer.close(Duration.ofSeconds(5));
-        consumer = null;
-      }
+      closeConsumer(Duration.ofSeconds(5));
     }
   }
 

@@ -1,7 +1,7 @@
 package io.kfold.effects;
 
 import io.kfold.KfoldConfig;
-import io.kfold.log.ConsumerLoop;
+import io.kfold.log.KafkaConsumerLoop;
 import io.vertx.core.Context;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
@@ -36,7 +36,7 @@ import java.util.function.Consumer;
  * far as it was then ({@link Resume}): a change must not slip past a dead letter that another node
  * wrote for its entity before the partition moved here.
  */
-final class ChangesLoop implements ConsumerLoop {
+final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
 
   private static final Logger LOG = LoggerFactory.getLogger(ChangesLoop.class);
 
@@ -78,7 +78,6 @@ final class ChangesLoop implements ConsumerLoop {
   private final Queue<Command> commands = new ConcurrentLinkedQueue<>();
 
   // The loop thread's own state. Lease numbers keep counting across restarts, so none is reused.
-  private KafkaConsumer<String, byte[]> consumer;
   private final Map<TopicPartition, Lease> leases = new HashMap<>();
   private long leasesGiven;
   private final Set<TopicPartition> awaitingResume = new HashSet<>();
@@ -259,25 +258,16 @@ final class ChangesLoop implements ConsumerLoop {
     }
   }
 
-  @Override
-  public void wakeup() {
-    KafkaConsumer<String, byte[]> current = consumer;
-    if (current != null) {
-      current.wakeup();
-    }
-  }
-
   /** Commits what is finished and ends every lease: after a restart the worker starts from the committed offsets. */
   @Override
   public void close(boolean stopping) {
     if (consumer != null) {
       end(List.copyOf(leases.keySet()), true);
       try {
-        consumer.close(Duration.ofSeconds(10));
+        closeConsumer(Duration.ofSeconds(10));
       } catch (RuntimeException e) {
         LOG.warn("effect worker {}: closing the consumer failed: {}", effect.name(), e.toString());
       }
-      consumer = null;
     }
     end(List.copyOf(leases.keySet()), false);
   }

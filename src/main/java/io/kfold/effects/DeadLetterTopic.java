@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.KfoldConfig;
 import io.kfold.entity.Envelopes;
-import io.kfold.log.ConsumerLoop;
+import io.kfold.log.KafkaConsumerLoop;
 import io.kfold.log.KafkaClients;
 import io.kfold.log.Supervisor;
 import io.vertx.core.Context;
@@ -149,9 +149,8 @@ final class DeadLetterTopic {
    * Reads the whole topic, each partition from where the lot stands: from the beginning at first,
    * and after a restart from what it had handed over, since the lot on the event loop keeps it.
    */
-  private final class Reader implements ConsumerLoop {
+  private final class Reader extends KafkaConsumerLoop<String, byte[]> {
     private final Map<TopicPartition, Long> handedOver = new HashMap<>();
-    private KafkaConsumer<String, byte[]> consumer;
     private List<TopicPartition> partitions = List.of();
 
     @Override
@@ -203,19 +202,8 @@ final class DeadLetterTopic {
     }
 
     @Override
-    public void wakeup() {
-      KafkaConsumer<String, byte[]> current = consumer;
-      if (current != null) {
-        current.wakeup();
-      }
-    }
-
-    @Override
     public void close(boolean stopping) {
-      if (consumer != null) {
-        consumer.close(Duration.ofSeconds(5));
-        consumer = null;
-      }
+      closeConsumer(Duration.ofSeconds(5));
     }
   }
 }

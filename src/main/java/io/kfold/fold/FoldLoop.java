@@ -2,7 +2,7 @@ package io.kfold.fold;
 
 import io.kfold.KfoldConfig;
 import io.kfold.entity.EntityTypes;
-import io.kfold.log.ConsumerLoop;
+import io.kfold.log.KafkaConsumerLoop;
 import io.kfold.log.KafkaClients;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoreBatch;
@@ -34,7 +34,7 @@ import java.util.function.Supplier;
  * partition resumes from the store's offset, never Kafka's, and its outbox is published again: all
  * the loop keeps in memory is rebuilt from the store and the topics.
  */
-final class FoldLoop implements ConsumerLoop {
+final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
 
   private static final Logger LOG = LoggerFactory.getLogger(FoldLoop.class);
   private static final Duration POLL = Duration.ofMillis(100);
@@ -53,7 +53,6 @@ final class FoldLoop implements ConsumerLoop {
   private final String transactionalId;
   private final Clock clock;
 
-  private volatile KafkaConsumer<byte[], byte[]> consumer;
   private Fold fold;
   private ChangePublisher publisher;
   private ChangelogReader changelog;
@@ -239,14 +238,6 @@ final class FoldLoop implements ConsumerLoop {
     LOG.info("no longer folding {}", partitions);
   }
 
-  @Override
-  public void wakeup() {
-    KafkaConsumer<byte[], byte[]> current = consumer;
-    if (current != null) {
-      current.wakeup();
-    }
-  }
-
   /**
    * Stopping, hands every partition over (publishes acknowledged, outbox cleared) and commits for
    * lag tools; after a failure, only closes: the next open rebuilds what the store and topics hold.
@@ -284,10 +275,7 @@ final class FoldLoop implements ConsumerLoop {
   }
 
   private void closeAll() {
-    if (consumer != null) {
-      closeQuietly("consumer", () -> consumer.close(Duration.ofSeconds(10)));
-      consumer = null;
-    }
+    closeQuietly("consumer", () -> closeConsumer(Duration.ofSeconds(10)));
     if (publisher != null) {
       closeQuietly("publisher", publisher::close);
       publisher = null;
