@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.entity.Envelopes;
+import io.vertx.core.Handler;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.ext.web.client.HttpResponse;
@@ -16,9 +17,11 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
@@ -114,6 +117,27 @@ public final class TestNodes {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /**
+   * A handler for a Server-Sent Events body: adds each complete frame to {@code frames}, in order,
+   * leaving out comments (keep-alives). Frames may span chunks, and a chunk may hold several.
+   */
+  public static Handler<Buffer> sseFrames(List<String> frames) {
+    StringBuilder pending = new StringBuilder();
+    return chunk -> {
+      synchronized (pending) {
+        pending.append(chunk.toString(StandardCharsets.UTF_8));
+        int end;
+        while ((end = pending.indexOf("\n\n")) >= 0) {
+          String frame = pending.substring(0, end);
+          pending.delete(0, end + 2);
+          if (!frame.startsWith(":")) {
+            frames.add(frame);
+          }
+        }
+      }
+    };
   }
 
   /** A blocking HTTP call for test code: status and parsed body. */

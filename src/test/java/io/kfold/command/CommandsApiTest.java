@@ -160,23 +160,10 @@ class CommandsApiTest {
     command("o-sse", PLACE, Map.of());
     HttpClient http = vertx.createHttpClient();
     List<String> frames = new CopyOnWriteArrayList<>();
-    StringBuilder pending = new StringBuilder();
     // The handler is set on the event loop as the response arrives, so that no chunk comes before it.
     HttpClientResponse response = http.request(HttpMethod.GET, running.node().httpPort(), "127.0.0.1", "/v1/orders/o-sse/changes")
         .compose(request -> request.send())
-        .map(sse -> sse.handler(chunk -> {
-      synchronized (pending) {
-        pending.append(chunk.toString());
-        int end;
-        while ((end = pending.indexOf("\n\n")) >= 0) {
-          String frame = pending.substring(0, end);
-          pending.delete(0, end + 2);
-          if (!frame.startsWith(":")) {
-            frames.add(frame);
-          }
-        }
-      }
-    })).await(10, TimeUnit.SECONDS);
+        .map(sse -> sse.handler(TestNodes.sseFrames(frames))).await(10, TimeUnit.SECONDS);
     assertThat(response.statusCode()).isEqualTo(200);
     assertThat(response.getHeader("content-type")).isEqualTo("text/event-stream");
     long deadline = System.currentTimeMillis() + 10_000;

@@ -194,21 +194,9 @@ class ChangeStreamTest {
     if (lastEventId >= 0) {
       options.putHeader("Last-Event-ID", Long.toString(lastEventId));
     }
-    StringBuilder pending = new StringBuilder();
     // The handler is set on the event loop as the response arrives, so that no chunk comes before it.
-    return http.request(options).compose(request -> request.send()).map(sse -> sse.handler(chunk -> {
-      synchronized (pending) {
-        pending.append(chunk.toString(StandardCharsets.UTF_8));
-        int end;
-        while ((end = pending.indexOf("\n\n")) >= 0) {
-          String frame = pending.substring(0, end);
-          pending.delete(0, end + 2);
-          if (!frame.startsWith(":")) {
-            frames.add(frame);
-          }
-        }
-      }
-    })).await(10, TimeUnit.SECONDS);
+    return http.request(options).compose(request -> request.send()).map(sse -> sse.handler(TestNodes.sseFrames(frames)))
+        .await(10, TimeUnit.SECONDS);
   }
 
   private static void awaitId(List<String> frames, long id) throws InterruptedException {
