@@ -196,8 +196,11 @@ class HttpApiTest {
     assertThat(conflict.status()).isEqualTo(409);
     assertThat(conflict.contentType()).isEqualTo("application/problem+json");
     assertThat(conflict.body().path("currentVersion").asLong()).isEqualTo(1);
+    assertThat(recordsInLog("grace")).as("the refused append wrote nothing").isEqualTo(1);
     assertThat(append("grace", APPEND_ONE, Map.of("If-Match", "\"1\"")).status()).isEqualTo(200);
     assertThat(get("/v1/users/grace").body().path("version").asLong()).isEqualTo(2);
+    // Counted again after a later append, which is written after anything the 409 might have left.
+    assertThat(recordsInLog("grace")).isEqualTo(2);
   }
 
   @Test
