@@ -1,9 +1,8 @@
 package io.kfold.command;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.KfoldConfig;
+import io.kfold.OpenApiContract;
 import io.kfold.RunningNode;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
@@ -22,7 +21,6 @@ import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
-import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.Iterator;
 import java.util.List;
@@ -32,6 +30,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 @ExtendWith(TestBroker.class)
 class CommandsApiTest {
@@ -193,41 +192,52 @@ class CommandsApiTest {
   }
 
   @Test
-  @DisplayName("the OpenAPI description lists exactly the routes the service serves")
+  @DisplayName("the OpenAPI description lists exactly the routes the service serves, and real answers validate against its schemas")
   void openApiIsTrue() throws Exception {
     var response = client.get(running.node().httpPort(), "127.0.0.1", "/openapi.yaml").send().await(10, TimeUnit.SECONDS);
     assertThat(response.statusCode()).isEqualTo(200);
-    JsonNode api = new ObjectMapper(new YAMLFactory()).readTree(response.bodyAsString());
+    OpenApiContract api = OpenApiContract.parse(response.bodyAsString());
     Set<String> documented = new HashSet<>();
-    for (Iterator<Map.Entry<String, JsonNode>> paths = api.path("paths").fields(); paths.hasNext(); ) {
+    for (Iterator<Map.Entry<String, JsonNode>> paths = api.paths(); paths.hasNext(); ) {
       Map.Entry<String, JsonNode> path = paths.next();
       path.getValue().fieldNames().forEachRemaining(method ->
           documented.add(method.toUpperCase() + " " + path.getKey().replaceAll("\\{(\\w+)}", ":$1")));
     }
     assertThat(documented).containsExactlyInAnyOrderElementsOf(running.node().httpRoutes());
 
-    // And the answers have the documented shape.
-    command("o-api", PLACE, Map.of());
-    assertRequired(api, "Written", command("o-api", "{\"type\":\"comment\",\"payload\":{\"text\":\"x\"}}", Map.of()).body());
-    assertRequired(api, "State", get("/v1/orders/o-api").body());
-    assertRequired(api, "Problem", get("/v1/orders/nope").body());
-    for (JsonNode event : get("/v1/orders/o-api/events").body().path("events")) {
-      assertRequired(api, "Envelope", event);
-    }
-  }
+    // The validation itself can fail: a body without a required field, or with one of the wrong type.
+    assertThatThrownBy(() -> api.assertSchema("State", Envelopes.parse("{\"key\":\"k\",\"version\":1}".getBytes())))
+        .hasMessageContaining("state");
+    assertThatThrownBy(() -> api.assertSchema("State",
+        Envelopes.parse("{\"key\":\"k\",\"version\":\"one\",\"state\":{}}".getBytes()))).hasMessageContaining("version");
+    assertThatThrownBy(() -> api.assertSchema("Nothing", null)).hasMessageContaining("no schema Nothing");
 
-  private static void assertRequired(JsonNode api, String name, JsonNode body) {
-    JsonNode schema = api.path("components").path("schemas").path(name);
-    if (schema.isMissingNode()) {
-      schema = api.path("components").path("responses").path(name).path("content").path("application/json").path("schema");
-    }
-    List<String> missing = new ArrayList<>();
-    schema.path("required").forEach(field -> {
-      if (!body.has(field.asText())) {
-        missing.add(field.asText());
-      }
-    });
-    assertThat(missing).as("%s fields missing from %s", name, body).isEmpty();
+    // Every kind of answer the entity routes give, checked against its operation's schema.
+    String commands = "/v1/{type}/{id}/commands";
+    String events = "/v1/{type}/{id}/events";
+    String entity = "/v1/{type}/{id}";
+    api.assertAnswer("POST", commands, command("o-api", PLACE, Map.of()));
+    api.assertAnswer("POST", commands, command("o-api", "{\"type\":\"comment\",\"payload\":{\"text\":\"x\"}}", Map.of()));
+    api.assertAnswer("POST", commands, command("o-api", "{\"type\":", Map.of()));
+    api.assertAnswer("POST", commands, running.call(HttpMethod.POST, "/v1/nope/o-api/commands", PLACE, Map.of()));
+    api.assertAnswer("POST", commands, command("o-api", "{\"type\":\"comment\",\"payload\":{\"text\":\"x\"}}",
+        Map.of("If-Match", "\"1\"")));
+    api.assertAnswer("POST", commands, command("o-api", "{\"type\":\"ship\"}", Map.of()));
+    api.assertAnswer("POST", events, running.call(HttpMethod.POST, "/v1/orders/o-api/events",
+        "{\"events\":[{\"type\":\"OrderCommented\",\"payload\":{\"text\":\"y\"}}]}", Map.of()));
+    api.assertAnswer("POST", events, running.call(HttpMethod.POST, "/v1/orders/o-api/events", "{\"events\":[]}", Map.of()));
+    Reply history = get("/v1/orders/o-api/events");
+    assertThat(history.body().path("events")).hasSize(3);
+    api.assertAnswer("GET", events, history);
+    api.assertAnswer("GET", events, get("/v1/orders/o-api/events?limit=0"));
+    api.assertAnswer("GET", entity, get("/v1/orders/o-api"));
+    api.assertAnswer("GET", entity, get("/v1/orders/nope"));
+    api.assertAnswer("GET", entity, get("/v1/orders/o-api?minVersion=9&timeoutMs=1"));
+    api.assertAnswer("GET", "/v1/_cluster", get("/v1/_cluster"));
+    api.assertAnswer("GET", "/v1/_effects", get("/v1/_effects"));
+    api.assertAnswer("GET", "/v1/_effects/{worker}/parked", get("/v1/_effects/nope/parked"));
+    api.assertAnswer("GET", "/health", get("/health"));
+    api.assertAnswer("GET", "/ready", get("/ready"));
   }
 
   private static void assertProblem(Reply reply, int status, String detail) {
