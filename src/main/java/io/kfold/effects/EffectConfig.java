@@ -42,7 +42,7 @@ public record EffectConfig(String name, Kind kind, Delivery delivery, List<Strin
   public record EmailTarget(String host, int port, boolean ssl, boolean startTls, String username, String password,
                             String from, String to, String subject, String body) implements Target {}
 
-  /** @param deleteOn event types that delete the entity's document */
+  /** @param deleteOn event types that delete the entity: its document becomes a tombstone (see IndexSink) */
   public record IndexTarget(String url, String index, Set<String> deleteOn) implements Target {}
 
   public record HttpTarget(String method, String url, JsonNode body) implements Target {}

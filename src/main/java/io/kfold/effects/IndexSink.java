@@ -13,6 +13,7 @@ import io.vertx.core.buffer.Buffer;
 import io.vertx.ext.web.client.WebClient;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -21,8 +22,16 @@ import java.util.List;
  * the entity's state, its id the entity id, and its external version the entity's version, so that
  * a re-delivered or late change never replaces a newer document. Changes that arrive together go
  * in one {@code _bulk} request.
+ *
+ * <p>A change that deletes the entity replaces its document with a tombstone, {@code {"_deleted": true}},
+ * of the deleting version, instead of deleting it: the search engine remembers a delete's version only
+ * for {@code index.gc_deletes} (60 s by default), after which an older change would bring the
+ * deleted document back, while a tombstone keeps refusing it for as long as it is there.
  */
 final class IndexSink implements EffectSink {
+
+  /** The whole source of a deleted entity's document; searches leave these out by this field. */
+  private static final byte[] TOMBSTONE = "{\"_deleted\":true}".getBytes(StandardCharsets.UTF_8);
 
   private final IndexTarget target;
   private final WebClient client;
@@ -61,12 +70,11 @@ final class IndexSink implements EffectSink {
       }
       JsonNode items = result.result().path("items");
       for (int i = 0; i < sending.size(); i++) {
-        JsonNode item = items.path(i);
-        JsonNode outcome = item.has("index") ? item.get("index") : item.path("delete");
+        JsonNode outcome = items.path(i).path("index");
         int status = outcome.path("status").asInt(500);
         Pending pending = sending.get(i);
-        // 409: a document of this or a newer version is there already; 404 on delete: nothing to delete.
-        if (status < 300 || status == 409 || (status == 404 && item.has("delete"))) {
+        // 409: a document or tombstone of this or a newer version is there already.
+        if (status < 300 || status == 409) {
           pending.done().tryComplete();
         } else {
           String failure = "indexing " + pending.change().id() + " in " + target.index() + " answered " + status + ": "
@@ -84,15 +92,13 @@ final class IndexSink implements EffectSink {
       Change change = pending.change();
       boolean delete = target.deleteOn().contains(change.eventType());
       ObjectNode meta = JsonNodeFactory.instance.objectNode();
-      meta.putObject(delete ? "delete" : "index")
+      meta.putObject("index")
           .put("_index", target.index())
           .put("_id", change.key())
           .put("version", change.version())
           .put("version_type", "external");
-      body.appendBytes(Envelopes.toBytes(meta)).appendByte((byte) '\n');
-      if (!delete) {
-        body.appendBytes(Envelopes.toBytes(change.state())).appendByte((byte) '\n');
-      }
+      body.appendBytes(Envelopes.toBytes(meta)).appendByte((byte) '\n')
+          .appendBytes(delete ? TOMBSTONE : Envelopes.toBytes(change.state())).appendByte((byte) '\n');
     }
     return client.postAbs(target.url() + "/_bulk")
         .putHeader("content-type", "application/x-ndjson")
