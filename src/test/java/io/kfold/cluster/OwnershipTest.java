@@ -96,6 +96,20 @@ class OwnershipTest {
         assertThat(metric(client, node, "kfold_http_forwarded_total")).as("requests %s forwarded", names.get(node))
             .isEqualTo(forwarded.get(node));
       }
+      // A node that holds a current copy of an order it does not fold (as a standby) still forwards a
+      // plain read to the owner: only a read with ?stale=true is answered from the copy.
+      for (int i = 0; i < 10; i++) {
+        String order = "/v1/orders/o" + i;
+        KfoldNode other = ofA.owns("orders", "o" + i) ? b : a;
+        String owner = names.get(ofA.owns("orders", "o" + i) ? a : b);
+        await("the copy of o" + i + " on the other node", () -> {
+          Reply stale = TestNodes.call(client, HttpMethod.GET, other.httpPort(), order + "?stale=true", null, Map.of());
+          return "true".equals(stale.header("Kfold-Stale")) && stale.body().path("version").asLong() == 2;
+        });
+        Reply read = TestNodes.call(client, HttpMethod.GET, other.httpPort(), order, null, Map.of());
+        assertThat(read.header("Kfold-Node")).as("node that answered the read of o%d", i).isEqualTo(owner);
+        assertThat(read.header("Kfold-Stale")).isNull();
+      }
 
       // The change stream of an order the other node folds is relayed from it.
       String order = IntStream.range(0, 10).mapToObj(i -> "o" + i).filter(o -> !ofA.owns("orders", o))
