@@ -158,8 +158,9 @@ class ChangelogRestoreTest {
       }
       long appliedByB = b.node().progress().applied.sum();
       a.kill();
-      // While the group has not noticed yet, the dead node's entities are still read from the copy.
-      for (String user : ofA) {
+      // While the group has not noticed yet (a few reads, well within its session timeout), the dead
+      // node's entities are still read from the copy.
+      for (String user : ofA.subList(0, Math.min(10, ofA.size()))) {
         Reply stale = b.call(HttpMethod.GET, "/v1/users/" + user + "?stale=true", null, Map.of());
         assertThat(stale.status()).as("stale read of %s with its owner dead", user).isEqualTo(200);
         assertThat(stale.header("Kfold-Stale")).as("Kfold-Stale of %s with its owner dead", user).isEqualTo("true");

@@ -73,11 +73,11 @@ class OwnershipTest {
             "{\"type\":\"pay\",\"payload\":{\"amount\":5}}", Map.of("If-Match", "\"1\""));
         assertThat(paid.status()).as("pay %s on the other node", order).isEqualTo(200);
         assertThat(paid.etag()).isEqualTo("\"2\"");
-        Reply stale = TestNodes.call(client, HttpMethod.POST, asked.httpPort(), "/v1/orders/" + order + "/commands",
+        Reply outdated = TestNodes.call(client, HttpMethod.POST, asked.httpPort(), "/v1/orders/" + order + "/commands",
             "{\"type\":\"comment\",\"payload\":{\"text\":\"x\"}}", Map.of("If-Match", "\"1\""));
-        assertThat(stale.status()).isEqualTo(409);
+        assertThat(outdated.status()).isEqualTo(409);
         // Whichever node was asked, the owner decided: one of the two writes was forwarded to it.
-        assertThat(List.of(placed.header("Kfold-Node"), paid.header("Kfold-Node"), stale.header("Kfold-Node")))
+        assertThat(List.of(placed.header("Kfold-Node"), paid.header("Kfold-Node"), outdated.header("Kfold-Node")))
             .as("nodes that decided the writes of %s", order).containsOnly(owner);
         for (KfoldNode node : List.of(asked, other, asked)) {
           forwarded.merge(node, names.get(node).equals(owner) ? 0L : 1L, Long::sum);
