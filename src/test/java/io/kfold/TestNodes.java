@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.entity.Envelopes;
 import io.vertx.core.Handler;
+import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.ext.web.client.HttpResponse;
@@ -140,8 +141,14 @@ public final class TestNodes {
     };
   }
 
-  /** A blocking HTTP call for test code: status and parsed body. */
-  public record Reply(int status, String contentType, String etag, JsonNode body) {}
+  /** A blocking HTTP call for test code: status, parsed body, and every header of the answer. */
+  public record Reply(int status, String contentType, String etag, JsonNode body, MultiMap headers) {
+
+    /** The value of a header of the answer, null without it. */
+    public String header(String name) {
+      return headers.get(name);
+    }
+  }
 
   public static Reply call(WebClient client, HttpMethod method, int port, String path, String body,
                            Map<String, String> headers) throws Exception {
@@ -151,6 +158,7 @@ public final class TestNodes {
         .await(30, TimeUnit.SECONDS);
     Buffer raw = response.body();
     JsonNode json = raw == null || raw.length() == 0 ? null : Envelopes.parse(raw.getBytes());
-    return new Reply(response.statusCode(), response.getHeader("content-type"), response.getHeader("ETag"), json);
+    return new Reply(response.statusCode(), response.getHeader("content-type"), response.getHeader("ETag"), json,
+        response.headers());
   }
 }
