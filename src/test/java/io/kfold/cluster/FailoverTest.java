@@ -23,6 +23,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -310,6 +311,7 @@ class FailoverTest {
       }
       assertThat(appliedByKey).as("events applied per idempotency key of %s: no command twice", order)
           .allSatisfy((key, count) -> assertThat(count).as(key).isEqualTo(1));
+      assertThat(texts).as("comments of %s in the log applied twice", order).doesNotHaveDuplicates();
       assertThat(texts).as("comments of %s in the log: each acknowledged one, once, in order", order)
           .isEqualTo(run.comments.get(order));
 
@@ -319,6 +321,7 @@ class FailoverTest {
       state.path("state").path("comments").forEach(c -> stateComments.add(c.asText()));
       assertThat(stateComments).as("comments in the state of %s", order).isEqualTo(texts);
     }
+    int copies = assertChangesPublished(topic.replace(".events", ".changes"), appliedById.values());
     for (Map.Entry<String, Reply> answer : run.answers.entrySet()) {
       JsonNode body = answer.getValue().json();
       JsonNode event = body.path("events").get(0);
@@ -327,8 +330,47 @@ class FailoverTest {
       assertThat(event.path("meta").path("idempotencyKey").asText()).isEqualTo(answer.getKey());
       assertThat(event.path("version").asLong()).isEqualTo(body.path("version").asLong());
     }
-    LOG.info("{} events in the log of {} orders, {} of them not applied (their versions were taken)", ids.size(),
-        orders.size(), notApplied);
+    LOG.info("{} events in the log of {} orders, {} of them not applied (their versions were taken); {} changes"
+        + " published more than once", ids.size(), orders.size(), notApplied, copies);
+  }
+
+  /**
+   * Downstream sees what was applied: a change for every applied event on the changes topic, as a
+   * reader of committed records sees it, its copies (a change may be published again after a
+   * failover) byte for byte alike, and no change of an event not applied. Waits for them: the dead
+   * node's open transaction holds back what read-committed readers see of its partitions until the
+   * broker aborts it. Answers how many copies beyond the first there are.
+   */
+  private static int assertChangesPublished(String topic, Collection<JsonNode> applied) throws Exception {
+    Map<String, JsonNode> byId = new HashMap<>();
+    applied.forEach(event -> byId.put(event.path("key").asText() + ":" + event.path("version").asLong(), event));
+    long deadline = System.currentTimeMillis() + 60_000;
+    while (true) {
+      Map<String, List<byte[]>> changes = new HashMap<>();
+      for (ConsumerRecord<byte[], byte[]> record : TestLog.committedRecords(topic)) {
+        changes.computeIfAbsent(Envelopes.parse(record.value()).path("id").asText(), k -> new ArrayList<>())
+            .add(record.value());
+      }
+      Set<String> missing = new HashSet<>(byId.keySet());
+      missing.removeAll(changes.keySet());
+      if (!missing.isEmpty() && System.currentTimeMillis() < deadline) {
+        Thread.sleep(500);
+        continue;
+      }
+      assertThat(missing).as("applied events without a change on %s after 60 s", topic).isEmpty();
+      assertThat(changes.keySet()).as("changes on %s: those of the applied events", topic).isEqualTo(byId.keySet());
+      int copies = 0;
+      for (Map.Entry<String, List<byte[]>> change : changes.entrySet()) {
+        byte[] first = change.getValue().get(0);
+        assertThat(Envelopes.parse(first).path("event")).as("the event of change %s", change.getKey())
+            .isEqualTo(byId.get(change.getKey()));
+        for (byte[] copy : change.getValue()) {
+          assertThat(copy).as("a copy of change %s", change.getKey()).isEqualTo(first);
+        }
+        copies += change.getValue().size() - 1;
+      }
+      return copies;
+    }
   }
 
   /** Users of the dead node's partitions answer, through a survivor, the state their preloaded events give. */
