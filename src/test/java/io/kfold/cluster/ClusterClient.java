@@ -111,7 +111,10 @@ final class ClusterClient {
     throw new AssertionError(path + " not acknowledged within 60 s; last answer " + last);
   }
 
-  /** How many times {@link #command}, {@link #post} or {@link #write} tried again, by the status or exception that made it. */
+  /**
+   * How many times {@link #command}, {@link #post} or {@link #write} tried again, by the status or
+   * exception that made it.
+   */
   Map<String, Long> retried() {
     Map<String, Long> counts = new TreeMap<>();
     retried.forEach((answer, count) -> counts.put(answer, count.sum()));

@@ -56,7 +56,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 class FailoverTest {
 
   private static final Logger LOG = LoggerFactory.getLogger(FailoverTest.class);
-  /** Each writer comments in turn on an order of its own that the node to be killed folds, and on one another node folds. */
+  /**
+   * Writers: each comments in turn on two orders of its own, one that the node to be killed folds
+   * and one that another node folds.
+   */
   private static final int WRITERS = 8;
   private static final int PRELOAD = 20_000;
   private static final int USERS = 2000;
@@ -124,11 +127,6 @@ class FailoverTest {
       }
       List<String> orders = new ArrayList<>(victimOrders);
       orders.addAll(otherOrders);
-      for (String order : orders) {
-        run.place(order);
-      }
-      LOG.info("{} orders placed", orders.size());
-
       for (int w = 0; w < WRITERS; w++) {
         int writer = w;
         List<String> own = List.of(victimOrders.get(w), otherOrders.get(w));
@@ -202,8 +200,14 @@ class FailoverTest {
       comments.put(order, new ArrayList<>());
     }
 
-    /** One writer: comments on its orders in turn, one at a time, through the node that last answered it. */
+    /**
+     * One writer: places its orders, then comments on them in turn, one at a time, through the node
+     * that last answered it.
+     */
     Void write(int writer, List<String> own, List<String> victimOrders) throws Exception {
+      for (String order : own) {
+        place(order);
+      }
       int at = writer % ports.size();
       for (int n = 0; running; n++) {
         String order = own.get(n % own.size());
