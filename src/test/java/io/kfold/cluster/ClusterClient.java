@@ -31,6 +31,9 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
@@ -346,6 +349,24 @@ final class ClusterClient {
         }
         Thread.sleep(200);
       }
+    }
+  }
+
+  /** Starts the nodes side by side, then waits until they share the partitions and are all ready. */
+  static void startAll(List<KfoldProcess> nodes, ExecutorService threads) throws Exception {
+    List<Future<?>> started = new ArrayList<>();
+    for (KfoldProcess node : nodes) {
+      started.add(threads.submit(() -> {
+        node.start();
+        return null;
+      }));
+    }
+    for (Future<?> start : started) {
+      start.get(150, TimeUnit.SECONDS);
+    }
+    ClusterClient.awaitSpread(nodes, Duration.ofSeconds(90));
+    for (KfoldProcess node : nodes) {
+      node.awaitStatus("/ready", 200);
     }
   }
 }

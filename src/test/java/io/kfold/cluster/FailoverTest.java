@@ -84,17 +84,7 @@ class FailoverTest {
     ExecutorService threads = Executors.newFixedThreadPool(WRITERS);
     Run run = new Run(nodes.stream().map(KfoldProcess::port).toList());
     try {
-      List<Future<?>> started = new ArrayList<>();
-      for (KfoldProcess node : nodes) {
-        started.add(threads.submit(() -> {
-          node.start();
-          return null;
-        }));
-      }
-      for (Future<?> start : started) {
-        start.get(150, TimeUnit.SECONDS);
-      }
-      ClusterClient.awaitSpread(nodes, Duration.ofSeconds(90));
+      ClusterClient.startAll(nodes, threads);
       preloadUsers(app);
       for (KfoldProcess node : nodes) {
         node.awaitStatus("/ready", 200);

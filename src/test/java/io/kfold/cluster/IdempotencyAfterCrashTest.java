@@ -68,7 +68,7 @@ class IdempotencyAfterCrashTest {
     ExecutorService threads = Executors.newFixedThreadPool(WRITERS);
     Writers writers = new Writers();
     try {
-      startAll(nodes, threads);
+      ClusterClient.startAll(nodes, threads);
       KfoldProcess victim = nodes.get(2);
       List<TopicPartition> victimPartitions = ClusterClient.partitionsOf(victim, topic);
       List<String> users = new ArrayList<>();
@@ -150,7 +150,7 @@ class IdempotencyAfterCrashTest {
     List<KfoldProcess> nodes = ClusterClient.processes(app, "idem-same", 2, 10_000, Map.of());
     ExecutorService threads = Executors.newFixedThreadPool(2);
     try {
-      startAll(nodes, threads);
+      ClusterClient.startAll(nodes, threads);
       List<Integer> ports = nodes.stream().map(KfoldProcess::port).toList();
       Map<String, Reply> answers = new LinkedHashMap<>();
       for (int round = 0; round < 24; round++) {
@@ -299,20 +299,4 @@ class IdempotencyAfterCrashTest {
     return byKey;
   }
 
-  private static void startAll(List<KfoldProcess> nodes, ExecutorService threads) throws Exception {
-    List<Future<?>> started = new ArrayList<>();
-    for (KfoldProcess node : nodes) {
-      started.add(threads.submit(() -> {
-        node.start();
-        return null;
-      }));
-    }
-    for (Future<?> start : started) {
-      start.get(150, TimeUnit.SECONDS);
-    }
-    ClusterClient.awaitSpread(nodes, Duration.ofSeconds(90));
-    for (KfoldProcess node : nodes) {
-      node.awaitStatus("/ready", 200);
-    }
-  }
 }
