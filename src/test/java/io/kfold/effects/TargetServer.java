@@ -14,6 +14,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Predicate;
+import java.util.function.ToLongFunction;
 
 /**
  * A real HTTP server standing for a service that side effects call. It records every call it
@@ -64,8 +65,8 @@ final class TargetServer implements AutoCloseable {
   /** Down: every call answers 503 and nothing is applied. */
   volatile boolean down;
   volatile long lateMs = 1500;
-  /** More than 0: every successful call is applied at once and answered this much later, within the caller's timeout. */
-  volatile long answerAfterMs;
+  /** How long after a successful call to answer it (it is applied at once), by body; within the caller's timeout. */
+  volatile ToLongFunction<JsonObject> answerAfterMs = body -> 0;
   volatile Predicate<JsonObject> refuse = body -> false;
 
   private final List<Call> received = new ArrayList<>();
@@ -112,8 +113,9 @@ final class TargetServer implements AutoCloseable {
       }
       case OK -> {
         apply(key, body);
-        if (answerAfterMs > 0) {
-          vertx.setTimer(answerAfterMs, id -> request.response().end("ok"));
+        long delay = answerAfterMs.applyAsLong(body);
+        if (delay > 0) {
+          vertx.setTimer(delay, id -> request.response().end("ok"));
         } else {
           request.response().end("ok");
         }
