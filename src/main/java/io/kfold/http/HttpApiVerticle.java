@@ -414,7 +414,8 @@ public final class HttpApiVerticle extends VerticleBase {
         .append("# TYPE kfold_fold_lag_records gauge\n");
     progress.lag().forEach((p, lag) -> text.append("kfold_fold_lag_records{topic=\"").append(p.topic())
         .append("\",partition=\"").append(p.partition()).append("\"} ").append(lag).append('\n'));
-    for (String metric : List.of("delivered", "retried", "deadLettered", "parked", "skipped", "inFlight", "lag")) {
+    for (String metric : List.of("delivered", "retried", "deadLettered", "parked", "skipped", "lost", "outcomeUnknown",
+        "inFlight", "lag")) {
       boolean gauge = metric.equals("inFlight") || metric.equals("lag");
       String name = "kfold_effect_" + metric.replaceAll("([a-z])([A-Z])", "$1_$2").toLowerCase() + (gauge ? "" : "_total");
       text.append("# TYPE ").append(name).append(gauge ? " gauge\n" : " counter\n");
