@@ -5,10 +5,14 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.entity.Envelopes;
+import io.vertx.core.Future;
 import io.vertx.core.Handler;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.RequestOptions;
 import io.vertx.ext.web.client.HttpResponse;
 import io.vertx.ext.web.client.WebClient;
 import io.vertx.core.buffer.Buffer;
@@ -139,6 +143,19 @@ public final class TestNodes {
         }
       }
     };
+  }
+
+  /**
+   * Opens a change stream whose frames go to {@code frames}. The handler is set as the head arrives,
+   * on the connection's event loop, before the next chunk is read: a listener added to the answer of
+   * {@code send()} from the test thread may come after the first frames, which are then lost.
+   */
+  public static Future<HttpClientResponse> openStream(HttpClient http, RequestOptions options, List<String> frames) {
+    return http.request(options).compose(request -> {
+      Future<HttpClientResponse> response = request.response().map(sse -> sse.handler(sseFrames(frames)));
+      request.end();
+      return response;
+    });
   }
 
   /** A blocking HTTP call for test code: status, parsed body, and every header of the answer. */

@@ -244,9 +244,7 @@ class OwnershipTest {
     if (lastEventId != null) {
       options.putHeader("Last-Event-ID", lastEventId);
     }
-    // The handler is set on the event loop as the response arrives, so that no chunk comes before it.
-    return http.request(options).compose(request -> request.send()).map(sse -> sse.handler(TestNodes.sseFrames(frames)))
-        .await(10, TimeUnit.SECONDS);
+    return TestNodes.openStream(http, options, frames).await(10, TimeUnit.SECONDS);
   }
 
   /** Runs a blocking call off the test thread, for a request that waits while the test acts. */
