@@ -3,7 +3,6 @@ package io.kfold.effects;
 import io.kfold.KfoldConfig;
 import io.kfold.KfoldProcess;
 import io.kfold.TestBroker;
-import io.kfold.TestNodes;
 import io.kfold.effects.TargetServer.Call;
 import io.vertx.core.Vertx;
 import org.junit.jupiter.api.DisplayName;
@@ -12,7 +11,6 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import java.nio.file.Path;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -39,17 +37,9 @@ class AtLeastOnceKillTest {
     // Events keep coming through the kills, so each restart finds a backlog: a kill finds changes
     // running, and waiting in the worker.
     server.answerAfterMs = body -> 10;
-    String app = TestNodes.newApp("alo");
-    Path dir = TestNodes.tempDir("alo");
-    Map<String, String> env = TestNodes.envWithEffects(app, dir, "hook:\n"
-        + "  kind: http\n"
-        + "  delivery: at-least-once\n"
-        + "  entities: [users]\n"
-        + "  maxInFlightKeys: 16\n"
-        + "  target: { url: \"" + server.url() + "\" }\n");
-    env.put("KFOLD_KAFKA_GROUP_INSTANCE_ID", "alo-node");
-    KfoldConfig config = KfoldConfig.load(env);
-    KfoldProcess kfold = new KfoldProcess(env, Path.of("target", "alo-" + app + ".log"));
+    KillsDuringDelivery.Worker worker = KillsDuringDelivery.Worker.of("alo", "at-least-once", server);
+    KfoldConfig config = worker.config();
+    KfoldProcess kfold = worker.process();
     try {
       kfold.start();
       KillsDuringDelivery.Producing producing = new KillsDuringDelivery.Producing(config, 20);

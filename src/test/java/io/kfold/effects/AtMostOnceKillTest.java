@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kfold.KfoldConfig;
 import io.kfold.KfoldProcess;
 import io.kfold.TestBroker;
-import io.kfold.TestNodes;
 import io.vertx.core.Vertx;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -13,7 +12,6 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import java.nio.file.Path;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -48,17 +46,9 @@ class AtMostOnceKillTest {
     Set<String> slow = Set.of("u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7");
     AtomicBoolean killing = new AtomicBoolean(true);
     server.answerAfterMs = body -> killing.get() && slow.contains(body.getJsonObject("event").getString("key")) ? 5_000 : 10;
-    String app = TestNodes.newApp("amo");
-    Path dir = TestNodes.tempDir("amo");
-    Map<String, String> env = TestNodes.envWithEffects(app, dir, "hook:\n"
-        + "  kind: http\n"
-        + "  delivery: at-most-once\n"
-        + "  entities: [users]\n"
-        + "  maxInFlightKeys: 16\n"
-        + "  target: { url: \"" + server.url() + "\" }\n");
-    env.put("KFOLD_KAFKA_GROUP_INSTANCE_ID", "amo-node");
-    KfoldConfig config = KfoldConfig.load(env);
-    KfoldProcess kfold = new KfoldProcess(env, Path.of("target", "amo-" + app + ".log"));
+    KillsDuringDelivery.Worker worker = KillsDuringDelivery.Worker.of("amo", "at-most-once", server);
+    KfoldConfig config = worker.config();
+    KfoldProcess kfold = worker.process();
     try {
       kfold.start();
       KillsDuringDelivery.Producing producing = new KillsDuringDelivery.Producing(config, 10);

@@ -11,7 +11,9 @@ import org.apache.kafka.common.utils.Utils;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.HashSet;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -29,6 +31,23 @@ final class KillsDuringDelivery {
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private KillsDuringDelivery() {}
+
+  /** A kfold process, not started, whose one worker delivers the users' changes to {@code server}. */
+  record Worker(KfoldConfig config, KfoldProcess process) {
+
+    /** @param delivery {@code at-least-once} or {@code at-most-once} */
+    static Worker of(String name, String delivery, TargetServer server) throws IOException {
+      String app = TestNodes.newApp(name);
+      Map<String, String> env = TestNodes.envWithEffects(app, TestNodes.tempDir(name), "hook:\n"
+          + "  kind: http\n"
+          + "  delivery: " + delivery + "\n"
+          + "  entities: [users]\n"
+          + "  maxInFlightKeys: 16\n"
+          + "  target: { url: \"" + server.url() + "\" }\n");
+      env.put("KFOLD_KAFKA_GROUP_INSTANCE_ID", name + "-node");
+      return new Worker(KfoldConfig.load(env), new KfoldProcess(env, Path.of("target", name + "-" + app + ".log")));
+    }
+  }
 
   /**
    * Appends events to the users' log from another thread, {@code perTick} every 50 ms, until
