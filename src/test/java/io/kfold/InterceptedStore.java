@@ -66,6 +66,11 @@ public final class InterceptedStore implements EntityStore {
   }
 
   @Override
+  public List<io.kfold.store.IndexScan.Entry> scanIndex(io.kfold.store.IndexScan scan) {
+    return store.scanIndex(scan);
+  }
+
+  @Override
   public boolean isOpen() {
     return store.isOpen();
   }

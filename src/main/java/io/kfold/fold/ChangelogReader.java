@@ -183,15 +183,18 @@ final class ChangelogReader implements AutoCloseable {
     }
   }
 
-  /** Changelog records as the store items they carry, to write as they are. */
-  private static StoreBatch itemsOf(ConsumerRecords<byte[], byte[]> records) {
-    StoreBatch batch = new StoreBatch();
+  /**
+   * Changelog records as the store items they carry, to write as they are, with the index entries
+   * of the states among them (which the changelog does not carry; see IndexEntries).
+   */
+  private StoreBatch itemsOf(ConsumerRecords<byte[], byte[]> records) {
+    List<ChangelogItem> items = new ArrayList<>(records.count());
     for (ConsumerRecord<byte[], byte[]> record : records) {
       if (record.value() != null) {
-        batch.putChangelogItem(new ChangelogItem(record.key(), record.value()));
+        items.add(new ChangelogItem(record.key(), record.value()));
       }
     }
-    return batch;
+    return items.isEmpty() ? new StoreBatch() : fold.indexEntries().changelogBatch(items, store);
   }
 
   @Override

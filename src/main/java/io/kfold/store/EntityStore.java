@@ -38,6 +38,18 @@ public interface EntityStore extends AutoCloseable {
   /** Forgets the idempotency keys recorded before {@code recordedBefore} (epoch millis); answers how many. */
   long forgetIdempotencyKeys(long recordedBefore);
 
+  /**
+   * The index that lists every entity of a type: one entry per entity, of an empty value, so that
+   * a scan of it lists the entities in key order. No declared index can have this name.
+   */
+  String ALL_ENTITIES = "";
+
+  /**
+   * Entries of an index in (value, key) order, read from one snapshot of the store: the states
+   * read with them are those the entries were written with.
+   */
+  List<IndexScan.Entry> scanIndex(IndexScan scan);
+
   /** Applies every change of the batch, or none. */
   void write(StoreBatch batch);
 

@@ -12,6 +12,7 @@ import org.rocksdb.ReadOptions;
 import org.rocksdb.RocksDB;
 import org.rocksdb.RocksDBException;
 import org.rocksdb.RocksIterator;
+import org.rocksdb.Snapshot;
 import org.rocksdb.WriteBatch;
 import org.rocksdb.WriteOptions;
 import org.slf4j.Logger;
@@ -58,6 +59,8 @@ public final class RocksEntityStore implements EntityStore {
   private static final byte[] OFFSETS = "offsets".getBytes(StandardCharsets.UTF_8);
   private static final byte[] OUTBOX = "outbox".getBytes(StandardCharsets.UTF_8);
   private static final byte[] IDEMPOTENCY = "idempotency".getBytes(StandardCharsets.UTF_8);
+  private static final byte[] INDEXES = "indexes".getBytes(StandardCharsets.UTF_8);
+  private static final byte[] NO_VALUE = new byte[0];
 
   private final Path path;
   private final LRUCache blockCache;
@@ -72,6 +75,8 @@ public final class RocksEntityStore implements EntityStore {
   private final ColumnFamilyHandle offsets;
   private final ColumnFamilyHandle outbox;
   private final ColumnFamilyHandle idempotency;
+  /** Index entries: (type, index, value, key) → nothing; see {@link #indexKey}. */
+  private final ColumnFamilyHandle indexes;
   /**
    * The calls in progress, plus {@link #CLOSED} once close began: one atomic add per call. A plain
    * open flag would let close free the handles under a call that had read the flag a moment before.
@@ -105,7 +110,8 @@ public final class RocksEntityStore implements EntityStore {
         new ColumnFamilyDescriptor(EVENTS, columnOptions),
         new ColumnFamilyDescriptor(OFFSETS, columnOptions),
         new ColumnFamilyDescriptor(OUTBOX, columnOptions),
-        new ColumnFamilyDescriptor(IDEMPOTENCY, columnOptions));
+        new ColumnFamilyDescriptor(IDEMPOTENCY, columnOptions),
+        new ColumnFamilyDescriptor(INDEXES, columnOptions));
     try {
       Files.createDirectories(path);
       db = RocksDB.open(dbOptions, path.toString(), descriptors, handles);
@@ -118,6 +124,7 @@ public final class RocksEntityStore implements EntityStore {
     offsets = handles.get(3);
     outbox = handles.get(4);
     idempotency = handles.get(5);
+    indexes = handles.get(6);
   }
 
   @Override
@@ -246,6 +253,54 @@ public final class RocksEntityStore implements EntityStore {
   }
 
   @Override
+  public List<IndexScan.Entry> scanIndex(IndexScan scan) {
+    byte[] prefix = indexPrefix(scan.type(), scan.index());
+    byte[] start = scan.from() == null ? prefix : concat(prefix, escape(scan.from()));
+    byte[] afterKey = scan.after() == null ? null : indexKey(scan.type(), scan.index(), scan.after().value(), scan.after().key());
+    if (afterKey != null && Arrays.compareUnsigned(afterKey, start) >= 0) {
+      start = afterKey;
+    }
+    // Every key of a value at or above 'to' is at or above prefix + escape(to): see escape.
+    byte[] end = scan.to() == null ? null : concat(prefix, escape(scan.to()));
+    List<IndexScan.Entry> found = new ArrayList<>();
+    enter("scan an index");
+    Snapshot snapshot = db.getSnapshot();
+    try (ReadOptions atSnapshot = new ReadOptions().setSnapshot(snapshot);
+         RocksIterator it = db.newIterator(indexes, atSnapshot)) {
+      for (it.seek(start); it.isValid() && found.size() < scan.limit(); it.next()) {
+        byte[] key = it.key();
+        if (!startsWith(key, prefix) || (end != null && Arrays.compareUnsigned(key, end) >= 0)) {
+          break;
+        }
+        if (afterKey != null && Arrays.equals(key, afterKey)) {
+          continue;
+        }
+        found.add(decodeIndexKey(key, prefix.length));
+      }
+      it.status();
+      if (scan.withStates() && !found.isEmpty()) {
+        List<byte[]> keys = new ArrayList<>(found.size());
+        List<ColumnFamilyHandle> columns = new ArrayList<>(found.size());
+        for (IndexScan.Entry entry : found) {
+          keys.add(entityKey(scan.type(), entry.key()));
+          columns.add(states);
+        }
+        List<byte[]> values = db.multiGetAsList(atSnapshot, columns, keys);
+        for (int i = 0; i < found.size(); i++) {
+          IndexScan.Entry entry = found.get(i);
+          found.set(i, new IndexScan.Entry(entry.value(), entry.key(), decodeEntity(values.get(i))));
+        }
+      }
+    } catch (RocksDBException e) {
+      throw failure("scan index '" + scan.index() + "' of " + scan.type(), e);
+    } finally {
+      db.releaseSnapshot(snapshot);
+      leave();
+    }
+    return found;
+  }
+
+  @Override
   public void write(StoreBatch batch) {
     Map<OutboxPartition, Long> batchEmptyBelow = new HashMap<>();  // this batch's, kept once it is written
     enter("write a batch");
@@ -265,6 +320,10 @@ public final class RocksEntityStore implements EntityStore {
           writes.put(outbox, withLong(partitionKey(o.topic(), o.partition()), o.offset()), o.record());
         } else if (change instanceof StoreBatch.PutIdempotentWrite i) {
           writes.put(idempotency, idempotencyKey(i.type(), i.key(), i.idempotencyKey()), encodeIdempotentWrite(i.write()));
+        } else if (change instanceof StoreBatch.PutIndexEntry i) {
+          writes.put(indexes, indexKey(i.type(), i.index(), i.value(), i.key()), NO_VALUE);
+        } else if (change instanceof StoreBatch.DeleteIndexEntry i) {
+          writes.delete(indexes, indexKey(i.type(), i.index(), i.value(), i.key()));
         } else if (change instanceof StoreBatch.PutChangelogItem c) {
           writes.put(columnOf(c.item()), c.item().storeKey(), c.item().value());
         } else if (change instanceof StoreBatch.ClearOutbox c) {
@@ -393,6 +452,93 @@ public final class RocksEntityStore implements EntityStore {
         .putShort((short) t.length).put(t).putShort((short) k.length).put(k).array();
   }
 
+  /** The type and key of {@link #entityKey}, read from {@code bytes} at {@code offset}. */
+  static String[] decodeEntityKey(byte[] bytes, int offset) {
+    ByteBuffer buffer = ByteBuffer.wrap(bytes, offset, bytes.length - offset);
+    int typeLength = buffer.getShort() & 0xffff;
+    String type = new String(bytes, offset + 2, typeLength, StandardCharsets.UTF_8);
+    buffer.position(offset + 2 + typeLength);
+    int keyLength = buffer.getShort() & 0xffff;
+    return new String[] {type, new String(bytes, offset + 4 + typeLength, keyLength, StandardCharsets.UTF_8)};
+  }
+
+  /** The type and the index, length-prefixed: no index of one type shares a prefix with another's. */
+  static byte[] indexPrefix(String type, String index) {
+    byte[] t = type.getBytes(StandardCharsets.UTF_8);
+    byte[] i = index.getBytes(StandardCharsets.UTF_8);
+    return ByteBuffer.allocate(4 + t.length + i.length)
+        .putShort((short) t.length).put(t).putShort((short) i.length).put(i).array();
+  }
+
+  /**
+   * An index entry: the prefix, the value escaped and terminated, then the entity's key to the end.
+   * Keys sort by value (bytes, unsigned), then by entity key, so that one value's entities, or a
+   * range of values, are one run of keys, and a scan can resume after any (value, key).
+   */
+  static byte[] indexKey(String type, String index, byte[] value, String key) {
+    return concat(indexPrefix(type, index), escape(value), TERMINATOR, key.getBytes(StandardCharsets.UTF_8));
+  }
+
+  private static final byte[] TERMINATOR = {0x00, 0x01};
+
+  /**
+   * A value made safe to be followed by more key: each 0x00 becomes 0x00 0xFF, and the value ends
+   * with 0x00 0x01 (added by {@link #indexKey}). It keeps the values' order: at the end of a value,
+   * 0x00 0x01 is below anything a longer value can go on with (a byte from 0x01, or 0x00 0xFF), so
+   * a value sorts before its extensions, as bytes do. So every key of a value at or above {@code v}
+   * is at or above prefix + escape(v).
+   */
+  static byte[] escape(byte[] value) {
+    int zeros = 0;
+    for (byte b : value) {
+      if (b == 0) {
+        zeros++;
+      }
+    }
+    if (zeros == 0) {
+      return value;
+    }
+    byte[] escaped = new byte[value.length + zeros];
+    int at = 0;
+    for (byte b : value) {
+      escaped[at++] = b;
+      if (b == 0) {
+        escaped[at++] = (byte) 0xFF;
+      }
+    }
+    return escaped;
+  }
+
+  private static IndexScan.Entry decodeIndexKey(byte[] key, int from) {
+    java.io.ByteArrayOutputStream value = new java.io.ByteArrayOutputStream();
+    int at = from;
+    while (true) {
+      if (key[at] == 0) {
+        if (key[at + 1] == 0x01) {
+          break;
+        }
+        value.write(0);  // an escaped 0x00, followed by its 0xFF
+        at += 2;
+      } else {
+        value.write(key[at++]);
+      }
+    }
+    at += 2;
+    return new IndexScan.Entry(value.toByteArray(), new String(key, at, key.length - at, StandardCharsets.UTF_8), null);
+  }
+
+  private static byte[] concat(byte[]... parts) {
+    int length = 0;
+    for (byte[] part : parts) {
+      length += part.length;
+    }
+    ByteBuffer out = ByteBuffer.allocate(length);
+    for (byte[] part : parts) {
+      out.put(part);
+    }
+    return out.array();
+  }
+
   static byte[] idempotencyKey(String type, String key, String idempotencyKey) {
     byte[] entity = entityKey(type, key);
     byte[] k = idempotencyKey.getBytes(StandardCharsets.UTF_8);
@@ -435,7 +581,7 @@ public final class RocksEntityStore implements EntityStore {
         .put(entity.state()).array();
   }
 
-  private static StoredEntity decodeEntity(byte[] value) {
+  static StoredEntity decodeEntity(byte[] value) {
     if (value == null) {
       return null;
     }
