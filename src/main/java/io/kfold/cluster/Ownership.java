@@ -6,6 +6,8 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.utils.Utils;
 
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -29,6 +31,15 @@ public final class Ownership {
     int partitions = partitionsByType.get(type);
     return new TopicPartition(config.eventsTopic(type),
         Utils.toPositive(Utils.murmur2(key.getBytes(StandardCharsets.UTF_8))) % partitions);
+  }
+
+  /** Every events partition of the type: a query of the type reads them all. */
+  public List<TopicPartition> partitions(String type) {
+    List<TopicPartition> partitions = new ArrayList<>();
+    for (int partition = 0; partition < partitionsByType.get(type); partition++) {
+      partitions.add(new TopicPartition(config.eventsTopic(type), partition));
+    }
+    return partitions;
   }
 
   public boolean owns(String type, String key) {

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.KfoldConfig;
 import io.kfold.command.EntityWriter;
+import io.kfold.cluster.ClusterQueries;
 import io.kfold.cluster.Forwarder;
 import io.kfold.cluster.NodeDirectory;
 import io.kfold.cluster.Ownership;
@@ -20,6 +21,8 @@ import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldProgress;
 import io.kfold.fold.FoldWatch;
 import io.kfold.log.KafkaClients;
+import io.kfold.query.LocalQueries;
+import io.kfold.query.Query;
 import io.kfold.log.Supervisor;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoredEntity;
@@ -42,6 +45,7 @@ import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
@@ -69,6 +73,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private final NodeDirectory directory;
   private final Ownership ownership;
   private Forwarder forwarder;
+  private ClusterQueries queries;
   private StateReads stateReads;
   private ChangeStream changeStreams;
   private Admin admin;
@@ -103,6 +108,7 @@ public final class HttpApiVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     forwarder = new Forwarder(vertx, config, ownership, directory);
+    queries = new ClusterQueries(vertx, config, ownership, directory, new LocalQueries(store));
     stateReads = new StateReads(context, store);
     changeStreams = new ChangeStream(vertx, types, store, watch, config.http().streamMaxPendingBytes());
     return vertx.executeBlocking(() -> {
@@ -121,6 +127,7 @@ public final class HttpApiVerticle extends VerticleBase {
   @Override
   public Future<?> stop() {
     forwarder.close();
+    queries.close();
     return (server == null ? Future.succeededFuture() : server.close())
         .eventually(() -> vertx.executeBlocking(() -> {
           if (admin != null) {
@@ -143,6 +150,7 @@ public final class HttpApiVerticle extends VerticleBase {
     router.post("/v1/_effects/:worker/parked/:id/skip").handler(ctx -> effectAdmin(ctx, "skip"));
     router.post("/v1/_effects/:worker/parked/:type/:id/replay").handler(ctx -> effectAdmin(ctx, "replay"));
     router.post("/v1/_effects/:worker/parked/:type/:id/skip").handler(ctx -> effectAdmin(ctx, "skip"));
+    router.get("/v1/:type").handler(this::query);
     router.post("/v1/:type/:id/commands").handler(body).handler(this::forwardIfElsewhere).handler(this::command);
     router.post("/v1/:type/:id/events").handler(body).handler(this::forwardIfElsewhere).handler(this::appendEvents);
     router.get("/v1/:type/:id/events").handler(this::forwardIfElsewhere).handler(this::history);
@@ -169,6 +177,32 @@ public final class HttpApiVerticle extends VerticleBase {
     if (!forwarder.forwardStream(ctx, types.get(ctx.pathParam("type")).name(), entityId(ctx))) {
       ctx.next();
     }
+  }
+
+  /**
+   * A query of a type's entities, over every partition of the type (see {@link ClusterQueries}); a
+   * query another node asks for some partitions only ({@link ClusterQueries#PARTITIONS}) is answered
+   * for those, with each item's position so that node can merge.
+   */
+  private void query(RoutingContext ctx) {
+    String type = types.get(ctx.pathParam("type")).name();
+    Map<String, List<String>> parameters = new LinkedHashMap<>();
+    ctx.queryParams().names().forEach(name -> parameters.put(name, ctx.queryParams().getAll(name)));
+    for (String notYet : List.of("stale", "minPosition", "timeoutMs")) {
+      if (parameters.containsKey(notYet)) {
+        throw KfoldException.badRequest("queries do not take '" + notYet + "' yet");
+      }
+    }
+    Query query;
+    try {
+      query = Query.parse(type, types.indexes(type), parameters);
+    } catch (IllegalArgumentException e) {
+      throw KfoldException.badRequest(e.getMessage());
+    }
+    String asked = ctx.request().getHeader(ClusterQueries.PARTITIONS);
+    (asked == null ? queries.run(query, ctx.request().query()) : queries.runAsked(query, asked))
+        .onSuccess(page -> sendJson(ctx, Buffer.buffer(page.toJson(asked != null)), -1))
+        .onFailure(ctx::fail);
   }
 
   private void command(RoutingContext ctx) {

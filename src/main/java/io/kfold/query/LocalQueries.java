@@ -10,6 +10,9 @@ import io.kfold.store.IndexScan;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Base64;
+import java.util.Comparator;
 import java.util.List;
 import java.util.function.Predicate;
 
@@ -26,11 +29,29 @@ public final class LocalQueries {
   /** One entity of an answer; {@code state} (JSON) is null when the query asked for keys only. */
   public record Item(String key, long version, byte[] state, IndexScan.Position position) {}
 
-  /** A page: its items in (value, key) order, and the cursor of the next page, null when this was the last. */
+  /**
+   * A page: its items in (value, key) order, and the cursor of the next page, null when this was the last.
+   * The order is the store's: values as unsigned bytes, then keys as UTF-8 bytes.
+   */
   public record Page(List<Item> items, String next) {
+
+    /** The order of positions in an index, as the store keeps its entries. */
+    public static final Comparator<IndexScan.Position> ORDER = (a, b) -> {
+      int byValue = Arrays.compareUnsigned(a.value(), b.value());
+      return byValue != 0 ? byValue : Arrays.compareUnsigned(a.key().getBytes(StandardCharsets.UTF_8),
+          b.key().getBytes(StandardCharsets.UTF_8));
+    };
 
     /** {@code {"items": [{"key", "version", "state"}…], "next": "<cursor>" | null}}; keys only: {@code [{"key"}…]}. */
     public byte[] toJson() {
+      return toJson(false);
+    }
+
+    /**
+     * As {@link #toJson()}; with {@code positions}, each item also has {@code at}, its value in the
+     * scanned index (base64url), so that a node merging the pages of several nodes can order them.
+     */
+    public byte[] toJson(boolean positions) {
       ByteArrayBuilder bytes = new ByteArrayBuilder(256 + items.size() * 128);
       try (JsonGenerator out = Envelopes.JSON.createGenerator(bytes)) {
         out.writeStartObject();
@@ -43,6 +64,9 @@ public final class LocalQueries {
             out.writeFieldName("state");
             out.writeRawValue(new String(item.state(), StandardCharsets.UTF_8));
           }
+          if (positions) {
+            out.writeStringField("at", BASE64.encodeToString(item.position().value()));
+          }
           out.writeEndObject();
         }
         out.writeEndArray();
@@ -53,7 +77,44 @@ public final class LocalQueries {
       }
       return bytes.toByteArray();
     }
+
+    /** The page another node answered, written by {@code toJson(true)}. */
+    public static Page parse(byte[] json) throws IOException {
+      JsonNode page = Envelopes.parse(json);
+      if (page == null || !page.path("items").isArray()) {
+        throw new IOException("not a page: no items");
+      }
+      List<Item> items = new ArrayList<>(page.get("items").size());
+      for (JsonNode item : page.get("items")) {
+        if (!item.path("key").isTextual() || !item.path("at").isTextual()) {
+          throw new IOException("not a page: an item without key or at");
+        }
+        String key = item.get("key").textValue();
+        byte[] value = Base64.getUrlDecoder().decode(item.get("at").textValue());
+        items.add(new Item(key, item.path("version").asLong(),
+            item.has("state") ? Envelopes.toBytes(item.get("state")) : null, new IndexScan.Position(value, key)));
+      }
+      return new Page(items, page.path("next").isTextual() ? page.get("next").textValue() : null);
+    }
+
+    /**
+     * The page of a query over several disjoint sets of entities, from each set's page of the same
+     * query: every set answered its best {@code limit} items, so the best {@code limit} of them all
+     * are among them, and a set that had more (its page has a next) has nothing before the last of
+     * those. The next page begins after the last item, in every set.
+     */
+    public static Page merge(List<Page> pages, int limit, String index) {
+      List<Item> all = new ArrayList<>();
+      pages.forEach(page -> all.addAll(page.items()));
+      all.sort(Comparator.comparing(Item::position, ORDER));
+      boolean more = all.size() > limit || pages.stream().anyMatch(page -> page.next() != null);
+      List<Item> items = List.copyOf(all.subList(0, Math.min(limit, all.size())));
+      return new Page(items, more && !items.isEmpty()
+          ? Query.cursor(index, items.get(items.size() - 1).position()) : null);
+    }
   }
+
+  private static final Base64.Encoder BASE64 = Base64.getUrlEncoder().withoutPadding();
 
   private final EntityStore store;
 
@@ -116,7 +177,7 @@ public final class LocalQueries {
     Query.Condition scanned = query.scanned();
     if (scanned != null && !scanned.equality()) {
       byte[] first = IndexValues.of(state, scanned.index()).stream().filter(scanned::holds).findFirst().orElse(null);
-      if (first == null || !java.util.Arrays.equals(first, entry.value())) {
+      if (first == null || !Arrays.equals(first, entry.value())) {
         return false;
       }
     }
