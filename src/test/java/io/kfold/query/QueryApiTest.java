@@ -72,7 +72,8 @@ class QueryApiTest {
       for (Map.Entry<String, List<String>> query : expectedQueries().entrySet()) {
         for (int size : PAGE_SIZES) {
           List<String> walked = walk(client, node, query.getKey(), size, api);
-          assertThat(walked).as("pages of %s at size %d through one node", query.getKey(), size)
+          assertThat(walked).as("pages of %s at size %d through one node",
+                  query.getKey().isEmpty() ? "every user" : query.getKey(), size)
               .containsExactlyElementsOf(query.getValue());
         }
       }
@@ -140,7 +141,7 @@ class QueryApiTest {
         for (int size : PAGE_SIZES) {
           for (KfoldNode node : nodes) {
             List<String> walked = walk(client, node, query.getKey(), size, null);
-            String as = "pages of " + query.getKey() + " at size " + size + " through the node on " + node.httpPort();
+            String as = "pages of " + (query.getKey().isEmpty() ? "every user" : query.getKey()) + " at size " + size + " through the node on " + node.httpPort();
             assertThat(new HashSet<>(walked)).as("%s: no duplicates", as).hasSameSizeAs(walked);
             assertThat(walked.stream().filter(key -> !key.startsWith("z")).toList()).as(as)
                 .containsExactlyElementsOf(query.getValue());
