@@ -167,8 +167,8 @@ public final class ClusterQueries {
     } else if (!ownership.owns(partition) && claim.isPresent() && !claim.get().node().equals(directory.node())) {
       owner.complete(claim.get().url());
     } else if (System.currentTimeMillis() > deadline) {
-      owner.fail(KfoldException.unavailable("no node folds " + partition + " at the moment (a rebalance?), so a query"
-          + " of its type would be incomplete; retry"));
+      owner.fail(KfoldException.unavailable("no node is known to fold " + partition + " and to have caught up on it"
+          + " at the moment (a rebalance?), so a query of its type would be incomplete; retry"));
     } else {
       vertx.setTimer(100, id -> findOwner(partition, deadline, owner));
     }
