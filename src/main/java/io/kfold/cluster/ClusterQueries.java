@@ -2,8 +2,10 @@ package io.kfold.cluster;
 
 import io.kfold.KfoldConfig;
 import io.kfold.entity.KfoldException;
+import io.kfold.fold.FoldWatch;
 import io.kfold.query.LocalQueries;
 import io.kfold.query.LocalQueries.Page;
+import io.kfold.query.Position;
 import io.kfold.query.Query;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -28,7 +30,8 @@ import java.util.stream.Collectors;
  * {@code limit} items with their positions, and the pages are merged in (value, key) order. An
  * answer is whole or a failure: a partition that no node is known to fold (a rebalance) is waited
  * for up to {@code http.forwardWaitMs}, then the query fails with 503, as it does when a node asked
- * no longer folds what it was asked for.
+ * no longer folds what it was asked for. A query with a minimum position (a write's answer) is answered
+ * by the node that folds the position's partition once its fold has passed it, so it holds that write.
  */
 public final class ClusterQueries {
 
@@ -44,11 +47,19 @@ public final class ClusterQueries {
   private final Ownership ownership;
   private final NodeDirectory directory;
   private final LocalQueries local;
+  private final FoldWatch watch;
   private final WebClient client;
 
+  /**
+   * A query's {@code ?minPosition=&timeoutMs=}: the node that folds the position's partition answers
+   * once its fold has passed the position, or fails with 504 after {@code timeoutMs}.
+   */
+  public record MinPosition(Position position, long timeoutMs) {}
+
   public ClusterQueries(Vertx vertx, KfoldConfig config, Ownership ownership, NodeDirectory directory,
-                        LocalQueries local) {
+                        LocalQueries local, FoldWatch watch) {
     this.vertx = vertx;
+    this.watch = watch;
     this.config = config;
     this.ownership = ownership;
     this.directory = directory;
@@ -57,11 +68,31 @@ public final class ClusterQueries {
   }
 
   /**
+   * A query's minimum position from its token; a 400 for a malformed token or one of another type's
+   * events (a query reads its own type's partitions only).
+   */
+  public MinPosition minPosition(Query query, String token, long timeoutMs) {
+    Position position;
+    try {
+      position = Position.parse(token);
+    } catch (IllegalArgumentException e) {
+      throw KfoldException.badRequest(e.getMessage());
+    }
+    if (!position.topic().equals(config.eventsTopic(query.type()))
+        || !ownership.partitions(query.type()).contains(position.topicPartition())) {
+      throw KfoldException.badRequest("minPosition '" + token + "' is not a position of " + query.type()
+          + " events: pass the 'position' of a write of " + query.type());
+    }
+    return new MinPosition(position, timeoutMs);
+  }
+
+  /**
    * The page of {@code query} over every entity of its type.
    *
    * @param rawQuery the request's query string, passed on as it is to the nodes asked
+   * @param min      the position the answer must include, or null
    */
-  public Future<Page> run(Query query, String rawQuery) {
+  public Future<Page> run(Query query, String rawQuery, MinPosition min) {
     long deadline = System.currentTimeMillis() + config.http().forwardWaitMs();
     List<TopicPartition> partitions = ownership.partitions(query.type());
     List<Future<String>> owners = new ArrayList<>(partitions.size());
@@ -83,7 +114,7 @@ public final class ClusterQueries {
       }
       List<Future<Page>> pages = new ArrayList<>();
       if (!here.isEmpty()) {
-        pages.add(answerHere(query, here));
+        pages.add(answerHere(query, here, min));
       }
       byNode.forEach((url, theirs) -> pages.add(ask(url, query, rawQuery, theirs)));
       return Future.all(pages).map(all -> Page.merge(all.list(), query.limit(), query.scannedIndex()));
@@ -95,7 +126,7 @@ public final class ClusterQueries {
    * with its items' positions; fails with 503 if this node does not fold one of them, or has not
    * caught up on it yet.
    */
-  public Future<Page> runAsked(Query query, String askedPartitions) {
+  public Future<Page> runAsked(Query query, String askedPartitions, MinPosition min) {
     Set<TopicPartition> asked = new HashSet<>();
     for (String number : askedPartitions.split(",")) {
       try {
@@ -105,16 +136,22 @@ public final class ClusterQueries {
             + askedPartitions + "'"));
       }
     }
-    return answerHere(query, asked);
+    return answerHere(query, asked, min);
   }
 
-  /** This node's page over partitions it folds, read on a worker thread (the store blocks). */
-  private Future<Page> answerHere(Query query, Set<TopicPartition> partitions) {
+  /**
+   * This node's page over partitions it folds, read on a worker thread (the store blocks); when one
+   * of them is the partition of {@code min}, once the fold has passed that position.
+   */
+  private Future<Page> answerHere(Query query, Set<TopicPartition> partitions, MinPosition min) {
     KfoldException notFolded = notCurrent(partitions);
     if (notFolded != null) {
       return Future.failedFuture(notFolded);
     }
-    return vertx.executeBlocking(() -> {
+    Future<Void> folded = min == null || !partitions.contains(min.position().topicPartition())
+        ? Future.succeededFuture()
+        : watch.awaitFolded(min.position().topicPartition(), min.position().offset(), min.timeoutMs());
+    return folded.compose(v -> vertx.executeBlocking(() -> {
       Page page = local.run(query, key -> partitions.contains(ownership.partition(query.type(), key)));
       // A partition taken away during the scan may have been read only in part: no answer rather than a partial one.
       KfoldException takenAway = notCurrent(partitions);
@@ -122,7 +159,7 @@ public final class ClusterQueries {
         throw takenAway;
       }
       return page;
-    }, false);
+    }, false));
   }
 
   /** A 503 naming the partitions this node does not fold or has not caught up on; null when it is current on all. */

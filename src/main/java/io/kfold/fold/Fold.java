@@ -400,7 +400,8 @@ final class Fold {
     changelog.add(ChangelogItem.event(type.name(), event.key(), eventVersion, eventBytes));
     if (event.idempotencyKey() != null) {
       // Recorded with the state, so a retry of the write finds it exactly when its events are folded.
-      IdempotentWrite write = new IdempotentWrite(eventVersion - event.indexInCommand(), eventVersion, record.timestamp());
+      IdempotentWrite write = new IdempotentWrite(eventVersion - event.indexInCommand(), eventVersion, record.timestamp(),
+          record.offset());
       batch.putIdempotentWrite(type.name(), event.key(), event.idempotencyKey(), write);
       changelog.add(ChangelogItem.idempotentWrite(type.name(), event.key(), event.idempotencyKey(), write));
     }

@@ -108,7 +108,7 @@ public final class HttpApiVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     forwarder = new Forwarder(vertx, config, ownership, directory);
-    queries = new ClusterQueries(vertx, config, ownership, directory, new LocalQueries(store));
+    queries = new ClusterQueries(vertx, config, ownership, directory, new LocalQueries(store), watch);
     stateReads = new StateReads(context, store);
     changeStreams = new ChangeStream(vertx, types, store, watch, config.http().streamMaxPendingBytes());
     return vertx.executeBlocking(() -> {
@@ -188,10 +188,8 @@ public final class HttpApiVerticle extends VerticleBase {
     String type = types.get(ctx.pathParam("type")).name();
     Map<String, List<String>> parameters = new LinkedHashMap<>();
     ctx.queryParams().names().forEach(name -> parameters.put(name, ctx.queryParams().getAll(name)));
-    for (String notYet : List.of("stale", "minPosition", "timeoutMs")) {
-      if (parameters.containsKey(notYet)) {
-        throw KfoldException.badRequest("queries do not take '" + notYet + "' yet");
-      }
+    if (parameters.containsKey("stale")) {
+      throw KfoldException.badRequest("queries do not take 'stale' yet");
     }
     Query query;
     try {
@@ -199,8 +197,11 @@ public final class HttpApiVerticle extends VerticleBase {
     } catch (IllegalArgumentException e) {
       throw KfoldException.badRequest(e.getMessage());
     }
+    long timeoutMs = longParam(ctx, "timeoutMs", 5000, 0, config.http().maxWaitMs());
+    String token = ctx.queryParams().get("minPosition");
+    ClusterQueries.MinPosition min = token == null ? null : queries.minPosition(query, token, timeoutMs);
     String asked = ctx.request().getHeader(ClusterQueries.PARTITIONS);
-    (asked == null ? queries.run(query, ctx.request().query()) : queries.runAsked(query, asked))
+    (asked == null ? queries.run(query, ctx.request().query(), min) : queries.runAsked(query, asked, min))
         .onSuccess(page -> sendJson(ctx, Buffer.buffer(page.toJson(asked != null)), -1))
         .onFailure(ctx::fail);
   }

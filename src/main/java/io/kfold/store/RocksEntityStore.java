@@ -223,7 +223,9 @@ public final class RocksEntityStore implements EntityStore {
         return null;
       }
       ByteBuffer buffer = ByteBuffer.wrap(value);
-      return new IdempotentWrite(buffer.getLong(), buffer.getLong(), buffer.getLong());
+      // Records written before offsets were kept are 24 bytes long.
+      return new IdempotentWrite(buffer.getLong(), buffer.getLong(), buffer.getLong(),
+          buffer.remaining() >= 8 ? buffer.getLong() : -1);
     } catch (RocksDBException e) {
       throw failure("read idempotency key of " + type + "/" + key, e);
     } finally {
@@ -560,8 +562,8 @@ public final class RocksEntityStore implements EntityStore {
   }
 
   static byte[] encodeIdempotentWrite(IdempotentWrite write) {
-    return ByteBuffer.allocate(24).putLong(write.firstVersion()).putLong(write.lastVersion()).putLong(write.recordedAt())
-        .array();
+    return ByteBuffer.allocate(32).putLong(write.firstVersion()).putLong(write.lastVersion()).putLong(write.recordedAt())
+        .putLong(write.lastOffset()).array();
   }
 
   private ColumnFamilyHandle columnOf(ChangelogItem item) {

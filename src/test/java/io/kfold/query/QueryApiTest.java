@@ -291,7 +291,7 @@ class QueryApiTest {
    * shows both nodes' claims covering every partition the two fold: then a query through either
    * node reads some partitions here and asks the other node for the rest.
    */
-  private static void awaitSplitAndKnown(WebClient client, List<KfoldNode> nodes, KfoldConfig config) throws Exception {
+  static void awaitSplitAndKnown(WebClient client, List<KfoldNode> nodes, KfoldConfig config) throws Exception {
     long deadline = System.currentTimeMillis() + 60_000;
     while (!splitAndKnown(client, nodes, config)) {
       if (System.currentTimeMillis() > deadline) {
