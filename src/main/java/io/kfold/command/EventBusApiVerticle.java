@@ -35,7 +35,7 @@ import java.util.function.Supplier;
  * The event-bus API, for verticles in the same Vert.x instance:
  * <ul>
  *   <li>{@code kfold.<type>.command}: request {@code {"key", "type", "payload", "expectedVersion"?,
- *   "idempotencyKey"?, "correlationId"?}}; reply {@code {key, version, events}} as over HTTP,
+ *   "idempotencyKey"?, "correlationId"?}}; reply {@code {key, version, events, position}} as over HTTP,
  *   decided by the node that folds the entity, sent to it over HTTP when it is another one;</li>
  *   <li>{@code kfold.<type>.get}: request {@code {"key", "minVersion"?, "timeoutMs"?}}; reply
  *   {@code {key, version, state}}, from the node that folds the entity, asked over HTTP when it is
