@@ -5,9 +5,14 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.entity.Envelopes;
+import io.vertx.core.Future;
 import io.vertx.core.Handler;
+import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.RequestOptions;
 import io.vertx.ext.web.client.HttpResponse;
 import io.vertx.ext.web.client.WebClient;
 import io.vertx.core.buffer.Buffer;
@@ -140,8 +145,27 @@ public final class TestNodes {
     };
   }
 
-  /** A blocking HTTP call for test code: status and parsed body. */
-  public record Reply(int status, String contentType, String etag, JsonNode body) {}
+  /**
+   * Opens a change stream whose frames go to {@code frames}. The handler is set as the head arrives,
+   * on the connection's event loop, before the next chunk is read: a listener added to the answer of
+   * {@code send()} from the test thread may come after the first frames, which are then lost.
+   */
+  public static Future<HttpClientResponse> openStream(HttpClient http, RequestOptions options, List<String> frames) {
+    return http.request(options).compose(request -> {
+      Future<HttpClientResponse> response = request.response().map(sse -> sse.handler(sseFrames(frames)));
+      request.end();
+      return response;
+    });
+  }
+
+  /** A blocking HTTP call for test code: status, parsed body, and every header of the answer. */
+  public record Reply(int status, String contentType, String etag, JsonNode body, MultiMap headers) {
+
+    /** The value of a header of the answer, null without it. */
+    public String header(String name) {
+      return headers.get(name);
+    }
+  }
 
   public static Reply call(WebClient client, HttpMethod method, int port, String path, String body,
                            Map<String, String> headers) throws Exception {
@@ -151,6 +175,7 @@ public final class TestNodes {
         .await(30, TimeUnit.SECONDS);
     Buffer raw = response.body();
     JsonNode json = raw == null || raw.length() == 0 ? null : Envelopes.parse(raw.getBytes());
-    return new Reply(response.statusCode(), response.getHeader("content-type"), response.getHeader("ETag"), json);
+    return new Reply(response.statusCode(), response.getHeader("content-type"), response.getHeader("ETag"), json,
+        response.headers());
   }
 }

@@ -24,6 +24,7 @@ import java.io.IOException;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.function.BiFunction;
 
 /**
@@ -34,10 +35,15 @@ import java.util.function.BiFunction;
  */
 public final class Forwarder {
 
+  /**
+   * The node that answered a request for an entity: set by the node asked, replaced by the owner's
+   * when the request was forwarded, so that a caller (and a test) sees where it was decided.
+   */
+  public static final String ANSWERED_BY = "Kfold-Node";
   static final String FORWARDED_BY = "X-Kfold-Forwarded-By";
   private static final List<String> REQUEST_HEADERS = List.of("content-type", "accept", "If-Match", "Idempotency-Key",
       "X-Correlation-Id");
-  private static final List<String> RESPONSE_HEADERS = List.of("content-type", "ETag");
+  private static final List<String> RESPONSE_HEADERS = List.of("content-type", "ETag", ANSWERED_BY);
 
   private final Vertx vertx;
   private final KfoldConfig config;
@@ -45,6 +51,8 @@ public final class Forwarder {
   private final NodeDirectory directory;
   private final WebClient client;
   private final HttpClient streams;
+  private final LongAdder forwarded = new LongAdder();
+  private final LongAdder waitingForOwner = new LongAdder();
 
   public Forwarder(Vertx vertx, KfoldConfig config, Ownership ownership, NodeDirectory directory) {
     this.vertx = vertx;
@@ -71,10 +79,7 @@ public final class Forwarder {
     if (ownership.owns(type, key) || ctx.request().getHeader(FORWARDED_BY) != null) {
       return false;
     }
-    TopicPartition partition = ownership.partition(type, key);
-    Promise<String> owner = Promise.promise();
-    findOwner(partition, System.currentTimeMillis() + config.http().forwardWaitMs(), owner);
-    owner.future().onSuccess(url -> {
+    owner(ownership.partition(type, key)).onSuccess(url -> {
       if (url == null) {
         ctx.reroute(ctx.request().method(), ctx.request().uri());  // it became this node's meanwhile
       } else {
@@ -117,12 +122,11 @@ public final class Forwarder {
     if (ownership.owns(type, key)) {
       return Future.succeededFuture(null);
     }
-    Promise<String> owner = Promise.promise();
-    findOwner(ownership.partition(type, key), System.currentTimeMillis() + config.http().forwardWaitMs(), owner);
-    return owner.future().compose(url -> {
+    return owner(ownership.partition(type, key)).compose(url -> {
       if (url == null) {
         return Future.succeededFuture(null);  // it became this node's meanwhile
       }
+      forwarded.increment();
       HttpRequest<Buffer> request = client.requestAbs(method, url + "/v1/" + type + "/" + key + rest)
           .timeout(config.writes().timeoutMs() + config.http().maxWaitMs())
           .putHeader(FORWARDED_BY, directory.node());
@@ -154,20 +158,50 @@ public final class Forwarder {
         problem.path("detail").asText("the node at " + url + " answered " + status + " " + reason), details);
   }
 
-  private void findOwner(TopicPartition partition, long deadline, Promise<String> owner) {
-    var claim = directory.owner(partition);
-    if (claim.isPresent() && !claim.get().node().equals(directory.node())) {
-      owner.complete(claim.get().url());
-    } else if (ownership.owns(partition)) {
+  /** Requests sent to the node that folds their entity, since this node started. */
+  public long forwarded() {
+    return forwarded.sum();
+  }
+
+  /** Requests waiting now for the node that folds their entity to be known, as during a rebalance. */
+  public long waitingForOwner() {
+    return waitingForOwner.sum();
+  }
+
+  /**
+   * The URL of the node that folds the partition, null when it is this node, waiting up to
+   * {@code http.forwardWaitMs} while no node is known to fold it.
+   */
+  private Future<String> owner(TopicPartition partition) {
+    Promise<String> owner = Promise.promise();
+    findOwner(partition, System.currentTimeMillis() + config.http().forwardWaitMs(), owner, false);
+    return owner.future();
+  }
+
+  private void findOwner(TopicPartition partition, long deadline, Promise<String> owner, boolean waiting) {
+    var other = directory.owner(partition).filter(claim -> !claim.node().equals(directory.node()));
+    boolean mine = other.isEmpty() && ownership.owns(partition);
+    if (other.isEmpty() && !mine && System.currentTimeMillis() <= deadline) {
+      if (!waiting) {
+        waitingForOwner.increment();
+      }
+      vertx.setTimer(100, id -> findOwner(partition, deadline, owner, true));
+      return;
+    }
+    if (waiting) {
+      waitingForOwner.decrement();
+    }
+    if (other.isPresent()) {
+      owner.complete(other.get().url());
+    } else if (mine) {
       owner.complete(null);
-    } else if (System.currentTimeMillis() > deadline) {
-      owner.fail(KfoldException.unavailable("no node folds " + partition + " at the moment (a rebalance?); retry"));
     } else {
-      vertx.setTimer(100, id -> findOwner(partition, deadline, owner));
+      owner.fail(KfoldException.unavailable("no node folds " + partition + " at the moment (a rebalance?); retry"));
     }
   }
 
   private Future<Void> send(RoutingContext ctx, String url) {
+    forwarded.increment();
     HttpRequest<Buffer> request = client.requestAbs(ctx.request().method(), url + ctx.request().uri())
         .timeout(config.writes().timeoutMs() + config.http().maxWaitMs())
         .putHeader(FORWARDED_BY, directory.node());
@@ -200,6 +234,7 @@ public final class Forwarder {
    * the owner's stream then fills and is ended there, and this one is closed.
    */
   private Future<Void> relay(RoutingContext ctx, String url) {
+    forwarded.increment();
     RequestOptions options = new RequestOptions().setMethod(HttpMethod.GET).setAbsoluteURI(url + ctx.request().uri())
         .putHeader(FORWARDED_BY, directory.node());
     String lastEventId = ctx.request().getHeader("Last-Event-ID");
@@ -210,7 +245,7 @@ public final class Forwarder {
         .compose(request -> request.send().compose(answer -> {
           HttpServerResponse response = ctx.response().setStatusCode(answer.statusCode()).setChunked(true)
               .setWriteQueueMaxSize(config.http().streamMaxPendingBytes());
-          for (String header : List.of("content-type", "cache-control")) {
+          for (String header : List.of("content-type", "cache-control", ANSWERED_BY)) {
             String value = answer.getHeader(header);
             if (value != null) {
               response.putHeader(header, value);

@@ -55,14 +55,22 @@ final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
   /** What the worker asks of the consumer. A command naming a lease that ended does nothing. */
   sealed interface Command permits Commit, CommitBeforeStart, Resume, Overloaded {}
 
-  /** At-least-once: everything below {@code offset} is finished. Committed in the background, the latest per partition. */
-  record Commit(Lease lease, long offset) implements Command {}
+  /**
+   * Committed in the background, the latest per partition. At-least-once: everything below
+   * {@code offset} is finished. At-most-once: the offset committed before the latest start again,
+   * with fresher {@code metadata} (what a crash would leave undone, see {@link OffsetTracker.Unfinished}).
+   */
+  record Commit(Lease lease, OffsetAndMetadata offset) implements Command {
+    Commit(Lease lease, long offset) {
+      this(lease, new OffsetAndMetadata(offset));
+    }
+  }
 
   /**
    * At-most-once: commit these offsets now, then tell {@code then}, on the event loop, the leases
    * whose offsets were committed: only their effects may start.
    */
-  record CommitBeforeStart(Map<Lease, Long> offsets, Consumer<Set<Lease>> then) implements Command {}
+  record CommitBeforeStart(Map<Lease, OffsetAndMetadata> offsets, Consumer<Set<Lease>> then) implements Command {}
 
   /** The worker has read the dead-letter topic far enough: the partition may deliver. */
   record Resume(Lease lease) implements Command {}
@@ -81,6 +89,8 @@ final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
   private final Map<TopicPartition, Lease> leases = new HashMap<>();
   private long leasesGiven;
   private final Set<TopicPartition> awaitingResume = new HashSet<>();
+  /** At-most-once: partitions given to this worker whose last commit is still to be read for what it left undone. */
+  private final Set<TopicPartition> toAccount = new HashSet<>();
   private final Map<TopicPartition, Commit> toCommit = new HashMap<>();
   private boolean overloaded;
 
@@ -129,6 +139,7 @@ final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
 
   @Override
   public void runOnce() {
+    accountForUnfinished();
     runCommands();
     pauseOrResume();
     commitInBackground();
@@ -155,17 +166,19 @@ final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
         toCommit.put(commit.lease().partition(), commit);
       }
     } else if (command instanceof CommitBeforeStart start) {
-      Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+      // What waits for the background goes with it: never committed after it, so never over it,
+      // and the other partitions' metadata is as fresh as this one's.
+      Map<TopicPartition, OffsetAndMetadata> offsets = pendingCommits(leases.keySet());
+      Set<Lease> committed = new HashSet<>();
       start.offsets().forEach((lease, offset) -> {
         if (holds(lease)) {
-          offsets.put(lease.partition(), new OffsetAndMetadata(offset));
+          offsets.put(lease.partition(), offset);
+          committed.add(lease);
         }
       });
       if (!offsets.isEmpty()) {
         commitSync(offsets);
       }
-      Set<Lease> committed = new HashSet<>();
-      start.offsets().keySet().stream().filter(lease -> offsets.containsKey(lease.partition())).forEach(committed::add);
       context.runOnContext(v -> start.then().accept(committed));
     } else if (command instanceof Resume resume) {
       if (holds(resume.lease())) {
@@ -173,6 +186,49 @@ final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
       }
     } else if (command instanceof Overloaded load) {
       overloaded = load.overloaded();
+    }
+  }
+
+  /**
+   * At-most-once: counts what the previous reader of each newly given partition left undone below
+   * its last commit (it crashed, or the partition moved away), as {@code lost} (passed over: never
+   * started) and {@code outcomeUnknown} (running: the target may have had them), then commits the
+   * same offset without them, so that the next reader does not count them again. The partitions
+   * are still paused: nothing of them has started here yet.
+   */
+  private void accountForUnfinished() {
+    toAccount.retainAll(leases.keySet());
+    if (toAccount.isEmpty()) {
+      return;
+    }
+    Map<TopicPartition, OffsetAndMetadata> committed = committed(Set.copyOf(toAccount));
+    Map<TopicPartition, OffsetAndMetadata> cleared = new HashMap<>();
+    committed.forEach((partition, offset) -> {
+      OffsetTracker.Unfinished left = offset == null ? OffsetTracker.Unfinished.NONE
+          : OffsetTracker.Unfinished.parse(offset.metadata());
+      if (left.any()) {
+        LOG.warn("effect worker {}: {} lost at-most-once changes below offset {} of {}: {} passed over, never started;"
+            + " {} running, their outcome unknown", effect.name(), left.passedOver() + left.running(), offset.offset(),
+            partition, left.passedOver(), left.running());
+        stats.lost.add(left.passedOver());
+        stats.outcomeUnknown.add(left.running());
+        cleared.put(partition, new OffsetAndMetadata(offset.offset()));
+      }
+    });
+    if (!cleared.isEmpty()) {
+      commitSync(cleared);
+    }
+    toAccount.clear();
+  }
+
+  /** A wakeup meant for poll may hit the read instead: it is then simply made again. */
+  private Map<TopicPartition, OffsetAndMetadata> committed(Set<TopicPartition> partitions) {
+    while (true) {
+      try {
+        return consumer.committed(partitions, Duration.ofSeconds(30));
+      } catch (WakeupException e) {
+        // the wakeup is used up: the next try goes through
+      }
     }
   }
 
@@ -212,7 +268,7 @@ final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
     for (TopicPartition partition : partitions) {
       Commit commit = toCommit.remove(partition);
       if (commit != null && holds(commit.lease())) {
-        offsets.put(partition, new OffsetAndMetadata(commit.offset()));
+        offsets.put(partition, commit.offset());
       }
     }
     return offsets;
@@ -251,6 +307,7 @@ final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
         ended.add(lease);
       }
       awaitingResume.remove(partition);
+      toAccount.remove(partition);
       toCommit.remove(partition);
     }
     if (!ended.isEmpty()) {
@@ -294,6 +351,9 @@ final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
         Lease lease = new Lease(partition, ++leasesGiven);
         leases.put(partition, lease);
         awaitingResume.add(partition);
+        if (effect.delivery() == EffectConfig.Delivery.AT_MOST_ONCE) {
+          toAccount.add(partition);  // read in the loop, not here: the callback only records what changed
+        }
         context.runOnContext(v -> listener.assigned(lease));
       }
       LOG.info("effect worker {} reacting to {}", effect.name(), partitions);

@@ -13,6 +13,10 @@ public final class EffectStats {
   final LongAdder deadLettered = new LongAdder();
   final LongAdder parked = new LongAdder();
   final LongAdder skipped = new LongAdder();
+  /** At-most-once changes a crash or a handover passed over: never started, not delivered. Counted by the next reader. */
+  final LongAdder lost = new LongAdder();
+  /** At-most-once changes that were running at a crash or a handover: delivered or not. Counted by the next reader. */
+  final LongAdder outcomeUnknown = new LongAdder();
   volatile int inFlight;
   volatile int partitions;
   volatile long lag = -1;
@@ -25,6 +29,8 @@ public final class EffectStats {
         .put("deadLettered", deadLettered.sum())
         .put("parked", parked.sum())
         .put("skipped", skipped.sum())
+        .put("lost", lost.sum())
+        .put("outcomeUnknown", outcomeUnknown.sum())
         .put("inFlight", inFlight)
         .put("partitions", partitions)
         .put("lag", lag)

@@ -23,6 +23,7 @@ import io.vertx.core.buffer.Buffer;
 import io.vertx.core.json.JsonObject;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -52,7 +53,8 @@ import java.util.concurrent.atomic.LongAdder;
  * <p>At-least-once: an offset is committed once every change before it in its partition has been
  * delivered or dead-lettered. At-most-once: an effect starts only after its offset is committed, and
  * is tried once; a crash loses the effects that were running and those of lower offsets still
- * waiting behind other entities, never repeats one.
+ * waiting behind other entities, never repeats one, and the partition's next reader counts them
+ * from the metadata of the last commit.
  *
  * <p>A replay or skip asked on any node is a record in the dead-letter topic; the node whose worker
  * delivers the entity's changes partition carries it out, in order with the entity's changes, and
@@ -222,6 +224,9 @@ public final class EffectVerticle extends VerticleBase {
           }
           continue;
         }
+        if (effect.delivery() == Delivery.AT_MOST_ONCE) {
+          offsets.waiting(lease, record.offset());
+        }
         scheduler.add(EntityRef.of(change), new Item(lease, record.offset(), change));
       }
       committable.forEach((lease, offset) -> changes.send(new Commit(lease, offset)));
@@ -261,8 +266,10 @@ public final class EffectVerticle extends VerticleBase {
       items.forEach(this::start);
       return;
     }
-    Map<Lease, Long> commitFirst = new HashMap<>();
-    items.forEach(item -> commitFirst.put(item.lease(), offsets.starting(item.lease(), item.offset())));
+    Map<Lease, Long> below = new HashMap<>();
+    items.forEach(item -> below.put(item.lease(), offsets.starting(item.lease(), item.offset())));
+    Map<Lease, OffsetAndMetadata> commitFirst = new HashMap<>();
+    below.forEach((lease, offset) -> commitFirst.put(lease, committable(lease, offset)));
     changes.send(new CommitBeforeStart(commitFirst, committed -> items.forEach(item -> {
       if (committed.contains(item.lease())) {
         start(item);
@@ -313,13 +320,26 @@ public final class EffectVerticle extends VerticleBase {
     });
   }
 
-  /** The job is over: release its entity and, for a change read at-least-once, its offset. */
+  /**
+   * The job is over: release its entity and, for a change read at-least-once, its offset; for one
+   * read at-most-once, commit again that it no longer runs, so that a crash is not taken to have
+   * left it undone.
+   */
   private void finished(Job job) {
     scheduler.finished(job.entity());
     if (job instanceof Item item && effect.delivery() == Delivery.AT_LEAST_ONCE) {
       offsets.finished(item.lease(), item.offset()).ifPresent(offset -> changes.send(new Commit(item.lease(), offset)));
+    } else if (job instanceof Item item) {
+      offsets.ended(item.lease());
+      offsets.committedBeforeStart(item.lease())
+          .ifPresent(offset -> changes.send(new Commit(item.lease(), committable(item.lease(), offset))));
     }
     scheduled();
+  }
+
+  /** At-most-once: the offset, with what a crash would leave undone below it for the partition's next reader. */
+  private OffsetAndMetadata committable(Lease lease, long offset) {
+    return new OffsetAndMetadata(offset, offsets.unfinished(lease).metadata());
   }
 
   // ---- Replay and skip: asked on any node, carried out by the node that delivers the entity.

@@ -142,7 +142,8 @@ public final class HttpApiVerticle extends VerticleBase {
     BodyHandler body = BodyHandler.create(false).setBodyLimit(config.http().maxBodyBytes());
     // The most frequent request first: the router tries routes in order, most by a regex match. No
     // other route's path is two segments after /v1.
-    router.get("/v1/:type/:id").handler(this::staleIfAsked).handler(this::forwardIfElsewhere).handler(this::getState);
+    router.get("/v1/:type/:id").handler(this::answeredHere).handler(this::staleIfAsked).handler(this::forwardIfElsewhere)
+        .handler(this::getState);
     router.get("/v1/_cluster").handler(this::cluster);
     router.get("/v1/_effects").handler(this::effectStatus);
     router.get("/v1/_effects/:worker/parked").handler(ctx -> effectAdmin(ctx, "parked"));
@@ -151,10 +152,13 @@ public final class HttpApiVerticle extends VerticleBase {
     router.post("/v1/_effects/:worker/parked/:type/:id/replay").handler(ctx -> effectAdmin(ctx, "replay"));
     router.post("/v1/_effects/:worker/parked/:type/:id/skip").handler(ctx -> effectAdmin(ctx, "skip"));
     router.get("/v1/:type").handler(this::query);
-    router.post("/v1/:type/:id/commands").handler(body).handler(this::forwardIfElsewhere).handler(this::command);
-    router.post("/v1/:type/:id/events").handler(body).handler(this::forwardIfElsewhere).handler(this::appendEvents);
-    router.get("/v1/:type/:id/events").handler(this::forwardIfElsewhere).handler(this::history);
-    router.get("/v1/:type/:id/changes").handler(this::forwardStreamIfElsewhere)
+    router.post("/v1/:type/:id/commands").handler(body).handler(this::answeredHere).handler(this::forwardIfElsewhere)
+        .handler(this::command);
+    router.post("/v1/:type/:id/events").handler(body).handler(this::answeredHere).handler(this::forwardIfElsewhere)
+        .handler(this::appendEvents);
+    router.get("/v1/:type/:id/events").handler(this::answeredHere).handler(this::forwardIfElsewhere)
+        .handler(this::history);
+    router.get("/v1/:type/:id/changes").handler(this::answeredHere).handler(this::forwardStreamIfElsewhere)
         .handler(changeStreams::handle);
     router.get("/health").handler(this::health);
     router.get("/ready").handler(this::ready);
@@ -164,6 +168,15 @@ public final class HttpApiVerticle extends VerticleBase {
     router.route().last().handler(ctx -> ctx.fail(404));
     router.route().failureHandler(Problems::handle);
     return router;
+  }
+
+  /**
+   * Names this node on the answer about an entity, its failures included; a request forwarded to
+   * the node that folds the entity gets that node's name instead.
+   */
+  private void answeredHere(RoutingContext ctx) {
+    ctx.response().putHeader(Forwarder.ANSWERED_BY, directory.node());
+    ctx.next();
   }
 
   /** Sends a request for an entity that another node folds to that node; lets the rest through. */
@@ -422,6 +435,10 @@ public final class HttpApiVerticle extends VerticleBase {
     counter(text, "kfold_fold_events_conflict_total", "Events rejected by the version check.", progress.conflicts.sum());
     counter(text, "kfold_fold_records_dead_lettered_total", "Records sent to a dead-letter topic.", progress.deadLettered.sum());
     counter(text, "kfold_fold_batches_total", "Polls folded and written.", progress.batches.sum());
+    counter(text, "kfold_http_forwarded_total", "Requests for entities another node folds, sent to that node.",
+        forwarder.forwarded());
+    gauge(text, "kfold_http_forward_waiting", "Requests waiting for the node that folds their entity to be known.",
+        forwarder.waitingForOwner());
     counter(text, "kfold_http_change_streams_cut_total", "Change streams ended because their client read too slowly.",
         changeStreams.cut());
     gauge(text, "kfold_http_change_stream_pending_bytes", "Bytes the open change streams hold for their clients.",
@@ -432,7 +449,8 @@ public final class HttpApiVerticle extends VerticleBase {
         .append("# TYPE kfold_fold_lag_records gauge\n");
     progress.lag().forEach((p, lag) -> text.append("kfold_fold_lag_records{topic=\"").append(p.topic())
         .append("\",partition=\"").append(p.partition()).append("\"} ").append(lag).append('\n'));
-    for (String metric : List.of("delivered", "retried", "deadLettered", "parked", "skipped", "inFlight", "lag")) {
+    for (String metric : List.of("delivered", "retried", "deadLettered", "parked", "skipped", "lost", "outcomeUnknown",
+        "inFlight", "lag")) {
       boolean gauge = metric.equals("inFlight") || metric.equals("lag");
       String name = "kfold_effect_" + metric.replaceAll("([a-z])([A-Z])", "$1_$2").toLowerCase() + (gauge ? "" : "_total");
       text.append("# TYPE ").append(name).append(gauge ? " gauge\n" : " counter\n");

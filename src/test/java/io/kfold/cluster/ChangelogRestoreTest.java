@@ -1,15 +1,20 @@
 package io.kfold.cluster;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.InterceptedStore;
 import io.kfold.KfoldConfig;
 import io.kfold.KfoldNode;
+import io.kfold.KfoldProcess;
 import io.kfold.RunningNode;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
+import io.kfold.store.ChangelogItem;
+import io.kfold.store.StoreContents;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
+import io.vertx.ext.web.client.WebClient;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
@@ -18,13 +23,18 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.SortedMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
+import java.util.stream.IntStream;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -36,29 +46,51 @@ import static org.assertj.core.api.Assertions.assertThat;
 class ChangelogRestoreTest {
 
   private static final int USERS = 100;
+  private static final int ORDERS = 10;
+  private static final List<String> TYPES = List.of("orders", "shipments", "users");
+  private static final String PLACE =
+      "{\"type\":\"place\",\"payload\":{\"customerEmail\":\"a@b.c\",\"items\":[{\"sku\":\"x\",\"quantity\":1,\"price\":5}]}}";
+  private static final String PAY = "{\"type\":\"pay\",\"payload\":{\"amount\":5}}";
   private static final int LONG_RESTORE_EVENTS = 64_000;
 
   @Test
-  @DisplayName("a node without local state restores from the changelog, folds nothing twice, and answers as the first node did")
+  @DisplayName("after kill -9 of the node that folded everything, a node without local state restores from the"
+      + " changelog a store identical to the dead node's, byte for byte, folds nothing twice, and answers as it did")
   void restoresFromTheChangelog() throws Exception {
     String app = TestNodes.newApp("restore");
-    KfoldConfig first = TestNodes.config(app, TestNodes.tempDir("restore-a"));
+    Path dataOfA = TestNodes.tempDir("restore-a");
+    KfoldConfig first = TestNodes.config(app, dataOfA);
     Map<String, String> states = new HashMap<>();
     Map<String, String> histories = new HashMap<>();
     Reply idempotent;
-    try (RunningNode a = RunningNode.start(first)) {
-      idempotent = writeUsers(a, "restore");
-      TestNodes.awaitCaughtUp(a.node());
+    KfoldProcess a = process(app, dataOfA, "restore");
+    Vertx vertx = Vertx.vertx();
+    WebClient client = WebClient.create(vertx);
+    try {
+      a.start();
+      idempotent = writeUsers(client, a.port(), first, "restore");
+      writeOrders(client, a.port());
+      a.awaitStatus("/ready", 200);
       for (int u = 0; u < USERS; u++) {
-        states.put("u" + u, a.get("/v1/users/u" + u + "?minVersion=5&timeoutMs=10000").body().toString());
-        histories.put("u" + u, a.get("/v1/users/u" + u + "/events?limit=1000").body().toString());
+        String path = "/v1/users/u" + u;
+        states.put("u" + u, call(client, a.port(), path + "?minVersion=5&timeoutMs=10000").body().toString());
+        histories.put("u" + u, call(client, a.port(), path + "/events?limit=1000").body().toString());
       }
+      // Killed once it has sent all it folded, so that the changelog can hold the whole store.
+      awaitChangelogComplete(first);
+      a.kill();
+    } finally {
+      a.stopIfAlive();
+      client.close();
+      vertx.close().await(30, TimeUnit.SECONDS);
     }
+    SortedMap<String, SortedMap<String, String>> original = StoreContents.read(dataOfA.resolve("store"));
     int eventsInLog = TestLog.records(first.eventsTopic("users")).size();
 
     KfoldConfig second = TestNodes.config(app, TestNodes.tempDir("restore-b"));
     try (RunningNode b = RunningNode.start(second)) {
       assertThat(b.node().progress().applied.sum()).as("events folded again after the restore").isZero();
+      assertSameStore(original, StoreContents.read(second.dataDir().resolve("store")));
       for (int u = 0; u < USERS; u++) {
         assertThat(b.get("/v1/users/u" + u).body().toString()).as("state of u%d", u).isEqualTo(states.get("u" + u));
         assertThat(b.get("/v1/users/u" + u + "/events?limit=1000").body().toString()).as("history of u%d", u)
@@ -84,55 +116,66 @@ class ChangelogRestoreTest {
   }
 
   @Test
-  @DisplayName("a standby keeps a warm copy from the changelog, answers stale reads from it, and takes over without folding the log again")
+  @DisplayName("a standby keeps a warm copy from the changelog and answers stale reads of the other node's entities"
+      + " from it, marked Kfold-Stale, also while that node is dead; after kill -9 of that node it takes over"
+      + " without folding the log again")
   void standbyTakesOver() throws Exception {
     String app = TestNodes.newApp("standby");
-    KfoldConfig first = TestNodes.config(app, TestNodes.tempDir("standby-a"));
+    Path dataOfA = TestNodes.tempDir("standby-a");
+    KfoldConfig first = TestNodes.config(app, dataOfA);
     KfoldConfig second = TestNodes.config(app, TestNodes.tempDir("standby-b"));
-    RunningNode a = RunningNode.start(first);
+    KfoldProcess a = process(app, dataOfA, "standby");
     RunningNode b = null;
     try {
-      writeUsers(a, "standby");
+      a.start();
       b = RunningNode.start(second);
-      long deadline = System.currentTimeMillis() + 60_000;
+      writeUsers(b.client, a.port(), first, "standby");
+      RunningNode node = b;
       // Each node folds some partitions and keeps a warm copy of the other's.
-      while (a.node().progress().standbys().isEmpty() || b.node().progress().standbys().isEmpty()
-          || a.node().progress().lag().isEmpty() || b.node().progress().lag().isEmpty()) {
-        assertThat(System.currentTimeMillis()).as("both nodes fold and keep standbys").isLessThan(deadline);
-        Thread.sleep(100);
-      }
-      TestNodes.awaitCaughtUp(a.node());
+      await("both nodes fold and keep standbys", () -> {
+        JsonNode cluster = ClusterClient.get(a, "/v1/_cluster");
+        return !cluster.path("lag").isEmpty() && !cluster.path("standbys").isEmpty()
+            && !node.node().progress().standbys().isEmpty() && !node.node().progress().lag().isEmpty();
+      });
+      a.awaitStatus("/ready", 200);
       TestNodes.awaitCaughtUp(b.node());
+      String nameOfA = ClusterClient.get(a, "/v1/_cluster").path("node").asText();
+      String nameOfB = b.get("/v1/_cluster").body().path("node").asText();
+      Ownership ofB = new Ownership(second, Map.of("users", 4), b.node().progress());
+      List<String> ofA = IntStream.range(0, USERS).mapToObj(u -> "u" + u).filter(u -> !ofB.owns("users", u)).toList();
+      assertThat(ofA).as("users the other node folds").isNotEmpty().hasSizeLessThan(USERS);
       for (int u = 0; u < USERS; u++) {
         String path = "/v1/users/u" + u;
-        Reply owner = a.get(path);
-        // A stale read is answered by the node asked, from its own copy, and says so.
-        Reply stale = b.call(HttpMethod.GET, path + "?stale=true", null, Map.of());
-        deadline = System.currentTimeMillis() + 10_000;
-        while (stale.body().path("version").asLong() < owner.body().path("version").asLong()
-            && System.currentTimeMillis() < deadline) {
-          Thread.sleep(50);
-          stale = b.call(HttpMethod.GET, path + "?stale=true", null, Map.of());
-        }
+        Reply owner = call(b.client, a.port(), path);
+        boolean elsewhere = ofA.contains("u" + u);
+        assertThat(owner.header("Kfold-Node")).as("owner of u%d", u).isEqualTo(elsewhere ? nameOfA : nameOfB);
+        // The copy may be behind the owner for a moment: read until it has caught up.
+        Reply stale = awaitStaleRead(b, path, owner.body().path("version").asLong());
         assertThat(stale.body()).as("stale read of u%d", u).isEqualTo(owner.body());
+        // Answered by the node asked, from its own copy, and says so; what it folds itself is not stale.
+        assertThat(stale.header("Kfold-Node")).as("node that answered the stale read of u%d", u).isEqualTo(nameOfB);
+        assertThat(stale.header("Kfold-Stale")).as("Kfold-Stale of u%d", u).isEqualTo(elsewhere ? "true" : null);
       }
       long appliedByB = b.node().progress().applied.sum();
-      a.close();
-      a = null;
-      deadline = System.currentTimeMillis() + 60_000;
-      while (b.node().progress().lag().size() < 12 || !b.node().progress().caughtUp()) {
-        assertThat(System.currentTimeMillis()).as("b folds all partitions").isLessThan(deadline);
-        Thread.sleep(100);
+      a.kill();
+      // While the group has not noticed yet (a few reads, well within its session timeout), the dead
+      // node's entities are still read from the copy.
+      for (String user : ofA.subList(0, Math.min(10, ofA.size()))) {
+        Reply stale = b.call(HttpMethod.GET, "/v1/users/" + user + "?stale=true", null, Map.of());
+        assertThat(stale.status()).as("stale read of %s with its owner dead", user).isEqualTo(200);
+        assertThat(stale.header("Kfold-Stale")).as("Kfold-Stale of %s with its owner dead", user).isEqualTo("true");
+        assertThat(stale.body().path("version").asLong()).isEqualTo(5);
       }
+      await("b folds all partitions", () -> node.node().progress().lag().size() == 12
+          && node.node().progress().caughtUp());
       assertThat(b.node().progress().applied.sum()).as("events b folded after taking over").isEqualTo(appliedByB);
       for (int u = 0; u < USERS; u++) {
-        Reply read = b.get("/v1/users/u" + u);
+        Reply read = b.call(HttpMethod.GET, "/v1/users/u" + u + "?stale=true", null, Map.of());
         assertThat(read.body().path("version").asLong()).as("version of u%d", u).isEqualTo(5);
+        assertThat(read.header("Kfold-Stale")).as("Kfold-Stale of u%d, now b's", u).isNull();
       }
     } finally {
-      if (a != null) {
-        a.close();
-      }
+      a.stopIfAlive();
       if (b != null) {
         b.close();
       }
@@ -258,13 +301,16 @@ class ChangelogRestoreTest {
         batch -> LockSupport.parkNanos(batch.size() * nanosPerItem)));
   }
 
-  /** Four appends per user through HTTP (one with an idempotency key) and one outside event without a version. */
-  private static Reply writeUsers(RunningNode node, String prefix) throws Exception {
+  /**
+   * Four appends per user through the node at {@code port} (one with an idempotency key) and one
+   * outside event without a version.
+   */
+  private static Reply writeUsers(WebClient client, int port, KfoldConfig config, String prefix) throws Exception {
     Reply idempotent = null;
     for (int round = 0; round < 4; round++) {
       for (int u = 0; u < USERS; u++) {
         Map<String, String> headers = round == 2 && u == 0 ? Map.of("Idempotency-Key", prefix + "-key") : Map.of();
-        Reply reply = node.call(HttpMethod.POST, "/v1/users/u" + u + "/events",
+        Reply reply = TestNodes.call(client, HttpMethod.POST, port, "/v1/users/u" + u + "/events",
             "{\"events\":[{\"type\":\"Renamed\",\"payload\":{\"n\":" + round + ",\"r" + round + "\":\"" + u + "\"}}]}", headers);
         assertThat(reply.status()).isEqualTo(200);
         if (!headers.isEmpty()) {
@@ -274,10 +320,121 @@ class ChangelogRestoreTest {
     }
     try (KafkaProducer<byte[], byte[]> outside = TestNodes.plainProducer()) {
       for (int u = 0; u < USERS; u++) {
-        outside.send(new ProducerRecord<>(node.config.eventsTopic("users"), bytes("u" + u), bytes("{\"outside\":" + u + "}")));
+        outside.send(new ProducerRecord<>(config.eventsTopic("users"), bytes("u" + u), bytes("{\"outside\":" + u + "}")));
       }
     }
     return idempotent;
+  }
+
+  /**
+   * Orders placed and paid (the payment with an idempotency key) through the node at {@code port},
+   * and the shipment each paid order asks for (the shipment-request worker's command): entities of
+   * every type, and idempotency keys of each kind of write.
+   */
+  private static void writeOrders(WebClient client, int port) throws Exception {
+    for (int o = 0; o < ORDERS; o++) {
+      String commands = "/v1/orders/o" + o + "/commands";
+      assertThat(TestNodes.call(client, HttpMethod.POST, port, commands, PLACE, Map.of()).status()).isEqualTo(200);
+      assertThat(TestNodes.call(client, HttpMethod.POST, port, commands, PAY, Map.of("Idempotency-Key", "pay-o" + o))
+          .status()).isEqualTo(200);
+    }
+    for (int o = 0; o < ORDERS; o++) {
+      assertThat(call(client, port, "/v1/shipments/o" + o + "?minVersion=1&timeoutMs=30000").status())
+          .as("shipment of o%d", o).isEqualTo(200);
+    }
+  }
+
+  private static Reply call(WebClient client, int port, String path) throws Exception {
+    return TestNodes.call(client, HttpMethod.GET, port, path, null, Map.of());
+  }
+
+  /** A kfold process of {@code app} with its store in {@code dataDir}, that the group counts dead 6 s after a kill. */
+  private static KfoldProcess process(String app, Path dataDir, String name) throws Exception {
+    Map<String, String> env = TestNodes.env(app, dataDir);
+    env.put("KFOLD_KAFKA_SESSION_TIMEOUT_MS", "6000");
+    return new KfoldProcess(env, Path.of("target", name + "-" + app + ".log"));
+  }
+
+  /** A stale read through {@code node}, repeated until its copy has reached {@code version}. */
+  private static Reply awaitStaleRead(RunningNode node, String path, long version) throws Exception {
+    long deadline = System.currentTimeMillis() + 10_000;
+    Reply stale = node.call(HttpMethod.GET, path + "?stale=true", null, Map.of());
+    while (stale.body().path("version").asLong() < version && System.currentTimeMillis() < deadline) {
+      Thread.sleep(50);
+      stale = node.call(HttpMethod.GET, path + "?stale=true", null, Map.of());
+    }
+    return stale;
+  }
+
+  /**
+   * Waits until, for every type, the committed changelog holds in each partition a marker at the
+   * end of the events partition: everything the node folded has been sent to the changelog.
+   */
+  private static void awaitChangelogComplete(KfoldConfig config) throws Exception {
+    await("the changelog holds everything the node folded", () -> {
+      for (String type : TYPES) {
+        Map<Integer, Long> folded = new HashMap<>();
+        TestLog.records(config.eventsTopic(type)).forEach(r -> folded.merge(r.partition(), r.offset() + 1, Math::max));
+        Map<Integer, Long> marked = new HashMap<>();
+        TestLog.committedRecords(config.changelogTopic(type)).forEach(r -> {
+          long offset = new ChangelogItem(r.key(), r.value()).markedOffset();
+          if (offset >= 0) {
+            marked.merge(r.partition(), offset, Math::max);
+          }
+        });
+        if (!marked.equals(folded)) {
+          return false;
+        }
+      }
+      return true;
+    });
+  }
+
+  /**
+   * Every item the changelog carries is in the restored store, byte for byte, and nothing more: all
+   * column families but the outbox, which holds what a node has yet to publish, its own work, that
+   * the next owner does again from the log.
+   */
+  private static void assertSameStore(SortedMap<String, SortedMap<String, String>> original,
+                                      SortedMap<String, SortedMap<String, String>> restored) {
+    assertThat(restored.keySet()).as("column families").isEqualTo(original.keySet());
+    for (String column : List.of("states", "events", "idempotency")) {
+      assertThat(StoreContents.entityTypes(original.get(column))).as("types in the dead node's %s", column)
+          .containsExactlyElementsOf(TYPES);
+    }
+    assertThat(original.get("offsets")).as("the dead node's offsets").isNotEmpty();
+    for (String column : original.keySet()) {
+      if (column.equals("outbox")) {
+        continue;
+      }
+      SortedMap<String, String> was = original.get(column);
+      SortedMap<String, String> is = restored.get(column);
+      List<String> differences = new ArrayList<>();
+      was.forEach((key, value) -> {
+        if (!is.containsKey(key)) {
+          differences.add("missing " + key);
+        } else if (!is.get(key).equals(value)) {
+          differences.add(key + ": " + value + " restored as " + is.get(key));
+        }
+      });
+      is.keySet().stream().filter(key -> !was.containsKey(key)).forEach(key -> differences.add("more " + key));
+      assertThat(differences.size()).as("items of %s that differ, of %d; the first: %s", column, was.size(),
+          differences.stream().limit(3).toList()).isZero();
+    }
+  }
+
+  private interface Condition {
+    boolean holds() throws Exception;
+  }
+
+  private static void await(String what, Condition condition) throws Exception {
+    long deadline = System.currentTimeMillis() + 90_000;
+    while (!condition.holds()) {
+      if (System.currentTimeMillis() > deadline) {
+        throw new AssertionError("not within 90 s: " + what);
+      }
+      Thread.sleep(100);
+    }
   }
 
   private static byte[] bytes(String text) {

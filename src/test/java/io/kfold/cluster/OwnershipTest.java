@@ -11,16 +11,27 @@ import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpClient;
 import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.RequestOptions;
 import io.vertx.ext.web.client.WebClient;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
+import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.IntStream;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -28,8 +39,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 @ExtendWith(TestBroker.class)
 class OwnershipTest {
 
+  private static final String PLACE =
+      "{\"type\":\"place\",\"payload\":{\"customerEmail\":\"a@b.c\",\"items\":[{\"sku\":\"x\",\"quantity\":1,\"price\":5}]}}";
+
   @Test
-  @DisplayName("with two nodes, either node answers any entity's commands, reads and change stream, decided by the node that folds it")
+  @DisplayName("with two nodes, either node answers any entity's commands, reads and change stream: the node that folds"
+      + " it decides and answers (named in Kfold-Node), the other forwards to it")
   void anyNodeAnswers() throws Exception {
     Vertx vertx = Vertx.vertx();
     String app = TestNodes.newApp("owners");
@@ -38,72 +53,148 @@ class OwnershipTest {
     KfoldNode a = KfoldNode.start(vertx, first).await(60, TimeUnit.SECONDS);
     KfoldNode b = KfoldNode.start(vertx, second).await(60, TimeUnit.SECONDS);
     WebClient client = WebClient.create(vertx);
+    HttpClient http = vertx.createHttpClient();
     try {
-      long deadline = System.currentTimeMillis() + 60_000;
-      while (!splitAndKnown(client, a, b)) {
-        assertThat(System.currentTimeMillis()).as("two nodes share the 12 partitions and know it").isLessThan(deadline);
-        Thread.sleep(100);
-      }
+      await("two nodes share the 12 partitions and know it", () -> splitAndKnown(client, a, b));
       List<KfoldNode> nodes = List.of(a, b);
+      Map<KfoldNode, String> names = Map.of(a, nodeName(client, a), b, nodeName(client, b));
+      Ownership ofA = new Ownership(first, Map.of("orders", 4), a.progress());
+      // Requests each node got for orders the other folds: the ones it must have forwarded.
+      Map<KfoldNode, Long> forwarded = new HashMap<>(Map.of(a, 0L, b, 0L));
       for (int i = 0; i < 10; i++) {
         String order = "o" + i;
-        Reply placed = TestNodes.call(client, HttpMethod.POST, nodes.get(i % 2).httpPort(), "/v1/orders/" + order + "/commands",
-            "{\"type\":\"place\",\"payload\":{\"customerEmail\":\"a@b.c\",\"items\":[{\"sku\":\"x\",\"quantity\":1,\"price\":5}]}}",
-            Map.of());
+        String owner = names.get(ofA.owns("orders", order) ? a : b);
+        KfoldNode asked = nodes.get(i % 2);
+        KfoldNode other = nodes.get((i + 1) % 2);
+        Reply placed = TestNodes.call(client, HttpMethod.POST, asked.httpPort(), "/v1/orders/" + order + "/commands",
+            PLACE, Map.of());
         assertThat(placed.status()).as("place %s", order).isEqualTo(200);
-        Reply paid = TestNodes.call(client, HttpMethod.POST, nodes.get((i + 1) % 2).httpPort(),
-            "/v1/orders/" + order + "/commands", "{\"type\":\"pay\",\"payload\":{\"amount\":5}}", Map.of("If-Match", "\"1\""));
+        Reply paid = TestNodes.call(client, HttpMethod.POST, other.httpPort(), "/v1/orders/" + order + "/commands",
+            "{\"type\":\"pay\",\"payload\":{\"amount\":5}}", Map.of("If-Match", "\"1\""));
         assertThat(paid.status()).as("pay %s on the other node", order).isEqualTo(200);
         assertThat(paid.etag()).isEqualTo("\"2\"");
-        Reply stale = TestNodes.call(client, HttpMethod.POST, nodes.get(i % 2).httpPort(), "/v1/orders/" + order + "/commands",
+        Reply outdated = TestNodes.call(client, HttpMethod.POST, asked.httpPort(), "/v1/orders/" + order + "/commands",
             "{\"type\":\"comment\",\"payload\":{\"text\":\"x\"}}", Map.of("If-Match", "\"1\""));
-        assertThat(stale.status()).isEqualTo(409);
+        assertThat(outdated.status()).isEqualTo(409);
+        // Whichever node was asked, the owner decided: one of the two writes was forwarded to it.
+        assertThat(List.of(placed.header("Kfold-Node"), paid.header("Kfold-Node"), outdated.header("Kfold-Node")))
+            .as("nodes that decided the writes of %s", order).containsOnly(owner);
+        for (KfoldNode node : List.of(asked, other, asked)) {
+          forwarded.merge(node, names.get(node).equals(owner) ? 0L : 1L, Long::sum);
+        }
         for (KfoldNode node : nodes) {
           Reply read = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/orders/" + order, null, Map.of());
           assertThat(read.status()).isEqualTo(200);
+          assertThat(read.header("Kfold-Node")).as("node that answered the read of %s", order).isEqualTo(owner);
           assertThat(read.body().path("version").asLong()).isEqualTo(2);
           assertThat(read.body().path("state").path("status").asText()).isEqualTo("paid");
+          forwarded.merge(node, names.get(node).equals(owner) ? 0L : 1L, Long::sum);
         }
         assertThat(TestLog.events(first.eventsTopic("orders"), order)).hasSize(2);
       }
+      for (KfoldNode node : nodes) {
+        assertThat(metric(client, node, "kfold_http_forwarded_total")).as("requests %s forwarded", names.get(node))
+            .isEqualTo(forwarded.get(node));
+      }
+      // A node that holds a current copy of an order it does not fold (as a standby) still forwards a
+      // plain read to the owner: only a read with ?stale=true is answered from the copy.
+      for (int i = 0; i < 10; i++) {
+        String order = "/v1/orders/o" + i;
+        KfoldNode other = ofA.owns("orders", "o" + i) ? b : a;
+        String owner = names.get(ofA.owns("orders", "o" + i) ? a : b);
+        await("the copy of o" + i + " on the other node", () -> {
+          Reply stale = TestNodes.call(client, HttpMethod.GET, other.httpPort(), order + "?stale=true", null, Map.of());
+          return "true".equals(stale.header("Kfold-Stale")) && stale.body().path("version").asLong() == 2;
+        });
+        Reply read = TestNodes.call(client, HttpMethod.GET, other.httpPort(), order, null, Map.of());
+        assertThat(read.header("Kfold-Node")).as("node that answered the read of o%d", i).isEqualTo(owner);
+        assertThat(read.header("Kfold-Stale")).isNull();
+      }
+
       // The change stream of an order the other node folds is relayed from it.
-      Ownership ofB = new Ownership(first, Map.of("orders", 4), b.progress());
-      String order = java.util.stream.IntStream.range(0, 10).mapToObj(i -> "o" + i).filter(o -> ofB.owns("orders", o))
+      String order = IntStream.range(0, 10).mapToObj(i -> "o" + i).filter(o -> !ofA.owns("orders", o))
           .findFirst().orElseThrow();
-      List<String> frames = new java.util.concurrent.CopyOnWriteArrayList<>();
-      HttpClient http = vertx.createHttpClient();
-      HttpClientResponse stream = http.request(HttpMethod.GET, a.httpPort(), "127.0.0.1", "/v1/orders/" + order + "/changes")
-          .compose(request -> request.send())
-          .map(sse -> sse.handler(chunk -> frames.addAll(List.of(chunk.toString().split("\n\n")))))
-          .await(10, TimeUnit.SECONDS);
+      List<String> frames = new CopyOnWriteArrayList<>();
+      HttpClientResponse stream = openStream(http, a, order, null, frames);
       assertThat(stream.statusCode()).isEqualTo(200);
       assertThat(stream.getHeader("content-type")).isEqualTo("text/event-stream");
-      deadline = System.currentTimeMillis() + 10_000;
-      while (frames.isEmpty() && System.currentTimeMillis() < deadline) {
-        Thread.sleep(20);
-      }
+      assertThat(stream.getHeader("Kfold-Node")).as("node that answered the stream").isEqualTo(names.get(b));
+      await("the relayed stream opens with the state", () -> !frames.isEmpty());
+      assertThat(frames.get(0)).startsWith("event: state\nid: 2");
       assertThat(TestNodes.call(client, HttpMethod.POST, a.httpPort(), "/v1/orders/" + order + "/commands",
           "{\"type\":\"comment\",\"payload\":{\"text\":\"relayed\"}}", Map.of()).status()).isEqualTo(200);
-      while (frames.stream().noneMatch(f -> f.startsWith("event: change\nid: 3")) && System.currentTimeMillis() < deadline) {
-        Thread.sleep(20);
-      }
-      assertThat(frames.get(0)).startsWith("event: state\nid: 2");
-      assertThat(frames).anyMatch(f -> f.startsWith("event: change\nid: 3") && f.contains("relayed"));
+      await("the relayed stream carries change 3", () -> frames.size() > 1);
+      assertThat(frames).hasSize(2);
+      assertThat(frames.get(1)).startsWith("event: change\nid: 3").contains("relayed");
       // A client reconnecting through the relay resumes after its Last-Event-ID.
-      List<String> resumed = new java.util.concurrent.CopyOnWriteArrayList<>();
-      http.request(new io.vertx.core.http.RequestOptions().setMethod(HttpMethod.GET).setPort(a.httpPort())
-              .setHost("127.0.0.1").setURI("/v1/orders/" + order + "/changes").putHeader("Last-Event-ID", "2"))
-          .compose(request -> request.send())
-          .map(sse -> sse.handler(chunk -> List.of(chunk.toString().split("\n\n")).stream()
-              .filter(f -> !f.startsWith(":")).forEach(resumed::add)))
-          .await(10, TimeUnit.SECONDS);
-      deadline = System.currentTimeMillis() + 10_000;
-      while (resumed.isEmpty() && System.currentTimeMillis() < deadline) {
-        Thread.sleep(20);
-      }
-      http.close();
-      assertThat(resumed).isNotEmpty();
+      List<String> resumed = new CopyOnWriteArrayList<>();
+      openStream(http, a, order, "2", resumed);
+      await("the resumed stream replays change 3", () -> !resumed.isEmpty());
       assertThat(resumed.get(0)).startsWith("event: change\nid: 3").contains("relayed");
+    } finally {
+      http.close();
+      client.close();
+      a.stop().await(60, TimeUnit.SECONDS);
+      b.stop().await(60, TimeUnit.SECONDS);
+      vertx.close().await(30, TimeUnit.SECONDS);
+    }
+  }
+
+  @Test
+  @DisplayName("while no node is known to fold an entity, a request for it waits up to http.forwardWaitMs: it is"
+      + " forwarded once the owner is known again, and answered 503 by the node asked when the wait runs out")
+  void waitsForTheOwner() throws Exception {
+    Vertx vertx = Vertx.vertx();
+    String app = TestNodes.newApp("owner-wait");
+    KfoldConfig first = TestNodes.config(app, TestNodes.tempDir("owner-wait-a"));
+    Map<String, String> env = TestNodes.env(app, TestNodes.tempDir("owner-wait-b"));
+    env.put("KFOLD_HTTP_FORWARD_WAIT_MS", "4000");
+    KfoldConfig second = KfoldConfig.load(env);
+    KfoldNode a = KfoldNode.start(vertx, first).await(60, TimeUnit.SECONDS);
+    KfoldNode b = KfoldNode.start(vertx, second).await(60, TimeUnit.SECONDS);
+    WebClient client = WebClient.create(vertx);
+    try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
+      await("two nodes share the 12 partitions and know it", () -> splitAndKnown(client, a, b));
+      String nameOfA = nodeName(client, a);
+      String nameOfB = nodeName(client, b);
+      Ownership ofA = new Ownership(first, Map.of("orders", 4), a.progress());
+      String order = IntStream.range(0, 100).mapToObj(i -> "w" + i).filter(o -> ofA.owns("orders", o))
+          .findFirst().orElseThrow();
+      assertThat(TestNodes.call(client, HttpMethod.POST, a.httpPort(), "/v1/orders/" + order + "/commands", PLACE,
+          Map.of()).status()).isEqualTo(200);
+
+      // As in a rebalance, no node is known to fold A's partitions: A's claim is withdrawn, as a
+      // clean stop withdraws it, while A goes on folding them.
+      byte[] key = nameOfA.getBytes(StandardCharsets.UTF_8);
+      byte[] claimOfA = TestLog.records(first.nodesTopic()).stream().filter(r -> new String(r.key(),
+          StandardCharsets.UTF_8).equals(nameOfA)).map(ConsumerRecord::value).reduce((x, y) -> y).orElseThrow();
+      producer.send(new ProducerRecord<>(first.nodesTopic(), key, null)).get();
+      await("B no longer knows A", () -> TestNodes.call(client, HttpMethod.GET, b.httpPort(), "/v1/_cluster", null,
+          Map.of()).body().path("nodes").size() == 1);
+
+      // A read through B waits for the owner, and when none is known in time B answers 503 itself.
+      CompletableFuture<Reply> read = async(() -> TestNodes.call(client, HttpMethod.GET, b.httpPort(), "/v1/orders/" + order,
+          null, Map.of()));
+      await("B holds the read, waiting for the owner", () -> metric(client, b, "kfold_http_forward_waiting") == 1);
+      Reply unavailable = read.get(30, TimeUnit.SECONDS);
+      assertThat(unavailable.status()).isEqualTo(503);
+      assertThat(unavailable.contentType()).isEqualTo("application/problem+json");
+      assertThat(unavailable.body().path("status").asInt()).isEqualTo(503);
+      assertThat(unavailable.body().path("detail").asText()).contains("no node folds");
+      assertThat(unavailable.header("Kfold-Node")).as("node that answered 503").isEqualTo(nameOfB);
+      assertThat(metric(client, b, "kfold_http_forward_waiting")).isZero();
+
+      // A command through B waits too; once A's claim is back, B forwards it and A decides it.
+      CompletableFuture<Reply> paid = async(() -> TestNodes.call(client, HttpMethod.POST, b.httpPort(),
+          "/v1/orders/" + order + "/commands", "{\"type\":\"pay\",\"payload\":{\"amount\":5}}", Map.of()));
+      await("B holds the command, waiting for the owner", () -> metric(client, b, "kfold_http_forward_waiting") == 1);
+      producer.send(new ProducerRecord<>(first.nodesTopic(), key, claimOfA)).get();
+      Reply decided = paid.get(30, TimeUnit.SECONDS);
+      assertThat(decided.status()).as("pay through B: %s", decided.body()).isEqualTo(200);
+      assertThat(decided.header("Kfold-Node")).as("node that decided the command").isEqualTo(nameOfA);
+      assertThat(decided.etag()).isEqualTo("\"2\"");
+      assertThat(metric(client, b, "kfold_http_forward_waiting")).isZero();
+      assertThat(TestLog.events(first.eventsTopic("orders"), order)).hasSize(2);
     } finally {
       client.close();
       a.stop().await(60, TimeUnit.SECONDS);
@@ -127,5 +218,57 @@ class OwnershipTest {
       }
     }
     return true;
+  }
+
+  /** The node's name, as {@code /v1/_cluster} and the Kfold-Node header give it. */
+  private static String nodeName(WebClient client, KfoldNode node) throws Exception {
+    return TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_cluster", null, Map.of()).body().path("node")
+        .asText();
+  }
+
+  /** A metric of the node's {@code /metrics} without labels. */
+  private static long metric(WebClient client, KfoldNode node, String name) throws Exception {
+    String text = client.get(node.httpPort(), "127.0.0.1", "/metrics").send().await(10, TimeUnit.SECONDS).bodyAsString();
+    return text.lines().filter(line -> line.startsWith(name + " ")).mapToLong(line -> Long.parseLong(line.split(" ")[1]))
+        .findFirst().orElseThrow(() -> new AssertionError("no metric " + name + " in " + text));
+  }
+
+  /**
+   * Opens the change stream of an order through {@code node}, every frame buffered into {@code frames}
+   * (comments left out), frames split over chunks joined.
+   */
+  private static HttpClientResponse openStream(HttpClient http, KfoldNode node, String order, String lastEventId,
+                                               List<String> frames) throws Exception {
+    RequestOptions options = new RequestOptions().setMethod(HttpMethod.GET).setPort(node.httpPort()).setHost("127.0.0.1")
+        .setURI("/v1/orders/" + order + "/changes");
+    if (lastEventId != null) {
+      options.putHeader("Last-Event-ID", lastEventId);
+    }
+    return TestNodes.openStream(http, options, frames).await(10, TimeUnit.SECONDS);
+  }
+
+  /** Runs a blocking call off the test thread, for a request that waits while the test acts. */
+  private static <T> CompletableFuture<T> async(Callable<T> call) {
+    return CompletableFuture.supplyAsync(() -> {
+      try {
+        return call.call();
+      } catch (Exception e) {
+        throw new CompletionException(e);
+      }
+    });
+  }
+
+  private interface Condition {
+    boolean holds() throws Exception;
+  }
+
+  private static void await(String what, Condition condition) throws Exception {
+    long deadline = System.currentTimeMillis() + 60_000;
+    while (!condition.holds()) {
+      if (System.currentTimeMillis() > deadline) {
+        throw new AssertionError("not within 60 s: " + what);
+      }
+      Thread.sleep(20);
+    }
   }
 }

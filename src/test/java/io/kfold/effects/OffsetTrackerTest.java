@@ -50,4 +50,24 @@ class OffsetTrackerTest {
     tracker.forget(lease);
     assertThat(tracker.starting(new Lease(PARTITION, 2), 4)).isEqualTo(5);
   }
+
+  @Test
+  @DisplayName("at-most-once: what a crash would leave undone below the committed offset, passed over or running, goes in the commit's metadata")
+  void unfinished() {
+    OffsetTracker tracker = new OffsetTracker();
+    Lease lease = new Lease(PARTITION, 1);
+    for (long offset = 10; offset <= 14; offset++) {
+      tracker.waiting(lease, offset);
+    }
+    tracker.starting(lease, 10);
+    tracker.starting(lease, 13);  // 11 and 12 wait behind other changes of their entities: passed over
+    assertThat(tracker.unfinished(lease)).isEqualTo(new OffsetTracker.Unfinished(2, 2));
+    tracker.ended(lease);
+    assertThat(tracker.unfinished(lease)).as("14 waits above the committed offset: read again after a crash")
+        .isEqualTo(new OffsetTracker.Unfinished(2, 1));
+    assertThat(OffsetTracker.Unfinished.parse(tracker.unfinished(lease).metadata()))
+        .isEqualTo(new OffsetTracker.Unfinished(2, 1));
+    assertThat(OffsetTracker.Unfinished.parse("")).isEqualTo(OffsetTracker.Unfinished.NONE);
+    assertThat(OffsetTracker.Unfinished.parse(null)).isEqualTo(OffsetTracker.Unfinished.NONE);
+  }
 }

@@ -194,9 +194,7 @@ class ChangeStreamTest {
     if (lastEventId >= 0) {
       options.putHeader("Last-Event-ID", Long.toString(lastEventId));
     }
-    // The handler is set on the event loop as the response arrives, so that no chunk comes before it.
-    return http.request(options).compose(request -> request.send()).map(sse -> sse.handler(TestNodes.sseFrames(frames)))
-        .await(10, TimeUnit.SECONDS);
+    return TestNodes.openStream(http, options, frames).await(10, TimeUnit.SECONDS);
   }
 
   private static void awaitId(List<String> frames, long id) throws InterruptedException {
