@@ -3,7 +3,9 @@ package io.kfold.entity;
 import com.fasterxml.jackson.core.JsonPointer;
 
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.regex.Pattern;
 
 /**
@@ -41,6 +43,7 @@ public record IndexDefinition(String name, String path, Kind kind) {
 
   private static final Pattern NAME = Pattern.compile("[A-Za-z][A-Za-z0-9_-]{0,62}");
   /** Names a query gives another meaning: an index cannot take them. */
+  private static final Map<String, JsonPointer> POINTERS = new ConcurrentHashMap<>();
   public static final Set<String> RESERVED = Set.of("limit", "after", "fields", "stale", "minPosition", "timeoutMs");
 
   public IndexDefinition {
@@ -68,7 +71,8 @@ public record IndexDefinition(String name, String path, Kind kind) {
     return new IndexDefinition(name, path, Kind.STRING);
   }
 
+  /** The compiled path; compiled once per path, as the fold asks for it for every entity it writes. */
   public JsonPointer pointer() {
-    return JsonPointer.compile(path);
+    return POINTERS.computeIfAbsent(path, JsonPointer::compile);
   }
 }
