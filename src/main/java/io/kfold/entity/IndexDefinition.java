@@ -42,8 +42,8 @@ public record IndexDefinition(String name, String path, Kind kind) {
   }
 
   private static final Pattern NAME = Pattern.compile("[A-Za-z][A-Za-z0-9_-]{0,62}");
-  /** Names a query gives another meaning: an index cannot take them. */
   private static final Map<String, JsonPointer> POINTERS = new ConcurrentHashMap<>();
+  /** Names a query gives another meaning: an index cannot take them. */
   public static final Set<String> RESERVED = Set.of("limit", "after", "fields", "stale", "minPosition", "timeoutMs");
 
   public IndexDefinition {
