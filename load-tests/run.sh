@@ -24,7 +24,7 @@
 # effects options: --events N, --keys K, --in-flight N.
 # query options: --entities N (orders, 1000000), --per-customer N (64), --limit N (50), --concurrencies 8,32,
 # --nodes 1,3, --warmup S (2), --duration S (10), --warmup-phase S (10, per node count), --max-poll-records N,
-# --no-fold-baseline (skips the fold without indexes).
+# --no-fold-baseline (skips the fold without indexes), --jfr (flight recordings of both folds under load-tests/target/).
 # All: --no-build (reuse the last build). JAVA_OPTS replaces the benchmark JVM's heap settings.
 set -euo pipefail
 
@@ -119,7 +119,7 @@ cd "$out"
 bench_args=()
 if [[ $bench == fold ]]; then
   bench_args=(--jfr-dir "$out" --streams-classpath "$work/code/streams:$streams_classpath")
-elif [[ $bench == http ]]; then
+elif [[ $bench == http || $bench == query ]]; then
   bench_args=(--jfr-dir "$out")
 fi
 java ${JAVA_OPTS:--Xms1g -Xmx2g} \

@@ -47,14 +47,15 @@ final class KfoldRun {
 
   /**
    * The orders of the query benchmark, folded in a JVM of its own with {@code env} added to the node's
-   * configuration (such as {@code KFOLD_CONFIG}, a configuration file of the run).
+   * configuration (such as {@code KFOLD_CONFIG}, a configuration file of the run); a flight recording
+   * of it to {@code jfrFile} unless it is null.
    */
   static Map<String, Object> inOwnJvm(String bootstrap, OrderInput input, Map<String, String> env,
-                                      int maxPollRecords, Path dataDir, long brokerPid, Path workDir)
+                                      int maxPollRecords, Path dataDir, long brokerPid, Path jfrFile, Path workDir)
       throws Exception {
     return inOwnJvm(bootstrap, input.app, List.of("--events", Long.toString(input.entities),
         "--orders-customers", Integer.toString(input.customers)), env, maxPollRecords, true, dataDir, brokerPid,
-        null, workDir);
+        jfrFile, workDir);
   }
 
   private static Map<String, Object> inOwnJvm(String bootstrap, String app, List<String> inputArguments,

@@ -53,7 +53,7 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>Usage: {@code load-tests/run.sh query [--entities N] [--per-customer N] [--limit N]
  * [--concurrencies 8,32] [--nodes 1,3] [--warmup S] [--duration S] [--warmup-phase S]
- * [--max-poll-records N] [--no-fold-baseline]}; see load-tests/README.md.
+ * [--max-poll-records N] [--no-fold-baseline] [--jfr]}; see load-tests/README.md.
  */
 public final class QueryBenchmark {
 
@@ -69,7 +69,7 @@ public final class QueryBenchmark {
 
   record Options(long entities, int perCustomer, int limit, List<Integer> concurrencies, List<Integer> nodes,
                  double warmupSeconds, double durationSeconds, double warmupPhaseSeconds, int maxPollRecords,
-                 boolean foldBaseline) {
+                 boolean foldBaseline, boolean jfr, Path jfrDir) {
 
     static Options parse(Bench.Args args) {
       long entities = 1_000_000;
@@ -83,6 +83,8 @@ public final class QueryBenchmark {
       String envMaxPoll = System.getenv("KFOLD_FOLD_MAX_POLL_RECORDS");
       int maxPollRecords = envMaxPoll == null || envMaxPoll.isBlank() ? 5_000 : Integer.parseInt(envMaxPoll.trim());
       boolean foldBaseline = true;
+      boolean jfr = false;
+      Path jfrDir = Path.of(".");
       while (args.next()) {
         switch (args.option()) {
           case "--entities" -> entities = Long.parseLong(args.value().replace("_", ""));
@@ -95,6 +97,8 @@ public final class QueryBenchmark {
           case "--warmup-phase" -> warmupPhase = Double.parseDouble(args.value());
           case "--max-poll-records" -> maxPollRecords = Integer.parseInt(args.value());
           case "--no-fold-baseline" -> foldBaseline = false;
+          case "--jfr" -> jfr = true;
+          case "--jfr-dir" -> jfrDir = Path.of(args.value());
           default -> args.common();
         }
       }
@@ -105,7 +109,16 @@ public final class QueryBenchmark {
             + " --limit 1 to 1000; --concurrencies 1 to 1000 each; --nodes 1 to " + Input.PARTITIONS + " each");
       }
       return new Options(entities, perCustomer, limit, concurrencies, nodes, warmup, duration, warmupPhase,
-          maxPollRecords, foldBaseline);
+          maxPollRecords, foldBaseline, jfr, jfrDir);
+    }
+
+    /** Where the flight recording of a fold goes, or null without {@code --jfr}. */
+    Path jfrFile(String name) throws IOException {
+      if (!jfr) {
+        return null;
+      }
+      Files.createDirectories(jfrDir);
+      return jfrDir.resolve(name + ".jfr").toAbsolutePath();
     }
 
     int customers() {
@@ -163,7 +176,7 @@ public final class QueryBenchmark {
       System.out.printf("%nkfold folding the orders with the default indexes (customer, status), in a JVM of its"
           + " own ...%n");
       Map<String, Object> on = KfoldRun.inOwnJvm(broker.bootstrap(), indexed, NODE_ENV, options.maxPollRecords(),
-          dataDir, broker.pid(), run.workDir);
+          dataDir, broker.pid(), options.jfrFile("query-fold-indexes"), run.workDir);
       fold.put("withIndexes", on);
       System.out.printf("  with indexes: %,d events/s (first event applied after %.2f s, all after %.2f s)%n",
           on.get("eventsPerSecond"), on.get("secondsToFirstApplied"), on.get("secondsToAllApplied"));
@@ -175,7 +188,7 @@ public final class QueryBenchmark {
             + " none), in a JVM of its own ...%n");
         Path plainDir = run.workDir.resolve("kfold-noindex");
         Map<String, Object> off = KfoldRun.inOwnJvm(broker.bootstrap(), plain, env, options.maxPollRecords(),
-            plainDir, broker.pid(), run.workDir);
+            plainDir, broker.pid(), options.jfrFile("query-fold-no-indexes"), run.workDir);
         fold.put("withoutIndexes", off);
         Bench.deleteTree(plainDir);  // the queries need only the indexed store
         double ratio = FoldBenchmark.rate(on) / FoldBenchmark.rate(off);
