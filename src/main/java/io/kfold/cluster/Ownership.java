@@ -50,6 +50,24 @@ public final class Ownership {
     return progress.folds(partition);
   }
 
+  /**
+   * Whether this node keeps a warm copy of the events partition (a standby: it follows the
+   * partition's changelog) and has read that copy to its end once: a copy that may be behind the
+   * node that folds the partition, but whole as of some moment.
+   */
+  public boolean warmCopy(TopicPartition events) {
+    return progress.standbyCaughtUp(new TopicPartition(config.changelogTopic(typeOf(events)), events.partition()));
+  }
+
+  private String typeOf(TopicPartition events) {
+    for (String type : partitionsByType.keySet()) {
+      if (config.eventsTopic(type).equals(events.topic())) {
+        return type;
+      }
+    }
+    throw new IllegalArgumentException(events.topic() + " is the events topic of no type");
+  }
+
   /** Whether this node folds the partition and has caught up on it since it was given it. */
   public boolean current(TopicPartition partition) {
     return progress.current(partition);

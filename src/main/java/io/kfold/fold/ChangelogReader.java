@@ -181,6 +181,12 @@ final class ChangelogReader implements AutoCloseable {
     if (!batch.isEmpty()) {
       store.write(batch);
     }
+    // After the write: a copy counts as read to its end only once what was read is in the store.
+    for (TopicPartition changelog : standbyConsumer.assignment()) {
+      if (!progress.standbyCaughtUp(changelog) && standbyConsumer.currentLag(changelog).orElse(-1) == 0) {
+        progress.standbyReadToEnd(changelog);
+      }
+    }
   }
 
   /**

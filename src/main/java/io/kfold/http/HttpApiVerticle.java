@@ -22,7 +22,6 @@ import io.kfold.fold.FoldProgress;
 import io.kfold.fold.FoldWatch;
 import io.kfold.log.KafkaClients;
 import io.kfold.query.LocalQueries;
-import io.kfold.query.Query;
 import io.kfold.log.Supervisor;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoredEntity;
@@ -195,27 +194,22 @@ public final class HttpApiVerticle extends VerticleBase {
   /**
    * A query of a type's entities, over every partition of the type (see {@link ClusterQueries}); a
    * query another node asks for some partitions only ({@link ClusterQueries#PARTITIONS}) is answered
-   * for those, with each item's position so that node can merge.
+   * for those, with each item's position so that node can merge. An answer in which some partition
+   * was read from a copy ({@code stale=true}) is marked {@code Kfold-Stale: true}.
    */
   private void query(RoutingContext ctx) {
     String type = types.get(ctx.pathParam("type")).name();
     Map<String, List<String>> parameters = new LinkedHashMap<>();
     ctx.queryParams().names().forEach(name -> parameters.put(name, ctx.queryParams().getAll(name)));
-    if (parameters.containsKey("stale")) {
-      throw KfoldException.badRequest("queries do not take 'stale' yet");
-    }
-    Query query;
-    try {
-      query = Query.parse(type, types.indexes(type), parameters);
-    } catch (IllegalArgumentException e) {
-      throw KfoldException.badRequest(e.getMessage());
-    }
-    long timeoutMs = longParam(ctx, "timeoutMs", 5000, 0, config.http().maxWaitMs());
-    String token = ctx.queryParams().get("minPosition");
-    ClusterQueries.MinPosition min = token == null ? null : queries.minPosition(query, token, timeoutMs);
+    ClusterQueries.Request request = queries.request(type, types.indexes(type), parameters);
     String asked = ctx.request().getHeader(ClusterQueries.PARTITIONS);
-    (asked == null ? queries.run(query, ctx.request().query(), min) : queries.runAsked(query, asked, min))
-        .onSuccess(page -> sendJson(ctx, Buffer.buffer(page.toJson(asked != null)), -1))
+    (asked == null ? queries.run(request) : queries.runAsked(request, asked))
+        .onSuccess(answer -> {
+          if (answer.stale()) {
+            ctx.response().putHeader(ClusterQueries.STALE, "true");
+          }
+          sendJson(ctx, Buffer.buffer(answer.page().toJson(asked != null)), -1);
+        })
         .onFailure(ctx::fail);
   }
 

@@ -88,7 +88,7 @@ class QueryApiTest {
       assertBadRequest(client, node, api, "fields=email", "fields is 'email'");
       assertBadRequest(client, node, api, "email=a&email.from=b", "has both a value and a range");
       assertBadRequest(client, node, api, "email=a&email=b", "'email' is given 2 times");
-      assertBadRequest(client, node, api, "stale=true", "queries do not take 'stale' yet");
+      assertBadRequest(client, node, api, "stale=maybe", "stale is 'maybe'; expected true or false");
       Reply unknownType = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/nope", null, Map.of());
       assertThat(unknownType.status()).isEqualTo(404);
       api.assertAnswer("GET", "/v1/{type}", unknownType);
