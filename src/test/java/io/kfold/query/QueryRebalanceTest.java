@@ -64,7 +64,9 @@ class QueryRebalanceTest {
     List<KfoldProcess> nodes = new ArrayList<>();
     for (int i = 0; i < 3; i++) {
       Map<String, String> env = TestNodes.env(app, TestNodes.tempDir("qrebal-" + i));
-      env.put("KFOLD_KAFKA_SESSION_TIMEOUT_MS", "10000");
+      // Node 0 is killed at the end and its partitions must stay without a live node while the
+      // test asks: its session outlasts those two queries by far, even on a slow machine.
+      env.put("KFOLD_KAFKA_SESSION_TIMEOUT_MS", i == 0 ? "30000" : "10000");
       env.put("KFOLD_HTTP_FORWARD_WAIT_MS", i == 0 ? "15000" : i == 1 ? "5000" : "1000");
       nodes.add(new KfoldProcess(env, Path.of("target", "qrebal-" + app + "-" + i + ".log")));
     }
@@ -147,7 +149,7 @@ class QueryRebalanceTest {
       List<String> killedPartitions = claimed(joining, asker, topic);
       assertThat(killedPartitions).as("users partitions of node 0").isNotEmpty();
       asker.kill();
-      // Node 0's partitions have no live node until the group notices (the session timeout, 10 s):
+      // Node 0's partitions have no live node until the group notices (its session timeout, 30 s):
       // node 2 waits 1 s, then answers 503 naming them, never the users of its own partitions alone.
       HttpResponse<String> noOwner = get(joining, "/v1/users?limit=1000");
       assertThat(noOwner.statusCode()).as("query with node 0 killed: %s", noOwner.body()).isEqualTo(503);
