@@ -125,9 +125,11 @@ public final class LocalQueries {
   /**
    * The page of {@code query} over the entities whose key {@code holds} accepts (those of the
    * partitions this node answers for: its store may also hold copies of others, kept warm for
-   * failover or left from before a rebalance).
+   * failover or left from before a rebalance). Fails with 503 while the scanned index is being built.
    */
   public Page run(Query query, Predicate<String> holds) {
+    // Only the scanned index's entries must be complete: the other conditions are checked on the states.
+    IndexBuilds.requireBuilt(store, query.type(), query.scannedIndex());
     Query.Condition scanned = query.scanned();
     // States are read to answer them, to check the other conditions, and, for a range, to answer an
     // entity once: an array value puts it at several places of the range, and it is answered at the

@@ -60,6 +60,7 @@ public final class RocksEntityStore implements EntityStore {
   private static final byte[] OUTBOX = "outbox".getBytes(StandardCharsets.UTF_8);
   private static final byte[] IDEMPOTENCY = "idempotency".getBytes(StandardCharsets.UTF_8);
   private static final byte[] INDEXES = "indexes".getBytes(StandardCharsets.UTF_8);
+  private static final byte[] INDEX_BUILDS = "index_builds".getBytes(StandardCharsets.UTF_8);
   private static final byte[] NO_VALUE = new byte[0];
 
   private final Path path;
@@ -77,6 +78,13 @@ public final class RocksEntityStore implements EntityStore {
   private final ColumnFamilyHandle idempotency;
   /** Index entries: (type, index, value, key) → nothing; see {@link #indexKey}. */
   private final ColumnFamilyHandle indexes;
+  /** Per (type, index), the {@link IndexBuild} record of its entries; key as {@link #indexPrefix}. */
+  private final ColumnFamilyHandle indexBuilds;
+  /**
+   * Held by every write, and by {@link #writeFromStates} from its read to its write: a batch derived
+   * from states is written before any other write can change them.
+   */
+  private final Object writeLock = new Object();
   /**
    * The calls in progress, plus {@link #CLOSED} once close began: one atomic add per call. A plain
    * open flag would let close free the handles under a call that had read the flag a moment before.
@@ -111,7 +119,8 @@ public final class RocksEntityStore implements EntityStore {
         new ColumnFamilyDescriptor(OFFSETS, columnOptions),
         new ColumnFamilyDescriptor(OUTBOX, columnOptions),
         new ColumnFamilyDescriptor(IDEMPOTENCY, columnOptions),
-        new ColumnFamilyDescriptor(INDEXES, columnOptions));
+        new ColumnFamilyDescriptor(INDEXES, columnOptions),
+        new ColumnFamilyDescriptor(INDEX_BUILDS, columnOptions));
     try {
       Files.createDirectories(path);
       db = RocksDB.open(dbOptions, path.toString(), descriptors, handles);
@@ -125,6 +134,7 @@ public final class RocksEntityStore implements EntityStore {
     outbox = handles.get(4);
     idempotency = handles.get(5);
     indexes = handles.get(6);
+    indexBuilds = handles.get(7);
   }
 
   @Override
@@ -304,8 +314,100 @@ public final class RocksEntityStore implements EntityStore {
 
   @Override
   public void write(StoreBatch batch) {
-    Map<OutboxPartition, Long> batchEmptyBelow = new HashMap<>();  // this batch's, kept once it is written
     enter("write a batch");
+    try {
+      synchronized (writeLock) {
+        writeEntered(batch);
+      }
+    } finally {
+      leave();
+    }
+  }
+
+  @Override
+  public List<KeyedState> writeFromStates(String type, String afterKey, int limit,
+                                          java.util.function.Function<List<KeyedState>, StoreBatch> batchFor) {
+    byte[] prefix = typePrefix(type);
+    byte[] after = afterKey == null ? null : entityKey(type, afterKey);
+    List<KeyedState> found = new ArrayList<>();
+    enter("read states to write from");
+    try {
+      synchronized (writeLock) {
+        try (RocksIterator it = db.newIterator(states, readOptions)) {
+          for (it.seek(after == null ? prefix : after); it.isValid() && found.size() < limit; it.next()) {
+            byte[] key = it.key();
+            if (!startsWith(key, prefix)) {
+              break;
+            }
+            if (after != null && Arrays.equals(key, after)) {
+              continue;
+            }
+            found.add(new KeyedState(decodeEntityKey(key, 0)[1], decodeEntity(it.value())));
+          }
+          it.status();
+        } catch (RocksDBException e) {
+          throw failure("read states of " + type, e);
+        }
+        writeEntered(batchFor.apply(found));
+      }
+    } finally {
+      leave();
+    }
+    return found;
+  }
+
+  @Override
+  public long countStates(String type) {
+    byte[] prefix = typePrefix(type);
+    long count = 0;
+    enter("count states");
+    try (RocksIterator it = db.newIterator(states, readOptions)) {
+      for (it.seek(prefix); it.isValid() && startsWith(it.key(), prefix); it.next()) {
+        count++;
+      }
+      it.status();
+    } catch (RocksDBException e) {
+      throw failure("count states of " + type, e);
+    } finally {
+      leave();
+    }
+    return count;
+  }
+
+  @Override
+  public List<IndexBuild> indexBuilds() {
+    List<IndexBuild> found = new ArrayList<>();
+    enter("read index builds");
+    try (RocksIterator it = db.newIterator(indexBuilds, readOptions)) {
+      for (it.seekToFirst(); it.isValid(); it.next()) {
+        String[] typeAndIndex = decodeEntityKey(it.key(), 0);
+        found.add(decodeIndexBuild(typeAndIndex[0], typeAndIndex[1], it.value()));
+      }
+      it.status();
+    } catch (RocksDBException e) {
+      throw failure("read index builds", e);
+    } finally {
+      leave();
+    }
+    return found;
+  }
+
+  @Override
+  public IndexBuild indexBuild(String type, String index) {
+    enter("read an index build");
+    try {
+      byte[] value = db.get(indexBuilds, readOptions, indexPrefix(type, index));
+      return value == null ? null : decodeIndexBuild(type, index, value);
+    } catch (RocksDBException e) {
+      throw failure("read the build of index '" + index + "' of " + type, e);
+    } finally {
+      leave();
+    }
+  }
+
+  /** Writes a batch; the caller has entered and holds the write lock. */
+  private void writeEntered(StoreBatch batch) {
+    Map<OutboxPartition, Long> batchEmptyBelow = new HashMap<>();  // this batch's, kept once it is written
     try (WriteBatch writes = new WriteBatch()) {
       for (StoreBatch.Change change : batch.changes) {
         if (change instanceof StoreBatch.PutState s) {
@@ -326,6 +428,12 @@ public final class RocksEntityStore implements EntityStore {
           writes.put(indexes, indexKey(i.type(), i.index(), i.value(), i.key()), NO_VALUE);
         } else if (change instanceof StoreBatch.DeleteIndexEntry i) {
           writes.delete(indexes, indexKey(i.type(), i.index(), i.value(), i.key()));
+        } else if (change instanceof StoreBatch.PutIndexBuild b) {
+          writes.put(indexBuilds, indexPrefix(b.build().type(), b.build().index()), encodeIndexBuild(b.build()));
+        } else if (change instanceof StoreBatch.DeleteIndex d) {
+          byte[] prefix = indexPrefix(d.type(), d.index());
+          writes.deleteRange(indexes, prefix, prefixEnd(prefix));
+          writes.delete(indexBuilds, prefix);
         } else if (change instanceof StoreBatch.PutChangelogItem c) {
           writes.put(columnOf(c.item()), c.item().storeKey(), c.item().value());
         } else if (change instanceof StoreBatch.ClearOutbox c) {
@@ -342,8 +450,6 @@ public final class RocksEntityStore implements EntityStore {
       outboxEmptyBelow.putAll(batchEmptyBelow);
     } catch (RocksDBException e) {
       throw failure("write a batch of " + batch.changes.size() + " changes", e);
-    } finally {
-      leave();
     }
   }
 
@@ -464,6 +570,24 @@ public final class RocksEntityStore implements EntityStore {
     return new String[] {type, new String(bytes, offset + 4 + typeLength, keyLength, StandardCharsets.UTF_8)};
   }
 
+  /** The start of every state key of a type. */
+  private static byte[] typePrefix(String type) {
+    byte[] t = type.getBytes(StandardCharsets.UTF_8);
+    return ByteBuffer.allocate(2 + t.length).putShort((short) t.length).put(t).array();
+  }
+
+  /** The first key after every key that starts with {@code prefix}. */
+  static byte[] prefixEnd(byte[] prefix) {
+    byte[] end = prefix.clone();
+    for (int i = end.length - 1; i >= 0; i--) {
+      if (end[i] != (byte) 0xFF) {
+        end[i]++;
+        return Arrays.copyOf(end, i + 1);
+      }
+    }
+    throw new IllegalArgumentException("no key follows a prefix of 0xFF bytes only");
+  }
+
   /** The type and the index, length-prefixed: no index of one type shares a prefix with another's. */
   static byte[] indexPrefix(String type, String index) {
     byte[] t = type.getBytes(StandardCharsets.UTF_8);
@@ -564,6 +688,31 @@ public final class RocksEntityStore implements EntityStore {
   static byte[] encodeIdempotentWrite(IdempotentWrite write) {
     return ByteBuffer.allocate(32).putLong(write.firstVersion()).putLong(write.lastVersion()).putLong(write.recordedAt())
         .putLong(write.lastOffset()).array();
+  }
+
+  private static byte[] encodeIndexBuild(IndexBuild build) {
+    byte[] definition = build.definition().getBytes(StandardCharsets.UTF_8);
+    byte[] upTo = build.builtUpTo() == null ? null : build.builtUpTo().getBytes(StandardCharsets.UTF_8);
+    ByteBuffer out = ByteBuffer.allocate(2 + definition.length + 1 + 1 + 2 + (upTo == null ? 0 : upTo.length) + 16)
+        .putShort((short) definition.length).put(definition)
+        .put((byte) (build.ready() ? 1 : 0))
+        .put((byte) (upTo == null ? 0 : 1)).putShort((short) (upTo == null ? 0 : upTo.length));
+    if (upTo != null) {
+      out.put(upTo);
+    }
+    return out.putLong(build.built()).putLong(build.entities()).array();
+  }
+
+  private static IndexBuild decodeIndexBuild(String type, String index, byte[] value) {
+    ByteBuffer in = ByteBuffer.wrap(value);
+    byte[] definition = new byte[in.getShort() & 0xffff];
+    in.get(definition);
+    boolean ready = in.get() == 1;
+    boolean hasUpTo = in.get() == 1;
+    byte[] upTo = new byte[in.getShort() & 0xffff];
+    in.get(upTo);
+    return new IndexBuild(type, index, new String(definition, StandardCharsets.UTF_8), ready,
+        hasUpTo ? new String(upTo, StandardCharsets.UTF_8) : null, in.getLong(), in.getLong());
   }
 
   private ColumnFamilyHandle columnOf(ChangelogItem item) {
