@@ -4,7 +4,7 @@ import io.kfold.entity.IndexDefinition;
 
 import java.util.List;
 
-/** The indexes of the "items" type of {@link IndexFoldTest}, as its configuration declares them. */
+/** The indexes of the "items" type of {@link IndexModel}, as its configuration declares them. */
 final class IndexFoldTestTypes {
 
   static final List<IndexDefinition> INDEXES = List.of(IndexDefinition.of("tag", "/tags"),

@@ -24,6 +24,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -42,7 +43,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * {@code GET /v1/{type}} against a real broker and real stores, on the shipped configuration's
  * {@code users} type (a merge type indexed by {@code email}): walking every page, through one node
- * or either of two, returns each matching entity once, in (value, id) order; bad queries answer 400.
+ * or any of two or three, returns each matching entity once, in (value, id) order, while other
+ * users are written; bad queries answer 400.
  */
 @ExtendWith(TestBroker.class)
 class QueryApiTest {
@@ -103,30 +105,53 @@ class QueryApiTest {
   @DisplayName("two nodes: the pages through either node are the whole set, once each, in order, while other users are"
       + " written meanwhile")
   void twoNodes() throws Exception {
-    String app = TestNodes.newApp("query2");
-    Vertx vertxA = Vertx.vertx();
-    Vertx vertxB = Vertx.vertx();
-    WebClient client = WebClient.create(vertxA);
+    walksWhileWriting("query2", 2);
+  }
+
+  @Test
+  @DisplayName("three nodes: the pages through each node are the whole set, once each, in order, while other users are"
+      + " written meanwhile")
+  void threeNodes() throws Exception {
+    walksWhileWriting("query3", 3);
+  }
+
+  /**
+   * {@code count} nodes, each folding some users partitions and knowing the others' claims: every
+   * query walked through each node at sizes 1, 7 and 1000, while new matching users are written.
+   */
+  private void walksWhileWriting(String name, int count) throws Exception {
+    String app = TestNodes.newApp(name);
+    List<Vertx> vertxes = new ArrayList<>();
     List<KfoldNode> nodes = new ArrayList<>();
     AtomicBoolean writing = new AtomicBoolean(true);
     Thread concurrentWriter = null;
+    for (int i = 0; i < count; i++) {
+      vertxes.add(Vertx.vertx());
+    }
+    WebClient client = WebClient.create(vertxes.get(0));
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
-      KfoldConfig configA = TestNodes.config(app, TestNodes.tempDir("query2-a"));
-      KfoldConfig configB = TestNodes.config(app, TestNodes.tempDir("query2-b"));
-      nodes.add(TestNodes.startCaughtUp(vertxA, configA));
-      nodes.add(TestNodes.startCaughtUp(vertxB, configB));
-      awaitSplitAndKnown(client, nodes, configA);
-      writeUsers(producer, configA);
-      awaitFolded(nodes, configA);
+      KfoldConfig config = TestNodes.config(app, TestNodes.tempDir(name + "-0"));
+      // Started together: the group shares the partitions out once rather than once per newcomer.
+      List<io.vertx.core.Future<KfoldNode>> starting = new ArrayList<>();
+      for (int i = 0; i < count; i++) {
+        starting.add(KfoldNode.start(vertxes.get(i), i == 0 ? config : TestNodes.config(app, TestNodes.tempDir(name + "-" + i))));
+      }
+      for (io.vertx.core.Future<KfoldNode> node : starting) {
+        nodes.add(node.await(60, TimeUnit.SECONDS));
+      }
+      awaitSplitAndKnown(client, nodes, config);
+      writeUsers(producer, config);
+      awaitFolded(nodes, config);
 
       // New users, some matching every query, are written during the walks: they may or may not be
-      // in a walk, once at most; the users written before must all be there, once.
+      // in a walk, once at most, in order; the users written before must all be there, once.
       AtomicInteger concurrent = new AtomicInteger();
+      String topic = config.eventsTopic("users");
       concurrentWriter = new Thread(() -> {
         while (writing.get() && concurrent.get() < CONCURRENT_USERS) {
           int n = concurrent.getAndIncrement();
-          ObjectNode patch = JsonNodeFactory.instance.objectNode().put("email", "p" + (n % 7) + "@x");
-          producer.send(new ProducerRecord<>(configA.eventsTopic("users"), ("z" + n).getBytes(StandardCharsets.UTF_8),
+          ObjectNode patch = JsonNodeFactory.instance.objectNode().put("email", concurrentEmail(n));
+          producer.send(new ProducerRecord<>(topic, ("z" + n).getBytes(StandardCharsets.UTF_8),
               Envelopes.toBytes(patch)));
           try {
             Thread.sleep(5);  // pacing only: a steady trickle of writes beside the reads
@@ -141,8 +166,10 @@ class QueryApiTest {
         for (int size : PAGE_SIZES) {
           for (KfoldNode node : nodes) {
             List<String> walked = walk(client, node, query.getKey(), size, null);
-            String as = "pages of " + (query.getKey().isEmpty() ? "every user" : query.getKey()) + " at size " + size + " through the node on " + node.httpPort();
+            String as = "pages of " + (query.getKey().isEmpty() ? "every user" : query.getKey()) + " at size " + size
+                + " through the node on " + node.httpPort() + " of " + count;
             assertThat(new HashSet<>(walked)).as("%s: no duplicates", as).hasSameSizeAs(walked);
+            assertThat(walked).as("%s: in order", as).isSortedAccordingTo(order(query.getKey()));
             assertThat(walked.stream().filter(key -> !key.startsWith("z")).toList()).as(as)
                 .containsExactlyElementsOf(query.getValue());
           }
@@ -160,9 +187,35 @@ class QueryApiTest {
       for (KfoldNode node : nodes) {
         node.stop().await(60, TimeUnit.SECONDS);
       }
-      vertxA.close().await(30, TimeUnit.SECONDS);
-      vertxB.close().await(30, TimeUnit.SECONDS);
+      for (Vertx vertx : vertxes) {
+        vertx.close().await(30, TimeUnit.SECONDS);
+      }
     }
+  }
+
+  /** The email of the n-th user written during the walks: one that some queries match. */
+  private static String concurrentEmail(int n) {
+    return "p" + (n % 7) + "@x";
+  }
+
+  /**
+   * The order of a query's answers, for any user the walks can meet: (value, id), where the value
+   * is the first of the user's values in a range, and the same for all users in an equality.
+   */
+  private Comparator<String> order(String query) {
+    Comparator<String> byId = Comparator.comparing(key -> key.getBytes(StandardCharsets.UTF_8), Arrays::compareUnsigned);
+    if (!query.contains(".from=")) {
+      return byId;
+    }
+    return Comparator.comparing((String key) -> firstInRange(key.startsWith("z")
+        ? JsonNodeFactory.instance.textNode(concurrentEmail(Integer.parseInt(key.substring(1)))) : emails.get(key)))
+        .thenComparing(byId);
+  }
+
+  /** The first of a user's values in the range the queries use, null when none is. */
+  private static String firstInRange(JsonNode email) {
+    return values(email).stream().filter(v -> v.compareTo("p2@x") >= 0 && v.compareTo("p5@x") < 0).findFirst()
+        .orElse(null);
   }
 
   /**
@@ -202,11 +255,14 @@ class QueryApiTest {
     queries.put("email=p3%40x", keysWhere(values -> values.contains("p3@x")));
     queries.put("email=p3%40x&fields=key", keysWhere(values -> values.contains("p3@x")));
     // A range: in (value, id) order, each user at the first of its values in the range.
-    Map<String, String> firstInRange = new TreeMap<>();
-    emails.forEach((key, email) -> values(email).stream().filter(v -> v.compareTo("p2@x") >= 0 && v.compareTo("p5@x") < 0)
-        .findFirst().ifPresent(v -> firstInRange.put(key, v)));
-    queries.put("email.from=p2%40x&email.to=p5%40x", firstInRange.keySet().stream()
-        .sorted(Comparator.comparing((String key) -> firstInRange.get(key)).thenComparing(key -> key)).toList());
+    Map<String, String> firstValue = new TreeMap<>();
+    emails.forEach((key, email) -> {
+      if (firstInRange(email) != null) {
+        firstValue.put(key, firstInRange(email));
+      }
+    });
+    queries.put("email.from=p2%40x&email.to=p5%40x", firstValue.keySet().stream()
+        .sorted(Comparator.comparing((String key) -> firstValue.get(key)).thenComparing(key -> key)).toList());
     return queries;
   }
 

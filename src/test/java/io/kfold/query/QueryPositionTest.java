@@ -35,16 +35,21 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * Read your writes for queries ({@code ?minPosition=}), with a real broker and two nodes: a list
  * asked with a write's position, through the node that does not fold the written entity, holds the
- * write; a position the fold does not reach in time answers 504, a malformed one 400.
+ * write (an order placed by a command of the shipped orders type, listed by its customer; a user
+ * written by an outside producer, listed by its email); a position the fold does not reach in time answers 504, a malformed one 400.
  */
 @ExtendWith(TestBroker.class)
 class QueryPositionTest {
 
+  /** Orders placed, then listed by customer, through the node that does not fold them. */
+  private static final int PLACE_ROUNDS = 200;
+  /** Users written by an outside producer, then listed by email. */
   private static final int ROUNDS = 100;
 
   @Test
-  @DisplayName("two nodes: write through the node that does not fold the entity, list with the write's position"
-      + " through it: the list holds the write; 504 past the log's end, 400 for a malformed position")
+  @DisplayName("two nodes: place 200 orders through the node that does not fold them and list the customer's orders"
+      + " with the command's position through it, and the same for 100 users an outside producer writes: the list holds"
+      + " the write; 504 past the log's end, 400 for a malformed position")
   void readYourWrites() throws Exception {
     String app = TestNodes.newApp("qpos");
     Vertx vertxA = Vertx.vertx();
@@ -57,27 +62,29 @@ class QueryPositionTest {
       nodes.add(TestNodes.startCaughtUp(vertxB, TestNodes.config(app, TestNodes.tempDir("qpos-b"))));
       QueryApiTest.awaitSplitAndKnown(client, nodes, config);
       String topic = config.eventsTopic("users");
-      int partitions = (int) nodes.stream().flatMap(n -> n.progress().lag().keySet().stream())
-          .filter(p -> p.topic().equals(topic)).distinct().count();
+      int partitions = config.kafka().partitions();
       OpenApiContract api = OpenApiContract.parse(client.get(nodes.get(0).httpPort(), "127.0.0.1", "/openapi.yaml")
           .send().await(10, TimeUnit.SECONDS).bodyAsString());
 
-      // Through HTTP: the node asked forwards the append to the owner and the query to it.
-      for (int i = 0; i < ROUNDS; i++) {
-        String key = "h" + i;
-        KfoldNode through = notFolding(nodes, new TopicPartition(topic, partitionOf(key, partitions)));
-        String email = key + "@y";
-        Reply written = TestNodes.call(client, HttpMethod.POST, through.httpPort(), "/v1/users/" + key + "/events",
-            "{\"events\": [{\"type\": \"Patched\", \"payload\": {\"email\": \"" + email + "\"}}]}", Map.of());
-        assertThat(written.status()).as("append of %s: %s", key, written.body()).isIn(200, 201);
-        api.assertAnswer("POST", "/v1/{type}/{id}/events", written);
-        Position position = Position.parse(written.body().path("position").asText());
-        assertThat(position.topicPartition()).as("position of %s", key)
-            .isEqualTo(new TopicPartition(topic, partitionOf(key, partitions)));
-        assertThat(listed(client, through, email, written.body().path("position").asText(), api))
-            .as("round %d: users with email %s through the node on %d, at the append's position", i, email,
+      // Through HTTP, the shipped orders type: the node asked forwards the command to the node that
+      // folds the order, and the query to the nodes that fold the orders partitions.
+      String orders = config.eventsTopic("orders");
+      for (int i = 0; i < PLACE_ROUNDS; i++) {
+        String order = "h" + i;
+        TopicPartition partition = new TopicPartition(orders, partitionOf(order, config.kafka().partitions()));
+        KfoldNode through = notFolding(nodes, partition);
+        String email = order + "@y.example";
+        Reply placed = TestNodes.call(client, HttpMethod.POST, through.httpPort(), "/v1/orders/" + order + "/commands",
+            "{\"type\": \"place\", \"payload\": {\"customerEmail\": \"" + email + "\", \"items\": [{\"sku\": \"s\","
+                + " \"quantity\": 1, \"price\": 5}]}}", Map.of());
+        assertThat(placed.status()).as("place %s: %s", order, placed.body()).isIn(200, 201);
+        api.assertAnswer("POST", "/v1/{type}/{id}/commands", placed);
+        String token = placed.body().path("position").asText();
+        assertThat(Position.parse(token).topicPartition()).as("position of %s", order).isEqualTo(partition);
+        assertThat(listed(client, through, "orders", "customer", email, token, api))
+            .as("round %d: orders of %s through the node on %d, at the place command's position", i, email,
                 through.httpPort())
-            .containsExactly(key);
+            .containsExactly(order);
       }
 
       // Through an outside producer: the position is the record's own, and nothing has waited for the
@@ -89,7 +96,7 @@ class QueryPositionTest {
             Envelopes.toBytes(JsonNodeFactory.instance.objectNode().put("email", email)))).get(30, TimeUnit.SECONDS);
         KfoldNode through = notFolding(nodes, new TopicPartition(topic, sent.partition()));
         String token = new Position(topic, sent.partition(), sent.offset()).token();
-        assertThat(listed(client, through, email, token, api))
+        assertThat(listed(client, through, "users", "email", email, token, api))
             .as("round %d: users with email %s through the node on %d, at the record's position", i, email,
                 through.httpPort())
             .containsExactly(key);
@@ -123,10 +130,10 @@ class QueryPositionTest {
     }
   }
 
-  /** The keys of the users with this email, as the query with the position answers them. */
-  private static Set<String> listed(WebClient client, KfoldNode node, String email, String token, OpenApiContract api)
-      throws Exception {
-    String path = "/v1/users?email=" + URLEncoder.encode(email, StandardCharsets.UTF_8) + "&minPosition="
+  /** The keys of the entities whose index has this value, as the query with the position answers them. */
+  private static Set<String> listed(WebClient client, KfoldNode node, String type, String index, String value,
+                                    String token, OpenApiContract api) throws Exception {
+    String path = "/v1/" + type + "?" + index + "=" + URLEncoder.encode(value, StandardCharsets.UTF_8) + "&minPosition="
         + URLEncoder.encode(token, StandardCharsets.UTF_8) + "&timeoutMs=10000";
     Reply page = TestNodes.call(client, HttpMethod.GET, node.httpPort(), path, null, Map.of());
     assertThat(page.status()).as("%s: %s", path, page.body()).isEqualTo(200);
