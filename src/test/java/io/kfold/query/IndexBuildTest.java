@@ -1,10 +1,8 @@
 package io.kfold.query;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.InterceptedStore;
 import io.kfold.KfoldConfig;
 import io.kfold.KfoldNode;
@@ -29,7 +27,6 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -217,16 +214,7 @@ class IndexBuildTest {
 
   /** One type, "items", a merge type with the given indexes. */
   private static KfoldConfig config(String app, Path dir, String indexes) throws Exception {
-    ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
-    ObjectNode conf = (ObjectNode) yaml.readTree(Path.of("conf", "kfold.yaml").toFile());
-    conf.set("types", yaml.readTree("[{name: items, fold: merge, indexes: " + indexes + "}]"));
-    conf.putObject("effects");
-    Path file = dir.resolve("kfold-test.yaml");
-    Files.createDirectories(dir);
-    yaml.writeValue(file.toFile(), conf);
-    Map<String, String> env = new HashMap<>(TestNodes.env(app, dir));
-    env.put("KFOLD_CONFIG", file.toString());
-    return KfoldConfig.load(env);
+    return KfoldConfig.load(IndexModel.env(app, dir, indexes));
   }
 
   private final List<ProducerRecord<byte[], byte[]>> toSend = new ArrayList<>();

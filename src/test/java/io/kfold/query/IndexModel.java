@@ -75,16 +75,14 @@ final class IndexModel {
    * a configuration file written to {@code dir}, named by KFOLD_CONFIG.
    */
   static Map<String, String> env(String app, Path dir) throws IOException {
+    return env(app, dir, "[{name: tag, path: /tags}, {name: n, path: /n, kind: number}, {name: city, path: /address/city}]");
+  }
+
+  /** The same with the indexes given (a YAML list), and no workers. */
+  static Map<String, String> env(String app, Path dir, String indexes) throws IOException {
     ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
     ObjectNode conf = (ObjectNode) yaml.readTree(Path.of("conf", "kfold.yaml").toFile());
-    conf.set("types", yaml.readTree("""
-        - name: items
-          fold: merge
-          indexes:
-            - {name: tag, path: /tags}
-            - {name: n, path: /n, kind: number}
-            - {name: city, path: /address/city}
-        """));
+    conf.set("types", yaml.readTree("[{name: items, fold: merge, indexes: " + indexes + "}]"));
     conf.putObject("effects");
     Path file = dir.resolve("kfold-test.yaml");
     Files.createDirectories(dir);
