@@ -8,6 +8,8 @@
 #                                         concurrencies, next to a bare Vert.x server ("commands", its
 #                                         earlier name, runs the same)
 #   load-tests/run.sh effects             the http side-effect worker next to a plain WebClient loop
+#   load-tests/run.sh query               index queries on 1,000,000 orders through 1 and 3 nodes, next to
+#                                         GETs of one order, and the fold with the default indexes on and off
 #
 # fold options: --events N, --keys K[,K...], --rounds N (each input N times, with the medians of the
 # ratios), --max-poll-records N (or KFOLD_FOLD_MAX_POLL_RECORDS),
@@ -20,6 +22,9 @@
 # --if-match-duration S (0, the default, skips it),
 # --jfr (flight recording of each kfold closed loop under load-tests/target/).
 # effects options: --events N, --keys K, --in-flight N.
+# query options: --entities N (orders, 1000000), --per-customer N (64), --limit N (50), --concurrencies 8,32,
+# --nodes 1,3, --warmup S (2), --duration S (10), --warmup-phase S (10, per node count), --max-poll-records N,
+# --no-fold-baseline (skips the fold without indexes), --jfr (flight recordings of both folds under load-tests/target/).
 # All: --no-build (reuse the last build). JAVA_OPTS replaces the benchmark JVM's heap settings.
 set -euo pipefail
 
@@ -34,6 +39,7 @@ case "${1:-}" in
   http|commands) main=io.kfold.bench.HttpBenchmark; bench=http; shift ;;
   effects) main=io.kfold.bench.EffectBenchmark; bench=effects; shift ;;
   recovery) main=io.kfold.bench.RecoveryBenchmark; bench=recovery; shift ;;
+  query) main=io.kfold.bench.QueryBenchmark; bench=query; shift ;;
 esac
 args=()
 for arg in "$@"; do
@@ -113,7 +119,7 @@ cd "$out"
 bench_args=()
 if [[ $bench == fold ]]; then
   bench_args=(--jfr-dir "$out" --streams-classpath "$work/code/streams:$streams_classpath")
-elif [[ $bench == http ]]; then
+elif [[ $bench == http || $bench == query ]]; then
   bench_args=(--jfr-dir "$out")
 fi
 java ${JAVA_OPTS:--Xms1g -Xmx2g} \

@@ -69,6 +69,8 @@ public final class HttpBenchmark {
   private static final long SETTLE_MILLIS = 1_000;
   private static final long IDLE_MILLIS = 3_000;
   private static final long STARTED = System.nanoTime();
+  /** This benchmark's workloads; the others are the query benchmark's. */
+  private static final List<Workload> HTTP_WORKLOADS = List.of(Workload.GET, Workload.EVENTS, Workload.COMMANDS);
 
   record Options(List<Integer> concurrencies, List<Workload> workloads, int entities, int eventsPerEntity,
                  int perClient, double warmupSeconds, double durationSeconds, double rateWarmupSeconds,
@@ -77,7 +79,7 @@ public final class HttpBenchmark {
 
     static Options parse(Bench.Args args) {
       List<Integer> concurrencies = List.of(8, 32, 128);
-      List<Workload> workloads = List.of(Workload.values());
+      List<Workload> workloads = HTTP_WORKLOADS;
       int entities = 10_000;
       int eventsPerEntity = 8;
       int perClient = 0;
@@ -111,6 +113,9 @@ public final class HttpBenchmark {
           case "--jfr-dir" -> jfrDir = Path.of(args.value());
           default -> args.common();
         }
+      }
+      if (!HTTP_WORKLOADS.containsAll(workloads)) {
+        throw new IllegalArgumentException("--workloads takes some of get, events, commands");
       }
       if (concurrencies.isEmpty() || concurrencies.stream().anyMatch(c -> c < 1 || c > 1000) || workloads.isEmpty()
           || entities < 1 || eventsPerEntity < 1 || perClient < 0 || perClient > 1000 || duration <= 0
@@ -244,6 +249,7 @@ public final class HttpBenchmark {
         case GET -> "GET state";
         case EVENTS -> "append events";
         case COMMANDS -> "commands";
+        default -> throw new IllegalArgumentException("not a workload of this benchmark: " + workload);
       };
       for (int clients : options.concurrencies()) {
         int perClient = options.perClient(clients);
@@ -455,7 +461,7 @@ public final class HttpBenchmark {
    * per line it is sent, so that every phase after the first meets a generator whose JIT is warm.
    * What it prints other than its answers goes to this JVM's output.
    */
-  private static final class Generator implements AutoCloseable {
+  static final class Generator implements AutoCloseable {
     private final Process process;
     private final Writer input;
     private final BlockingQueue<String> answers = new LinkedBlockingQueue<>();

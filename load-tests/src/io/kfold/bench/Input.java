@@ -19,6 +19,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.LongFunction;
 
 /**
  * One benchmark input: {@code events} events spread over {@code keys} entities of type {@code users},
@@ -90,6 +91,12 @@ final class Input {
    * for every partition to have a leader: producing earlier can fail with NotLeaderOrFollower.
    */
   void createTopic(Admin admin) throws InterruptedException, ExecutionException, TimeoutException {
+    createTopic(admin, topic);
+  }
+
+  /** {@link #createTopic(Admin)} for any events topic, such as the query benchmark's orders. */
+  static void createTopic(Admin admin, String topic) throws InterruptedException, ExecutionException,
+      TimeoutException {
     NewTopic newTopic = new NewTopic(topic, PARTITIONS, (short) 1)
         .configs(Map.of("retention.ms", "-1", "cleanup.policy", "delete"));
     admin.createTopics(List.of(newTopic)).all().get(30, TimeUnit.SECONDS);
@@ -124,9 +131,18 @@ final class Input {
 
   /** Writes the whole input with a producer tuned for throughput; returns what it took. */
   Map<String, Object> produce(String bootstrap) throws InterruptedException {
+    return produce(bootstrap, app + "-input", topic, events, i -> key(i % keys), i -> value(i, keys));
+  }
+
+  /**
+   * Writes records {@code 0..count-1} to {@code topic} with a producer tuned for throughput (acks=all,
+   * linger 20 ms, 256 KB batches) and waits until the broker acknowledged them all; returns what it took.
+   */
+  static Map<String, Object> produce(String bootstrap, String clientId, String topic, long count,
+                                     LongFunction<String> key, LongFunction<byte[]> value) throws InterruptedException {
     Map<String, Object> conf = new LinkedHashMap<>();
     conf.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-    conf.put(ProducerConfig.CLIENT_ID_CONFIG, app + "-input");
+    conf.put(ProducerConfig.CLIENT_ID_CONFIG, clientId);
     conf.put(ProducerConfig.ACKS_CONFIG, "all");
     conf.put(ProducerConfig.LINGER_MS_CONFIG, 20);
     conf.put(ProducerConfig.BATCH_SIZE_CONFIG, 256 * 1024);
@@ -134,13 +150,13 @@ final class Input {
     long start = System.nanoTime();
     try (KafkaProducer<byte[], byte[]> producer =
              new KafkaProducer<>(conf, new ByteArraySerializer(), new ByteArraySerializer())) {
-      for (long i = 0; i < events && failure.get() == null; i++) {
-        byte[] key = key(i % keys).getBytes(StandardCharsets.UTF_8);
-        producer.send(new ProducerRecord<>(topic, key, value(i, keys)), (metadata, error) -> {
-          if (error != null) {
-            failure.compareAndSet(null, error);
-          }
-        });
+      for (long i = 0; i < count && failure.get() == null; i++) {
+        producer.send(new ProducerRecord<>(topic, key.apply(i).getBytes(StandardCharsets.UTF_8), value.apply(i)),
+            (metadata, error) -> {
+              if (error != null) {
+                failure.compareAndSet(null, error);
+              }
+            });
       }
       // Acknowledged by the broker, not merely handed to the producer: the readers must find it all.
       producer.flush();
@@ -151,7 +167,7 @@ final class Input {
     double seconds = (System.nanoTime() - start) / 1e9;
     Map<String, Object> result = new LinkedHashMap<>();
     result.put("seconds", Report.round(seconds, 3));
-    result.put("eventsPerSecond", Math.round(events / seconds));
+    result.put("eventsPerSecond", Math.round(count / seconds));
     result.put("lingerMs", 20);
     result.put("batchBytes", 256 * 1024);
     result.put("acks", "all");

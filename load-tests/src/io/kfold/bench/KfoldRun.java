@@ -40,19 +40,43 @@ final class KfoldRun {
    */
   static Map<String, Object> inOwnJvm(String bootstrap, Input input, int maxPollRecords, boolean transactions,
                                       Path dataDir, long brokerPid, Path jfrFile, Path workDir) throws Exception {
-    Path resultFile = workDir.resolve(input.app + "-kfold-result.json");
+    return inOwnJvm(bootstrap, input.app, List.of("--events", Long.toString(input.events),
+        "--keys", Integer.toString(input.keys)), Map.of(), maxPollRecords, transactions, dataDir, brokerPid, jfrFile,
+        workDir);
+  }
+
+  /**
+   * The orders of the query benchmark, folded in a JVM of its own with {@code env} added to the node's
+   * configuration (such as {@code KFOLD_CONFIG}, a configuration file of the run); a flight recording
+   * of it to {@code jfrFile} unless it is null.
+   */
+  static Map<String, Object> inOwnJvm(String bootstrap, OrderInput input, Map<String, String> env,
+                                      int maxPollRecords, Path dataDir, long brokerPid, Path jfrFile, Path workDir)
+      throws Exception {
+    return inOwnJvm(bootstrap, input.app, List.of("--events", Long.toString(input.entities),
+        "--orders-customers", Integer.toString(input.customers)), env, maxPollRecords, true, dataDir, brokerPid,
+        jfrFile, workDir);
+  }
+
+  private static Map<String, Object> inOwnJvm(String bootstrap, String app, List<String> inputArguments,
+                                              Map<String, String> env, int maxPollRecords, boolean transactions,
+                                              Path dataDir, long brokerPid, Path jfrFile, Path workDir)
+      throws Exception {
+    Path resultFile = workDir.resolve(app + "-kfold-result.json");
     List<String> arguments = new ArrayList<>(List.of(
         "--bootstrap", bootstrap,
-        "--app", input.app,
-        "--events", Long.toString(input.events),
-        "--keys", Integer.toString(input.keys),
+        "--app", app,
         "--max-poll-records", Integer.toString(maxPollRecords),
         "--transactions", Boolean.toString(transactions),
         "--data-dir", dataDir.toString(),
         "--broker-pid", Long.toString(brokerPid),
         "--result", resultFile.toString()));
+    arguments.addAll(inputArguments);
     if (jfrFile != null) {
       arguments.addAll(List.of("--jfr", jfrFile.toString()));
+    }
+    for (Map.Entry<String, String> variable : env.entrySet()) {
+      arguments.addAll(List.of("--env", variable.getKey() + "=" + variable.getValue()));
     }
     ChildJvm.run(ChildJvm.command(System.getProperty("java.class.path"), KfoldRun.class.getName(), arguments),
         TIMEOUT_SECONDS + 120, "kfold's fold");
@@ -62,18 +86,37 @@ final class KfoldRun {
   /** The entry point of {@link #inOwnJvm}: runs the fold and writes its results to {@code --result}. */
   public static void main(String[] args) throws Exception {
     Map<String, String> options = new LinkedHashMap<>();
+    Map<String, String> env = new LinkedHashMap<>();
     for (int i = 0; i + 1 < args.length; i += 2) {
-      options.put(args[i], args[i + 1]);
+      if (args[i].equals("--env")) {
+        String variable = args[i + 1];
+        env.put(variable.substring(0, variable.indexOf('=')), variable.substring(variable.indexOf('=') + 1));
+      } else {
+        options.put(args[i], args[i + 1]);
+      }
     }
-    Input input = new Input(options.get("--app"), Long.parseLong(options.get("--events")),
-        Integer.parseInt(options.get("--keys")));
+    String app = options.get("--app");
+    long events = Long.parseLong(options.get("--events"));
+    StateCheck check;
+    if (options.containsKey("--orders-customers")) {
+      OrderInput orders = new OrderInput(app, events, Integer.parseInt(options.get("--orders-customers")));
+      check = node -> checkOrders(node, orders);
+    } else {
+      Input input = new Input(app, events, Integer.parseInt(options.get("--keys")));
+      check = node -> checkStates(node, input);
+    }
     String jfr = options.get("--jfr");
-    Map<String, Object> result = run(options.get("--bootstrap"), input, Integer.parseInt(options.get("--max-poll-records")),
-        Boolean.parseBoolean(options.get("--transactions")), Path.of(options.get("--data-dir")),
-        Long.parseLong(options.get("--broker-pid")), jfr == null ? null : Path.of(jfr), false);
+    Map<String, Object> result = run(options.get("--bootstrap"), app, events, env,
+        Integer.parseInt(options.get("--max-poll-records")), Boolean.parseBoolean(options.get("--transactions")),
+        Path.of(options.get("--data-dir")), Long.parseLong(options.get("--broker-pid")),
+        jfr == null ? null : Path.of(jfr), false, check);
     Report.writeJson(Path.of(options.get("--result")), result);
   }
 
+  /** How a run checks the states its node ended with; answers how many it checked. */
+  interface StateCheck {
+    int check(KfoldNode node) throws Exception;
+  }
 
   /**
    * With {@code restore}, the node is expected to restore its partitions from their changelogs and
@@ -81,7 +124,16 @@ final class KfoldRun {
    */
   static Map<String, Object> run(String bootstrap, Input input, int maxPollRecords, boolean transactions, Path dataDir,
                                  long brokerPid, Path jfrFile, boolean restore) throws Exception {
-    Map<String, String> env = Bench.nodeEnv(input.app, dataDir, bootstrap);
+    return run(bootstrap, input.app, input.events, Map.of(), maxPollRecords, transactions, dataDir, brokerPid, jfrFile,
+        restore, node -> checkStates(node, input));
+  }
+
+  /** A fold of {@code events} events of {@code app}'s topics, {@code extraEnv} added to the node's configuration. */
+  static Map<String, Object> run(String bootstrap, String app, long events, Map<String, String> extraEnv,
+                                 int maxPollRecords, boolean transactions, Path dataDir, long brokerPid, Path jfrFile,
+                                 boolean restore, StateCheck check) throws Exception {
+    Map<String, String> env = Bench.nodeEnv(app, dataDir, bootstrap);
+    env.putAll(extraEnv);
     env.put("KFOLD_FOLD_MAX_POLL_RECORDS", Integer.toString(maxPollRecords));
     env.put("KFOLD_FOLD_TRANSACTIONS", Boolean.toString(transactions));
     KfoldConfig config = KfoldConfig.load(env);
@@ -105,23 +157,23 @@ final class KfoldRun {
         long first = -1;
         long firstApplied = 0;
         long applied;
-        while ((applied = progress.applied.sum()) < (restore ? 0 : input.events)) {
+        while ((applied = progress.applied.sum()) < (restore ? 0 : events)) {
           if (first < 0 && applied > 0) {
             first = System.nanoTime();
             firstApplied = applied;
           }
-          checkAlive(progress, applied, input, deadline);
+          checkAlive(progress, applied, events, deadline);
           Thread.sleep(POLL_MILLIS);
         }
         if (restore) {
           while (!progress.caughtUp()) {
-            checkAlive(progress, applied, input, deadline);
+            checkAlive(progress, applied, events, deadline);
             Thread.sleep(POLL_MILLIS);
           }
           if (progress.applied.sum() != 0) {
             throw new IllegalStateException("the restore folded " + progress.applied.sum() + " events again");
           }
-          applied = input.events;
+          applied = events;
         }
         long all = System.nanoTime();
         Map<String, Object> resources = meter.sample();
@@ -130,7 +182,7 @@ final class KfoldRun {
           firstApplied = applied;
         }
         while (!progress.caughtUp()) {
-          checkAlive(progress, applied, input, deadline);
+          checkAlive(progress, applied, events, deadline);
           Thread.sleep(POLL_MILLIS);
         }
         long caughtUp = System.nanoTime();
@@ -155,7 +207,7 @@ final class KfoldRun {
         result.put("duplicates", progress.duplicates.sum());
         result.put("conflicts", progress.conflicts.sum());
         result.put("deadLettered", progress.deadLettered.sum());
-        result.put("statesChecked", checkStates(node, input));
+        result.put("statesChecked", check.check(node));
         result.put("resources", resources);
         if (jfrFile != null) {
           result.put("jfr", jfrFile.getFileName().toString());
@@ -172,9 +224,9 @@ final class KfoldRun {
     return result;
   }
 
-  private static void checkAlive(FoldProgress progress, long applied, Input input, long deadline) {
+  private static void checkAlive(FoldProgress progress, long applied, long events, long deadline) {
     if (System.nanoTime() > deadline) {
-      throw new IllegalStateException("the fold applied " + applied + " of " + input.events + " events in "
+      throw new IllegalStateException("the fold applied " + applied + " of " + events + " events in "
           + TIMEOUT_SECONDS + " s");
     }
   }
@@ -205,6 +257,35 @@ final class KfoldRun {
     }
     if (!wrong.isEmpty()) {
       throw new IllegalStateException(wrong.size() + " of " + checked + " sampled entities have a wrong state, e.g. "
+          + wrong.get(0));
+    }
+    return checked;
+  }
+
+  /**
+   * The orders of the query benchmark: a sample must be placed (version 1) by the customer the input
+   * gave them. Returns how many were checked.
+   */
+  private static int checkOrders(KfoldNode node, OrderInput input) throws Exception {
+    long step = Math.max(1, input.entities / 100);
+    List<String> wrong = new ArrayList<>();
+    int checked = 0;
+    for (long order = 0; order < input.entities; order += step) {
+      String key = OrderInput.key(order);
+      StoredEntity stored = node.store().get(OrderInput.TYPE, key);
+      checked++;
+      if (stored == null) {
+        wrong.add(key + " has no state");
+        continue;
+      }
+      JsonNode state = Envelopes.parse(stored.state());
+      if (stored.version() != 1 || !state.path("status").asText().equals("placed")
+          || !state.path("customerEmail").asText().equals(input.customerOf(order))) {
+        wrong.add(key + " is at version " + stored.version() + " with " + state);
+      }
+    }
+    if (!wrong.isEmpty()) {
+      throw new IllegalStateException(wrong.size() + " of " + checked + " sampled orders have a wrong state, e.g. "
           + wrong.get(0));
     }
     return checked;

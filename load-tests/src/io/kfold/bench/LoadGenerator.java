@@ -19,6 +19,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -27,6 +28,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.LockSupport;
@@ -48,7 +50,13 @@ import java.util.concurrent.locks.LockSupport;
  *   <li>{@code commands}: a comment on orders that only this client writes ({@code perClient} each,
  *       in turn), after placing each of them first (unless {@code --setup false}: they were placed
  *       by an earlier phase with the same prefix).</li>
+ *   <li>{@code order} (the query benchmark): {@code GET /v1/orders/order-<n>} of a random one of
+ *       {@code entities} orders;</li>
+ *   <li>{@code query} (the query benchmark): {@code GET /v1/orders?customer=c<n>@example.com&limit=50},
+ *       the first page of a random one of {@code customers} customers.</li>
  * </ul>
+ * With {@code --ports p1,p2,...} (several nodes of one cluster) client {@code c} sends to port
+ * {@code c % ports}: the load is spread evenly over the nodes.
  * No write ever waits for another client's write. The modes:
  * <ul>
  *   <li>{@code closed}: each client sends its next request as soon as the previous one is answered,
@@ -85,7 +93,7 @@ public final class LoadGenerator {
 
   /** What a request is; {@code type} is the entity type it goes to. */
   enum Workload {
-    GET("users"), EVENTS("users"), COMMANDS("orders");
+    GET("users"), EVENTS("users"), COMMANDS("orders"), ORDER("orders"), QUERY("orders");
 
     final String type;
 
@@ -100,7 +108,7 @@ public final class LoadGenerator {
 
   record Options(String host, int port, Workload workload, String prefix, int clients, int perClient,
                  int entities, boolean setup, Mode mode, double rate, double warmupSeconds, double durationSeconds,
-                 Path out) {
+                 Path out, int[] ports, int customers, int limit) {
 
     static Options parse(String[] args) {
       Map<String, String> values = new LinkedHashMap<>();
@@ -120,7 +128,11 @@ public final class LoadGenerator {
           Double.parseDouble(values.getOrDefault("rate", "0")),
           Double.parseDouble(values.getOrDefault("warmup", "5")),
           Double.parseDouble(values.getOrDefault("duration", "20")),
-          Path.of(values.get("out")));
+          Path.of(values.get("out")),
+          Arrays.stream(values.getOrDefault("ports", values.get("port")).split(",")).mapToInt(Integer::parseInt)
+              .toArray(),
+          Integer.parseInt(values.getOrDefault("customers", "1")),
+          Integer.parseInt(values.getOrDefault("limit", "50")));
       if (options.mode() == Mode.IF_MATCH && options.workload() != Workload.COMMANDS) {
         throw new IllegalArgumentException("--mode if-match is for --workload commands only");
       }
@@ -361,7 +373,10 @@ public final class LoadGenerator {
     result.put("mode", options.mode().name().toLowerCase().replace('_', '-'));
     result.put("clients", options.clients());
     result.put("connections", options.clients());
-    if (options.workload() == Workload.GET) {
+    if (options.workload() == Workload.QUERY) {
+      result.put("customers", options.customers());
+      result.put("limit", options.limit());
+    } else if (options.workload() == Workload.GET || options.workload() == Workload.ORDER) {
       result.put("entities", options.entities());
     } else {
       result.put("entitiesPerClient", options.perClient());
@@ -413,6 +428,10 @@ public final class LoadGenerator {
       case EVENTS -> post("/v1/" + options.workload().type + "/"
           + Input.key((step % options.perClient()) * options.clients() + client) + "/events", EVENT, null);
       case COMMANDS -> post(commandPath(client, step), COMMENT, null);
+      case ORDER -> get(client, "/v1/" + options.workload().type + "/"
+          + OrderInput.key(ThreadLocalRandom.current().nextLong(options.entities())));
+      case QUERY -> get(client, "/v1/" + options.workload().type + "?customer="
+          + OrderInput.customer(ThreadLocalRandom.current().nextInt(options.customers())) + "&limit=" + options.limit());
     };
   }
 
@@ -617,6 +636,13 @@ public final class LoadGenerator {
 
   private Future<Answer> get(String path) {
     return send(new RequestOptions().setMethod(HttpMethod.GET).setURI(path).setIdleTimeout(30_000), null);
+  }
+
+  /** A read by {@code client}, to its node when there are several. */
+  private Future<Answer> get(int client, String path) {
+    int[] ports = options.ports();
+    return send(new RequestOptions().setMethod(HttpMethod.GET).setPort(ports[client % ports.length]).setURI(path)
+        .setIdleTimeout(30_000), null);
   }
 
   private Future<Answer> post(String path, byte[] body, String ifMatch) {

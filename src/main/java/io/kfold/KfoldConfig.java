@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.effects.EffectConfig;
+import io.kfold.entity.IndexDefinition;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -56,8 +57,16 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
    */
   public record Writes(long timeoutMs, int maxEvents, long idempotencyWindowMs) {}
 
-  /** An entity type: {@code fold: merge}, or {@code class:} naming a Java {@code EntityType}. */
-  public record TypeConfig(String name, String fold, String className) {}
+  /**
+   * An entity type: {@code fold: merge}, or {@code class:} naming a Java {@code EntityType}.
+   *
+   * @param indexes the secondary indexes the configuration declares, besides those of a Java type
+   */
+  public record TypeConfig(String name, String fold, String className, List<IndexDefinition> indexes) {
+    public TypeConfig(String name, String fold, String className) {
+      this(name, fold, className, List.of());
+    }
+  }
 
   public static final Pattern TYPE_NAME = Pattern.compile("[a-z][a-z0-9-]{0,62}");
   private static final Pattern APP_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_-]{0,62}");
@@ -73,7 +82,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
           "sessionTimeoutMs"),
       "fold", ConfigKeys.values("maxPollRecords", "cacheEntries", "standbyReplicas", "threads", "transactions"),
       "writes", ConfigKeys.values("timeoutMs", "maxEvents", "idempotencyWindowMs"),
-      "types", new ConfigKeys.Listed(ConfigKeys.values("name", "fold", "class")),
+      "types", new ConfigKeys.Listed(new ConfigKeys.Section(Map.of("name", ConfigKeys.VALUE, "fold", ConfigKeys.VALUE,
+          "class", ConfigKeys.VALUE, "indexes", new ConfigKeys.Listed(ConfigKeys.values("name", "path", "kind"))))),
       "effects", new ConfigKeys.Named(EffectConfig.KEYS)));
 
   /** KFOLD_* variables that kfold reads for another purpose than a key. */
@@ -124,7 +134,7 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
       if (!fold.equals("merge") && !(fold.equals("java") && !className.isEmpty())) {
         throw invalid("types." + name + ".fold", fold, "'merge', or 'java' with a 'class'");
       }
-      types.add(new TypeConfig(name, fold, className));
+      types.add(new TypeConfig(name, fold, className, indexes(name, type.path("indexes"))));
     }
     if (types.isEmpty()) {
       throw new IllegalArgumentException("configuration: 'types' must declare at least one entity type");
@@ -164,6 +174,33 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
             intIn(section(tree, "writes"), "maxEvents", 1, 10_000),
             longIn(section(tree, "writes"), "idempotencyWindowMs", 1, Long.MAX_VALUE)),
         List.copyOf(types), List.copyOf(effects));
+  }
+
+  /** The indexes a type declares: {@code [{name, path, kind}]}, kind {@code string} (default) or {@code number}. */
+  private static List<IndexDefinition> indexes(String type, JsonNode declared) {
+    if (declared.isMissingNode() || declared.isNull()) {
+      return List.of();
+    }
+    if (!declared.isArray()) {
+      throw invalid("types." + type + ".indexes", declared.toString(), "a list of {name, path, kind}");
+    }
+    List<IndexDefinition> indexes = new ArrayList<>();
+    Set<String> names = new HashSet<>();
+    for (int i = 0; i < declared.size(); i++) {
+      JsonNode index = declared.get(i);
+      String at = "types." + type + ".indexes[" + i + "]";
+      try {
+        IndexDefinition definition = new IndexDefinition(index.path("name").asText(""), index.path("path").asText(""),
+            IndexDefinition.Kind.named(index.path("kind").asText("string")));
+        if (!names.add(definition.name())) {
+          throw new IllegalArgumentException("index name '" + definition.name() + "' is declared twice");
+        }
+        indexes.add(definition);
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException("configuration: '" + at + "': " + e.getMessage(), e);
+      }
+    }
+    return List.copyOf(indexes);
   }
 
   public KfoldConfig withBootstrap(String bootstrap) {

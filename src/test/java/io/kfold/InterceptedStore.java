@@ -2,6 +2,7 @@ package io.kfold;
 
 import io.kfold.store.EntityStore;
 import io.kfold.store.IdempotentWrite;
+import io.kfold.store.IndexBuild;
 import io.kfold.store.StoreBatch;
 import io.kfold.store.StoredEntity;
 
@@ -9,19 +10,50 @@ import java.util.List;
 import java.util.OptionalLong;
 import java.util.SortedMap;
 import java.util.function.Consumer;
+import java.util.function.Function;
 
 /**
  * A real store with something done before each write: a delay, or an injected failure (the
- * {@code beforeWrite} action throws, and the batch is not written). Everything else goes to the store.
+ * {@code beforeWrite} action throws, and the batch is not written); and, before each write derived
+ * from states (an index build's chunk), a pause. Everything else goes to the store.
  */
 public final class InterceptedStore implements EntityStore {
 
   private final EntityStore store;
   private final Consumer<StoreBatch> beforeWrite;
+  private final Runnable beforeWriteFromStates;
 
   public InterceptedStore(EntityStore store, Consumer<StoreBatch> beforeWrite) {
+    this(store, beforeWrite, () -> { });
+  }
+
+  /** @param beforeWriteFromStates runs before each {@link #writeFromStates}, before it reads (may block it) */
+  public InterceptedStore(EntityStore store, Consumer<StoreBatch> beforeWrite, Runnable beforeWriteFromStates) {
     this.store = store;
     this.beforeWrite = beforeWrite;
+    this.beforeWriteFromStates = beforeWriteFromStates;
+  }
+
+  @Override
+  public List<KeyedState> writeFromStates(String type, String afterKey, int limit,
+                                          Function<List<KeyedState>, StoreBatch> batchFor) {
+    beforeWriteFromStates.run();
+    return store.writeFromStates(type, afterKey, limit, batchFor);
+  }
+
+  @Override
+  public long countStates(String type) {
+    return store.countStates(type);
+  }
+
+  @Override
+  public List<IndexBuild> indexBuilds() {
+    return store.indexBuilds();
+  }
+
+  @Override
+  public IndexBuild indexBuild(String type, String index) {
+    return store.indexBuild(type, index);
   }
 
   @Override
@@ -63,6 +95,11 @@ public final class InterceptedStore implements EntityStore {
   @Override
   public long forgetIdempotencyKeys(long recordedBefore) {
     return store.forgetIdempotencyKeys(recordedBefore);
+  }
+
+  @Override
+  public List<io.kfold.store.IndexScan.Entry> scanIndex(io.kfold.store.IndexScan scan) {
+    return store.scanIndex(scan);
   }
 
   @Override

@@ -93,6 +93,10 @@ public final class OpenApiContract {
     if (resolved.isObject()) {
       ObjectNode copy = JSON.createObjectNode();
       resolved.fields().forEachRemaining(field -> copy.set(field.getKey(), inline(field.getValue())));
+      // OpenAPI 3.0's "nullable: true" is JSON Schema's null among the types.
+      if (copy.path("nullable").asBoolean(false) && copy.path("type").isTextual()) {
+        copy.putArray("type").add(resolved.get("type").asText()).add("null");
+      }
       return copy;
     }
     if (resolved.isArray()) {

@@ -140,7 +140,7 @@ public final class Forwarder {
   }
 
   /** The failure another node answered, with its status, title, detail and extra members. */
-  private static KfoldException problem(String url, int status, Buffer body) {
+  static KfoldException problem(String url, int status, Buffer body) {
     JsonNode problem;
     try {
       problem = body == null ? MissingNode.getInstance() : Envelopes.parse(body.getBytes());

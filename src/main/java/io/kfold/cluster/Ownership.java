@@ -6,6 +6,8 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.utils.Utils;
 
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -31,12 +33,39 @@ public final class Ownership {
         Utils.toPositive(Utils.murmur2(key.getBytes(StandardCharsets.UTF_8))) % partitions);
   }
 
+  /** Every events partition of the type: a query of the type reads them all. */
+  public List<TopicPartition> partitions(String type) {
+    List<TopicPartition> partitions = new ArrayList<>();
+    for (int partition = 0; partition < partitionsByType.get(type); partition++) {
+      partitions.add(new TopicPartition(config.eventsTopic(type), partition));
+    }
+    return partitions;
+  }
+
   public boolean owns(String type, String key) {
     return owns(partition(type, key));
   }
 
   public boolean owns(TopicPartition partition) {
     return progress.folds(partition);
+  }
+
+  /**
+   * Whether this node keeps a warm copy of the events partition (a standby: it follows the
+   * partition's changelog) and has read that copy to its end once: a copy that may be behind the
+   * node that folds the partition, but whole as of some moment.
+   */
+  public boolean warmCopy(TopicPartition events) {
+    return progress.standbyCaughtUp(new TopicPartition(config.changelogTopic(typeOf(events)), events.partition()));
+  }
+
+  private String typeOf(TopicPartition events) {
+    for (String type : partitionsByType.keySet()) {
+      if (config.eventsTopic(type).equals(events.topic())) {
+        return type;
+      }
+    }
+    throw new IllegalArgumentException(events.topic() + " is the events topic of no type");
   }
 
   /** Whether this node folds the partition and has caught up on it since it was given it. */

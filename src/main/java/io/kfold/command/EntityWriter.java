@@ -15,6 +15,7 @@ import io.kfold.entity.KfoldException;
 import io.kfold.entity.NewEvent;
 import io.kfold.fold.FoldWatch;
 import io.kfold.fold.FoldWatch.Verdict;
+import io.kfold.query.Position;
 import io.kfold.store.EntityStore;
 import io.kfold.store.IdempotentWrite;
 import io.kfold.store.StoredEntity;
@@ -23,6 +24,7 @@ import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.kafka.client.producer.KafkaWriteStream;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
 
 import java.io.IOException;
@@ -44,15 +46,23 @@ import java.util.regex.Pattern;
  */
 public final class EntityWriter {
 
-  /** What a write appended, and the entity's version after it. */
-  public record Written(String key, long version, List<Envelope> events) {
-    /** The answer to a write, the same over HTTP and the event bus: {@code {key, version, events}}. */
+  /**
+   * What a write appended, the entity's version after it, and the position of its last event (of the
+   * entity's last event when it appended none; null when the entity has none).
+   */
+  public record Written(String key, long version, List<Envelope> events, Position position) {
+    /** The answer to a write, the same over HTTP and the event bus: {@code {key, version, events, position}}. */
     public ObjectNode toJson() {
       ObjectNode body = JsonNodeFactory.instance.objectNode();
       body.put("key", key);
       body.put("version", version);
       ArrayNode list = body.putArray("events");
       events.forEach(e -> list.add(Envelopes.toJson(e)));
+      if (position == null) {
+        body.putNull("position");
+      } else {
+        body.put("position", position.token());
+      }
       return body;
     }
   }
@@ -158,7 +168,7 @@ public final class EntityWriter {
     return vertx.executeBlocking(() -> decide(type, key, options, decision), false).compose(decided -> {
       if (decided.previous() != null || decided.events().isEmpty()) {
         return Future.succeededFuture(decided.previous() != null ? decided.previous()
-            : new Written(key, decided.version(), List.of()));
+            : new Written(key, decided.version(), List.of(), position(type.name(), key, decided.sourceOffset())));
       }
       List<Envelope> envelopes = decided.events();
       // The fold applies a command's later events only right after its earlier ones, so the verdicts
@@ -170,7 +180,8 @@ public final class EntityWriter {
       Future<Verdict> first = envelopes.size() > 1 ? watch.awaitVerdict(firstId, partition, config.writes().timeoutMs())
           : null;
       Future<Verdict> last = watch.awaitVerdict(lastId, partition, config.writes().timeoutMs());
-      return produce(envelopes)
+      Future<Long> lastOffset = produce(envelopes);
+      return lastOffset
           .onFailure(e -> {
             watch.forget(firstId);
             watch.forget(lastId);
@@ -179,7 +190,8 @@ public final class EntityWriter {
               all.resultAt(1))))
           .compose(outcome -> {
             if (outcome == Verdict.APPLIED) {
-              return Future.succeededFuture(new Written(key, envelopes.get(envelopes.size() - 1).version(), envelopes));
+              return Future.succeededFuture(new Written(key, envelopes.get(envelopes.size() - 1).version(), envelopes,
+                  position(type.name(), key, lastOffset.result())));
             }
             if (outcome == Verdict.DEAD_LETTERED) {
               return Future.failedFuture(new KfoldException(500, "Event not applied", type.name() + " '" + key
@@ -217,13 +229,20 @@ public final class EntityWriter {
     }, false);
   }
 
-  private record Decided(long version, List<Envelope> events, Written previous) {}
+  /** The position of an event of the entity at {@code offset} in its events partition; null for none (-1). */
+  private Position position(String type, String key, long offset) {
+    return offset < 0 ? null
+        : new Position(config.eventsTopic(type), ownership.partition(type, key).partition(), offset);
+  }
+
+  /** @param sourceOffset the offset of the entity's last event when decided; -1 when it had none */
+  private record Decided(long version, long sourceOffset, List<Envelope> events, Written previous) {}
 
   /** On a worker thread: the store read and the type's decision, which is user code. */
   private Decided decide(EntityType type, String key, Options options, Decision decision) {
     Written previous = previousWrite(type.name(), key, options.idempotencyKey());
     if (previous != null) {
-      return new Decided(previous.version(), List.of(), previous);
+      return new Decided(previous.version(), -1, List.of(), previous);
     }
     StoredEntity stored = store.get(type.name(), key);
     long version = stored == null ? 0 : stored.version();
@@ -236,7 +255,8 @@ public final class EntityWriter {
     if (events.size() > config.writes().maxEvents()) {
       throw KfoldException.badRequest("a write may append at most " + config.writes().maxEvents() + " events");
     }
-    return new Decided(version, envelopes(type.name(), key, version, events, options), null);
+    return new Decided(version, stored == null ? -1 : stored.sourceOffset(),
+        envelopes(type.name(), key, version, events, options), null);
   }
 
   /** The answer of an earlier write with this idempotency key, while the key is remembered. */
@@ -253,7 +273,13 @@ public final class EntityWriter {
         (int) (earlier.lastVersion() - earlier.firstVersion() + 1))) {
       events.add(Envelopes.fromJson(parse(event)));
     }
-    return new Written(key, earlier.lastVersion(), events);
+    long offset = earlier.lastOffset();
+    if (offset < 0) {
+      // Recorded before offsets were kept: the entity's last event is at or after the write's.
+      StoredEntity stored = store.get(type, key);
+      offset = stored == null ? -1 : stored.sourceOffset();
+    }
+    return new Written(key, earlier.lastVersion(), events, position(type, key, offset));
   }
 
   private static List<Envelope> envelopes(String type, String key, long current, List<NewEvent> events,
@@ -275,13 +301,14 @@ public final class EntityWriter {
     return envelopes;
   }
 
-  private Future<Void> produce(List<Envelope> envelopes) {
-    List<Future<?>> sends = new ArrayList<>(envelopes.size());
+  /** Appends the events; completes with the offset of the last one. */
+  private Future<Long> produce(List<Envelope> envelopes) {
+    List<Future<RecordMetadata>> sends = new ArrayList<>(envelopes.size());
     for (Envelope envelope : envelopes) {
       sends.add(producer.send(new ProducerRecord<>(config.eventsTopic(envelope.entity()), envelope.key(),
           Envelopes.toBytes(envelope))));
     }
-    return Future.all(sends).<Void>mapEmpty().recover(e -> Future.failedFuture(KfoldException.unavailable(
+    return Future.all(sends).map(all -> sends.get(sends.size() - 1).result().offset()).recover(e -> Future.failedFuture(KfoldException.unavailable(
         "could not append to Kafka: " + e.getMessage())));
   }
 

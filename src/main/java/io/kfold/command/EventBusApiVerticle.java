@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.KfoldConfig;
+import io.kfold.cluster.ClusterQueries;
 import io.kfold.cluster.Forwarder;
 import io.kfold.cluster.NodeDirectory;
 import io.kfold.cluster.Ownership;
@@ -15,10 +16,12 @@ import io.kfold.entity.EntityTypes;
 import io.kfold.entity.Envelopes;
 import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldWatch;
+import io.kfold.query.LocalQueries;
 import io.kfold.store.EntityStore;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.buffer.Buffer;
+import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
 import io.vertx.core.json.JsonObject;
@@ -26,6 +29,7 @@ import io.vertx.core.json.JsonObject;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
@@ -35,14 +39,24 @@ import java.util.function.Supplier;
  * The event-bus API, for verticles in the same Vert.x instance:
  * <ul>
  *   <li>{@code kfold.<type>.command}: request {@code {"key", "type", "payload", "expectedVersion"?,
- *   "idempotencyKey"?, "correlationId"?}}; reply {@code {key, version, events}} as over HTTP,
+ *   "idempotencyKey"?, "correlationId"?}}; reply {@code {key, version, events, position}} as over HTTP,
  *   decided by the node that folds the entity, sent to it over HTTP when it is another one;</li>
  *   <li>{@code kfold.<type>.get}: request {@code {"key", "minVersion"?, "timeoutMs"?}}; reply
  *   {@code {key, version, state}}, from the node that folds the entity, asked over HTTP when it is
  *   another one, as {@code GET /v1/{type}/{id}} does;</li>
+ *   <li>{@code kfold.<type>.query}: request a JSON object whose members are the query parameters of
+ *   {@code GET /v1/{type}}, with the same meaning: conditions ({@code "<index>"}, {@code "<index>.from"},
+ *   {@code "<index>.to"}), {@code "limit"}, {@code "after"}, {@code "fields"}, {@code "minPosition"},
+ *   {@code "timeoutMs"}, {@code "stale"}; each a string, number or boolean (a number by its JSON text:
+ *   give a {@code number} index's decimals as strings to keep every digit); no members lists every
+ *   entity. Reply {@code {items, next}} as over HTTP, merged from every partition of the type on
+ *   whichever nodes fold them, whole or a failure (503 while a partition has no node that can answer,
+ *   after {@code http.forwardWaitMs}); a reply in which some partition was read from a standby copy
+ *   ({@code stale}) carries the header {@code Kfold-Stale: true};</li>
  * </ul>
- * a failure replies with a {@code ReplyException} whose failure code is the HTTP status. The fold
- * publishes each accepted change on {@code kfold.<type>.changes}.
+ * a failure replies with a {@code ReplyException} whose failure code is the HTTP status (400 for a
+ * bad request, 404 for an unknown entity, 409, 503, 504…). The fold publishes each accepted change
+ * on {@code kfold.<type>.changes}.
  */
 public final class EventBusApiVerticle extends VerticleBase {
 
@@ -54,6 +68,7 @@ public final class EventBusApiVerticle extends VerticleBase {
   private final Ownership ownership;
   private final NodeDirectory directory;
   private Forwarder forwarder;
+  private ClusterQueries queries;
 
   public EventBusApiVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
                              EntityWriter writer, Ownership ownership, NodeDirectory directory) {
@@ -69,6 +84,7 @@ public final class EventBusApiVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     forwarder = new Forwarder(vertx, config, ownership, directory);
+    queries = new ClusterQueries(vertx, config, ownership, directory, new LocalQueries(store), watch);
     List<Future<Void>> registered = new ArrayList<>();
     for (EntityType type : types.all()) {
       String name = type.name();
@@ -76,8 +92,11 @@ public final class EventBusApiVerticle extends VerticleBase {
           message -> reply(message, () -> command(name, message.body())));
       MessageConsumer<JsonObject> gets = vertx.eventBus().consumer("kfold." + name + ".get",
           message -> reply(message, () -> get(name, message.body())));
+      MessageConsumer<JsonObject> queried = vertx.eventBus().consumer("kfold." + name + ".query",
+          message -> query(name, message));
       registered.add(commands.completion());
       registered.add(gets.completion());
+      registered.add(queried.completion());
     }
     return Future.all(registered);
   }
@@ -85,6 +104,7 @@ public final class EventBusApiVerticle extends VerticleBase {
   @Override
   public Future<?> stop() {
     forwarder.close();
+    queries.close();
     return Future.succeededFuture();
   }
 
@@ -141,6 +161,42 @@ public final class EventBusApiVerticle extends VerticleBase {
       state.set("state", toJackson(stored.state()));
       return state;
     });
+  }
+
+  /**
+   * A query, as {@code GET /v1/{type}} with the message's members as its parameters, through the
+   * same checks and the same cluster-wide path; the reply is the answer's JSON, marked
+   * {@code Kfold-Stale: true} when a partition was read from a copy.
+   */
+  private void query(String type, Message<JsonObject> message) {
+    Future<ClusterQueries.Answer> answer;
+    try {
+      answer = queries.run(queries.request(type, types.indexes(type), parameters(message.body())));
+    } catch (ClassCastException e) {
+      answer = Future.failedFuture(KfoldException.badRequest("a query must be a JSON object"));
+    } catch (RuntimeException e) {
+      answer = Future.failedFuture(e);
+    }
+    answer.onSuccess(page -> message.reply(new JsonObject(Buffer.buffer(page.page().toJson())),
+            page.stale() ? new DeliveryOptions().addHeader(ClusterQueries.STALE, "true") : new DeliveryOptions()))
+        .onFailure(e -> message.fail(e instanceof KfoldException k ? k.status() : 500, e.getMessage()));
+  }
+
+  /** The members of a query message as query parameters: each a string, number or boolean, by its text. */
+  private static Map<String, List<String>> parameters(JsonObject body) {
+    Map<String, List<String>> parameters = new LinkedHashMap<>();
+    if (body == null) {
+      return parameters;
+    }
+    for (String name : body.fieldNames()) {
+      Object value = body.getValue(name);
+      if (!(value instanceof String || value instanceof Number || value instanceof Boolean)) {
+        throw KfoldException.badRequest("query member '" + name + "' must be a string, a number or a boolean, was "
+            + (value == null ? "null" : body.getValue(name).getClass().getSimpleName()));
+      }
+      parameters.put(name, List.of(value.toString()));
+    }
+    return parameters;
   }
 
   private static String key(JsonObject body) {

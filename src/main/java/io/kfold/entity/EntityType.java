@@ -39,4 +39,12 @@ public interface EntityType {
   default List<NewEvent> decide(JsonNode state, long version, Command command) {
     return List.of(new NewEvent(command.type(), command.payload()));
   }
+
+  /**
+   * The type's secondary indexes, which queries read. The configuration may declare more
+   * ({@code types[].indexes}); names must differ across both. None by default.
+   */
+  default List<IndexDefinition> indexes() {
+    return List.of();
+  }
 }

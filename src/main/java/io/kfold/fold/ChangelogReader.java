@@ -181,17 +181,26 @@ final class ChangelogReader implements AutoCloseable {
     if (!batch.isEmpty()) {
       store.write(batch);
     }
-  }
-
-  /** Changelog records as the store items they carry, to write as they are. */
-  private static StoreBatch itemsOf(ConsumerRecords<byte[], byte[]> records) {
-    StoreBatch batch = new StoreBatch();
-    for (ConsumerRecord<byte[], byte[]> record : records) {
-      if (record.value() != null) {
-        batch.putChangelogItem(new ChangelogItem(record.key(), record.value()));
+    // After the write: a copy counts as read to its end only once what was read is in the store.
+    for (TopicPartition changelog : standbyConsumer.assignment()) {
+      if (!progress.standbyCaughtUp(changelog) && standbyConsumer.currentLag(changelog).orElse(-1) == 0) {
+        progress.standbyReadToEnd(changelog);
       }
     }
-    return batch;
+  }
+
+  /**
+   * Changelog records as the store items they carry, to write as they are, with the index entries
+   * of the states among them (which the changelog does not carry; see IndexEntries).
+   */
+  private StoreBatch itemsOf(ConsumerRecords<byte[], byte[]> records) {
+    List<ChangelogItem> items = new ArrayList<>(records.count());
+    for (ConsumerRecord<byte[], byte[]> record : records) {
+      if (record.value() != null) {
+        items.add(new ChangelogItem(record.key(), record.value()));
+      }
+    }
+    return items.isEmpty() ? new StoreBatch() : fold.indexEntries().changelogBatch(items, store);
   }
 
   @Override

@@ -8,6 +8,7 @@ import io.kfold.entity.EntityTypes;
 import io.kfold.entity.Envelope;
 import io.kfold.entity.Envelopes;
 import io.kfold.fold.FoldWatch.Verdict;
+import io.kfold.query.IndexEntries;
 import io.kfold.store.ChangelogItem;
 import io.kfold.store.EntityStore;
 import io.kfold.store.IdempotentWrite;
@@ -73,11 +74,13 @@ final class Fold {
   private final ExecutorService workers;
   private final int slicesPerPartition;
   private final FoldProgress progress;
+  private final IndexEntries indexEntries;
 
   Fold(KfoldConfig config, EntityTypes types, EntityStore store, FoldProgress progress) {
     this.config = config;
     this.store = store;
     this.progress = progress;
+    this.indexEntries = new IndexEntries(types);
     for (EntityType type : types.all()) {
       typeByTopic.put(config.eventsTopic(type.name()), type);
       typeByName.put(type.name(), type);
@@ -102,6 +105,11 @@ final class Fold {
   /** Forgets the cached states, when partitions move. */
   void forgetCachedStates() {
     caches.clear();
+  }
+
+  /** Keeps the index entries with the states; also for the states that restores and standbys write. */
+  IndexEntries indexEntries() {
+    return indexEntries;
   }
 
   java.util.Set<String> topics() {
@@ -286,6 +294,7 @@ final class Fold {
           StoredEntity stored = new StoredEntity(working.version, working.sourceOffset, working.lastCommandId,
               working.stateBytes);
           batch.putState(type.name(), entity.getKey(), stored);
+          indexEntries.changed(batch, type.name(), entity.getKey(), working.before, working.state);
           changelog.add(ChangelogItem.state(type.name(), entity.getKey(), stored));
         }
         if (working.version > 0) {
@@ -391,7 +400,8 @@ final class Fold {
     changelog.add(ChangelogItem.event(type.name(), event.key(), eventVersion, eventBytes));
     if (event.idempotencyKey() != null) {
       // Recorded with the state, so a retry of the write finds it exactly when its events are folded.
-      IdempotentWrite write = new IdempotentWrite(eventVersion - event.indexInCommand(), eventVersion, record.timestamp());
+      IdempotentWrite write = new IdempotentWrite(eventVersion - event.indexInCommand(), eventVersion, record.timestamp(),
+          record.offset());
       batch.putIdempotentWrite(type.name(), event.key(), event.idempotencyKey(), write);
       changelog.add(ChangelogItem.idempotentWrite(type.name(), event.key(), event.idempotencyKey(), write));
     }
@@ -487,6 +497,8 @@ final class Fold {
     private byte[] storedState;
     byte[] stateBytes;
     boolean changed;
+    /** The state before the poll's first event of the entity, null when it had none: its index entries. */
+    JsonNode before;
 
     Working(StoredEntity stored) {
       if (stored != null) {
@@ -510,6 +522,9 @@ final class Fold {
 
     void advance(long newVersion, ConsumerRecord<?, ?> source, String commandId, JsonNode newState,
                  byte[] newStateBytes) {
+      if (!changed) {
+        before = version == 0 ? null : state;  // parsed already: the event was applied to it
+      }
       version = newVersion;
       sourceOffset = source.offset();
       partition = new TopicPartition(source.topic(), source.partition());

@@ -128,6 +128,7 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     progress.batches.increment();
     publisher.publish(result);
     report(result.reports());
+    watch.reportFolded(result.nextOffsets());
     if (!publisher.commitsOffsets()) {
       lagToolCommits.folded(result.nextOffsets());
     }

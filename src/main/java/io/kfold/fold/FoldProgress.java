@@ -34,6 +34,8 @@ public final class FoldProgress {
   /** Per partition being restored from its changelog: records read, and records to read. */
   private final Map<TopicPartition, long[]> restoring = new ConcurrentHashMap<>();
   private volatile Set<TopicPartition> standbys = Set.of();
+  /** Changelog partitions kept warm whose copy has been read to the end at least once since they were given. */
+  private final Set<TopicPartition> standbysCaughtUp = ConcurrentHashMap.newKeySet();
 
   void restoring(TopicPartition partition, long done, long total) {
     restoring.put(partition, new long[] {done, total});
@@ -50,6 +52,24 @@ public final class FoldProgress {
 
   void standbys(Set<TopicPartition> changelogs) {
     standbys = Set.copyOf(changelogs);
+    standbysCaughtUp.retainAll(changelogs);
+  }
+
+  /** The copy of a changelog partition kept warm has been read to its end. */
+  void standbyReadToEnd(TopicPartition changelog) {
+    if (standbys.contains(changelog)) {
+      standbysCaughtUp.add(changelog);
+    }
+  }
+
+  /**
+   * Whether this node keeps a warm copy of the changelog partition and has read it to its end at
+   * least once: the copy is then the partition as it was at some moment (maybe behind the owner),
+   * not the part of it read so far (a compacted changelog read half-way holds some entities' latest
+   * states and lacks others).
+   */
+  public boolean standbyCaughtUp(TopicPartition changelog) {
+    return standbys.contains(changelog) && standbysCaughtUp.contains(changelog);
   }
 
   /** The changelog partitions this node keeps warm copies from. */
@@ -104,6 +124,7 @@ public final class FoldProgress {
     currentPartitions.clear();
     restoring.clear();
     standbys = Set.of();
+    standbysCaughtUp.clear();
   }
 
   /** Records not yet folded in each assigned partition; -1 where not known yet. */

@@ -3,6 +3,7 @@ package io.kfold.fold;
 import io.kfold.KfoldConfig;
 import io.kfold.entity.EntityTypes;
 import io.kfold.log.Supervisor;
+import io.kfold.query.IndexBuilds;
 import io.kfold.store.EntityStore;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
@@ -20,6 +21,10 @@ import java.util.function.Supplier;
  * fold and the store writes run on the loop's thread, never an event loop. Each accepted change is
  * published on the event bus ({@link #changesAddress}) as the JSON of its change record in a
  * {@code Buffer}.
+ *
+ * <p>Before the fold starts, makes the store's index entries follow the declared indexes
+ * ({@link IndexBuilds#reconcile}), and builds those that need it on a loop of their own,
+ * {@code index-builds}, while the fold goes on.
  */
 public final class FoldVerticle extends VerticleBase {
 
@@ -33,6 +38,7 @@ public final class FoldVerticle extends VerticleBase {
   private final Duration maxPollInterval;
   private final String transactionalId;
   private Supervisor.Running loop;
+  private Supervisor.Running builds;
 
   public FoldVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
                       FoldProgress progress, Supplier<Set<TopicPartition>> standbysWanted, Supervisor supervisor,
@@ -50,16 +56,27 @@ public final class FoldVerticle extends VerticleBase {
 
   @Override
   public Future<?> start() {
-    loop = supervisor.start("fold", new FoldLoop(config, types, store, watch, progress, vertx.eventBus(), standbysWanted,
-        maxPollInterval, transactionalId, Clock.systemUTC()));
-    return Future.succeededFuture();
+    IndexBuilds indexBuilds = new IndexBuilds(types, store);
+    // Before the fold writes any entry: a changed index's old entries are deleted first.
+    return vertx.executeBlocking(() -> {
+      indexBuilds.reconcile();
+      return null;
+    }).onSuccess(v -> {
+      loop = supervisor.start("fold", new FoldLoop(config, types, store, watch, progress, vertx.eventBus(),
+          standbysWanted, maxPollInterval, transactionalId, Clock.systemUTC()));
+      builds = supervisor.start("index-builds", new IndexBuildLoop(indexBuilds));
+    });
   }
 
   @Override
   public Future<?> stop() {
     return vertx.executeBlocking(() -> {
-      if (!loop.stop(Duration.ofSeconds(60))) {
+      boolean buildsStopped = builds == null || builds.stop(Duration.ofSeconds(60));
+      if (loop != null && !loop.stop(Duration.ofSeconds(60))) {
         throw new IllegalStateException("the fold did not stop within 60 s");
+      }
+      if (!buildsStopped) {
+        throw new IllegalStateException("the index builds did not stop within 60 s");
       }
       return null;
     });

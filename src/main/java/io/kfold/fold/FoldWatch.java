@@ -31,6 +31,7 @@ public final class FoldWatch {
   private final Map<String, Waiter<Verdict>> byEventId = new ConcurrentHashMap<>();
   private final Map<String, List<VersionWaiter>> byEntity = new ConcurrentHashMap<>();
   private final Map<String, List<ChangeListener>> listeners = new ConcurrentHashMap<>();
+  private final Map<TopicPartition, List<OffsetWaiter>> byPartition = new ConcurrentHashMap<>();
 
   public FoldWatch(Vertx vertx, EntityStore store) {
     this.vertx = vertx;
@@ -88,6 +89,37 @@ public final class FoldWatch {
   }
 
   /**
+   * Completes once the fold has written to the store every record of {@code partition} up to
+   * {@code offset} included: a query of the partition's entities then sees the event at that offset.
+   */
+  public Future<Void> awaitFolded(TopicPartition partition, long offset, long timeoutMs) {
+    OffsetWaiter waiter = new OffsetWaiter(offset, new Waiter<>(vertx.getOrCreateContext()));
+    byPartition.compute(partition, (k, list) -> {
+      List<OffsetWaiter> waiters = list == null ? new CopyOnWriteArrayList<>() : list;
+      waiters.add(waiter);
+      return waiters;
+    });
+    Runnable remove = () -> byPartition.computeIfPresent(partition, (k, list) -> {
+      list.remove(waiter);
+      return list.isEmpty() ? null : list;
+    });
+    waiter.waiter.timeout(timeoutMs, "the fold of " + partition + " did not pass offset " + offset + " within "
+        + timeoutMs + " ms", remove);
+    // The fold may have passed the offset before the waiter was registered (or a restore did): look once.
+    vertx.executeBlocking(() -> store.nextOffset(partition.topic(), partition.partition()), false).onComplete(read -> {
+      if (read.failed()) {
+        remove.run();
+        waiter.waiter.cancelTimer();
+        waiter.waiter.promise.tryFail(read.cause());
+      } else if (read.result().isPresent() && read.result().getAsLong() > offset) {
+        remove.run();
+        waiter.waiter.complete(null);
+      }
+    });
+    return waiter.waiter.promise.future();
+  }
+
+  /**
    * Calls {@code onChange} with every change of the entity the fold applies from now on (the JSON
    * of a change record: id, event, state), in order, on the caller's context, until the returned
    * action is run.
@@ -108,7 +140,24 @@ public final class FoldWatch {
 
   /** True when nobody waits or listens, so the fold can skip reporting. */
   boolean idle() {
-    return byEventId.isEmpty() && byEntity.isEmpty() && listeners.isEmpty();
+    return byEventId.isEmpty() && byEntity.isEmpty() && listeners.isEmpty() && byPartition.isEmpty();
+  }
+
+  /** Called by the fold after the write that holds a poll's records: the next offset of each partition folded. */
+  void reportFolded(Map<TopicPartition, Long> nextOffsets) {
+    nextOffsets.forEach((partition, next) -> {
+      List<OffsetWaiter> waiters = byPartition.get(partition);
+      if (waiters == null) {
+        return;
+      }
+      for (OffsetWaiter waiter : waiters) {
+        if (next > waiter.offset) {
+          waiters.remove(waiter);
+          waiter.waiter.complete(null);
+        }
+      }
+      byPartition.computeIfPresent(partition, (k, list) -> list.isEmpty() ? null : list);
+    });
   }
 
   /** Called by the fold after the write that holds the change. */
@@ -157,6 +206,8 @@ public final class FoldWatch {
     }
     byEntity.computeIfPresent(type + "/" + key, (k, list) -> list.isEmpty() ? null : list);
   }
+
+  private record OffsetWaiter(long offset, Waiter<Void> waiter) {}
 
   private record VersionWaiter(long minVersion, Waiter<Void> waiter) {}
 

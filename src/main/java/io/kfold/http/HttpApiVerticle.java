@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.KfoldConfig;
 import io.kfold.command.EntityWriter;
+import io.kfold.cluster.ClusterQueries;
 import io.kfold.cluster.Forwarder;
 import io.kfold.cluster.NodeDirectory;
 import io.kfold.cluster.Ownership;
@@ -20,6 +21,7 @@ import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldProgress;
 import io.kfold.fold.FoldWatch;
 import io.kfold.log.KafkaClients;
+import io.kfold.query.LocalQueries;
 import io.kfold.log.Supervisor;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoredEntity;
@@ -42,6 +44,7 @@ import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
@@ -69,6 +72,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private final NodeDirectory directory;
   private final Ownership ownership;
   private Forwarder forwarder;
+  private ClusterQueries queries;
   private StateReads stateReads;
   private ChangeStream changeStreams;
   private Admin admin;
@@ -103,6 +107,7 @@ public final class HttpApiVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     forwarder = new Forwarder(vertx, config, ownership, directory);
+    queries = new ClusterQueries(vertx, config, ownership, directory, new LocalQueries(store), watch);
     stateReads = new StateReads(context, store);
     changeStreams = new ChangeStream(vertx, types, store, watch, config.http().streamMaxPendingBytes());
     return vertx.executeBlocking(() -> {
@@ -121,6 +126,7 @@ public final class HttpApiVerticle extends VerticleBase {
   @Override
   public Future<?> stop() {
     forwarder.close();
+    queries.close();
     return (server == null ? Future.succeededFuture() : server.close())
         .eventually(() -> vertx.executeBlocking(() -> {
           if (admin != null) {
@@ -144,6 +150,7 @@ public final class HttpApiVerticle extends VerticleBase {
     router.post("/v1/_effects/:worker/parked/:id/skip").handler(ctx -> effectAdmin(ctx, "skip"));
     router.post("/v1/_effects/:worker/parked/:type/:id/replay").handler(ctx -> effectAdmin(ctx, "replay"));
     router.post("/v1/_effects/:worker/parked/:type/:id/skip").handler(ctx -> effectAdmin(ctx, "skip"));
+    router.get("/v1/:type").handler(this::query);
     router.post("/v1/:type/:id/commands").handler(body).handler(this::answeredHere).handler(this::forwardIfElsewhere)
         .handler(this::command);
     router.post("/v1/:type/:id/events").handler(body).handler(this::answeredHere).handler(this::forwardIfElsewhere)
@@ -182,6 +189,28 @@ public final class HttpApiVerticle extends VerticleBase {
     if (!forwarder.forwardStream(ctx, types.get(ctx.pathParam("type")).name(), entityId(ctx))) {
       ctx.next();
     }
+  }
+
+  /**
+   * A query of a type's entities, over every partition of the type (see {@link ClusterQueries}); a
+   * query another node asks for some partitions only ({@link ClusterQueries#PARTITIONS}) is answered
+   * for those, with each item's position so that node can merge. An answer in which some partition
+   * was read from a copy ({@code stale=true}) is marked {@code Kfold-Stale: true}.
+   */
+  private void query(RoutingContext ctx) {
+    String type = types.get(ctx.pathParam("type")).name();
+    Map<String, List<String>> parameters = new LinkedHashMap<>();
+    ctx.queryParams().names().forEach(name -> parameters.put(name, ctx.queryParams().getAll(name)));
+    ClusterQueries.Request request = queries.request(type, types.indexes(type), parameters);
+    String asked = ctx.request().getHeader(ClusterQueries.PARTITIONS);
+    (asked == null ? queries.run(request) : queries.runAsked(request, asked))
+        .onSuccess(answer -> {
+          if (answer.stale()) {
+            ctx.response().putHeader(ClusterQueries.STALE, "true");
+          }
+          sendJson(ctx, Buffer.buffer(answer.page().toJson(asked != null)), -1);
+        })
+        .onFailure(ctx::fail);
   }
 
   private void command(RoutingContext ctx) {

@@ -15,7 +15,10 @@ public interface ConsumerLoop {
   /** One round: poll, process, commit. Throws to have the supervisor retry or restart the loop. */
   void runOnce();
 
-  /** Makes a blocking {@link #runOnce} return soon (a consumer's {@code wakeup()}); called from another thread. */
+  /**
+   * Makes a blocking {@link #runOnce} return soon (a consumer's {@code wakeup()}); called from another
+   * thread, at any time: also after {@link #close}.
+   */
   void wakeup();
 
   /**

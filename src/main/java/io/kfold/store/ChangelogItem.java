@@ -39,6 +39,18 @@ public record ChangelogItem(byte[] key, byte[] value) {
         ByteBuffer.allocate(8).putLong(nextOffset).array());
   }
 
+  /** The state an item carries: an entity's latest, which the store writes as it is. */
+  public record EntityState(String type, String key, StoredEntity entity) {}
+
+  /** The entity state this item carries, or null when it is another kind of item. */
+  public EntityState entityState() {
+    if (key.length == 0 || key[0] != STATE || value == null) {
+      return null;
+    }
+    String[] typeAndKey = RocksEntityStore.decodeEntityKey(key, 1);
+    return new EntityState(typeAndKey[0], typeAndKey[1], RocksEntityStore.decodeEntity(value));
+  }
+
   /** The offset a marker carries, or -1 when the item is no marker. */
   public long markedOffset() {
     return key.length > 0 && key[0] == NEXT_OFFSET && value != null && value.length == 8 ? ByteBuffer.wrap(value).getLong() : -1;

@@ -1,7 +1,11 @@
 package io.kfold.store;
 
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.Comparator;
 import java.util.List;
 import java.util.OptionalLong;
+import java.util.function.Function;
 
 /**
  * The node's local state: the latest state of each entity, each entity's history, the next offset
@@ -38,8 +42,47 @@ public interface EntityStore extends AutoCloseable {
   /** Forgets the idempotency keys recorded before {@code recordedBefore} (epoch millis); answers how many. */
   long forgetIdempotencyKeys(long recordedBefore);
 
+  /**
+   * The index that lists every entity of a type: one entry per entity, of an empty value, so that
+   * a scan of it lists the entities in key order. No declared index can have this name.
+   */
+  String ALL_ENTITIES = "";
+
+  /**
+   * Entries of an index in (value, key) order, read from one snapshot of the store: the states
+   * read with them are those the entries were written with.
+   */
+  List<IndexScan.Entry> scanIndex(IndexScan scan);
+
   /** Applies every change of the batch, or none. */
   void write(StoreBatch batch);
+
+  /**
+   * The order in which {@link #writeFromStates} walks a type's entities: by the length of the key
+   * in UTF-8, then by its bytes (the states column's keys are length-prefixed).
+   */
+  Comparator<String> STATE_ORDER = Comparator.comparing((String key) -> key.getBytes(StandardCharsets.UTF_8),
+      Comparator.<byte[]>comparingInt(bytes -> bytes.length).thenComparing(Arrays::compareUnsigned));
+
+  /** An entity's key and stored state. */
+  record KeyedState(String key, StoredEntity entity) {}
+
+  /**
+   * Reads the states of a type after {@code afterKey} ({@link #STATE_ORDER}; null: from the first),
+   * at most {@code limit}, and writes the batch {@code batchFor} makes of them, with no other write
+   * between the read and this one: what the batch derives from the states is still true of them
+   * when it is written (see IndexBuilds). Answers the states read.
+   */
+  List<KeyedState> writeFromStates(String type, String afterKey, int limit, Function<List<KeyedState>, StoreBatch> batchFor);
+
+  /** How many entities of the type have a state. Reads every key of the type: call it rarely. */
+  long countStates(String type);
+
+  /** Every index build the store has a record of (see {@link IndexBuild}). */
+  List<IndexBuild> indexBuilds();
+
+  /** The record of an index's build, or null when the store has none. */
+  IndexBuild indexBuild(String type, String index);
 
   boolean isOpen();
 

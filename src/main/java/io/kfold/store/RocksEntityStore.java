@@ -12,6 +12,7 @@ import org.rocksdb.ReadOptions;
 import org.rocksdb.RocksDB;
 import org.rocksdb.RocksDBException;
 import org.rocksdb.RocksIterator;
+import org.rocksdb.Snapshot;
 import org.rocksdb.WriteBatch;
 import org.rocksdb.WriteOptions;
 import org.slf4j.Logger;
@@ -58,6 +59,9 @@ public final class RocksEntityStore implements EntityStore {
   private static final byte[] OFFSETS = "offsets".getBytes(StandardCharsets.UTF_8);
   private static final byte[] OUTBOX = "outbox".getBytes(StandardCharsets.UTF_8);
   private static final byte[] IDEMPOTENCY = "idempotency".getBytes(StandardCharsets.UTF_8);
+  private static final byte[] INDEXES = "indexes".getBytes(StandardCharsets.UTF_8);
+  private static final byte[] INDEX_BUILDS = "index_builds".getBytes(StandardCharsets.UTF_8);
+  private static final byte[] NO_VALUE = new byte[0];
 
   private final Path path;
   private final LRUCache blockCache;
@@ -72,6 +76,15 @@ public final class RocksEntityStore implements EntityStore {
   private final ColumnFamilyHandle offsets;
   private final ColumnFamilyHandle outbox;
   private final ColumnFamilyHandle idempotency;
+  /** Index entries: (type, index, value, key) → nothing; see {@link #indexKey}. */
+  private final ColumnFamilyHandle indexes;
+  /** Per (type, index), the {@link IndexBuild} record of its entries; key as {@link #indexPrefix}. */
+  private final ColumnFamilyHandle indexBuilds;
+  /**
+   * Held by every write, and by {@link #writeFromStates} from its read to its write: a batch derived
+   * from states is written before any other write can change them.
+   */
+  private final Object writeLock = new Object();
   /**
    * The calls in progress, plus {@link #CLOSED} once close began: one atomic add per call. A plain
    * open flag would let close free the handles under a call that had read the flag a moment before.
@@ -105,7 +118,9 @@ public final class RocksEntityStore implements EntityStore {
         new ColumnFamilyDescriptor(EVENTS, columnOptions),
         new ColumnFamilyDescriptor(OFFSETS, columnOptions),
         new ColumnFamilyDescriptor(OUTBOX, columnOptions),
-        new ColumnFamilyDescriptor(IDEMPOTENCY, columnOptions));
+        new ColumnFamilyDescriptor(IDEMPOTENCY, columnOptions),
+        new ColumnFamilyDescriptor(INDEXES, columnOptions),
+        new ColumnFamilyDescriptor(INDEX_BUILDS, columnOptions));
     try {
       Files.createDirectories(path);
       db = RocksDB.open(dbOptions, path.toString(), descriptors, handles);
@@ -118,6 +133,8 @@ public final class RocksEntityStore implements EntityStore {
     offsets = handles.get(3);
     outbox = handles.get(4);
     idempotency = handles.get(5);
+    indexes = handles.get(6);
+    indexBuilds = handles.get(7);
   }
 
   @Override
@@ -216,7 +233,9 @@ public final class RocksEntityStore implements EntityStore {
         return null;
       }
       ByteBuffer buffer = ByteBuffer.wrap(value);
-      return new IdempotentWrite(buffer.getLong(), buffer.getLong(), buffer.getLong());
+      // Records written before offsets were kept are 24 bytes long.
+      return new IdempotentWrite(buffer.getLong(), buffer.getLong(), buffer.getLong(),
+          buffer.remaining() >= 8 ? buffer.getLong() : -1);
     } catch (RocksDBException e) {
       throw failure("read idempotency key of " + type + "/" + key, e);
     } finally {
@@ -246,9 +265,149 @@ public final class RocksEntityStore implements EntityStore {
   }
 
   @Override
+  public List<IndexScan.Entry> scanIndex(IndexScan scan) {
+    byte[] prefix = indexPrefix(scan.type(), scan.index());
+    byte[] start = scan.from() == null ? prefix : concat(prefix, escape(scan.from()));
+    byte[] afterKey = scan.after() == null ? null : indexKey(scan.type(), scan.index(), scan.after().value(), scan.after().key());
+    if (afterKey != null && Arrays.compareUnsigned(afterKey, start) >= 0) {
+      start = afterKey;
+    }
+    // Every key of a value at or above 'to' is at or above prefix + escape(to): see escape.
+    byte[] end = scan.to() == null ? null : concat(prefix, escape(scan.to()));
+    List<IndexScan.Entry> found = new ArrayList<>();
+    enter("scan an index");
+    Snapshot snapshot = db.getSnapshot();
+    try (ReadOptions atSnapshot = new ReadOptions().setSnapshot(snapshot);
+         RocksIterator it = db.newIterator(indexes, atSnapshot)) {
+      for (it.seek(start); it.isValid() && found.size() < scan.limit(); it.next()) {
+        byte[] key = it.key();
+        if (!startsWith(key, prefix) || (end != null && Arrays.compareUnsigned(key, end) >= 0)) {
+          break;
+        }
+        if (afterKey != null && Arrays.equals(key, afterKey)) {
+          continue;
+        }
+        found.add(decodeIndexKey(key, prefix.length));
+      }
+      it.status();
+      if (scan.withStates() && !found.isEmpty()) {
+        List<byte[]> keys = new ArrayList<>(found.size());
+        List<ColumnFamilyHandle> columns = new ArrayList<>(found.size());
+        for (IndexScan.Entry entry : found) {
+          keys.add(entityKey(scan.type(), entry.key()));
+          columns.add(states);
+        }
+        List<byte[]> values = db.multiGetAsList(atSnapshot, columns, keys);
+        for (int i = 0; i < found.size(); i++) {
+          IndexScan.Entry entry = found.get(i);
+          found.set(i, new IndexScan.Entry(entry.value(), entry.key(), decodeEntity(values.get(i))));
+        }
+      }
+    } catch (RocksDBException e) {
+      throw failure("scan index '" + scan.index() + "' of " + scan.type(), e);
+    } finally {
+      db.releaseSnapshot(snapshot);
+      leave();
+    }
+    return found;
+  }
+
+  @Override
   public void write(StoreBatch batch) {
-    Map<OutboxPartition, Long> batchEmptyBelow = new HashMap<>();  // this batch's, kept once it is written
     enter("write a batch");
+    try {
+      synchronized (writeLock) {
+        writeEntered(batch);
+      }
+    } finally {
+      leave();
+    }
+  }
+
+  @Override
+  public List<KeyedState> writeFromStates(String type, String afterKey, int limit,
+                                          java.util.function.Function<List<KeyedState>, StoreBatch> batchFor) {
+    byte[] prefix = typePrefix(type);
+    byte[] after = afterKey == null ? null : entityKey(type, afterKey);
+    List<KeyedState> found = new ArrayList<>();
+    enter("read states to write from");
+    try {
+      synchronized (writeLock) {
+        try (RocksIterator it = db.newIterator(states, readOptions)) {
+          for (it.seek(after == null ? prefix : after); it.isValid() && found.size() < limit; it.next()) {
+            byte[] key = it.key();
+            if (!startsWith(key, prefix)) {
+              break;
+            }
+            if (after != null && Arrays.equals(key, after)) {
+              continue;
+            }
+            found.add(new KeyedState(decodeEntityKey(key, 0)[1], decodeEntity(it.value())));
+          }
+          it.status();
+        } catch (RocksDBException e) {
+          throw failure("read states of " + type, e);
+        }
+        writeEntered(batchFor.apply(found));
+      }
+    } finally {
+      leave();
+    }
+    return found;
+  }
+
+  @Override
+  public long countStates(String type) {
+    byte[] prefix = typePrefix(type);
+    long count = 0;
+    enter("count states");
+    try (RocksIterator it = db.newIterator(states, readOptions)) {
+      for (it.seek(prefix); it.isValid() && startsWith(it.key(), prefix); it.next()) {
+        count++;
+      }
+      it.status();
+    } catch (RocksDBException e) {
+      throw failure("count states of " + type, e);
+    } finally {
+      leave();
+    }
+    return count;
+  }
+
+  @Override
+  public List<IndexBuild> indexBuilds() {
+    List<IndexBuild> found = new ArrayList<>();
+    enter("read index builds");
+    try (RocksIterator it = db.newIterator(indexBuilds, readOptions)) {
+      for (it.seekToFirst(); it.isValid(); it.next()) {
+        String[] typeAndIndex = decodeEntityKey(it.key(), 0);
+        found.add(decodeIndexBuild(typeAndIndex[0], typeAndIndex[1], it.value()));
+      }
+      it.status();
+    } catch (RocksDBException e) {
+      throw failure("read index builds", e);
+    } finally {
+      leave();
+    }
+    return found;
+  }
+
+  @Override
+  public IndexBuild indexBuild(String type, String index) {
+    enter("read an index build");
+    try {
+      byte[] value = db.get(indexBuilds, readOptions, indexPrefix(type, index));
+      return value == null ? null : decodeIndexBuild(type, index, value);
+    } catch (RocksDBException e) {
+      throw failure("read the build of index '" + index + "' of " + type, e);
+    } finally {
+      leave();
+    }
+  }
+
+  /** Writes a batch; the caller has entered and holds the write lock. */
+  private void writeEntered(StoreBatch batch) {
+    Map<OutboxPartition, Long> batchEmptyBelow = new HashMap<>();  // this batch's, kept once it is written
     try (WriteBatch writes = new WriteBatch()) {
       for (StoreBatch.Change change : batch.changes) {
         if (change instanceof StoreBatch.PutState s) {
@@ -265,6 +424,16 @@ public final class RocksEntityStore implements EntityStore {
           writes.put(outbox, withLong(partitionKey(o.topic(), o.partition()), o.offset()), o.record());
         } else if (change instanceof StoreBatch.PutIdempotentWrite i) {
           writes.put(idempotency, idempotencyKey(i.type(), i.key(), i.idempotencyKey()), encodeIdempotentWrite(i.write()));
+        } else if (change instanceof StoreBatch.PutIndexEntry i) {
+          writes.put(indexes, indexKey(i.type(), i.index(), i.value(), i.key()), NO_VALUE);
+        } else if (change instanceof StoreBatch.DeleteIndexEntry i) {
+          writes.delete(indexes, indexKey(i.type(), i.index(), i.value(), i.key()));
+        } else if (change instanceof StoreBatch.PutIndexBuild b) {
+          writes.put(indexBuilds, indexPrefix(b.build().type(), b.build().index()), encodeIndexBuild(b.build()));
+        } else if (change instanceof StoreBatch.DeleteIndex d) {
+          byte[] prefix = indexPrefix(d.type(), d.index());
+          writes.deleteRange(indexes, prefix, prefixEnd(prefix));
+          writes.delete(indexBuilds, prefix);
         } else if (change instanceof StoreBatch.PutChangelogItem c) {
           writes.put(columnOf(c.item()), c.item().storeKey(), c.item().value());
         } else if (change instanceof StoreBatch.ClearOutbox c) {
@@ -281,8 +450,6 @@ public final class RocksEntityStore implements EntityStore {
       outboxEmptyBelow.putAll(batchEmptyBelow);
     } catch (RocksDBException e) {
       throw failure("write a batch of " + batch.changes.size() + " changes", e);
-    } finally {
-      leave();
     }
   }
 
@@ -393,6 +560,111 @@ public final class RocksEntityStore implements EntityStore {
         .putShort((short) t.length).put(t).putShort((short) k.length).put(k).array();
   }
 
+  /** The type and key of {@link #entityKey}, read from {@code bytes} at {@code offset}. */
+  static String[] decodeEntityKey(byte[] bytes, int offset) {
+    ByteBuffer buffer = ByteBuffer.wrap(bytes, offset, bytes.length - offset);
+    int typeLength = buffer.getShort() & 0xffff;
+    String type = new String(bytes, offset + 2, typeLength, StandardCharsets.UTF_8);
+    buffer.position(offset + 2 + typeLength);
+    int keyLength = buffer.getShort() & 0xffff;
+    return new String[] {type, new String(bytes, offset + 4 + typeLength, keyLength, StandardCharsets.UTF_8)};
+  }
+
+  /** The start of every state key of a type. */
+  private static byte[] typePrefix(String type) {
+    byte[] t = type.getBytes(StandardCharsets.UTF_8);
+    return ByteBuffer.allocate(2 + t.length).putShort((short) t.length).put(t).array();
+  }
+
+  /** The first key after every key that starts with {@code prefix}. */
+  static byte[] prefixEnd(byte[] prefix) {
+    byte[] end = prefix.clone();
+    for (int i = end.length - 1; i >= 0; i--) {
+      if (end[i] != (byte) 0xFF) {
+        end[i]++;
+        return Arrays.copyOf(end, i + 1);
+      }
+    }
+    throw new IllegalArgumentException("no key follows a prefix of 0xFF bytes only");
+  }
+
+  /** The type and the index, length-prefixed: no index of one type shares a prefix with another's. */
+  static byte[] indexPrefix(String type, String index) {
+    byte[] t = type.getBytes(StandardCharsets.UTF_8);
+    byte[] i = index.getBytes(StandardCharsets.UTF_8);
+    return ByteBuffer.allocate(4 + t.length + i.length)
+        .putShort((short) t.length).put(t).putShort((short) i.length).put(i).array();
+  }
+
+  /**
+   * An index entry: the prefix, the value escaped and terminated, then the entity's key to the end.
+   * Keys sort by value (bytes, unsigned), then by entity key, so that one value's entities, or a
+   * range of values, are one run of keys, and a scan can resume after any (value, key).
+   */
+  static byte[] indexKey(String type, String index, byte[] value, String key) {
+    return concat(indexPrefix(type, index), escape(value), TERMINATOR, key.getBytes(StandardCharsets.UTF_8));
+  }
+
+  private static final byte[] TERMINATOR = {0x00, 0x01};
+
+  /**
+   * A value made safe to be followed by more key: each 0x00 becomes 0x00 0xFF, and the value ends
+   * with 0x00 0x01 (added by {@link #indexKey}). It keeps the values' order: at the end of a value,
+   * 0x00 0x01 is below anything a longer value can go on with (a byte from 0x01, or 0x00 0xFF), so
+   * a value sorts before its extensions, as bytes do. So every key of a value at or above {@code v}
+   * is at or above prefix + escape(v).
+   */
+  static byte[] escape(byte[] value) {
+    int zeros = 0;
+    for (byte b : value) {
+      if (b == 0) {
+        zeros++;
+      }
+    }
+    if (zeros == 0) {
+      return value;
+    }
+    byte[] escaped = new byte[value.length + zeros];
+    int at = 0;
+    for (byte b : value) {
+      escaped[at++] = b;
+      if (b == 0) {
+        escaped[at++] = (byte) 0xFF;
+      }
+    }
+    return escaped;
+  }
+
+  private static IndexScan.Entry decodeIndexKey(byte[] key, int from) {
+    java.io.ByteArrayOutputStream value = new java.io.ByteArrayOutputStream();
+    int at = from;
+    while (true) {
+      if (key[at] == 0) {
+        if (key[at + 1] == 0x01) {
+          break;
+        }
+        value.write(0);  // an escaped 0x00, followed by its 0xFF
+        at += 2;
+      } else {
+        value.write(key[at++]);
+      }
+    }
+    at += 2;
+    return new IndexScan.Entry(value.toByteArray(), new String(key, at, key.length - at, StandardCharsets.UTF_8), null);
+  }
+
+  private static byte[] concat(byte[]... parts) {
+    int length = 0;
+    for (byte[] part : parts) {
+      length += part.length;
+    }
+    ByteBuffer out = ByteBuffer.allocate(length);
+    for (byte[] part : parts) {
+      out.put(part);
+    }
+    return out.array();
+  }
+
   static byte[] idempotencyKey(String type, String key, String idempotencyKey) {
     byte[] entity = entityKey(type, key);
     byte[] k = idempotencyKey.getBytes(StandardCharsets.UTF_8);
@@ -414,8 +686,33 @@ public final class RocksEntityStore implements EntityStore {
   }
 
   static byte[] encodeIdempotentWrite(IdempotentWrite write) {
-    return ByteBuffer.allocate(24).putLong(write.firstVersion()).putLong(write.lastVersion()).putLong(write.recordedAt())
-        .array();
+    return ByteBuffer.allocate(32).putLong(write.firstVersion()).putLong(write.lastVersion()).putLong(write.recordedAt())
+        .putLong(write.lastOffset()).array();
+  }
+
+  private static byte[] encodeIndexBuild(IndexBuild build) {
+    byte[] definition = build.definition().getBytes(StandardCharsets.UTF_8);
+    byte[] upTo = build.builtUpTo() == null ? null : build.builtUpTo().getBytes(StandardCharsets.UTF_8);
+    ByteBuffer out = ByteBuffer.allocate(2 + definition.length + 1 + 1 + 2 + (upTo == null ? 0 : upTo.length) + 16)
+        .putShort((short) definition.length).put(definition)
+        .put((byte) (build.ready() ? 1 : 0))
+        .put((byte) (upTo == null ? 0 : 1)).putShort((short) (upTo == null ? 0 : upTo.length));
+    if (upTo != null) {
+      out.put(upTo);
+    }
+    return out.putLong(build.built()).putLong(build.entities()).array();
+  }
+
+  private static IndexBuild decodeIndexBuild(String type, String index, byte[] value) {
+    ByteBuffer in = ByteBuffer.wrap(value);
+    byte[] definition = new byte[in.getShort() & 0xffff];
+    in.get(definition);
+    boolean ready = in.get() == 1;
+    boolean hasUpTo = in.get() == 1;
+    byte[] upTo = new byte[in.getShort() & 0xffff];
+    in.get(upTo);
+    return new IndexBuild(type, index, new String(definition, StandardCharsets.UTF_8), ready,
+        hasUpTo ? new String(upTo, StandardCharsets.UTF_8) : null, in.getLong(), in.getLong());
   }
 
   private ColumnFamilyHandle columnOf(ChangelogItem item) {
@@ -435,7 +732,7 @@ public final class RocksEntityStore implements EntityStore {
         .put(entity.state()).array();
   }
 
-  private static StoredEntity decodeEntity(byte[] value) {
+  static StoredEntity decodeEntity(byte[] value) {
     if (value == null) {
       return null;
     }

@@ -7,7 +7,7 @@ import java.util.List;
 public final class StoreBatch {
 
   sealed interface Change permits PutState, PutEvent, PutOffset, PutOutbox, ClearOutbox, PutIdempotentWrite,
-      PutChangelogItem {}
+      PutChangelogItem, PutIndexEntry, DeleteIndexEntry, PutIndexBuild, DeleteIndex {}
 
   record PutState(String type, String key, StoredEntity entity) implements Change {}
 
@@ -22,6 +22,14 @@ public final class StoreBatch {
   record PutIdempotentWrite(String type, String key, String idempotencyKey, IdempotentWrite write) implements Change {}
 
   record PutChangelogItem(ChangelogItem item) implements Change {}
+
+  record PutIndexEntry(String type, String index, byte[] value, String key) implements Change {}
+
+  record DeleteIndexEntry(String type, String index, byte[] value, String key) implements Change {}
+
+  record PutIndexBuild(IndexBuild build) implements Change {}
+
+  record DeleteIndex(String type, String index) implements Change {}
 
   final List<Change> changes = new ArrayList<>();
 
@@ -60,6 +68,30 @@ public final class StoreBatch {
   /** Writes an item read from a changelog as it is. */
   public StoreBatch putChangelogItem(ChangelogItem item) {
     changes.add(new PutChangelogItem(item));
+    return this;
+  }
+
+  /** Adds the entry of an entity under a value of one of its type's indexes (see {@link IndexScan}). */
+  public StoreBatch putIndexEntry(String type, String index, byte[] value, String key) {
+    changes.add(new PutIndexEntry(type, index, value, key));
+    return this;
+  }
+
+  /** Removes the entry of an entity under a value of an index. */
+  public StoreBatch deleteIndexEntry(String type, String index, byte[] value, String key) {
+    changes.add(new DeleteIndexEntry(type, index, value, key));
+    return this;
+  }
+
+  /** Records what an index's entries follow and how far their build has got. */
+  public StoreBatch putIndexBuild(IndexBuild build) {
+    changes.add(new PutIndexBuild(build));
+    return this;
+  }
+
+  /** Removes every entry of an index, and the record of its build; entries the batch puts after it stay. */
+  public StoreBatch deleteIndex(String type, String index) {
+    changes.add(new DeleteIndex(type, index));
     return this;
   }
 

@@ -9,6 +9,7 @@ import io.kfold.TestNodes;
 import io.kfold.cluster.ClusterClient.Kill;
 import io.kfold.cluster.ClusterClient.Reply;
 import io.kfold.entity.Envelopes;
+import io.kfold.query.Position;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.junit.jupiter.api.DisplayName;
@@ -268,7 +269,7 @@ class IdempotencyAfterCrashTest {
 
   /**
    * The answer to a write, made from its events as the events topic holds them: {@code {key,
-   * version, events}} with the events' bytes as they are. The log must hold the write's events
+   * version, events, position}} with the events' bytes as they are and the last one's position. The log must hold the write's events
    * once: those of one command, all with its key.
    */
   private static String expectedAnswer(String entity, List<ConsumerRecord<byte[], byte[]>> records) throws IOException {
@@ -283,8 +284,10 @@ class IdempotencyAfterCrashTest {
       events.add(new String(record.value(), StandardCharsets.UTF_8));
     }
     assertThat(commands).as("commands in the log with the key of a write to %s: one decision", entity).hasSize(1);
+    ConsumerRecord<byte[], byte[]> last = records.get(records.size() - 1);
     return "{\"key\":" + Envelopes.toText(TextNode.valueOf(entity)) + ",\"version\":" + version + ",\"events\":["
-        + String.join(",", events) + "]}";
+        + String.join(",", events) + "],\"position\":\"" + new Position(last.topic(), last.partition(), last.offset()).token()
+        + "\"}";
   }
 
   /** The records of an events topic with an idempotency key, by key, in log order. */
