@@ -210,21 +210,29 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
         writes, types, effects);
   }
 
+  /** A view's folded type ({@code _view.<name>}) has the topics {@code <app>.view.<name>.*}; its events are contributions. */
   public String eventsTopic(String type) {
-    return app + "." + type + ".events";
+    return type.startsWith(VIEW_TYPE_PREFIX) ? viewTopic(type, "contributions") : app + "." + type + ".events";
   }
 
   public String changesTopic(String type) {
-    return app + "." + type + ".changes";
+    return type.startsWith(VIEW_TYPE_PREFIX) ? viewTopic(type, "changes") : app + "." + type + ".changes";
   }
 
   /** The compacted copy of the store's items of a type, from which another node restores a partition. */
   public String changelogTopic(String type) {
-    return app + "." + type + ".changelog";
+    return type.startsWith(VIEW_TYPE_PREFIX) ? viewTopic(type, "changelog") : app + "." + type + ".changelog";
   }
 
   public String deadLetterTopic(String type) {
-    return app + "." + type + ".dlq";
+    return type.startsWith(VIEW_TYPE_PREFIX) ? viewTopic(type, "dlq") : app + "." + type + ".dlq";
+  }
+
+  /** Starts the name of a view's folded type; no user type's name can. */
+  private static final String VIEW_TYPE_PREFIX = io.kfold.view.ViewType.PREFIX;
+
+  private String viewTopic(String type, String kind) {
+    return app + ".view." + type.substring(VIEW_TYPE_PREFIX.length()) + "." + kind;
   }
 
   /** Where a side-effect worker parks the events it could not deliver. */

@@ -240,10 +240,15 @@ final class ChangePublisher implements AutoCloseable {
           records.add(whole.record());
         }
       } else {
-        OutboxRecord.ChangeReference change = (OutboxRecord.ChangeReference) decoded;
+        OutboxRecord.ChangeReference change = decoded instanceof OutboxRecord.ChangeWithContributions carrying
+            ? carrying.change() : (OutboxRecord.ChangeReference) decoded;
         changes.add(change);
         if (!skipPublished || !marks.published(source, changesTopic, offset)) {
           records.add(fold.rebuildChange(change, source.partition(), offset));
+        }
+        if (decoded instanceof OutboxRecord.ChangeWithContributions carrying) {
+          // No mark says which a view's topic holds: all go again, and the views' fold skips the copies.
+          records.addAll(carrying.contributions());
         }
       }
     }

@@ -14,6 +14,8 @@ import io.kfold.store.EntityStore;
 import io.kfold.store.IdempotentWrite;
 import io.kfold.store.StoreBatch;
 import io.kfold.store.StoredEntity;
+import io.kfold.view.Contributions;
+import io.kfold.view.ViewType;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -47,6 +49,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  * skipped; the next version is applied; a later one is a conflict, never applied. An event without
  * a version gets the next one. A command's later events (meta.index above 0) apply only right after
  * the command's earlier events, so that when two writers race, one command wins whole.
+ *
+ * <p>Views: when an entity of a type some views are from changes, the fold derives what the change
+ * brings to each view ({@link Contributions}) and publishes it with the change, through the same
+ * outbox. A view's rows are folded here too, as the entities of an internal type ({@link ViewType})
+ * whose events are those contributions; a contribution its row applied already is a duplicate.
  */
 final class Fold {
 
@@ -75,15 +82,20 @@ final class Fold {
   private final int slicesPerPartition;
   private final FoldProgress progress;
   private final IndexEntries indexEntries;
+  /** Per user type, the views it counts in; absent for a type no view is from. */
+  private final Map<String, List<ViewType>> viewsByType = new HashMap<>();
 
   Fold(KfoldConfig config, EntityTypes types, EntityStore store, FoldProgress progress) {
     this.config = config;
     this.store = store;
     this.progress = progress;
     this.indexEntries = new IndexEntries(types);
-    for (EntityType type : types.all()) {
+    for (EntityType type : types.folded()) {
       typeByTopic.put(config.eventsTopic(type.name()), type);
       typeByName.put(type.name(), type);
+    }
+    for (ViewType view : types.views()) {
+      view.definition().from().forEach(from -> viewsByType.computeIfAbsent(from, t -> new ArrayList<>()).add(view));
     }
     int threads = config.fold().threads() > 0 ? config.fold().threads() : Runtime.getRuntime().availableProcessors();
     this.slicesPerPartition = threads;
@@ -281,6 +293,7 @@ final class Fold {
     @Override
     public void run() {
       EntityType type = typeByTopic.get(partition.topic());
+      List<ViewType> views = viewsByType.getOrDefault(type.name(), List.of());
       Map<String, Working> states = loadStates(type.name(), records, cache);
       for (ConsumerRecord<byte[], byte[]> record : records) {
         ProducerRecord<String, byte[]> out = foldRecord(type, record, states, batch, changelog, reports);
@@ -296,11 +309,51 @@ final class Fold {
           batch.putState(type.name(), entity.getKey(), stored);
           indexEntries.changed(batch, type.name(), entity.getKey(), working.before, working.state);
           changelog.add(ChangelogItem.state(type.name(), entity.getKey(), stored));
+          if (!views.isEmpty()) {
+            contribute(views, type, entity.getKey(), working);
+          }
         }
         if (working.version > 0) {
           cache.put(entity.getKey(), working);
         }
       }
+    }
+
+    /**
+     * Publishes what an entity's change brings to the views, right after the change of its last
+     * event in the poll (the source offset orders them), and keeps the records in that event's
+     * outbox entry, in the same batch as the state: published again after a crash, they are the
+     * same records.
+     */
+    private void contribute(List<ViewType> views, EntityType type, String key, Working working) {
+      // The views read plain JSON: a merge type's state keeps unchanged members as raw text.
+      JsonNode before = working.before == null ? null : plain(working.before);
+      JsonNode after = plain(working.stateBytes);
+      List<ProducerRecord<String, byte[]>> records = new ArrayList<>();
+      for (ViewType view : views) {
+        for (Contributions.Contribution contribution : Contributions.of(view.definition(), type.name(), key, before,
+            after, partition.partition(), working.sourceOffset)) {
+          records.add(new ProducerRecord<>(config.eventsTopic(view.name()), contribution.rowKey(), contribution.value()));
+        }
+      }
+      if (records.isEmpty()) {
+        return;
+      }
+      records.forEach(record -> outputs.add(new Output(working.sourceOffset, record)));
+      batch.putOutbox(partition.topic(), partition.partition(), working.sourceOffset,
+          OutboxRecord.withContributions(type.name(), key, working.version, records));
+    }
+  }
+
+  private static JsonNode plain(JsonNode state) {
+    return plain(Envelopes.toBytes(state));
+  }
+
+  private static JsonNode plain(byte[] state) {
+    try {
+      return Envelopes.parse(state);
+    } catch (IOException e) {
+      throw new IllegalStateException("a state is not JSON", e);
     }
   }
 
@@ -367,6 +420,19 @@ final class Fold {
       progress.duplicates.increment();
       reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DUPLICATE, 0, null));
       return null;
+    }
+    if (type instanceof ViewType view) {
+      try {
+        if (view.applied(entity.state(type), event.payload())) {
+          // Published again (an outbox after a crash, a rewound group): its row has it already.
+          progress.duplicates.increment();
+          reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DUPLICATE, 0, null));
+          return null;
+        }
+      } catch (RuntimeException e) {
+        reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DEAD_LETTERED, 0, null));
+        return deadLetter(type, record, e.getMessage(), batch);
+      }
     }
     long eventVersion = event.version() == Envelope.NO_VERSION ? entity.version + 1 : event.version();
     if (eventVersion <= entity.version) {

@@ -25,6 +25,7 @@ import io.kfold.query.LocalQueries;
 import io.kfold.log.Supervisor;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoredEntity;
+import io.kfold.view.ViewType;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.DeliveryOptions;
@@ -143,6 +144,10 @@ public final class HttpApiVerticle extends VerticleBase {
     // other route's path is two segments after /v1.
     router.get("/v1/:type/:id").handler(this::answeredHere).handler(this::staleIfAsked).handler(this::forwardIfElsewhere)
         .handler(this::getState);
+    // A view's rows are the entities of its folded type: read, forwarded and read stale like entities.
+    router.get("/v1/_views/:view/:key").handler(this::answeredHere).handler(this::staleRowIfAsked)
+        .handler(this::forwardRowIfElsewhere).handler(this::getRow);
+    router.get("/v1/_views").handler(this::listViews);
     router.get("/v1/_cluster").handler(this::cluster);
     router.get("/v1/_effects").handler(this::effectStatus);
     router.get("/v1/_effects/:worker/parked").handler(ctx -> effectAdmin(ctx, "parked"));
@@ -350,6 +355,69 @@ public final class HttpApiVerticle extends VerticleBase {
         sendState(ctx, key, stored);
       }
     }).onFailure(ctx::fail);
+  }
+
+  /** {@code ?stale=true} for a view's row: as {@link #staleIfAsked} for an entity. */
+  private void staleRowIfAsked(RoutingContext ctx) {
+    ViewType view = types.view(ctx.pathParam("view"));
+    String key = rowKey(ctx);
+    if (!"true".equals(ctx.request().getParam("stale")) || ownership.owns(view.name(), key)) {
+      ctx.next();
+      return;
+    }
+    stateReads.get(view.name(), key).onSuccess(stored -> {
+      if (stored == null) {
+        ctx.next();
+      } else {
+        ctx.response().putHeader("Kfold-Stale", "true");
+        sendRow(ctx, view, key, stored);
+      }
+    }).onFailure(ctx::fail);
+  }
+
+  private void forwardRowIfElsewhere(RoutingContext ctx) {
+    if (!forwarder.forward(ctx, types.view(ctx.pathParam("view")).name(), rowKey(ctx))) {
+      ctx.next();
+    }
+  }
+
+  private void getRow(RoutingContext ctx) {
+    ViewType view = types.view(ctx.pathParam("view"));
+    String key = rowKey(ctx);
+    stateReads.get(view.name(), key).onSuccess(stored -> sendRow(ctx, view, key, stored)).onFailure(ctx::fail);
+  }
+
+  /**
+   * {@code {key, row, entities}}. A row whose entities all left is kept in the store (its marks of
+   * what it applied must stay) but reads as absent.
+   */
+  private static void sendRow(RoutingContext ctx, ViewType view, String key, StoredEntity stored) {
+    JsonNode state = stored == null ? null : parse(stored.state());
+    if (state == null || state.path("entities").asLong() <= 0) {
+      ctx.fail(KfoldException.notFound("view '" + view.definition().name() + "' has no row '" + key + "'"));
+      return;
+    }
+    ObjectNode body = JsonNodeFactory.instance.objectNode();
+    body.put("key", key);
+    body.set("row", view.definition().answer((ObjectNode) state.get("row")));
+    body.put("entities", state.path("entities").asLong());
+    sendJson(ctx, body, -1);
+  }
+
+  /** The views this node keeps, with what they are from and their fingerprints. */
+  private void listViews(RoutingContext ctx) {
+    ObjectNode body = JsonNodeFactory.instance.objectNode();
+    var list = body.putArray("views");
+    for (ViewType view : types.views()) {
+      ObjectNode item = list.addObject().put("name", view.definition().name());
+      view.definition().from().forEach(item.putArray("from")::add);
+      item.put("fingerprint", view.definition().fingerprint()).put("state", "live");
+    }
+    sendJson(ctx, body, -1);
+  }
+
+  private static String rowKey(RoutingContext ctx) {
+    return EntityIds.check(ctx.pathParam("key"));
   }
 
   static byte[] quoted(String text) {
