@@ -252,8 +252,8 @@ final class ChangePublisher implements AutoCloseable {
         }
       }
     }
-    LOG.info("publishing {} outbox records of {} again ({} were published already), and their changelog",
-        records.size(), source, outbox.size() - records.size());
+    LOG.info("publishing {} records of the {} outbox entries of {} again (the changes of the others were published"
+        + " already), and their changelog", records.size(), outbox.size(), source);
     long next = store.nextOffset(source.topic(), source.partition()).orElseThrow();
     send(source, records, fold.rebuildChangelog(changes, source, next), next);
   }

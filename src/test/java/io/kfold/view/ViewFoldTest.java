@@ -207,7 +207,8 @@ class ViewFoldTest {
   /**
    * Reads the view's topic as the view's fold does (committed records only), and writes again, as
    * an outside producer, the last {@code perPartition} contributions of each partition (a rewound
-   * group); answers the offset of the last copy per partition.
+   * group); answers the offset of the last copy per partition (none for a partition without
+   * contributions: then the rows' check says what is missing).
    */
   private static Map<Integer, Long> writeCopiesOfContributions(KafkaProducer<byte[], byte[]> producer, String topic,
                                                                int perPartition) throws Exception {
@@ -244,7 +245,6 @@ class ViewFoldTest {
       RecordMetadata metadata = one.get(30, TimeUnit.SECONDS);
       copies.merge(metadata.partition(), metadata.offset(), Math::max);
     }
-    assertThat(copies).as("copies of contributions written").isNotEmpty();
     return copies;
   }
 
