@@ -58,6 +58,18 @@ final class KfoldRun {
         jfrFile, workDir);
   }
 
+  /**
+   * The orders of the views benchmark, folded in a JVM of its own with {@code env} added to the node's
+   * configuration. With {@code checkRows}, the check also reads a sample of the {@code customers} view's
+   * rows through the node's HTTP API and compares them with the recomputation from the input.
+   */
+  static Map<String, Object> inOwnJvm(String bootstrap, ViewInput input, Map<String, String> env, boolean checkRows,
+                                      int maxPollRecords, Path dataDir, long brokerPid, Path workDir) throws Exception {
+    return inOwnJvm(bootstrap, input.app, List.of("--events", Long.toString(input.events()),
+        "--view-orders", Long.toString(input.orders), "--view-rows", Boolean.toString(checkRows)), env,
+        maxPollRecords, true, dataDir, brokerPid, null, workDir);
+  }
+
   private static Map<String, Object> inOwnJvm(String bootstrap, String app, List<String> inputArguments,
                                               Map<String, String> env, int maxPollRecords, boolean transactions,
                                               Path dataDir, long brokerPid, Path jfrFile, Path workDir)
@@ -98,7 +110,11 @@ final class KfoldRun {
     String app = options.get("--app");
     long events = Long.parseLong(options.get("--events"));
     StateCheck check;
-    if (options.containsKey("--orders-customers")) {
+    if (options.containsKey("--view-orders")) {
+      ViewInput orders = new ViewInput(app, Long.parseLong(options.get("--view-orders")));
+      boolean rows = Boolean.parseBoolean(options.get("--view-rows"));
+      check = node -> ViewChecks.check(node, orders, rows);
+    } else if (options.containsKey("--orders-customers")) {
       OrderInput orders = new OrderInput(app, events, Integer.parseInt(options.get("--orders-customers")));
       check = node -> checkOrders(node, orders);
     } else {
