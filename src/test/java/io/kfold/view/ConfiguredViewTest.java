@@ -308,6 +308,20 @@ class ConfiguredViewTest {
   }
 
   @Test
+  @DisplayName("min and max: numbers by value before strings, strings by code point (not UTF-16 units)")
+  void ordering() {
+    ObjectNode row = VIEW.emptyRow();
+    for (JsonNode placedAt : List.of(JSON.textNode("\uD83D\uDE00"), JSON.textNode("\uFB01"), decimal("10.0"),
+        JSON.numberNode(9), JSON.textNode("2026"))) {
+      row = VIEW.add(row, VIEW.share("orders", JSON.objectNode().put("customer", "a").put("status", "paid")
+          .set("placedAt", placedAt)).values());
+    }
+    JsonNode answer = VIEW.answer(row);
+    assertThat(answer.get("firstOrder").toString()).isEqualTo("9");
+    assertThat(answer.get("lastOrder").asText()).as("U+1F600 after U+FB01").isEqualTo("\uD83D\uDE00");
+  }
+
+  @Test
   @DisplayName("a share is the row key's text and only the values the fields read")
   void shares() {
     ObjectNode order = order("paid", "12.50", "2026-01-01T10:00:00.000000000Z");
