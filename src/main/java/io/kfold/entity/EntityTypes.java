@@ -2,15 +2,16 @@ package io.kfold.entity;
 
 import io.kfold.KfoldConfig;
 import io.kfold.view.ViewDefinition;
+import io.kfold.view.ViewDefinitions;
 import io.kfold.view.ViewType;
 
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashSet;
-import java.util.List;
-import java.util.Set;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * The entity types a node serves, by name, and the views it keeps. Each view is folded as an
@@ -30,7 +31,7 @@ public final class EntityTypes {
     return from(config, List.of());
   }
 
-  /** The configuration's types, and {@code views} over them. */
+  /** The configuration's types and views, and {@code views} written in Java over them. */
   public static EntityTypes from(KfoldConfig config, List<ViewDefinition> views) {
     EntityTypes types = new EntityTypes();
     for (KfoldConfig.TypeConfig type : config.types()) {
@@ -44,16 +45,12 @@ public final class EntityTypes {
       }
       types.indexesByName.put(type.name(), indexesOf(entityType, type.indexes()));
     }
-    for (ViewDefinition view : views) {
-      for (String from : view.from()) {
-        if (!types.byName.containsKey(from)) {
-          throw new IllegalArgumentException("view '" + view.name() + "' is from the unknown type '" + from
-              + "'; the types are " + types.byName.keySet());
-        }
-      }
-      if (types.viewsByName.put(view.name(), new ViewType(view)) != null) {
-        throw new IllegalArgumentException("view '" + view.name() + "' is declared twice");
-      }
+    // The configuration's views (declared, or Java classes it names), then those given in code;
+    // ViewDefinitions checks them all: valid unique names, known types.
+    List<ViewDefinition> all = new ArrayList<>(ViewDefinitions.from(config).all());
+    all.addAll(views);
+    for (ViewDefinition view : ViewDefinitions.of(all, types.byName.keySet()).all()) {
+      types.viewsByName.put(view.name(), new ViewType(view));
     }
     return types;
   }

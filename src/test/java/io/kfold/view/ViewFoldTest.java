@@ -123,6 +123,7 @@ class ViewFoldTest {
     ObjectNode conf = (ObjectNode) yaml.readTree(Path.of("conf", "kfold.yaml").toFile());
     conf.set("types", yaml.readTree("[{name: members, fold: merge}]"));
     conf.putObject("effects");
+    conf.putArray("views");  // the shipped views read types this node does not have
     Path file = dir.resolve("kfold-test.yaml");
     Files.createDirectories(dir);
     yaml.writeValue(file.toFile(), conf);
