@@ -8,6 +8,9 @@ import io.kfold.query.LocalQueries;
 import io.kfold.query.LocalQueries.Page;
 import io.kfold.query.Position;
 import io.kfold.query.Query;
+import io.kfold.store.IndexScan;
+import io.kfold.store.StoredEntity;
+import io.kfold.view.ViewType;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
@@ -26,6 +29,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Predicate;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 
 /**
@@ -85,7 +90,21 @@ public final class ClusterQueries {
    * A query as a caller asked it, checked: the conditions and page, the minimum position, whether
    * copies may answer, and the parameters as a query string, passed on to the nodes asked.
    */
-  public record Request(Query query, MinPosition min, boolean stale, String queryString) {}
+  public record Request(Query query, MinPosition min, boolean stale, String queryString, Rows rows) {
+    public Request(Query query, MinPosition min, boolean stale, String queryString) {
+      this(query, min, stale, queryString, null);
+    }
+  }
+
+  /**
+   * What makes a query of every entity a list of a view's rows: the rows whose key starts with
+   * {@code prefix} (null: all), and only those that {@code answers} accepts (a row whose entities
+   * all left stays in the store, but is no row).
+   */
+  public record Rows(String prefix, Predicate<StoredEntity> answers) {}
+
+  /** A prefix of an entity id (a row key is one). */
+  private static final Pattern KEY_PREFIX = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._~:@-]{0,127}");
 
   /** A query's page, and whether some partition of it was read from a copy. */
   public record Answer(Page page, boolean stale) {}
@@ -134,6 +153,49 @@ public final class ClusterQueries {
     String token = single(parameters, "minPosition");
     return new Request(query, token == null ? null : minPosition(query, token, timeoutMs), "true".equals(stale),
         queryString(parameters));
+  }
+
+  /**
+   * The list of a view's rows that the parameters of {@code GET /v1/_views/{view}} ask for: every
+   * row of the view's folded type in key order, {@code limit} at a time after the cursor
+   * {@code after}, those whose key starts with {@code prefix}. A 400 saying what is wrong otherwise.
+   */
+  public Request rowsRequest(String viewType, Map<String, List<String>> parameters, Predicate<StoredEntity> answers) {
+    for (String name : parameters.keySet()) {
+      if (!Set.of("limit", "after", "prefix", "stale").contains(name)) {
+        throw KfoldException.badRequest("'" + name + "' is no parameter of a list of rows; give limit, after, prefix"
+            + " or stale");
+      }
+    }
+    String prefix = single(parameters, "prefix");
+    if (prefix != null && !KEY_PREFIX.matcher(prefix).matches()) {
+      throw KfoldException.badRequest("prefix '" + prefix + "' starts no row key: use 1 to 128 letters, digits and"
+          + " . _ ~ : @ -, starting with a letter or digit");
+    }
+    Map<String, List<String>> rest = new LinkedHashMap<>(parameters);
+    rest.remove("prefix");
+    Request request = request(viewType, List.of(), rest);
+    Query query = request.query();
+    IndexScan.Position after = query.after();
+    if (prefix != null) {
+      // The rows from the prefix on: the scan begins after the greatest key before it, which no row key is.
+      IndexScan.Position start = new IndexScan.Position(new byte[0], beforePrefix(prefix));
+      if (after == null || Page.ORDER.compare(after, start) < 0) {
+        after = start;
+      }
+    }
+    query = new Query(query.type(), null, List.of(), query.limit(), false, after);
+    return new Request(query, null, request.stale(), queryString(parameters), new Rows(prefix, answers));
+  }
+
+  /**
+   * A string below {@code prefix} above which every row key from the prefix on lies, and no row key
+   * below it: the prefix with its last character lowered by one and followed by DEL, a character no
+   * key holds (keys hold ASCII characters up to '~').
+   */
+  static String beforePrefix(String prefix) {
+    char last = prefix.charAt(prefix.length() - 1);
+    return prefix.substring(0, prefix.length() - 1) + (char) (last - 1) + '\u007f';
   }
 
   private static String single(Map<String, List<String>> parameters, String name) {
@@ -271,7 +333,9 @@ public final class ClusterQueries {
     Query query = request.query();
     return folded.compose(v -> vertx.executeBlocking(() -> {
       boolean fromCopy = partitions.stream().anyMatch(p -> !ownership.current(p));
-      Page page = local.run(query, key -> partitions.contains(ownership.partition(query.type(), key)));
+      Predicate<String> holds = key -> partitions.contains(ownership.partition(query.type(), key));
+      Rows rows = request.rows();
+      Page page = rows == null ? local.run(query, holds) : local.run(query, holds, rows.prefix(), rows.answers());
       // A partition taken away during the scan may have been read only in part: no answer rather than a partial one.
       KfoldException takenAway = notAnswerable(request, partitions);
       if (takenAway != null) {
@@ -304,7 +368,9 @@ public final class ClusterQueries {
     String numbers = partitions.stream().map(p -> String.valueOf(p.partition())).sorted()
         .collect(Collectors.joining(","));
     String queryString = request.queryString();
-    return client.getAbs(url + "/v1/" + type + (queryString.isEmpty() ? "" : "?" + queryString))
+    String view = ViewType.viewName(type);
+    String path = view == null ? "/v1/" + type : "/v1/_views/" + view;
+    return client.getAbs(url + path + (queryString.isEmpty() ? "" : "?" + queryString))
         .timeout(config.http().maxWaitMs() + config.http().forwardWaitMs() + 5_000)
         .putHeader(Forwarder.FORWARDED_BY, directory.node())
         .putHeader(PARTITIONS, numbers)

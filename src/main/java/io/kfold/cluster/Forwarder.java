@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.MissingNode;
 import io.kfold.KfoldConfig;
 import io.kfold.entity.Envelopes;
 import io.kfold.entity.KfoldException;
+import io.kfold.view.ViewType;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -127,7 +128,10 @@ public final class Forwarder {
         return Future.succeededFuture(null);  // it became this node's meanwhile
       }
       forwarded.increment();
-      HttpRequest<Buffer> request = client.requestAbs(method, url + "/v1/" + type + "/" + key + rest)
+      // A view's row is read at its own route: its folded type has none.
+      String view = ViewType.viewName(type);
+      String path = view == null ? "/v1/" + type + "/" + key : "/v1/_views/" + view + "/" + key;
+      HttpRequest<Buffer> request = client.requestAbs(method, url + path + rest)
           .timeout(config.writes().timeoutMs() + config.http().maxWaitMs())
           .putHeader(FORWARDED_BY, directory.node());
       headers.forEach(request::putHeader);

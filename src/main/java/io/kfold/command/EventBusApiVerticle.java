@@ -18,6 +18,7 @@ import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldWatch;
 import io.kfold.query.LocalQueries;
 import io.kfold.store.EntityStore;
+import io.kfold.view.ViewType;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.buffer.Buffer;
@@ -53,6 +54,9 @@ import java.util.function.Supplier;
  *   whichever nodes fold them, whole or a failure (503 while a partition has no node that can answer,
  *   after {@code http.forwardWaitMs}); a reply in which some partition was read from a standby copy
  *   ({@code stale}) carries the header {@code Kfold-Stale: true};</li>
+ *   <li>{@code kfold.view.<view>.get}: request {@code {"key", "stale"?}}; reply {@code {key, row, entities}}
+ *   as {@code GET /v1/_views/{view}/{key}}, from the node that folds the row (or, with {@code stale}, a
+ *   copy on this node); 404 when the view has no such row;</li>
  * </ul>
  * a failure replies with a {@code ReplyException} whose failure code is the HTTP status (400 for a
  * bad request, 404 for an unknown entity, 409, 503, 504…). The fold publishes each accepted change
@@ -97,6 +101,11 @@ public final class EventBusApiVerticle extends VerticleBase {
       registered.add(commands.completion());
       registered.add(gets.completion());
       registered.add(queried.completion());
+    }
+    for (ViewType view : types.views()) {
+      MessageConsumer<JsonObject> rows = vertx.eventBus().consumer("kfold.view." + view.definition().name() + ".get",
+          message -> reply(message, () -> getRow(view, message.body())));
+      registered.add(rows.completion());
     }
     return Future.all(registered);
   }
@@ -161,6 +170,34 @@ public final class EventBusApiVerticle extends VerticleBase {
       state.set("state", toJackson(stored.state()));
       return state;
     });
+  }
+
+  /**
+   * A view's row, as {@code GET /v1/_views/{view}/{key}}: answered by the node that folds the row,
+   * or with {@code "stale": true} by a copy this node holds.
+   */
+  private Future<ObjectNode> getRow(ViewType view, JsonObject body) {
+    String key = key(body);
+    Object stale = body.getValue("stale");
+    if (stale != null && !(stale instanceof Boolean)) {
+      throw KfoldException.badRequest("stale must be true or false");
+    }
+    boolean fromCopy = Boolean.TRUE.equals(stale) && !ownership.owns(view.name(), key);
+    Future<ObjectNode> copy = fromCopy
+        ? vertx.executeBlocking(() -> view.answer(key, store.get(view.name(), key)), false)
+        : Future.succeededFuture(null);
+    return copy.compose(answer -> answer != null ? Future.succeededFuture(answer)
+        : forwarder.getState(view.name(), key, 0, 0).compose(remote -> remote == null
+            ? vertx.executeBlocking(() -> rowHere(view, key), false)
+            : Future.succeededFuture((ObjectNode) toJackson(remote.getBytes()))));
+  }
+
+  private ObjectNode rowHere(ViewType view, String key) {
+    ObjectNode answer = view.answer(key, store.get(view.name(), key));
+    if (answer == null) {
+      throw KfoldException.notFound("view '" + view.definition().name() + "' has no row '" + key + "'");
+    }
+    return answer;
   }
 
   /**

@@ -244,7 +244,10 @@ final class ChangePublisher implements AutoCloseable {
             ? carrying.change() : (OutboxRecord.ChangeReference) decoded;
         changes.add(change);
         if (!skipPublished || !marks.published(source, changesTopic, offset)) {
-          records.add(fold.rebuildChange(change, source.partition(), offset));
+          ProducerRecord<String, byte[]> rebuilt = fold.rebuildChange(change, source.partition(), offset);
+          if (rebuilt != null) {  // a view's row publishes no change
+            records.add(rebuilt);
+          }
         }
         if (decoded instanceof OutboxRecord.ChangeWithContributions carrying) {
           // No mark says which a view's topic holds: all go again, and the views' fold skips the copies.

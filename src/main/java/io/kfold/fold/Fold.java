@@ -158,6 +158,9 @@ final class Fold {
     Map<String, OutboxRecord.ChangeReference> entities = new LinkedHashMap<>();
     for (OutboxRecord.ChangeReference change : changes) {
       entities.put(change.type() + '\u0000' + change.key(), change);
+      if (!keepsHistory(typeByName.get(change.type()))) {
+        continue;  // its state (below) is all its changelog holds
+      }
       List<byte[]> event = store.history(change.type(), change.key(), change.version(), 1);
       if (event.isEmpty()) {
         throw new IllegalStateException("the store lacks " + change.type() + " '" + change.key() + "' version "
@@ -462,9 +465,12 @@ final class Fold {
     byte[] eventBytes = Envelopes.toBytes(applied);
     byte[] stateBytes = Envelopes.toBytes(newState);
     entity.advance(eventVersion, record, event.commandId(), newState, stateBytes);
-    batch.putEvent(type.name(), event.key(), eventVersion, eventBytes);
-    changelog.add(ChangelogItem.event(type.name(), event.key(), eventVersion, eventBytes));
-    if (event.idempotencyKey() != null) {
+    boolean history = keepsHistory(type);
+    if (history) {
+      batch.putEvent(type.name(), event.key(), eventVersion, eventBytes);
+      changelog.add(ChangelogItem.event(type.name(), event.key(), eventVersion, eventBytes));
+    }
+    if (history && event.idempotencyKey() != null) {
       // Recorded with the state, so a retry of the write finds it exactly when its events are folded.
       IdempotentWrite write = new IdempotentWrite(eventVersion - event.indexInCommand(), eventVersion, record.timestamp(),
           record.offset());
@@ -474,9 +480,20 @@ final class Fold {
     progress.applied.increment();
     byte[] changeBytes = changeRecord(event.key() + ":" + eventVersion, eventBytes, stateBytes);
     reports.add(new Report(type.name(), event.key(), event.id(), Verdict.APPLIED, eventVersion, changeBytes));
+    // The reference also brings the entity's state into the changelog rebuilt with a republished outbox.
     batch.putOutbox(record.topic(), record.partition(), record.offset(),
         OutboxRecord.reference(type.name(), event.key(), eventVersion));
-    return changeRecord(type, event.key(), record.partition(), record.offset(), changeBytes);
+    return history ? changeRecord(type, event.key(), record.partition(), record.offset(), changeBytes) : null;
+  }
+
+  /**
+   * Whether the type keeps its entities' events (their history, in the store and the changelog) and
+   * publishes a change record for each. A view's row takes one contribution per change of an entity
+   * that counts in it, without end, and is read by its state only: its changes reach the node's own
+   * listeners (change streams), never the history nor the changes topic.
+   */
+  static boolean keepsHistory(EntityType type) {
+    return !(type instanceof ViewType);
   }
 
   private ProducerRecord<String, byte[]> changeRecord(EntityType type, String key, int partition, long sourceOffset,
@@ -489,9 +506,13 @@ final class Fold {
   /**
    * The change record of an event the store holds, as the fold first made it: the event from the
    * entity's history, and the state after it, refolded from the history when it is not the latest.
+   * Null for a type that publishes no changes.
    */
   ProducerRecord<String, byte[]> rebuildChange(OutboxRecord.ChangeReference reference, int partition, long sourceOffset) {
     EntityType type = typeByName.get(reference.type());
+    if (!keepsHistory(type)) {
+      return null;  // it publishes no changes
+    }
     StoredEntity current = store.get(type.name(), reference.key());
     List<byte[]> history = store.history(type.name(), reference.key(), 1, (int) reference.version());
     if (current == null || history.size() != reference.version()) {

@@ -140,13 +140,17 @@ public final class HttpApiVerticle extends VerticleBase {
   private Router router() {
     Router router = Router.router(vertx);
     BodyHandler body = BodyHandler.create(false).setBodyLimit(config.http().maxBodyBytes());
-    // The most frequent request first: the router tries routes in order, most by a regex match. No
-    // other route's path is two segments after /v1.
+    // The most frequent request (an entity's GET) nearly first: the router tries routes in order,
+    // most by a regex match. The one other route whose path is two segments after /v1, a list of a
+    // view's rows, must come before it, or the entity's route would take it.
+    router.get("/v1/_views/:view").handler(this::listRows);
     router.get("/v1/:type/:id").handler(this::answeredHere).handler(this::staleIfAsked).handler(this::forwardIfElsewhere)
         .handler(this::getState);
     // A view's rows are the entities of its folded type: read, forwarded and read stale like entities.
     router.get("/v1/_views/:view/:key").handler(this::answeredHere).handler(this::staleRowIfAsked)
         .handler(this::forwardRowIfElsewhere).handler(this::getRow);
+    router.get("/v1/_views/:view/:key/changes").handler(this::answeredHere).handler(this::forwardRowStreamIfElsewhere)
+        .handler(changeStreams::handleRow);
     router.get("/v1/_views").handler(this::listViews);
     router.get("/v1/_cluster").handler(this::cluster);
     router.get("/v1/_effects").handler(this::effectStatus);
@@ -381,6 +385,12 @@ public final class HttpApiVerticle extends VerticleBase {
     }
   }
 
+  private void forwardRowStreamIfElsewhere(RoutingContext ctx) {
+    if (!forwarder.forwardStream(ctx, types.view(ctx.pathParam("view")).name(), rowKey(ctx))) {
+      ctx.next();
+    }
+  }
+
   private void getRow(RoutingContext ctx) {
     ViewType view = types.view(ctx.pathParam("view"));
     String key = rowKey(ctx);
@@ -392,16 +402,44 @@ public final class HttpApiVerticle extends VerticleBase {
    * what it applied must stay) but reads as absent.
    */
   private static void sendRow(RoutingContext ctx, ViewType view, String key, StoredEntity stored) {
-    JsonNode state = stored == null ? null : parse(stored.state());
-    if (state == null || state.path("entities").asLong() <= 0) {
+    ObjectNode body = view.answer(key, stored);
+    if (body == null) {
       ctx.fail(KfoldException.notFound("view '" + view.definition().name() + "' has no row '" + key + "'"));
       return;
     }
-    ObjectNode body = JsonNodeFactory.instance.objectNode();
-    body.put("key", key);
-    body.set("row", view.definition().answer((ObjectNode) state.get("row")));
-    body.put("entities", state.path("entities").asLong());
     sendJson(ctx, body, -1);
+  }
+
+  /**
+   * {@code GET /v1/_views/{view}?limit=&after=&prefix=}: the view's rows in key order, over every
+   * partition, as a query of every entity of its folded type (see {@link ClusterQueries}), rows
+   * without entities passed over. Another node asking for some partitions gets the page as a query's.
+   */
+  private void listRows(RoutingContext ctx) {
+    ViewType view = types.view(ctx.pathParam("view"));
+    Map<String, List<String>> parameters = new LinkedHashMap<>();
+    ctx.queryParams().names().forEach(name -> parameters.put(name, ctx.queryParams().getAll(name)));
+    ClusterQueries.Request request = queries.rowsRequest(view.name(), parameters, ViewType::hasEntities);
+    String asked = ctx.request().getHeader(ClusterQueries.PARTITIONS);
+    (asked == null ? queries.run(request) : queries.runAsked(request, asked))
+        .onSuccess(answer -> {
+          if (answer.stale()) {
+            ctx.response().putHeader(ClusterQueries.STALE, "true");
+          }
+          sendJson(ctx, asked != null ? Buffer.buffer(answer.page().toJson(true)) : rowsJson(view, answer.page()), -1);
+        })
+        .onFailure(ctx::fail);
+  }
+
+  /** {@code {"items": [{key, row, entities}…], "next"}}. */
+  private static Buffer rowsJson(ViewType view, LocalQueries.Page page) {
+    ObjectNode body = JsonNodeFactory.instance.objectNode();
+    var items = body.putArray("items");
+    for (LocalQueries.Item item : page.items()) {
+      items.add(view.answer(item.key(), new StoredEntity(item.version(), 0, null, item.state())));
+    }
+    body.put("next", page.next());
+    return Buffer.buffer(Envelopes.toBytes(body));
   }
 
   /** The views this node keeps, with what they are from and their fingerprints. */

@@ -6,9 +6,12 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.entity.Command;
 import io.kfold.entity.Envelope;
+import io.kfold.entity.Envelopes;
 import io.kfold.entity.KfoldException;
 import io.kfold.entity.NewEvent;
+import io.kfold.store.StoredEntity;
 
+import java.io.IOException;
 import java.util.List;
 
 /**
@@ -91,6 +94,40 @@ public final class ViewType implements io.kfold.entity.EntityType {
     ArrayNode mark = ((ObjectNode) state.get("applied")).putArray(c.source());
     mark.add(c.offset()).add(c.seq());
     return state;
+  }
+
+  /**
+   * What a read of a row answers, {@code {key, row, entities}}; null when the row has no entity left
+   * or was never written (a row whose entities all left stays in the store, for its marks, but is
+   * no row).
+   */
+  public ObjectNode answer(String key, StoredEntity stored) {
+    return answer(key, stored == null ? null : parse(stored.state()));
+  }
+
+  /** As {@link #answer(String, StoredEntity)}, of a row's state. */
+  public ObjectNode answer(String key, JsonNode state) {
+    if (state == null || state.path("entities").asLong() <= 0) {
+      return null;
+    }
+    ObjectNode answer = JsonNodeFactory.instance.objectNode();
+    answer.put("key", key);
+    answer.set("row", view.answer((ObjectNode) state.get("row")));
+    answer.put("entities", state.path("entities").asLong());
+    return answer;
+  }
+
+  /** Whether a stored row has entities: a row to answer. */
+  public static boolean hasEntities(StoredEntity stored) {
+    return stored != null && parse(stored.state()).path("entities").asLong() > 0;
+  }
+
+  private static JsonNode parse(byte[] state) {
+    try {
+      return Envelopes.parse(state);
+    } catch (IOException e) {
+      throw new IllegalStateException("a row's stored state is not JSON", e);
+    }
   }
 
   /** Rows are written by the fold only. */
