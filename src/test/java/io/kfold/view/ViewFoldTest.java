@@ -118,7 +118,7 @@ class ViewFoldTest {
   }
 
   /** A node whose only type is the merge type "members", without workers. */
-  private static Map<String, String> env(String app, Path dir) throws Exception {
+  static Map<String, String> env(String app, Path dir) throws Exception {
     ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
     ObjectNode conf = (ObjectNode) yaml.readTree(Path.of("conf", "kfold.yaml").toFile());
     conf.set("types", yaml.readTree("[{name: members, fold: merge}]"));

@@ -1,10 +1,8 @@
 package io.kfold.view;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.KfoldConfig;
 import io.kfold.KfoldNode;
 import io.kfold.OpenApiContract;
@@ -29,10 +27,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -78,7 +73,7 @@ class ViewReadsTest {
       List<io.vertx.core.Future<KfoldNode>> starting = new ArrayList<>();
       KfoldConfig config = null;
       for (int i = 0; i < 2; i++) {
-        config = KfoldConfig.load(env(app, TestNodes.tempDir("vreads-" + i)));
+        config = KfoldConfig.load(ViewFoldTest.env(app, TestNodes.tempDir("vreads-" + i)));
         starting.add(KfoldNode.start(vertxes.get(i), config, KfoldNode.Options.DEFAULTS.withView(new ViewFoldTestView())));
       }
       for (io.vertx.core.Future<KfoldNode> node : starting) {
@@ -169,20 +164,6 @@ class ViewReadsTest {
 
   private static String openApi(WebClient client, KfoldNode node) throws Exception {
     return client.get(node.httpPort(), "127.0.0.1", "/openapi.yaml").send().await(30, TimeUnit.SECONDS).bodyAsString();
-  }
-
-  /** A node whose only type is the merge type "members", without workers. */
-  private static Map<String, String> env(String app, Path dir) throws Exception {
-    ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
-    ObjectNode conf = (ObjectNode) yaml.readTree(Path.of("conf", "kfold.yaml").toFile());
-    conf.set("types", yaml.readTree("[{name: members, fold: merge}]"));
-    conf.putObject("effects");
-    Path file = dir.resolve("kfold-test.yaml");
-    Files.createDirectories(dir);
-    yaml.writeValue(file.toFile(), conf);
-    Map<String, String> env = new HashMap<>(TestNodes.env(app, dir));
-    env.put("KFOLD_CONFIG", file.toString());
-    return env;
   }
 
   /** Until both nodes fold some partitions of the members and of the view's rows, and know each other's claims. */
