@@ -28,7 +28,8 @@
 # --nodes 1,3, --warmup S (2), --duration S (10), --warmup-phase S (10, per node count), --max-poll-records N,
 # --no-fold-baseline (skips the fold without indexes), --jfr (flight recordings of both folds under load-tests/target/).
 # views options: --orders N (200000), --streams exactly_once_v2 (the default), at_least_once or none,
-# --max-poll-records N.
+# --max-poll-records N, --concurrencies 8,32 (the GETs of orders and rows), --warmup S (2), --duration S (10),
+# --warmup-phase S (10), --jfr (flight recordings of both folds under load-tests/target/).
 # All: --no-build (reuse the last build). JAVA_OPTS replaces the benchmark JVM's heap settings.
 set -euo pipefail
 
@@ -125,7 +126,7 @@ bench_args=()
 if [[ $bench == fold ]]; then
   bench_args=(--jfr-dir "$out" --streams-classpath "$work/code/streams:$streams_classpath")
 elif [[ $bench == views ]]; then
-  bench_args=(--streams-classpath "$work/code/streams:$streams_classpath")
+  bench_args=(--jfr-dir "$out" --streams-classpath "$work/code/streams:$streams_classpath")
 elif [[ $bench == http || $bench == query ]]; then
   bench_args=(--jfr-dir "$out")
 fi

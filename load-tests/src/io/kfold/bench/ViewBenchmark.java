@@ -1,21 +1,23 @@
 package io.kfold.bench;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.KfoldConfig;
+import io.kfold.KfoldNode;
+import io.kfold.bench.LoadGenerator.Workload;
+import io.vertx.core.Vertx;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 /**
  * What the views cost the fold, and how the fold with views compares with Kafka Streams computing
@@ -30,8 +32,14 @@ import java.util.Map;
  * Every reader runs in a cold JVM of its own and checks its results against the recomputation from
  * the input.
  *
- * <p>Usage: {@code load-tests/run.sh views [--orders N] [--streams G[,G]|none] [--max-poll-records N]};
- * see load-tests/README.md.
+ * <p>Then the reads: a node in this JVM reopens the store of the fold with views, and one load
+ * generator ({@link LoadGenerator}, a JVM of its own) reads random orders
+ * ({@code GET /v1/orders/<id>}) and random {@code customers} rows
+ * ({@code GET /v1/_views/customers/<email>}) in closed loops, one after the other at each
+ * concurrency: the row GET's p99 next to the entity GET's, same client, same node, same run.
+ *
+ * <p>Usage: {@code load-tests/run.sh views [--orders N] [--streams G[,G]|none] [--max-poll-records N]
+ * [--concurrencies C[,C]] [--warmup S] [--duration S] [--warmup-phase S] [--jfr]}; see load-tests/README.md.
  */
 public final class ViewBenchmark {
 
@@ -42,7 +50,11 @@ public final class ViewBenchmark {
   static final double GOAL_VIEWS_TO_ALONE = 0.8;
   static final double GOAL_VIEWS_TO_STREAMS = 1.5;
 
-  record Options(long orders, int maxPollRecords, List<String> streams, String streamsClasspath) {
+  private static final long SETTLE_MILLIS = 1_000;
+
+  record Options(long orders, int maxPollRecords, List<String> streams, String streamsClasspath,
+                 List<Integer> concurrencies, double warmupSeconds, double durationSeconds, double warmupPhaseSeconds,
+                 boolean jfr, Path jfrDir) {
 
     static Options parse(Bench.Args args) {
       long orders = 200_000;
@@ -50,6 +62,12 @@ public final class ViewBenchmark {
       int maxPollRecords = envMaxPoll == null || envMaxPoll.isBlank() ? 5_000 : Integer.parseInt(envMaxPoll.trim());
       List<String> streams = List.of("exactly_once_v2");
       String streamsClasspath = null;
+      List<Integer> concurrencies = List.of(8, 32);
+      double warmup = 2;
+      double duration = 10;
+      double warmupPhase = 10;
+      boolean jfr = false;
+      Path jfrDir = Path.of(".");
       while (args.next()) {
         switch (args.option()) {
           case "--orders" -> orders = Long.parseLong(args.value().replace("_", ""));
@@ -59,6 +77,13 @@ public final class ViewBenchmark {
             streams = value.equals("none") ? List.of() : List.of(value.split("\\s*,\\s*"));
           }
           case "--streams-classpath" -> streamsClasspath = args.value();
+          case "--concurrencies" -> concurrencies = Arrays.stream(args.value().split(","))
+              .map(c -> Integer.parseInt(c.trim())).toList();
+          case "--warmup" -> warmup = Double.parseDouble(args.value());
+          case "--duration" -> duration = Double.parseDouble(args.value());
+          case "--warmup-phase" -> warmupPhase = Double.parseDouble(args.value());
+          case "--jfr" -> jfr = true;
+          case "--jfr-dir" -> jfrDir = Path.of(args.value());
           default -> args.common();
         }
       }
@@ -74,7 +99,20 @@ public final class ViewBenchmark {
       if (!streams.isEmpty() && streamsClasspath == null) {
         throw new IllegalArgumentException("the Streams baseline needs --streams-classpath (run.sh gives it)");
       }
-      return new Options(orders, maxPollRecords, streams, streamsClasspath);
+      if (duration <= 0 && !concurrencies.isEmpty()) {
+        throw new IllegalArgumentException("--duration must be above 0");
+      }
+      return new Options(orders, maxPollRecords, streams, streamsClasspath, concurrencies, warmup, duration,
+          warmupPhase, jfr, jfrDir);
+    }
+
+    /** Where the flight recording of a fold goes, or null without {@code --jfr}. */
+    Path jfrFile(String name) throws IOException {
+      if (!jfr) {
+        return null;
+      }
+      Files.createDirectories(jfrDir);
+      return jfrDir.resolve(name + ".jfr").toAbsolutePath();
     }
   }
 
@@ -94,13 +132,17 @@ public final class ViewBenchmark {
     settings.put("maxPollRecords", options.maxPollRecords());
     settings.put("streamsGuarantees", options.streams());
     settings.put("configuration", "the default one built into kfold, shipment-request worker off; the fold alone"
-        + " without its views");
+        + " without its views (views: [])");
+    settings.put("getConcurrencies", options.concurrencies());
+    settings.put("getWarmupSeconds", options.warmupSeconds());
+    settings.put("getDurationSeconds", options.durationSeconds());
+    settings.put("getWarmupPhaseSeconds", options.warmupPhaseSeconds());
     run.json.put("settings", settings);
     run.announce(alone.label() + "; Kafka Streams " + (options.streams().isEmpty() ? "skipped"
         : String.join(", ", options.streams())));
 
-    ObjectNode config = defaultConfig();
-    boolean viewsDeclared = config.path("views").isArray() && !config.path("views").isEmpty();
+    ObjectNode config = DefaultConfig.read();
+    boolean viewsDeclared = DefaultConfig.declaresViews(config);
     run.json.put("viewsInDefaultConfiguration", viewsDeclared);
 
     run.withBroker(broker -> {
@@ -120,10 +162,11 @@ public final class ViewBenchmark {
       Bench.settle();
       System.out.printf("%nkfold folding the orders without views, in a JVM of its own ...%n");
       Map<String, String> env = new LinkedHashMap<>(NODE_ENV);
-      env.put("KFOLD_CONFIG", writeWithoutViews(config, run.workDir.resolve("kfold-no-views.yaml")).toString());
+      env.put("KFOLD_CONFIG", DefaultConfig.write(DefaultConfig.withoutViews(config),
+          run.workDir.resolve("kfold-no-views.yaml")).toString());
       Path aloneDir = run.workDir.resolve("kfold-noviews");
       Map<String, Object> foldAlone = KfoldRun.inOwnJvm(broker.bootstrap(), alone, env, false,
-          options.maxPollRecords(), aloneDir, broker.pid(), run.workDir);
+          options.maxPollRecords(), aloneDir, broker.pid(), options.jfrFile("views-fold-alone"), run.workDir);
       Bench.deleteTree(aloneDir);
       run.json.put("foldAlone", foldAlone);
       System.out.printf("  %,d events/s (first event applied after %.2f s, all after %.2f s)%n",
@@ -131,9 +174,14 @@ public final class ViewBenchmark {
           foldAlone.get("secondsToAllApplied"));
 
       Bench.settle();
+      Path viewsDir = run.workDir.resolve("kfold-views");
       Map<String, Object> foldViews = foldWithViews(options, withViews, viewsDeclared, broker.bootstrap(),
-          broker.pid(), run.workDir);
+          broker.pid(), viewsDir, run.workDir);
       run.json.put("foldWithViews", foldViews);
+      if (Boolean.TRUE.equals(foldViews.get("built")) && !options.concurrencies().isEmpty()) {
+        run.json.put("gets", gets(options, withViews, viewsDir, broker.bootstrap(), broker.pid(), run));
+      }
+      Bench.deleteTree(viewsDir);
 
       List<Map<String, Object>> streamsRuns = new ArrayList<>();
       run.json.put("streams", streamsRuns);
@@ -160,7 +208,8 @@ public final class ViewBenchmark {
    * (a build before views) there is nothing to measure, and the run says so.
    */
   private static Map<String, Object> foldWithViews(Options options, ViewInput input, boolean viewsDeclared,
-                                                   String bootstrap, long brokerPid, Path workDir) throws Exception {
+                                                   String bootstrap, long brokerPid, Path dataDir, Path workDir)
+      throws Exception {
     if (!viewsDeclared) {
       System.out.printf("%nkfold with views: views not built on this branch (the default configuration declares"
           + " none)%n");
@@ -170,15 +219,114 @@ public final class ViewBenchmark {
       return result;
     }
     System.out.printf("%nkfold folding the orders with the default configuration's views, in a JVM of its own ...%n");
-    Path dataDir = workDir.resolve("kfold-views");
     Map<String, Object> result = new LinkedHashMap<>();
     result.put("built", true);
     result.putAll(KfoldRun.inOwnJvm(bootstrap, input, NODE_ENV, true, options.maxPollRecords(), dataDir, brokerPid,
-        workDir));
-    Bench.deleteTree(dataDir);
-    System.out.printf("  %,d events/s (first event applied after %.2f s, all after %.2f s)%n",
-        result.get("eventsPerSecond"), result.get("secondsToFirstApplied"), result.get("secondsToAllApplied"));
+        options.jfrFile("views-fold-views"), workDir));
+    System.out.printf("  %,d events/s (first event applied after %.2f s, every order event after %.2f s, every row"
+            + " complete after %.2f s; %,d contributions applied)%n", result.get("eventsPerSecond"),
+        result.get("secondsToFirstApplied"), result.get("secondsToOrdersFolded"), result.get("secondsToAllApplied"),
+        result.get("contributionsApplied"));
     return result;
+  }
+
+  /**
+   * Row GETs next to entity GETs: a node in this JVM on the store the fold with views left (nothing
+   * left to fold), one load generator, closed loops of {@code GET /v1/orders/<random id>} and
+   * {@code GET /v1/_views/customers/<random customer>} one after the other at each concurrency,
+   * after a warm-up loop of each.
+   */
+  private static Map<String, Object> gets(Options options, ViewInput input, Path dataDir, String bootstrap,
+                                          long brokerPid, Bench.Run run) throws Exception {
+    Map<String, Object> gets = new LinkedHashMap<>();
+    List<Map<String, Object>> phases = new ArrayList<>();
+    List<Map<String, Object>> warmups = new ArrayList<>();
+    Vertx vertx = Vertx.vertx();
+    KfoldNode node = null;
+    try (HttpBenchmark.Generator generator = HttpBenchmark.Generator.start()) {
+      Map<String, String> env = Bench.nodeEnv(input.app, dataDir, bootstrap);
+      env.putAll(NODE_ENV);
+      long start = System.nanoTime();
+      node = KfoldNode.start(vertx, KfoldConfig.load(env)).await(120, TimeUnit.SECONDS);
+      long deadline = start + TimeUnit.SECONDS.toNanos(120);
+      while (!node.progress().caughtUp()) {
+        if (System.nanoTime() > deadline) {
+          throw new IllegalStateException("the node on the views fold's store did not catch up in 120 s");
+        }
+        Thread.sleep(50);
+      }
+      double ready = (System.nanoTime() - start) / 1e9;
+      gets.put("secondsToCaughtUp", Report.round(ready, 2));
+      System.out.printf("%nnode on the views fold's store started on port %d, caught up after %.1f s%n",
+          node.httpPort(), ready);
+      if (options.warmupPhaseSeconds() > 0) {
+        // Not in the table: the JIT of the node and of the generator, for both reads.
+        for (Workload workload : List.of(Workload.ORDER, Workload.ROW)) {
+          warmups.add(phase(generator, node, input, run, "warmup-" + workload.option(), workload,
+              options.concurrencies().get(0), 0, options.warmupPhaseSeconds(), brokerPid));
+        }
+      }
+      for (int clients : options.concurrencies()) {
+        for (Workload workload : List.of(Workload.ORDER, Workload.ROW)) {
+          phases.add(phase(generator, node, input, run, workload.option() + "-c" + clients, workload, clients,
+              options.warmupSeconds(), options.durationSeconds(), brokerPid));
+        }
+      }
+    } finally {
+      if (node != null) {
+        node.stop().await(120, TimeUnit.SECONDS);
+      }
+      vertx.close().await(60, TimeUnit.SECONDS);
+    }
+    gets.put("phases", phases);
+    gets.put("warmupPhases", warmups);
+    return gets;
+  }
+
+  /** One closed loop of the load generator against the node; a non-200 answer is a problem of the run. */
+  private static Map<String, Object> phase(HttpBenchmark.Generator generator, KfoldNode node, ViewInput input,
+                                           Bench.Run run, String name, Workload workload, int clients,
+                                           double warmupSeconds, double durationSeconds, long brokerPid)
+      throws Exception {
+    System.gc();
+    Thread.sleep(SETTLE_MILLIS);
+    System.out.printf("%n[%s] %s, %d connections ...%n", name, workload == Workload.ROW
+        ? "GET of a random customers row" : "GET of a random order", clients);
+    Path out = run.workDir.resolve(name + ".json");
+    List<String> arguments = List.of(
+        "--port", Integer.toString(node.httpPort()), "--prefix", name,
+        "--workload", workload.option(),
+        "--clients", Integer.toString(clients),
+        "--entities", Long.toString(input.orders),
+        "--customers", Integer.toString(input.customers),
+        "--mode", "closed",
+        "--warmup", Double.toString(warmupSeconds),
+        "--duration", Double.toString(durationSeconds),
+        "--out", out.toString());
+    Meter meter = Meter.start(brokerPid);
+    generator.run(arguments, (long) (warmupSeconds + durationSeconds) + 420);
+    Map<String, Object> resources = meter.sample();
+    if (!Files.exists(out)) {
+      throw new IllegalStateException("the load generator wrote no results for " + name);
+    }
+    @SuppressWarnings("unchecked")
+    Map<String, Object> json = new LinkedHashMap<>(new ObjectMapper().readValue(out.toFile(), LinkedHashMap.class));
+    json.put("name", name);
+    json.put("serverSideResources", resources);
+    Map<String, Object> requests = HttpBenchmark.requests(json);
+    long non200 = ((Number) json.get("non200Total")).longValue();
+    if (!Boolean.TRUE.equals(json.get("finished"))) {
+      run.problems.add(name + ": the load generator's clients did not all finish in time");
+    }
+    if (non200 > 0) {
+      run.problems.add(name + ": " + non200 + " answers other than 200, e.g. " + requests.get("failureSamples"));
+    }
+    Map<?, ?> latency = (Map<?, ?>) requests.get("latencyMs");
+    System.out.printf("  %,d requests/s; p50 %s ms, p99 %s ms, p99.9 %s ms, max %s ms; non-200 %d; cores: node %s,"
+            + " generator %s%n", HttpBenchmark.perSecond(json), latency.get("p50"), latency.get("p99"),
+        latency.get("p99.9"), latency.get("max"), non200, resources.get("benchJvmCores"),
+        ((Map<?, ?>) json.get("resources")).get("generatorJvmCores"));
+    return json;
   }
 
   /** {@code StreamsViewApp} in a JVM of its own, on the Streams classpath (see {@link StreamsRun}). */
@@ -225,25 +373,6 @@ public final class ViewBenchmark {
     return ratios;
   }
 
-  /** kfold's default configuration, the copy built into its classes. */
-  private static ObjectNode defaultConfig() throws IOException {
-    try (InputStream in = KfoldConfig.class.getResourceAsStream("/kfold.yaml")) {
-      if (in == null) {
-        throw new IllegalStateException("kfold.yaml is not on the classpath: build kfold first");
-      }
-      return (ObjectNode) new ObjectMapper(new YAMLFactory()).readTree(in);
-    }
-  }
-
-  /** The default configuration without its views: the fold alone. */
-  private static Path writeWithoutViews(ObjectNode config, Path file) throws IOException {
-    ObjectNode copy = config.deepCopy();
-    copy.remove("views");
-    Files.createDirectories(file.getParent());
-    new ObjectMapper(new YAMLFactory()).writeValue(file.toFile(), copy);
-    return file;
-  }
-
   @SuppressWarnings("unchecked")
   private static String table(Map<String, Object> run) {
     StringBuilder out = new StringBuilder();
@@ -276,6 +405,13 @@ public final class ViewBenchmark {
             streams.get("secondsToFirstApplied"), streams.get("secondsToAllInRows")));
       }
     }
+    if (views != null && Boolean.TRUE.equals(views.get("built"))) {
+      out.append(String.format("with views: every order event folded after %s s, every row of both views equal to the"
+              + " recomputation after %s s (its clock); %,d contributions applied%n", views.get("secondsToOrdersFolded"),
+          views.get("secondsToAllApplied"), number(views, "contributionsApplied")));
+    }
+    out.append(String.format("checked against the recomputation from the input: %s%n", checks(alone, views,
+        streamsRuns)));
     Map<String, Object> ratios = (Map<String, Object>) run.get("ratios");
     if (ratios != null) {
       out.append(ratios.containsKey("viewsToAlone")
@@ -294,8 +430,46 @@ public final class ViewBenchmark {
         }
       }
     }
-    out.append(String.format("row GET p99 next to entity GET p99: not measured yet%n"));
+    Map<String, Object> gets = (Map<String, Object>) run.get("gets");
+    if (gets != null) {
+      out.append(String.format("%n%-44s %5s %9s %26s%n", "one node, one load generator, closed loops", "conns", "GET /s",
+          "p50 / p99 / p99.9 ms"));
+      Map<Object, Double> orderP99 = new LinkedHashMap<>();
+      for (Map<String, Object> phase : (List<Map<String, Object>>) gets.get("phases")) {
+        Map<String, Object> latency = (Map<String, Object>) HttpBenchmark.requests(phase).get("latencyMs");
+        boolean row = "row".equals(phase.get("workload"));
+        out.append(String.format("%-44s %5s %9s %26s%n", row ? "row GET /v1/_views/customers/<email>"
+                : "entity GET /v1/orders/<id>", phase.get("clients"), String.format("%,d", HttpBenchmark.perSecond(phase)),
+            latency.get("p50") + " / " + latency.get("p99") + " / " + latency.get("p99.9")));
+        double p99 = ((Number) latency.get("p99")).doubleValue();
+        if (!row) {
+          orderP99.put(phase.get("clients"), p99);
+        } else if (orderP99.containsKey(phase.get("clients"))) {
+          out.append(String.format("  row GET p99 / entity GET p99 at %s connections: %.2f%n", phase.get("clients"),
+              p99 / orderP99.get(phase.get("clients"))));
+        }
+      }
+    } else {
+      out.append(String.format("row GET p99 next to entity GET p99: not measured%n"));
+    }
     return out.toString();
+  }
+
+  /** What each reader checked; a reader whose check failed ended the run before the table. */
+  private static String checks(Map<String, Object> alone, Map<String, Object> views,
+                               List<Map<String, Object>> streamsRuns) {
+    List<String> checks = new ArrayList<>();
+    if (alone != null) {
+      checks.add("fold alone " + alone.get("statesChecked") + " orders");
+    }
+    if (views != null && Boolean.TRUE.equals(views.get("built"))) {
+      checks.add("with views " + views.get("statesChecked") + " orders and rows (and every row, for its clock)");
+    }
+    if (streamsRuns != null) {
+      streamsRuns.forEach(streams -> checks.add("Streams " + StreamsRun.shortName((String) streams.get("guarantee"))
+          + " " + streams.get("rowsChecked") + " rows"));
+    }
+    return String.join(", ", checks);
   }
 
   private static long number(Map<String, Object> map, String name) {

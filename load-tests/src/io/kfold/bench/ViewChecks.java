@@ -1,9 +1,13 @@
 package io.kfold.bench;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.kfold.KfoldConfig;
 import io.kfold.KfoldNode;
 import io.kfold.entity.Envelopes;
 import io.kfold.store.StoredEntity;
+import io.kfold.view.ViewDefinitions;
+import io.kfold.view.ViewType;
+import org.apache.kafka.common.TopicPartition;
 
 import java.net.URI;
 import java.net.URLEncoder;
@@ -13,8 +17,10 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -27,8 +33,135 @@ final class ViewChecks {
   private static final int CHECKED_ROWS = 200;
   /** The view's rows are folded from contributions after the orders: they may trail the orders a little. */
   private static final long ROWS_TIMEOUT_SECONDS = 120;
+  /** How often the clock of the fold with views looks at the rows once the orders are folded. */
+  private static final long ROWS_LOOK_NANOS = TimeUnit.MILLISECONDS.toNanos(20);
 
   private ViewChecks() {}
+
+  /**
+   * When the fold with views is done: every order event folded (each orders partition read to its
+   * end) and every row of both views equal to the recomputation from the input. The clock of the
+   * Streams baseline stops at the same point (its rows complete). The node's own counter cannot say
+   * it: it counts the contributions its rows applied as well as the orders' events, and how many
+   * contributions there are depends on how the polls batch an order's events.
+   */
+  static KfoldRun.Completion rowsComplete(ViewInput input, long events, Map<String, String> env) {
+    ViewDefinitions views = ViewDefinitions.from(KfoldConfig.load(env));
+    return new RowsComplete(input, events, new ViewType(views.get("customers")), new ViewType(views.get("order-status")));
+  }
+
+  private static final class RowsComplete implements KfoldRun.Completion {
+    private final ViewInput input;
+    private final long events;
+    private final ViewType customers;
+    private final ViewType statuses;
+    private final List<String> customerKeys;
+    private final List<ViewInput.Row> expectedCustomers = new ArrayList<>();
+    private final List<String> statusKeys = List.of("placed", "paid", "shipped", "cancelled");
+    private final Map<String, ViewInput.StatusRow> expectedStatuses;
+    private long ordersFolded = -1;
+    private long lastLook;
+    private int looks;
+    private long lookNanos;
+
+    RowsComplete(ViewInput input, long events, ViewType customers, ViewType statuses) {
+      this.input = input;
+      this.events = events;
+      this.customers = customers;
+      this.statuses = statuses;
+      TreeMap<String, ViewInput.Row> expected = input.expectedCustomers();
+      customerKeys = new ArrayList<>();
+      for (int c = 0; c < input.customers; c++) {
+        customerKeys.add(ViewInput.customer(c));
+        expectedCustomers.add(expected.get(ViewInput.customer(c)));
+      }
+      expectedStatuses = input.expectedStatuses();
+    }
+
+    @Override
+    public boolean done(KfoldNode node, long applied) {
+      if (applied < events) {
+        return false;  // applied counts the contributions too: necessary, not enough
+      }
+      long now = System.nanoTime();
+      if (ordersFolded < 0) {
+        if (!ordersFolded(node)) {
+          return false;
+        }
+        ordersFolded = now;
+      }
+      if (now - lastLook < ROWS_LOOK_NANOS) {
+        return false;
+      }
+      lastLook = now;
+      looks++;
+      // The four status rows first: cheap, and as often as not the last to be complete.
+      String wrong = wrongStatusRow(node);
+      if (wrong == null) {
+        wrong = wrongCustomerRow(node);
+      }
+      lookNanos += System.nanoTime() - now;
+      if (wrong != null && now - ordersFolded > TimeUnit.SECONDS.toNanos(ROWS_TIMEOUT_SECONDS)) {
+        throw new IllegalStateException("a row is still wrong " + ROWS_TIMEOUT_SECONDS
+            + " s after every orders event was folded: " + wrong);
+      }
+      return wrong == null;
+    }
+
+    /** Every orders partition is assigned to the node and read to its end. */
+    private boolean ordersFolded(KfoldNode node) {
+      Map<TopicPartition, Long> lag = node.progress().lag();
+      for (int p = 0; p < Input.PARTITIONS; p++) {
+        Long records = lag.get(new TopicPartition(input.topic, p));
+        if (records == null || records != 0) {
+          return false;
+        }
+      }
+      return true;
+    }
+
+    /** Null if every order-status row is as the input says, else the first that is not. */
+    private String wrongStatusRow(KfoldNode node) {
+      List<StoredEntity> rows = node.store().getAll(statuses.name(), statusKeys);
+      for (int i = 0; i < statusKeys.size(); i++) {
+        JsonNode answer = statuses.answer(statusKeys.get(i), rows.get(i));
+        ViewInput.StatusRow want = expectedStatuses.get(statusKeys.get(i));
+        if (answer == null ? want != null : want == null || !want.sameAs(new ViewInput.StatusRow(
+            answer.path("row").path("orders").asLong(-1), answer.path("row").path("value").decimalValue()))) {
+          return "order-status " + statusKeys.get(i) + " is " + answer + ", expected " + want;
+        }
+      }
+      return null;
+    }
+
+    /** Null if every customers row is as the input says, else the first that is not. */
+    private String wrongCustomerRow(KfoldNode node) {
+      List<StoredEntity> rows = node.store().getAll(customers.name(), customerKeys);
+      for (int i = 0; i < customerKeys.size(); i++) {
+        JsonNode answer = customers.answer(customerKeys.get(i), rows.get(i));
+        ViewInput.Row want = expectedCustomers.get(i);
+        if (answer == null ? want != null : want == null || !want.sameAs(row(answer.path("row")))) {
+          return "customers " + customerKeys.get(i) + " is " + answer + ", expected " + want;
+        }
+      }
+      return null;
+    }
+
+    @Override
+    public Map<String, Object> details(long startNanos) {
+      Map<String, Object> details = new LinkedHashMap<>();
+      details.put("secondsToOrdersFolded", Report.round((ordersFolded - startNanos) / 1e9, 3));
+      details.put("clockStops", "every orders event folded and every row of both views equal to the recomputation");
+      details.put("rowLooks", looks);
+      details.put("rowLooksSeconds", Report.round(lookNanos / 1e9, 3));
+      return details;
+    }
+  }
+
+  private static ViewInput.Row row(JsonNode row) {
+    return new ViewInput.Row(row.path("orders").asLong(-1), row.path("spent").decimalValue(),
+        row.path("firstOrder").asText(), row.path("lastOrder").asText());
+  }
 
   /** Checks a sample of orders, and with {@code rows} a sample of customers rows; answers how many. */
   static int check(KfoldNode node, ViewInput input, boolean rows) throws Exception {
@@ -119,8 +252,7 @@ final class ViewChecks {
           + new String(response.body(), StandardCharsets.UTF_8);
     }
     JsonNode row = Envelopes.parse(response.body()).path("row");
-    ViewInput.Row actual = new ViewInput.Row(row.path("orders").asLong(-1), row.path("spent").decimalValue(),
-        row.path("firstOrder").asText(), row.path("lastOrder").asText());
+    ViewInput.Row actual = row(row);
     return want != null && want.sameAs(actual) ? null : customer + " is " + row + ", expected " + want;
   }
 }

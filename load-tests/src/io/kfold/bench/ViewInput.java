@@ -219,6 +219,24 @@ final class ViewInput {
     return rows;
   }
 
+  /** One row of the {@code order-status} view: the orders in a status and the sum of their totals. */
+  record StatusRow(long orders, BigDecimal value) {
+
+    boolean sameAs(StatusRow other) {
+      return other != null && orders == other.orders && value.compareTo(other.value) == 0;
+    }
+  }
+
+  /** The {@code order-status} view after the whole input, by final status; a status no order ends in has no row. */
+  TreeMap<String, StatusRow> expectedStatuses() {
+    TreeMap<String, StatusRow> rows = new TreeMap<>();
+    for (long order = 0; order < orders; order++) {
+      rows.merge(finalStatus(order), new StatusRow(1, total(order)),
+          (a, b) -> new StatusRow(a.orders + b.orders, a.value.add(b.value)));
+    }
+    return rows;
+  }
+
   /** Orders that end paid or shipped: the sum of the view's counts. */
   long expectedInView() {
     long n = 0;
