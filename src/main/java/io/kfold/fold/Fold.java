@@ -7,6 +7,7 @@ import io.kfold.entity.EntityType;
 import io.kfold.entity.EntityTypes;
 import io.kfold.entity.Envelope;
 import io.kfold.entity.Envelopes;
+import io.kfold.entity.MergeEntityType;
 import io.kfold.fold.FoldWatch.Verdict;
 import io.kfold.query.IndexEntries;
 import io.kfold.store.ChangelogItem;
@@ -329,9 +330,12 @@ final class Fold {
      * same records.
      */
     private void contribute(List<ViewType> views, EntityType type, String key, Working working) {
-      // The views read plain JSON: a merge type's state keeps unchanged members as raw text.
-      JsonNode before = working.before == null ? null : plain(working.before);
-      JsonNode after = plain(working.stateBytes);
+      // The views read plain JSON: a merge type's state keeps unchanged members as raw text, so it is
+      // parsed again from its bytes; any other type's state is plain already, and parsing it again
+      // for every changed entity cost about a tenth of what the views add to the fold.
+      boolean raw = type instanceof MergeEntityType;
+      JsonNode before = working.before == null ? null : raw ? plain(working.before) : working.before;
+      JsonNode after = raw ? plain(working.stateBytes) : working.state;
       List<ProducerRecord<String, byte[]>> records = new ArrayList<>();
       for (ViewType view : views) {
         for (Contributions.Contribution contribution : Contributions.of(view.definition(), type.name(), key, before,
