@@ -135,6 +135,7 @@ public final class KfoldNode {
           String nodeName = config.kafka().groupInstanceId().isBlank() ? UUID.randomUUID().toString()
               : config.kafka().groupInstanceId();
           NodeDirectory directory = new NodeDirectory(config, nodeName, progress, supervisor);
+          directory.keepViews(types.views());
           Map<String, EffectStats> effects = new LinkedHashMap<>();
           List<EffectVerticle> workers = new ArrayList<>();
           for (EffectConfig effect : config.effects()) {

@@ -50,7 +50,7 @@ public final class EntityTypes {
     List<ViewDefinition> all = new ArrayList<>(ViewDefinitions.from(config).all());
     all.addAll(views);
     for (ViewDefinition view : ViewDefinitions.of(all, types.byName.keySet()).all()) {
-      types.viewsByName.put(view.name(), new ViewType(view));
+      types.viewsByName.put(view.name(), new ViewType(view, config.kafka().partitions()));
     }
     return types;
   }

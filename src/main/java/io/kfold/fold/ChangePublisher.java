@@ -104,7 +104,13 @@ final class ChangePublisher implements AutoCloseable {
     for (TopicPartition source : sources) {
       marks.put(source, found.get(source));
       republish(source, true);
+      fold.builds().outboxes(source).forEach(this::republishBuild);
     }
+  }
+
+  /** Publishes a step of a view's build that the store now holds (see {@link ViewBuilds}). */
+  void publish(ViewBuilds.Chunk step) {
+    send(step.outbox(), step.records(), step.changelog(), step.step() + 1);
   }
 
   /** Publishes the changes and dead letters of a batch the store now holds, with its outbox. */
@@ -144,7 +150,7 @@ final class ChangePublisher implements AutoCloseable {
     }
     for (PublishQueue.Step step : queue.advance()) {
       if (step instanceof PublishQueue.SendChangelog send) {
-        String topic = fold.changelogTopicOf(send.source().topic());
+        String topic = changelogTopicOf(send.source());
         for (ChangelogItem item : send.items()) {
           changelogProducer.send(new ProducerRecord<>(topic, send.source().partition(), item.key(), item.value()),
               send.batch().callback(send.source(), topic));
@@ -152,7 +158,11 @@ final class ChangePublisher implements AutoCloseable {
       } else if (step instanceof PublishQueue.ClearOutbox clear) {
         batch.clearOutbox(clear.source().topic(), clear.source().partition(), clear.beforeOffset());
       } else if (step instanceof PublishQueue.PublishAgain again) {
-        republish(again.source(), false);
+        if (ViewBuilds.isOutbox(again.source())) {
+          republishBuild(again.source());
+        } else {
+          republish(again.source(), false);
+        }
       }
     }
   }
@@ -163,7 +173,8 @@ final class ChangePublisher implements AutoCloseable {
    * that stops or hands a partition over leaves a complete changelog to the next owner. Whatever is
    * still unpublished after that, the next owner publishes from its own outbox or the log.
    */
-  void handOver(Collection<TopicPartition> sources) {
+  void handOver(Collection<TopicPartition> partitions) {
+    List<TopicPartition> sources = withBuildOutboxes(partitions);
     if (transactions != null) {
       // Still in the group's generation that gave these partitions: the commit goes through.
       transactions.commit();
@@ -199,7 +210,8 @@ final class ChangePublisher implements AutoCloseable {
    * Forgets the partitions at once: sends nothing more for them, not even the changelog items of
    * what is acknowledged, since their next owner may be publishing already.
    */
-  void forget(Collection<TopicPartition> sources) {
+  void forget(Collection<TopicPartition> partitions) {
+    List<TopicPartition> sources = withBuildOutboxes(partitions);
     queue.forget(sources);
     marks.forget(sources);
     if (transactions != null) {
@@ -208,10 +220,22 @@ final class ChangePublisher implements AutoCloseable {
     }
   }
 
+  /** The partitions and the outboxes of their views' builds, which move with them. */
+  private List<TopicPartition> withBuildOutboxes(Collection<TopicPartition> partitions) {
+    List<TopicPartition> all = new ArrayList<>(partitions);
+    partitions.forEach(partition -> all.addAll(fold.builds().outboxes(partition)));
+    return all;
+  }
+
+  /** The changelog topic of a source partition, or of the source partition whose builds an outbox holds. */
+  private String changelogTopicOf(TopicPartition source) {
+    return fold.changelogTopicOf((ViewBuilds.isOutbox(source) ? ViewBuilds.sourceOf(source) : source).topic());
+  }
+
   private void send(TopicPartition source, List<ProducerRecord<String, byte[]>> records, List<ChangelogItem> changelog,
                     long next) {
     if (transactions != null) {
-      transactions.send(source, fold.changelogTopicOf(source.topic()), records, changelog, next);
+      transactions.send(source, changelogTopicOf(source), records, changelog, next);
       return;
     }
     PublishQueue.Batch batch = queue.add(source, next, changelog, records.size());
@@ -259,6 +283,21 @@ final class ChangePublisher implements AutoCloseable {
         + " already), and their changelog", records.size(), outbox.size(), source);
     long next = store.nextOffset(source.topic(), source.partition()).orElseThrow();
     send(source, records, fold.rebuildChangelog(changes, source, next), next);
+  }
+
+  /**
+   * Publishes again the steps of a view's build that its outbox holds, with the build's state as the
+   * store holds it now: the same records as before, so the rows' marks skip what they applied.
+   */
+  private void republishBuild(TopicPartition outbox) {
+    SortedMap<Long, byte[]> steps = store.outboxByOffset(outbox.topic(), outbox.partition());
+    if (steps.isEmpty()) {
+      return;
+    }
+    List<ProducerRecord<String, byte[]>> records = new ArrayList<>();
+    steps.values().forEach(step -> records.addAll(((OutboxRecord.Records) OutboxRecord.decode(step)).records()));
+    LOG.info("publishing the {} records of {} build steps of {} again", records.size(), steps.size(), outbox);
+    send(outbox, records, fold.builds().changelogOf(outbox), steps.lastKey() + 1);
   }
 
   /** For each partition, the source offsets of the last change and the last dead letter from it in their topics. */

@@ -17,6 +17,7 @@ import io.kfold.store.StoreBatch;
 import io.kfold.store.StoredEntity;
 import io.kfold.view.Contributions;
 import io.kfold.view.ViewType;
+import io.kfold.view.ViewVersion;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -85,6 +86,8 @@ final class Fold {
   private final IndexEntries indexEntries;
   /** Per user type, the views it counts in; absent for a type no view is from. */
   private final Map<String, List<ViewType>> viewsByType = new HashMap<>();
+  /** The views' builds from stored states, and which versions a change contributes to. */
+  private final ViewBuilds builds;
 
   Fold(KfoldConfig config, EntityTypes types, EntityStore store, FoldProgress progress) {
     this.config = config;
@@ -98,6 +101,7 @@ final class Fold {
     for (ViewType view : types.views()) {
       view.definition().from().forEach(from -> viewsByType.computeIfAbsent(from, t -> new ArrayList<>()).add(view));
     }
+    this.builds = new ViewBuilds(config, store, viewsByType);
     int threads = config.fold().threads() > 0 ? config.fold().threads() : Runtime.getRuntime().availableProcessors();
     this.slicesPerPartition = threads;
     AtomicInteger counter = new AtomicInteger();
@@ -118,6 +122,11 @@ final class Fold {
   /** Forgets the cached states, when partitions move. */
   void forgetCachedStates() {
     caches.clear();
+    builds.forget();
+  }
+
+  ViewBuilds builds() {
+    return builds;
   }
 
   /** Keeps the index entries with the states; also for the states that restores and standbys write. */
@@ -196,6 +205,7 @@ final class Fold {
     Map<TopicPartition, List<Slice>> byPartition = new LinkedHashMap<>();
     List<Slice> all = new ArrayList<>();
     for (TopicPartition partition : records.partitions()) {
+      builds.prepare(typeByTopic.get(partition.topic()).name(), List.of(partition));
       Cache[] partitionCaches = caches.computeIfAbsent(partition, p -> newCaches());
       List<List<ConsumerRecord<byte[], byte[]>>> shares = share(records.records(partition));
       List<Slice> slices = new ArrayList<>();
@@ -338,9 +348,12 @@ final class Fold {
       JsonNode after = raw ? plain(working.stateBytes) : working.state;
       List<ProducerRecord<String, byte[]>> records = new ArrayList<>();
       for (ViewType view : views) {
-        for (Contributions.Contribution contribution : Contributions.of(view.definition(), type.name(), key, before,
-            after, partition.partition(), working.sourceOffset)) {
-          records.add(new ProducerRecord<>(config.eventsTopic(view.name()), contribution.rowKey(), contribution.value()));
+        for (ViewVersion version : builds.contributesTo(view, partition, key)) {
+          for (Contributions.Contribution contribution : Contributions.of(view.definition(), version, type.name(), key,
+              before, after, partition.partition(), working.sourceOffset)) {
+            records.add(new ProducerRecord<>(config.eventsTopic(view.name()), contribution.rowKey(),
+                contribution.value()));
+          }
         }
       }
       if (records.isEmpty()) {
@@ -469,6 +482,9 @@ final class Fold {
     byte[] eventBytes = Envelopes.toBytes(applied);
     byte[] stateBytes = Envelopes.toBytes(newState);
     entity.advance(eventVersion, record, event.commandId(), newState, stateBytes);
+    if (type instanceof ViewType view && ViewType.isBuiltRecord(event.key())) {
+      progress.viewVersionsComplete(new TopicPartition(record.topic(), record.partition()), view.complete(newState));
+    }
     boolean history = keepsHistory(type);
     if (history) {
       batch.putEvent(type.name(), event.key(), eventVersion, eventBytes);

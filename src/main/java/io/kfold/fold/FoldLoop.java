@@ -6,6 +6,8 @@ import io.kfold.log.KafkaConsumerLoop;
 import io.kfold.log.KafkaClients;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoreBatch;
+import io.kfold.store.StoredEntity;
+import io.kfold.view.ViewType;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.eventbus.EventBus;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
@@ -111,6 +113,7 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
         store.write(batch);
       }
     }
+    buildViews();
     takeUpAssigned();
     List<TopicPartition> restored = changelog.restoreSlice();
     if (!restored.isEmpty()) {
@@ -131,6 +134,19 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     watch.reportFolded(result.nextOffsets());
     if (!publisher.commitsOffsets()) {
       lagToolCommits.folded(result.nextOffsets());
+    }
+  }
+
+  /**
+   * A step of the views' builds from stored states, if one is due in a partition the fold goes on
+   * with (see {@link ViewBuilds}): between polls, on this thread, so no change comes between.
+   */
+  private void buildViews() {
+    Set<TopicPartition> folding = new LinkedHashSet<>(consumer.assignment());
+    folding.removeAll(consumer.paused());
+    ViewBuilds.Chunk step = fold.builds().step(folding);
+    if (step != null) {
+      publisher.publish(step);
     }
   }
 
@@ -192,6 +208,7 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
       return;
     }
     publisher.resume(toResume);
+    reportViewVersionsComplete(toResume);
     for (TopicPartition partition : toResume) {
       OptionalLong next = store.nextOffset(partition.topic(), partition.partition());
       if (next.isPresent()) {
@@ -203,6 +220,26 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     consumer.resume(toResume);
     LOG.info("folding {}", toResume);
     toResume.clear();
+  }
+
+  /** For the partitions of views' rows taken up, the versions complete in them, as the store has them. */
+  private void reportViewVersionsComplete(Collection<TopicPartition> partitions) {
+    for (ViewType view : types.views()) {
+      for (TopicPartition partition : partitions) {
+        if (partition.topic().equals(config.eventsTopic(view.name()))) {
+          StoredEntity built = store.get(view.name(), ViewType.builtKey(partition.partition()));
+          progress.viewVersionsComplete(partition, built == null ? List.of() : view.complete(parse(built.state())));
+        }
+      }
+    }
+  }
+
+  private static com.fasterxml.jackson.databind.JsonNode parse(byte[] state) {
+    try {
+      return io.kfold.entity.Envelopes.parse(state);
+    } catch (java.io.IOException e) {
+      throw new IllegalStateException("a stored state is not JSON", e);
+    }
   }
 
   private void commitForLagTools() {

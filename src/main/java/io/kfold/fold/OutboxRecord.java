@@ -24,7 +24,7 @@ import java.util.List;
 final class OutboxRecord {
 
   /** An outbox entry: a whole record, or a reference to the change of one event. */
-  sealed interface Entry permits Whole, ChangeReference, ChangeWithContributions {}
+  sealed interface Entry permits Whole, ChangeReference, ChangeWithContributions, Records {}
 
   record Whole(ProducerRecord<String, byte[]> record) implements Entry {}
 
@@ -34,7 +34,11 @@ final class OutboxRecord {
   record ChangeWithContributions(ChangeReference change, List<ProducerRecord<String, byte[]>> contributions)
       implements Entry {}
 
+  /** Records to publish in their order: a step of a view's build (see ViewBuilds). */
+  record Records(List<ProducerRecord<String, byte[]>> records) implements Entry {}
+
   private static final byte WHOLE = 'W';
+  private static final byte RECORDS = 'C';
   private static final byte REFERENCE = 'R';
   private static final byte WITH_CONTRIBUTIONS = 'V';
 
@@ -64,6 +68,20 @@ final class OutboxRecord {
       out.writeInt(contributions.size());
       for (ProducerRecord<String, byte[]> contribution : contributions) {
         writeRecord(out, contribution);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    return bytes.toByteArray();
+  }
+
+  static byte[] records(List<ProducerRecord<String, byte[]>> records) {
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream(256 * records.size());
+    try (DataOutputStream out = new DataOutputStream(bytes)) {
+      out.writeByte(RECORDS);
+      out.writeInt(records.size());
+      for (ProducerRecord<String, byte[]> record : records) {
+        writeRecord(out, record);
       }
     } catch (IOException e) {
       throw new UncheckedIOException(e);
@@ -108,6 +126,13 @@ final class OutboxRecord {
           contributions.add(readRecord(in));
         }
         return new ChangeWithContributions(change, contributions);
+      }
+      if (kind == RECORDS) {
+        List<ProducerRecord<String, byte[]>> records = new ArrayList<>();
+        for (int i = in.readInt(); i > 0; i--) {
+          records.add(readRecord(in));
+        }
+        return new Records(records);
       }
       return new Whole(readRecord(in));
     } catch (IOException e) {

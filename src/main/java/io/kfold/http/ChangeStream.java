@@ -314,6 +314,9 @@ final class ChangeStream {
 
     /** {@code event: row} with the row's answer in {@code state}. */
     private Buffer rowFrame(long version, JsonNode state) {
+      if (view.answering() == null) {
+        return Buffer.buffer(": the view is being built\n\n");  // no version answers yet: nothing to say of the row
+      }
       ObjectNode answer = view.answer(key, state);
       if (answer == null) {
         answer = JsonNodeFactory.instance.objectNode().put("key", key).putNull("row").put("entities", 0);

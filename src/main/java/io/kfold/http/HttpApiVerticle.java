@@ -26,6 +26,7 @@ import io.kfold.log.Supervisor;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoredEntity;
 import io.kfold.view.ViewType;
+import io.kfold.view.ViewVersion;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.DeliveryOptions;
@@ -152,6 +153,7 @@ public final class HttpApiVerticle extends VerticleBase {
     router.get("/v1/_views/:view/:key/changes").handler(this::answeredHere).handler(this::forwardRowStreamIfElsewhere)
         .handler(changeStreams::handleRow);
     router.get("/v1/_views").handler(this::listViews);
+    router.post("/v1/_views/:view/rebuild").handler(this::rebuildView);
     router.get("/v1/_cluster").handler(this::cluster);
     router.get("/v1/_effects").handler(this::effectStatus);
     router.get("/v1/_effects/:worker/parked").handler(ctx -> effectAdmin(ctx, "parked"));
@@ -402,7 +404,13 @@ public final class HttpApiVerticle extends VerticleBase {
    * what it applied must stay) but reads as absent.
    */
   private static void sendRow(RoutingContext ctx, ViewType view, String key, StoredEntity stored) {
-    ObjectNode body = view.answer(key, stored);
+    ObjectNode body;
+    try {
+      body = view.answer(key, stored);
+    } catch (KfoldException e) {
+      ctx.fail(e);  // no version of the view answers yet
+      return;
+    }
     if (body == null) {
       ctx.fail(KfoldException.notFound("view '" + view.definition().name() + "' has no row '" + key + "'"));
       return;
@@ -419,14 +427,18 @@ public final class HttpApiVerticle extends VerticleBase {
     ViewType view = types.view(ctx.pathParam("view"));
     Map<String, List<String>> parameters = new LinkedHashMap<>();
     ctx.queryParams().names().forEach(name -> parameters.put(name, ctx.queryParams().getAll(name)));
-    ClusterQueries.Request request = queries.rowsRequest(view.name(), parameters, ViewType::hasEntities);
+    ClusterQueries.Request request = queries.rowsRequest(view.name(), parameters, view::hasEntities);
     String asked = ctx.request().getHeader(ClusterQueries.PARTITIONS);
     (asked == null ? queries.run(request) : queries.runAsked(request, asked))
         .onSuccess(answer -> {
           if (answer.stale()) {
             ctx.response().putHeader(ClusterQueries.STALE, "true");
           }
-          sendJson(ctx, asked != null ? Buffer.buffer(answer.page().toJson(true)) : rowsJson(view, answer.page()), -1);
+          try {
+            sendJson(ctx, asked != null ? Buffer.buffer(answer.page().toJson(true)) : rowsJson(view, answer.page()), -1);
+          } catch (KfoldException e) {
+            ctx.fail(e);  // no version of the view answers yet
+          }
         })
         .onFailure(ctx::fail);
   }
@@ -442,16 +454,47 @@ public final class HttpApiVerticle extends VerticleBase {
     return Buffer.buffer(Envelopes.toBytes(body));
   }
 
-  /** The views this node keeps, with what they are from and their fingerprints. */
+  /**
+   * The views this node keeps: what they are from, their fingerprints, the version reads answer
+   * from and the one being built (the same once it is live), in how many partitions of the rows
+   * the target is complete, and the contributions not yet folded in the partitions this node folds.
+   */
   private void listViews(RoutingContext ctx) {
     ObjectNode body = JsonNodeFactory.instance.objectNode();
     var list = body.putArray("views");
+    Map<org.apache.kafka.common.TopicPartition, Long> lag = progress.lag();
     for (ViewType view : types.views()) {
       ObjectNode item = list.addObject().put("name", view.definition().name());
       view.definition().from().forEach(item.putArray("from")::add);
-      item.put("fingerprint", view.definition().fingerprint()).put("state", "live");
+      ViewVersion answering = view.answering();
+      ViewVersion target = view.target();
+      item.put("fingerprint", view.definition().fingerprint())
+          .put("version", answering == null ? null : answering.toString())
+          .put("target", target.toString())
+          .put("state", target.equals(answering) ? "live" : "building")
+          .put("partitionsBuilt", directory.partitionsComplete(view, target))
+          .put("partitions", config.kafka().partitions())
+          .put("lag", lag.entrySet().stream().filter(e -> e.getKey().topic().equals(config.eventsTopic(view.name())))
+              .mapToLong(e -> Math.max(0, e.getValue())).sum());
     }
     sendJson(ctx, body, -1);
+  }
+
+  /**
+   * {@code POST /v1/_views/{view}/rebuild}: every node builds the view's next generation from its
+   * stored states while the current version answers; reads switch once it is complete everywhere.
+   */
+  private void rebuildView(RoutingContext ctx) {
+    ViewType view = types.view(ctx.pathParam("view"));
+    vertx.executeBlocking(() -> directory.requestRebuild(view), false).onSuccess(target -> {
+      ObjectNode body = JsonNodeFactory.instance.objectNode().put("name", view.definition().name());
+      ViewVersion answering = view.answering();
+      body.put("version", answering == null ? null : answering.toString()).put("target", target.toString())
+          .put("state", target.equals(answering) ? "live" : "building");
+      ctx.response().setStatusCode(202);
+      sendJson(ctx, body, -1);
+    }).onFailure(e -> ctx.fail(KfoldException.unavailable("asking the nodes to rebuild view '"
+        + view.definition().name() + "' failed: " + e.getMessage())));
   }
 
   private static String rowKey(RoutingContext ctx) {

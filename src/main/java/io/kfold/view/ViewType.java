@@ -12,7 +12,11 @@ import io.kfold.entity.NewEvent;
 import io.kfold.store.StoredEntity;
 
 import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
 
 /**
  * A view's rows as an internal folded type: its events are the contributions the fold publishes to
@@ -21,22 +25,39 @@ import java.util.List;
  * entities. Its name ({@link #PREFIX} + the view's) cannot be a user type's, whose names start
  * with a letter.
  *
- * <p>A row's state is {@code {"entities": n, "row": <the view's row>, "applied": {"<type>-<partition>":
- * [offset, seq], …}}}: per source partition, the last contribution applied. The contributions of one
- * source partition to one row arrive in the order of their source offsets (one fold publishes a
- * source partition at a time, in that order, and a new owner republishes its outbox, older first,
- * before it folds further), so one at or below that mark is a copy of one applied already: a
- * republished outbox or a rewound group.
+ * <p>Versions: a row's state holds one part per {@link ViewVersion} of the view, so a new version
+ * is built beside the one that answers, in the same rows and partitions: {@code {"versions":
+ * {"<version>": {"entities": n, "row": <the view's row>, "applied": {"<source>": [offset, seq], …}}}}}.
+ * Per source (a source partition, or its build from stored states), {@code applied} is the last
+ * contribution applied. The contributions of one source to one row arrive in the order of their
+ * (offset, seq) (one fold publishes a source partition at a time, in that order, and a new owner
+ * republishes its outbox, older first, before it goes further), so one at or below that mark is a
+ * copy of one applied already: a republished outbox or a rewound group.
+ *
+ * <p>The entity {@code ~built-<partition>} of each partition records which source partitions have
+ * finished building each version into it ({@code {"built": {"<version>": ["<type>-<partition>", …]}}});
+ * a version is complete in a partition when all have. The cluster answers from the newest version
+ * complete in every partition ({@link #answering}).
  */
 public final class ViewType implements io.kfold.entity.EntityType {
 
   /** Starts the name of every view's folded type. */
   public static final String PREFIX = "_view.";
+  /** Starts the key of each partition's record of finished builds; no row key can start so. */
+  private static final String BUILT = "~built-";
 
   private final ViewDefinition view;
+  /** How many source partitions feed the view: each must finish a version's build. */
+  private final int sources;
+  /** The generation asked for: the highest any node asked for, or found built. */
+  private volatile int generation = 1;
+  /** The version reads answer from; null until one is complete in every partition. Only moves forward. */
+  private volatile ViewVersion answering;
 
-  public ViewType(ViewDefinition view) {
+  /** @param partitions the partitions of each type the view is from */
+  public ViewType(ViewDefinition view, int partitions) {
     this.view = view;
+    this.sources = view.from().size() * partitions;
   }
 
   public static String typeName(String view) {
@@ -57,19 +78,90 @@ public final class ViewType implements io.kfold.entity.EntityType {
     return typeName(view.name());
   }
 
-  @Override
-  public JsonNode initialState() {
-    ObjectNode state = JsonNodeFactory.instance.objectNode();
-    state.put("entities", 0);
-    state.set("row", view.emptyRow());
-    state.putObject("applied");
-    return state;
+  /** The version the fold builds and keeps: this definition at the generation asked for. */
+  public ViewVersion target() {
+    return ViewVersion.of(view, generation);
   }
 
-  /** Whether {@code contribution} was applied to the row already: at or below its source's mark. */
-  public boolean applied(JsonNode rowState, JsonNode contribution) {
+  /** A node asked for a rebuild, or a build of this generation was found: the target is at least it. */
+  public void atLeastGeneration(int asked) {
+    synchronized (this) {
+      if (asked > generation) {
+        generation = asked;
+      }
+    }
+  }
+
+  /** The version reads answer from, or null while no version is complete everywhere. */
+  public ViewVersion answering() {
+    return answering;
+  }
+
+  /**
+   * A version is complete in every partition (the node directory saw it): reads answer from it if
+   * it is newer than the one they answer from, or from this definition while the other is not.
+   */
+  public void completeEverywhere(ViewVersion version) {
+    synchronized (this) {
+      ViewVersion current = answering;
+      boolean newer = current == null || version.compareTo(current) > 0;
+      if (current == null || ours(version) && (!ours(current) || newer) || !ours(current) && newer) {
+        answering = version;
+      }
+    }
+  }
+
+  /** Whether a version was built with this node's definition of the view. */
+  public boolean ours(ViewVersion version) {
+    return version.definition().equals(target().definition());
+  }
+
+  /** The key of partition {@code partition}'s record of finished builds. */
+  public static String builtKey(int partition) {
+    return BUILT + partition;
+  }
+
+  /** Whether an entity of a view's type is a partition's record of finished builds, not a row. */
+  public static boolean isBuiltRecord(String key) {
+    return key.startsWith(BUILT);
+  }
+
+  /** The versions complete in the partition whose record of finished builds is {@code state}. */
+  public List<ViewVersion> complete(JsonNode builtState) {
+    List<ViewVersion> complete = new ArrayList<>();
+    builtState.path("built").fields().forEachRemaining(version -> {
+      if (version.getValue().size() >= sources) {
+        complete.add(ViewVersion.parse(version.getKey()));
+      }
+    });
+    return complete;
+  }
+
+  @Override
+  public JsonNode initialState() {
+    return JsonNodeFactory.instance.objectNode();
+  }
+
+  /**
+   * Whether {@code contribution} was applied already: at or below its source's mark in its version,
+   * a build already recorded, or of a definition this node does not have (it cannot apply those:
+   * a version built with an older definition keeps its rows as they were).
+   */
+  public boolean applied(JsonNode state, JsonNode contribution) {
     Contribution c = Contribution.of(contribution);
-    JsonNode mark = rowState.path("applied").get(c.source());
+    ViewVersion current = answering;
+    if (!ours(c.version()) || current != null && ours(current) && c.version().compareTo(current) < 0) {
+      return true;  // or older than the version reads answer from: retired, its rows dropped
+    }
+    if (c.op().equals("built")) {
+      for (JsonNode source : state.path("built").path(c.version().toString())) {
+        if (source.asText().equals(c.source())) {
+          return true;
+        }
+      }
+      return false;
+    }
+    JsonNode mark = state.path("versions").path(c.version().toString()).path("applied").get(c.source());
     if (mark == null) {
       return false;
     }
@@ -78,28 +170,61 @@ public final class ViewType implements io.kfold.entity.EntityType {
   }
 
   @Override
-  public JsonNode apply(JsonNode rowState, Envelope event) {
+  public JsonNode apply(JsonNode state, Envelope event) {
     Contribution c = Contribution.of(event.payload());
-    ObjectNode state = rowState.deepCopy();
-    ObjectNode row = (ObjectNode) state.get("row");
-    long entities = state.path("entities").asLong();
-    JsonNode values = event.payload().path("values");
-    if (c.add()) {
-      state.set("row", view.add(row, values));
-      state.put("entities", entities + 1);
-    } else {
-      state.set("row", view.subtract(row, values));
-      state.put("entities", entities - 1);
+    ObjectNode next = state.deepCopy();
+    String version = c.version().toString();
+    if (c.op().equals("built")) {
+      next.with("built").withArray(version).add(c.source());
+      return next;
     }
-    ArrayNode mark = ((ObjectNode) state.get("applied")).putArray(c.source());
+    ObjectNode versions = next.with("versions");
+    dropOutdated(versions);
+    ObjectNode part = versions.has(version) ? (ObjectNode) versions.get(version) : newPart(versions, version);
+    ObjectNode row = (ObjectNode) part.get("row");
+    long entities = part.path("entities").asLong();
+    JsonNode values = event.payload().path("values");
+    if (c.op().equals("add")) {
+      part.set("row", view.add(row, values));
+      part.put("entities", entities + 1);
+    } else {
+      part.set("row", view.subtract(row, values));
+      part.put("entities", entities - 1);
+    }
+    ArrayNode mark = ((ObjectNode) part.get("applied")).putArray(c.source());
     mark.add(c.offset()).add(c.seq());
-    return state;
+    return next;
+  }
+
+  private ObjectNode newPart(ObjectNode versions, String version) {
+    ObjectNode part = versions.putObject(version);
+    part.put("entities", 0);
+    part.set("row", view.emptyRow());
+    part.putObject("applied");
+    return part;
   }
 
   /**
-   * What a read of a row answers, {@code {key, row, entities}}; null when the row has no entity left
-   * or was never written (a row whose entities all left stays in the store, for its marks, but is
-   * no row).
+   * Drops the parts of versions older than the one reads answer from, once that one is of this
+   * definition: nothing reads them again, and no contribution to them is applied.
+   */
+  private void dropOutdated(ObjectNode versions) {
+    ViewVersion current = answering;
+    if (current == null || !ours(current)) {
+      return;
+    }
+    for (Iterator<Map.Entry<String, JsonNode>> parts = versions.fields(); parts.hasNext(); ) {
+      ViewVersion version = ViewVersion.parse(parts.next().getKey());
+      if (!version.sameDefinition(current) || version.compareTo(current) < 0) {
+        parts.remove();
+      }
+    }
+  }
+
+  /**
+   * What a read of a row answers, {@code {key, row, entities, version}}, from the version reads answer from;
+   * null when the row has no entity there or was never written (a row whose entities all left
+   * stays in the store, for its marks, but is no row). A 503 while no version is complete.
    */
   public ObjectNode answer(String key, StoredEntity stored) {
     return answer(key, stored == null ? null : parse(stored.state()));
@@ -107,19 +232,31 @@ public final class ViewType implements io.kfold.entity.EntityType {
 
   /** As {@link #answer(String, StoredEntity)}, of a row's state. */
   public ObjectNode answer(String key, JsonNode state) {
-    if (state == null || state.path("entities").asLong() <= 0) {
+    ViewVersion version = answeringOrUnavailable();
+    JsonNode part = state == null ? null : state.path("versions").get(version.toString());
+    if (part == null || part.path("entities").asLong() <= 0) {
       return null;
     }
     ObjectNode answer = JsonNodeFactory.instance.objectNode();
     answer.put("key", key);
-    answer.set("row", view.answer((ObjectNode) state.get("row")));
-    answer.put("entities", state.path("entities").asLong());
+    answer.set("row", view.answer((ObjectNode) part.get("row")));
+    answer.put("entities", part.path("entities").asLong());
+    answer.put("version", version.toString());
     return answer;
   }
 
-  /** Whether a stored row has entities: a row to answer. */
-  public static boolean hasEntities(StoredEntity stored) {
-    return stored != null && parse(stored.state()).path("entities").asLong() > 0;
+  /** Whether a stored row has entities in the version reads answer from: a row to answer. */
+  public boolean hasEntities(StoredEntity stored) {
+    return stored != null && answer("", stored) != null;
+  }
+
+  private ViewVersion answeringOrUnavailable() {
+    ViewVersion version = answering;
+    if (version == null) {
+      throw KfoldException.unavailable("view '" + view.name() + "' is being built from the stored states (version "
+          + target() + "); it answers once every partition has it: see GET /v1/_views");
+    }
+    return version;
   }
 
   private static JsonNode parse(byte[] state) {
@@ -136,15 +273,25 @@ public final class ViewType implements io.kfold.entity.EntityType {
     throw KfoldException.badRequest("the rows of view '" + view.name() + "' are read only");
   }
 
-  /** The parts of a contribution the dedupe reads. */
-  private record Contribution(boolean add, String source, long offset, int seq) {
+  /** The versions a row's state holds a part of, oldest first. */
+  public static List<ViewVersion> versionsOf(JsonNode state) {
+    TreeSet<ViewVersion> versions = new TreeSet<>();
+    state.path("versions").fieldNames().forEachRemaining(name -> versions.add(ViewVersion.parse(name)));
+    return List.copyOf(versions);
+  }
+
+  /** The parts of a contribution the fold reads. */
+  private record Contribution(String op, ViewVersion version, String source, long offset, int seq) {
     static Contribution of(JsonNode contribution) {
       String op = contribution.path("op").asText();
       JsonNode source = contribution.path("source");
-      if (!op.equals("add") && !op.equals("subtract") || !source.path("offset").canConvertToLong()) {
+      if (!List.of("add", "subtract", "built").contains(op) || !contribution.path("version").isTextual()
+          || !op.equals("built") && !source.path("offset").canConvertToLong()) {
         throw new IllegalArgumentException("not a view contribution: " + contribution);
       }
-      return new Contribution(op.equals("add"), source.path("type").asText() + "-" + source.path("partition").asInt(),
+      String from = source.path("type").asText() + "-" + source.path("partition").asInt()
+          + (source.path("build").asBoolean() ? Contributions.BUILD_SOURCE : "");
+      return new Contribution(op, ViewVersion.parse(contribution.path("version").asText()), from,
           source.path("offset").asLong(), source.path("seq").asInt());
     }
   }

@@ -12,6 +12,17 @@ final class ViewFoldTestView implements ViewDefinition {
   static final String NAME = "totals";
   static final String TYPE = "members";
 
+  /** What each member's n counts for in the sum: 1, or another factor for a changed definition. */
+  private final int factor;
+
+  ViewFoldTestView() {
+    this(1);
+  }
+
+  ViewFoldTestView(int factor) {
+    this.factor = factor;
+  }
+
   @Override
   public String name() {
     return NAME;
@@ -24,7 +35,7 @@ final class ViewFoldTestView implements ViewDefinition {
 
   @Override
   public String fingerprint() {
-    return "totals-1";
+    return factor == 1 ? "totals-1" : "totals-x" + factor;
   }
 
   @Override
@@ -34,7 +45,8 @@ final class ViewFoldTestView implements ViewDefinition {
       return null;
     }
     JsonNode n = state.get("n");
-    return new Share(group.asText(), JsonNodeFactory.instance.objectNode().put("n", n == null ? 0 : n.asLong()));
+    return new Share(group.asText(),
+        JsonNodeFactory.instance.objectNode().put("n", n == null ? 0 : factor * n.asLong()));
   }
 
   @Override
