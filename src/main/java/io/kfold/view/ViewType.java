@@ -47,6 +47,8 @@ public final class ViewType implements io.kfold.entity.EntityType {
   private static final String BUILT = "~built-";
 
   private final ViewDefinition view;
+  /** The hash of the definition's fingerprint, which names its versions (see ViewVersion). */
+  private final String definitionHash;
   /** How many source partitions feed the view: each must finish a version's build. */
   private final int sources;
   /** The generation asked for: the highest any node asked for, or found built. */
@@ -57,6 +59,7 @@ public final class ViewType implements io.kfold.entity.EntityType {
   /** @param partitions the partitions of each type the view is from */
   public ViewType(ViewDefinition view, int partitions) {
     this.view = view;
+    this.definitionHash = ViewVersion.definitionHash(view.fingerprint());
     this.sources = view.from().size() * partitions;
   }
 
@@ -80,7 +83,7 @@ public final class ViewType implements io.kfold.entity.EntityType {
 
   /** The version the fold builds and keeps: this definition at the generation asked for. */
   public ViewVersion target() {
-    return ViewVersion.of(view, generation);
+    return new ViewVersion(definitionHash, generation);
   }
 
   /** A node asked for a rebuild, or a build of this generation was found: the target is at least it. */
@@ -113,7 +116,7 @@ public final class ViewType implements io.kfold.entity.EntityType {
 
   /** Whether a version was built with this node's definition of the view. */
   public boolean ours(ViewVersion version) {
-    return version.definition().equals(target().definition());
+    return version.definition().equals(definitionHash);
   }
 
   /** The key of partition {@code partition}'s record of finished builds. */
