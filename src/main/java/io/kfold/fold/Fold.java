@@ -307,13 +307,15 @@ final class Fold {
     @Override
     public void run() {
       EntityType type = typeByTopic.get(partition.topic());
-      List<ViewType> views = viewsByType.getOrDefault(type.name(), List.of());
       Map<String, Working> states = loadStates(type.name(), records, cache);
+      List<ProducerRecord<String, byte[]>> contributed = new ArrayList<>();
       for (ConsumerRecord<byte[], byte[]> record : records) {
-        ProducerRecord<String, byte[]> out = foldRecord(type, record, states, batch, changelog, reports);
+        ProducerRecord<String, byte[]> out = foldRecord(type, record, states, batch, changelog, reports, contributed);
         if (out != null) {
           outputs.add(new Output(record.offset(), out));
         }
+        contributed.forEach(contribution -> outputs.add(new Output(record.offset(), contribution)));
+        contributed.clear();
       }
       for (Map.Entry<String, Working> entity : states.entrySet()) {
         Working working = entity.getValue();
@@ -323,45 +325,11 @@ final class Fold {
           batch.putState(type.name(), entity.getKey(), stored);
           indexEntries.changed(batch, type.name(), entity.getKey(), working.before, working.state);
           changelog.add(ChangelogItem.state(type.name(), entity.getKey(), stored));
-          if (!views.isEmpty()) {
-            contribute(views, type, entity.getKey(), working);
-          }
         }
         if (working.version > 0) {
           cache.put(entity.getKey(), working);
         }
       }
-    }
-
-    /**
-     * Publishes what an entity's change brings to the views, right after the change of its last
-     * event in the poll (the source offset orders them), and keeps the records in that event's
-     * outbox entry, in the same batch as the state: published again after a crash, they are the
-     * same records.
-     */
-    private void contribute(List<ViewType> views, EntityType type, String key, Working working) {
-      // The views read plain JSON: a merge type's state keeps unchanged members as raw text, so it is
-      // parsed again from its bytes; any other type's state is plain already, and parsing it again
-      // for every changed entity cost about a tenth of what the views add to the fold.
-      boolean raw = type instanceof MergeEntityType;
-      JsonNode before = working.before == null ? null : raw ? plain(working.before) : working.before;
-      JsonNode after = raw ? plain(working.stateBytes) : working.state;
-      List<ProducerRecord<String, byte[]>> records = new ArrayList<>();
-      for (ViewType view : views) {
-        for (ViewVersion version : builds.contributesTo(view, partition, key)) {
-          for (Contributions.Contribution contribution : Contributions.of(view.definition(), version, type.name(), key,
-              before, after, partition.partition(), working.sourceOffset)) {
-            records.add(new ProducerRecord<>(config.eventsTopic(view.name()), contribution.rowKey(),
-                contribution.value()));
-          }
-        }
-      }
-      if (records.isEmpty()) {
-        return;
-      }
-      records.forEach(record -> outputs.add(new Output(working.sourceOffset, record)));
-      batch.putOutbox(partition.topic(), partition.partition(), working.sourceOffset,
-          OutboxRecord.withContributions(type.name(), key, working.version, records));
     }
   }
 
@@ -423,10 +391,14 @@ final class Fold {
     }
   }
 
-  /** Folds one record; returns the change or dead letter to publish for it, if any. */
+  /**
+   * Folds one record; returns the change or dead letter to publish for it, if any, and adds to
+   * {@code contributed} what the event brings to the views, to publish right after it.
+   */
   private ProducerRecord<String, byte[]> foldRecord(EntityType type, ConsumerRecord<byte[], byte[]> record,
                                                     Map<String, Working> states, StoreBatch batch,
-                                                    List<ChangelogItem> changelog, List<Report> reports) {
+                                                    List<ChangelogItem> changelog, List<Report> reports,
+                                                    List<ProducerRecord<String, byte[]>> contributed) {
     Envelope event;
     try {
       event = Envelopes.decode(type.name(), record.key(), record.value(), record.topic(), record.partition(),
@@ -470,6 +442,8 @@ final class Fold {
       return null;
     }
     Envelope applied = event.withVersion(eventVersion);
+    List<ViewType> views = viewsByType.getOrDefault(type.name(), List.of());
+    JsonNode viewBefore = views.isEmpty() || entity.version == 0 ? null : plain(type, entity.state(type));
     JsonNode newState;
     try {
       newState = Objects.requireNonNull(type.apply(entity.state(type), applied), "apply returned null");
@@ -500,10 +474,44 @@ final class Fold {
     progress.applied.increment();
     byte[] changeBytes = changeRecord(event.key() + ":" + eventVersion, eventBytes, stateBytes);
     reports.add(new Report(type.name(), event.key(), event.id(), Verdict.APPLIED, eventVersion, changeBytes));
-    // The reference also brings the entity's state into the changelog rebuilt with a republished outbox.
-    batch.putOutbox(record.topic(), record.partition(), record.offset(),
-        OutboxRecord.reference(type.name(), event.key(), eventVersion));
+    if (!views.isEmpty()) {
+      contribute(views, type, event.key(), viewBefore, type instanceof MergeEntityType ? plain(stateBytes) : newState,
+          new TopicPartition(record.topic(), record.partition()), record.offset(), contributed);
+    }
+    // The reference also brings the entity's state into the changelog rebuilt with a republished
+    // outbox; the contributions go again as they are.
+    batch.putOutbox(record.topic(), record.partition(), record.offset(), contributed.isEmpty()
+        ? OutboxRecord.reference(type.name(), event.key(), eventVersion)
+        : OutboxRecord.withContributions(type.name(), event.key(), eventVersion, contributed));
     return history ? changeRecord(type, event.key(), record.partition(), record.offset(), changeBytes) : null;
+  }
+
+  /**
+   * What one event of an entity brings to the views: its share before the event taken out, its share
+   * after put in, for each version the event contributes to ({@link ViewBuilds#contributesTo}). Made
+   * per event, not per poll, so that they are the same whatever polls the events came in: a node
+   * that folds the events again (after a crash, or on a store another node has moved past) sends
+   * copies, which the rows skip, never other contributions for the same offsets.
+   */
+  private void contribute(List<ViewType> views, EntityType type, String key, JsonNode before, JsonNode after,
+                          TopicPartition partition, long offset, List<ProducerRecord<String, byte[]>> contributed) {
+    for (ViewType view : views) {
+      for (ViewVersion version : builds.contributesTo(view, partition, key)) {
+        for (Contributions.Contribution contribution : Contributions.of(view.definition(), version, type.name(), key,
+            before, after, partition.partition(), offset)) {
+          contributed.add(new ProducerRecord<>(config.eventsTopic(view.name()), contribution.rowKey(),
+              contribution.value()));
+        }
+      }
+    }
+  }
+
+  /**
+   * A state as the views read it, plain JSON: a merge type's state keeps unchanged members as raw
+   * text, so it goes through its bytes; any other type's is plain already.
+   */
+  private static JsonNode plain(EntityType type, JsonNode state) {
+    return type instanceof MergeEntityType ? plain(state) : state;
   }
 
   /**

@@ -10,12 +10,13 @@ import java.util.List;
 import java.util.Objects;
 
 /**
- * What one entity's change brings to a version of a view: its old share taken out of the row it
- * counted in (seq 0) and its new share put into the row it counts in now (seq 1), nothing when its
- * share is the same. Each is the value of a record to the view's contributions topic, keyed by the
- * row's key: {@code {"op": "add"|"subtract", "version", "values", "source": {"type", "key",
- * "partition", "offset", "seq"}}}, where {@code offset} is the entity's last event folded in the
- * poll, so the source fields order the contributions of a source partition and name each one once.
+ * What one event of an entity brings to a version of a view: its share before the event taken out
+ * of the row it counted in (seq 0) and its share after put into the row it counts in now (seq 1),
+ * nothing when its share is the same. Each is the value of a record to the view's contributions
+ * topic, keyed by the row's key: {@code {"op": "add"|"subtract", "version", "values", "source":
+ * {"type", "key", "partition", "offset", "seq"}}}, where {@code offset} is the event's, so the
+ * source fields order the contributions of a source partition and name each one once, the same
+ * whatever polls the events were folded in.
  *
  * <p>A build from stored states adds each entity's share once, as a source of its own ({@code
  * "build": true}, {@code offset} the build's chunk, {@code seq} the entity's place in it), and when
