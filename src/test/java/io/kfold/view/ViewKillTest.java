@@ -14,7 +14,6 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.utils.Utils;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -110,8 +109,6 @@ class ViewKillTest {
   private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
 
   @Test
-  @Disabled("fails in most runs: rows end with a wrong value or one entity off after the kill -9 (see"
-      + " VIEWS-PROGRESS-oracle.md); enable once contributions are exact across a kill")
   @DisplayName("100,000 random patches over three nodes with a kill -9 and a rebalance in the middle: every row equals"
       + " a recomputation from the final states, and each view's rows count every matching entity once")
   void rowsEqualTheFinalStates() throws Exception {
@@ -122,13 +119,11 @@ class ViewKillTest {
    * As {@link #rowsEqualTheFinalStates}, but the killed node comes back only after the other two
    * took its partitions over and folded on. It takes them back on its own store, which is behind
    * what they committed (and ahead of what it committed itself before the kill), without restoring
-   * their changelog: it folds again, or skips, offsets they folded, with other poll boundaries, so
-   * its contributions are not copies of theirs, and the rows' marks skip or apply the wrong ones.
-   * Seen failing: a row one entity short, another with one too many.
+   * their changelog: it folds again offsets they folded, in other polls, and its contributions must
+   * be copies of theirs, which the rows' marks skip (contributions per poll failed here: a row one
+   * entity short, another with one too many).
    */
   @Test
-  @Disabled("a node restarted on its store after its partitions were folded elsewhere takes them back without"
-      + " restoring: see VIEWS-PROGRESS-oracle.md")
   @DisplayName("as above, but the killed node comes back after its partitions were folded by the others")
   void rowsEqualTheFinalStatesWhenTheKilledNodeComesBackLate() throws Exception {
     killAndRebalance(true);
