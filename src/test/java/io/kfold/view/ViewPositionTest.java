@@ -47,11 +47,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 class ViewPositionTest {
 
   private static final int NODES = 3;
-  private static final int ROUNDS = 30;
+  private static final int ROUNDS = 24;
   private static final int CUSTOMERS = 5;
 
   @Test
-  @DisplayName("three nodes: place and pay 30 orders through a node that folds neither the order nor the customer's"
+  @DisplayName("three nodes: place and pay 24 orders through a node that folds neither the order nor the customer's"
       + " row; the row, the bus get and the list read with each write's position hold it; 504 past the log's end,"
       + " 400 for a bad position")
   void readYourWritesThroughAThirdNode() throws Exception {
@@ -85,7 +85,6 @@ class ViewPositionTest {
 
       String orders = config.eventsTopic("orders");
       Map<String, Integer> paidByCustomer = new TreeMap<>();
-      int placed = 0;
       int paid = 0;
       String last = null;
       for (int i = 0; i < ROUNDS; i++) {
@@ -99,33 +98,33 @@ class ViewPositionTest {
 
         String placedAt = write(client, node, api, order, "{\"type\": \"place\", \"payload\": {\"customerEmail\": \""
             + email + "\", \"items\": [{\"sku\": \"s\", \"quantity\": 1, \"price\": 5}]}}");
-        placed++;
+        // The order paid in the round before left this row: only the place brings it back.
         Reply placedRow = row(client, node, "order-status", "placed", placedAt, api);
         assertThat(placedRow.status()).as("%s: the placed row at the place's position: %s", as, placedRow.body())
             .isEqualTo(200);
-        assertThat(placedRow.body().path("entities").asLong()).as("%s: orders placed and not paid", as)
-            .isEqualTo(placed - paid);
+        assertThat(placedRow.body().path("entities").asLong()).as("%s: orders placed and not paid", as).isEqualTo(1);
 
         String paidAt = write(client, node, api, order, "{\"type\": \"pay\", \"payload\": {\"amount\": 5}}");
         last = paidAt;
         paid++;
         int customerOrders = paidByCustomer.merge(email, 1, Integer::sum);
-        Reply customer = row(client, node, "customers", email, paidAt, api);
-        assertThat(customer.status()).as("%s: the customer's row at the pay's position: %s", as, customer.body())
-            .isEqualTo(200);
-        assertThat(customer.body().path("row").path("orders").asLong()).as("%s: the customer's paid orders", as)
-            .isEqualTo(customerOrders);
-        assertThat(customer.header(Forwarder.ANSWERED_BY)).as("%s: answered by the row's node", as)
-            .isEqualTo(names.get(rowOwner));
-
-        JsonNode bus = busRow(vertxes.get(through), "customers", email, paidAt);
-        assertThat(bus.path("row").path("orders").asLong()).as("%s: the bus get of the customer's row", as)
-            .isEqualTo(customerOrders);
-
-        Map<String, Long> statuses = statusList(client, node, paidAt, api);
-        assertThat(statuses).as("%s: the order-status list at the pay's position", as)
-            .isEqualTo(placed == paid ? Map.of("paid", (long) paid) : Map.of("placed", (long) (placed - paid),
-                "paid", (long) paid));
+        // Each way of reading comes right after a write in some rounds, so that each must wait itself.
+        if (i % 3 == 0) {
+          Reply customer = row(client, node, "customers", email, paidAt, api);
+          assertThat(customer.status()).as("%s: the customer's row at the pay's position: %s", as, customer.body())
+              .isEqualTo(200);
+          assertThat(customer.body().path("row").path("orders").asLong()).as("%s: the customer's paid orders", as)
+              .isEqualTo(customerOrders);
+          assertThat(customer.header(Forwarder.ANSWERED_BY)).as("%s: answered by the row's node", as)
+              .isEqualTo(names.get(rowOwner));
+        } else if (i % 3 == 1) {
+          JsonNode bus = busRow(vertxes.get(through), "customers", email, paidAt);
+          assertThat(bus.path("row").path("orders").asLong()).as("%s: the bus get of the customer's row", as)
+              .isEqualTo(customerOrders);
+        } else {
+          assertThat(statusList(client, node, paidAt, api)).as("%s: the order-status list at the pay's position", as)
+              .isEqualTo(Map.of("paid", (long) paid));
+        }
       }
 
       // The wait the views' reads begin with, asked of every node: the last write is published.
