@@ -16,6 +16,7 @@ import io.kfold.command.EntityWriter.Written;
 import io.kfold.entity.Command;
 import io.kfold.entity.NewEvent;
 import io.kfold.entity.EntityIds;
+import io.kfold.entity.EntityType;
 import io.kfold.entity.EntityTypes;
 import io.kfold.entity.Envelopes;
 import io.kfold.entity.KfoldException;
@@ -422,7 +423,7 @@ public final class HttpApiVerticle extends VerticleBase {
    */
   private void published(RoutingContext ctx) {
     String token = ctx.pathParam("position");
-    Position position = viewPositions.position(token, types.all().stream().map(type -> type.name()).toList());
+    Position position = viewPositions.position(token, types.all().stream().map(EntityType::name).toList());
     long timeoutMs = longParam(ctx, "timeoutMs", 5000, 0, config.http().maxWaitMs());
     viewPositions.awaitPublished(position, timeoutMs, ctx.request().getHeader(Forwarder.FORWARDED_BY) != null)
         .onSuccess(v -> sendJson(ctx, JsonNodeFactory.instance.objectNode().put("position", token)
