@@ -29,6 +29,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.BiFunction;
 import java.util.function.Predicate;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
@@ -99,9 +100,23 @@ public final class ClusterQueries {
   /**
    * What makes a query of every entity a list of a view's rows: the rows whose key starts with
    * {@code prefix} (null: all), and only those that {@code answers} accepts (a row whose entities
-   * all left stays in the store, but is no row).
+   * all left stays in the store, but is no row); with a {@code minPosition}, what a node waits for
+   * before it reads its partitions ({@code ready}, null without).
    */
-  public record Rows(String prefix, Predicate<StoredEntity> answers) {}
+  public record Rows(String prefix, Predicate<StoredEntity> answers, RowsWait ready) {
+    public Rows(String prefix, Predicate<StoredEntity> answers) {
+      this(prefix, answers, null);
+    }
+  }
+
+  /**
+   * What a node waits for before it reads some partitions of a view's rows: that they hold the
+   * contributions of the writes up to a position (see {@link ViewPositions}).
+   */
+  @FunctionalInterface
+  public interface RowsWait {
+    Future<Void> before(Set<TopicPartition> partitions);
+  }
 
   /** A prefix of an entity id (a row key is one). */
   private static final Pattern KEY_PREFIX = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._~:@-]{0,127}");
@@ -138,6 +153,14 @@ public final class ClusterQueries {
     if (stale != null && !stale.equals("true") && !stale.equals("false")) {
       throw KfoldException.badRequest("stale is '" + stale + "'; expected true or false");
     }
+    long timeoutMs = timeoutMs(parameters);
+    String token = single(parameters, "minPosition");
+    return new Request(query, token == null ? null : minPosition(query, token, timeoutMs), "true".equals(stale),
+        queryString(parameters));
+  }
+
+  /** {@code timeoutMs}, 5000 when not given; a 400 when it is no whole number from 0 to {@code http.maxWaitMs}. */
+  private long timeoutMs(Map<String, List<String>> parameters) {
     long maxWaitMs = config.http().maxWaitMs();
     String timeout = single(parameters, "timeoutMs");
     long timeoutMs;
@@ -150,22 +173,37 @@ public final class ClusterQueries {
       throw KfoldException.badRequest("query parameter timeoutMs must be a whole number from 0 to " + maxWaitMs
           + ", was '" + timeout + "'");
     }
-    String token = single(parameters, "minPosition");
-    return new Request(query, token == null ? null : minPosition(query, token, timeoutMs), "true".equals(stale),
-        queryString(parameters));
+    return timeoutMs;
+  }
+
+  /** As {@link #rowsRequest(String, Map, Predicate, BiFunction)}, refusing {@code minPosition}. */
+  public Request rowsRequest(String viewType, Map<String, List<String>> parameters, Predicate<StoredEntity> answers) {
+    return rowsRequest(viewType, parameters, answers, null);
   }
 
   /**
    * The list of a view's rows that the parameters of {@code GET /v1/_views/{view}} ask for: every
    * row of the view's folded type in key order, {@code limit} at a time after the cursor
-   * {@code after}, those whose key starts with {@code prefix}. A 400 saying what is wrong otherwise.
+   * {@code after}, those whose key starts with {@code prefix}; with {@code minPosition}, each node
+   * reads its partitions once the wait that {@code minPosition} makes of the token and
+   * {@code timeoutMs} is over (it checks the token, a 400 when it is wrong), and reads them where
+   * they are folded: a copy cannot wait. A 400 saying what is wrong otherwise.
    */
-  public Request rowsRequest(String viewType, Map<String, List<String>> parameters, Predicate<StoredEntity> answers) {
+  public Request rowsRequest(String viewType, Map<String, List<String>> parameters, Predicate<StoredEntity> answers,
+                             BiFunction<String, Long, RowsWait> minPosition) {
     for (String name : parameters.keySet()) {
-      if (!Set.of("limit", "after", "prefix", "stale").contains(name)) {
-        throw KfoldException.badRequest("'" + name + "' is no parameter of a list of rows; give limit, after, prefix"
-            + " or stale");
+      if (!Set.of("limit", "after", "prefix", "stale", "minPosition", "timeoutMs").contains(name)) {
+        throw KfoldException.badRequest("'" + name + "' is no parameter of a list of rows; give limit, after, prefix,"
+            + " stale, minPosition or timeoutMs");
       }
+    }
+    String token = single(parameters, "minPosition");
+    RowsWait ready = null;
+    if (token != null) {
+      if (minPosition == null) {
+        throw KfoldException.badRequest("minPosition is not served for this list");
+      }
+      ready = minPosition.apply(token, timeoutMs(parameters));
     }
     String prefix = single(parameters, "prefix");
     if (prefix != null && !KEY_PREFIX.matcher(prefix).matches()) {
@@ -174,6 +212,7 @@ public final class ClusterQueries {
     }
     Map<String, List<String>> rest = new LinkedHashMap<>(parameters);
     rest.remove("prefix");
+    rest.remove("minPosition");  // a position of a type the view is from, which is not the rows' type
     Request request = request(viewType, List.of(), rest);
     Query query = request.query();
     IndexScan.Position after = query.after();
@@ -185,7 +224,8 @@ public final class ClusterQueries {
       }
     }
     query = new Query(query.type(), null, List.of(), query.limit(), false, after);
-    return new Request(query, null, request.stale(), queryString(parameters), new Rows(prefix, answers));
+    return new Request(query, null, request.stale() && ready == null, queryString(parameters),
+        new Rows(prefix, answers, ready));
   }
 
   /**
@@ -330,6 +370,9 @@ public final class ClusterQueries {
     Future<Void> folded = min == null || !partitions.contains(min.position().topicPartition())
         ? Future.succeededFuture()
         : watch.awaitFolded(min.position().topicPartition(), min.position().offset(), min.timeoutMs());
+    if (request.rows() != null && request.rows().ready() != null) {
+      folded = folded.compose(v -> request.rows().ready().before(partitions));
+    }
     Query query = request.query();
     return folded.compose(v -> vertx.executeBlocking(() -> {
       boolean fromCopy = partitions.stream().anyMatch(p -> !ownership.current(p));

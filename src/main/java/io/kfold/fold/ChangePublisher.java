@@ -31,6 +31,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SortedMap;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 import java.util.function.ToIntFunction;
 
@@ -64,15 +65,22 @@ final class ChangePublisher implements AutoCloseable {
   private final KafkaConsumer<byte[], byte[]> tailReader;
   private final PublishQueue queue = new PublishQueue();
   private final PublishedMarks marks = new PublishedMarks();
+  /**
+   * Told, per source partition, the offset below which everything the fold wrote for it is
+   * published (committed, with transactions): changes, dead letters and view contributions.
+   */
+  private final Consumer<Map<TopicPartition, Long>> published;
 
   /**
    * @param transactionalId the fold's transactional id, the same for this node across restarts, so
    *                        that a restarted node aborts what it left open; null without transactions
    * @param group           the fold consumer's group metadata, which fences the transactions
+   * @param published       told what is published, as it becomes so (fold thread)
    */
   ChangePublisher(KfoldConfig config, Fold fold, EntityStore store, Clock clock, String transactionalId,
-                  Supplier<ConsumerGroupMetadata> group) {
+                  Supplier<ConsumerGroupMetadata> group, Consumer<Map<TopicPartition, Long>> published) {
     this.fold = fold;
+    this.published = published;
     this.store = store;
     this.clock = clock;
     String bootstrap = config.kafka().bootstrap();
@@ -103,7 +111,10 @@ final class ChangePublisher implements AutoCloseable {
     Map<TopicPartition, PublishedMarks.Mark> found = readMarks(sources);
     for (TopicPartition source : sources) {
       marks.put(source, found.get(source));
-      republish(source, true);
+      if (!republish(source, true)) {
+        // The outbox is cleared only behind what was published: an empty one leaves nothing behind.
+        store.nextOffset(source.topic(), source.partition()).ifPresent(next -> published.accept(Map.of(source, next)));
+      }
       fold.builds().outboxes(source).forEach(this::republishBuild);
     }
   }
@@ -116,7 +127,7 @@ final class ChangePublisher implements AutoCloseable {
   /** Publishes the changes and dead letters of a batch the store now holds, with its outbox. */
   void publish(Fold.Result result) {
     if (transactions != null) {
-      transactions.commit();  // the previous poll's, whose records went out while this one was folded
+      published.accept(transactions.commit());  // the previous poll's, whose records went out while this one was folded
     }
     result.toPublish().forEach((source, records) -> {
       long next = result.nextOffsets().get(source);
@@ -130,7 +141,7 @@ final class ChangePublisher implements AutoCloseable {
   /** With transactions, commits the open one: when a poll brings nothing, what was sent is not held back. */
   void flush() {
     if (transactions != null) {
-      transactions.commit();
+      published.accept(transactions.commit());
     }
   }
 
@@ -157,6 +168,7 @@ final class ChangePublisher implements AutoCloseable {
         }
       } else if (step instanceof PublishQueue.ClearOutbox clear) {
         batch.clearOutbox(clear.source().topic(), clear.source().partition(), clear.beforeOffset());
+        published.accept(Map.of(clear.source(), clear.beforeOffset()));
       } else if (step instanceof PublishQueue.PublishAgain again) {
         if (ViewBuilds.isOutbox(again.source())) {
           republishBuild(again.source());
@@ -177,7 +189,7 @@ final class ChangePublisher implements AutoCloseable {
     List<TopicPartition> sources = withBuildOutboxes(partitions);
     if (transactions != null) {
       // Still in the group's generation that gave these partitions: the commit goes through.
-      transactions.commit();
+      published.accept(transactions.commit());
       StoreBatch clears = new StoreBatch();
       transactions.collectCommitted(clears);
       if (!clears.isEmpty()) {
@@ -246,12 +258,13 @@ final class ChangePublisher implements AutoCloseable {
 
   /**
    * Publishes again what the outbox of a partition holds, with the changelog of its changes; with
-   * {@code skipPublished}, but what the marks say its topics hold already.
+   * {@code skipPublished}, but what the marks say its topics hold already. False when the outbox
+   * holds nothing.
    */
-  private void republish(TopicPartition source, boolean skipPublished) {
+  private boolean republish(TopicPartition source, boolean skipPublished) {
     SortedMap<Long, byte[]> outbox = store.outboxByOffset(source.topic(), source.partition());
     if (outbox.isEmpty()) {
-      return;
+      return false;
     }
     String changesTopic = fold.changesTopicOf(source.topic());
     List<ProducerRecord<String, byte[]>> records = new ArrayList<>();
@@ -283,6 +296,7 @@ final class ChangePublisher implements AutoCloseable {
         + " already), and their changelog", records.size(), outbox.size(), source);
     long next = store.nextOffset(source.topic(), source.partition()).orElseThrow();
     send(source, records, fold.rebuildChangelog(changes, source, next), next);
+    return true;
   }
 
   /**

@@ -86,7 +86,8 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     toResume.clear();
     fold = new Fold(config, types, store, progress);
     lagToolCommits = new LagToolCommits(clock, LAG_TOOL_COMMIT_INTERVAL);
-    publisher = new ChangePublisher(config, fold, store, clock, transactionalId, () -> consumer.groupMetadata());
+    publisher = new ChangePublisher(config, fold, store, clock, transactionalId, () -> consumer.groupMetadata(),
+        watch::reportPublished);
     changelog = new ChangelogReader(config, fold, store, progress, clock);
     KafkaConsumer<byte[], byte[]> opened = new KafkaConsumer<>(KafkaClients.foldConsumer(config.kafka().bootstrap(),
         config.app(), config.kafka().groupInstanceId(), config.fold().maxPollRecords(),
@@ -122,7 +123,34 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     }
     commitForLagTools();
     reportLag();
+    reportPositions();
     changelog.keepStandbysWarm(standbysWanted.get(), consumer.assignment());
+  }
+
+  /**
+   * Tells those who wait for a position the consumer's position in their partitions, after the
+   * round's write: every record below it was polled and is in the store, and the markers and
+   * aborted records below it were passed over. Partitions paused (taken up, restoring) are not
+   * read from yet.
+   */
+  private void reportPositions() {
+    Set<TopicPartition> wanted = watch.positionsWanted();
+    if (wanted.isEmpty()) {
+      return;
+    }
+    Set<TopicPartition> assigned = consumer.assignment();
+    Set<TopicPartition> paused = consumer.paused();
+    Map<TopicPartition, Long> positions = new HashMap<>();
+    for (TopicPartition partition : wanted) {
+      if (assigned.contains(partition) && !paused.contains(partition)) {
+        try {
+          positions.put(partition, consumer.position(partition, Duration.ZERO));
+        } catch (org.apache.kafka.common.errors.TimeoutException e) {
+          // No position known yet (being reset): the next round reports it.
+        }
+      }
+    }
+    watch.reportPositions(positions);
   }
 
   private void foldAndPublish(ConsumerRecords<byte[], byte[]> records, StoreBatch batch) {

@@ -10,17 +10,20 @@ import io.kfold.cluster.ClusterQueries;
 import io.kfold.cluster.Forwarder;
 import io.kfold.cluster.NodeDirectory;
 import io.kfold.cluster.Ownership;
+import io.kfold.cluster.ViewPositions;
 import io.kfold.command.EntityWriter.Options;
 import io.kfold.command.EntityWriter.Written;
 import io.kfold.entity.Command;
 import io.kfold.entity.NewEvent;
 import io.kfold.entity.EntityIds;
+import io.kfold.entity.EntityType;
 import io.kfold.entity.EntityTypes;
 import io.kfold.entity.Envelopes;
 import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldProgress;
 import io.kfold.fold.FoldWatch;
 import io.kfold.log.KafkaClients;
+import io.kfold.query.Position;
 import io.kfold.query.LocalQueries;
 import io.kfold.log.Supervisor;
 import io.kfold.store.EntityStore;
@@ -75,6 +78,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private final Ownership ownership;
   private Forwarder forwarder;
   private ClusterQueries queries;
+  private ViewPositions viewPositions;
   private StateReads stateReads;
   private ChangeStream changeStreams;
   private Admin admin;
@@ -110,6 +114,7 @@ public final class HttpApiVerticle extends VerticleBase {
   public Future<?> start() {
     forwarder = new Forwarder(vertx, config, ownership, directory);
     queries = new ClusterQueries(vertx, config, ownership, directory, new LocalQueries(store), watch);
+    viewPositions = new ViewPositions(vertx, config, ownership, forwarder, watch);
     stateReads = new StateReads(context, store);
     changeStreams = new ChangeStream(vertx, types, store, watch, config.http().streamMaxPendingBytes());
     return vertx.executeBlocking(() -> {
@@ -130,6 +135,7 @@ public final class HttpApiVerticle extends VerticleBase {
     forwarder.close();
     queries.close();
     return (server == null ? Future.succeededFuture() : server.close())
+        .eventually(viewPositions::close)
         .eventually(() -> vertx.executeBlocking(() -> {
           if (admin != null) {
             admin.close();
@@ -142,9 +148,10 @@ public final class HttpApiVerticle extends VerticleBase {
     Router router = Router.router(vertx);
     BodyHandler body = BodyHandler.create(false).setBodyLimit(config.http().maxBodyBytes());
     // The most frequent request (an entity's GET) nearly first: the router tries routes in order,
-    // most by a regex match. The one other route whose path is two segments after /v1, a list of a
-    // view's rows, must come before it, or the entity's route would take it.
+    // most by a regex match. The other routes whose path is two segments after /v1, a list of a
+    // view's rows and a position, must come before it, or the entity's route would take them.
     router.get("/v1/_views/:view").handler(this::listRows);
+    router.get("/v1/_positions/:position").handler(this::answeredHere).handler(this::published);
     router.get("/v1/:type/:id").handler(this::answeredHere).handler(this::staleIfAsked).handler(this::forwardIfElsewhere)
         .handler(this::getState);
     // A view's rows are the entities of its folded type: read, forwarded and read stale like entities.
@@ -367,7 +374,9 @@ public final class HttpApiVerticle extends VerticleBase {
   private void staleRowIfAsked(RoutingContext ctx) {
     ViewType view = types.view(ctx.pathParam("view"));
     String key = rowKey(ctx);
-    if (!"true".equals(ctx.request().getParam("stale")) || ownership.owns(view.name(), key)) {
+    // A copy cannot wait for a position: the node that folds the row answers a minPosition.
+    if (!"true".equals(ctx.request().getParam("stale")) || ctx.request().getParam("minPosition") != null
+        || ownership.owns(view.name(), key)) {
       ctx.next();
       return;
     }
@@ -393,10 +402,35 @@ public final class HttpApiVerticle extends VerticleBase {
     }
   }
 
+  /**
+   * A row, read on the node that folds it; with {@code ?minPosition=}, once it holds every
+   * contribution of the writes up to that position (see {@link ViewPositions}), 504 after {@code timeoutMs}.
+   */
   private void getRow(RoutingContext ctx) {
     ViewType view = types.view(ctx.pathParam("view"));
     String key = rowKey(ctx);
-    stateReads.get(view.name(), key).onSuccess(stored -> sendRow(ctx, view, key, stored)).onFailure(ctx::fail);
+    String token = ctx.request().getParam("minPosition");
+    long timeoutMs = longParam(ctx, "timeoutMs", 5000, 0, config.http().maxWaitMs());
+    Future<Void> applied = token == null ? Future.succeededFuture()
+        : viewPositions.awaitApplied(viewPositions.position(view, token), List.of(viewPositions.rowPartition(view, key)),
+            timeoutMs);
+    applied.compose(v -> stateReads.get(view.name(), key)).onSuccess(stored -> sendRow(ctx, view, key, stored))
+        .onFailure(ctx::fail);
+  }
+
+  /**
+   * {@code GET /v1/_positions/{position}}: answers once everything the writes up to the position
+   * brought (changes, view contributions) is published, as the node that folds its partition
+   * tells (asked when it is another); 504 after {@code timeoutMs}.
+   */
+  private void published(RoutingContext ctx) {
+    String token = ctx.pathParam("position");
+    Position position = viewPositions.position(token, types.all().stream().map(EntityType::name).toList());
+    long timeoutMs = longParam(ctx, "timeoutMs", 5000, 0, config.http().maxWaitMs());
+    viewPositions.awaitPublished(position, timeoutMs, ctx.request().getHeader(Forwarder.FORWARDED_BY) != null)
+        .onSuccess(v -> sendJson(ctx, JsonNodeFactory.instance.objectNode().put("position", token)
+            .put("published", true), -1))
+        .onFailure(ctx::fail);
   }
 
   /**
@@ -427,7 +461,11 @@ public final class HttpApiVerticle extends VerticleBase {
     ViewType view = types.view(ctx.pathParam("view"));
     Map<String, List<String>> parameters = new LinkedHashMap<>();
     ctx.queryParams().names().forEach(name -> parameters.put(name, ctx.queryParams().getAll(name)));
-    ClusterQueries.Request request = queries.rowsRequest(view.name(), parameters, view::hasEntities);
+    ClusterQueries.Request request = queries.rowsRequest(view.name(), parameters, view::hasEntities,
+        (token, timeoutMs) -> {
+          Position position = viewPositions.position(view, token);
+          return partitions -> viewPositions.awaitApplied(position, partitions, timeoutMs);
+        });
     String asked = ctx.request().getHeader(ClusterQueries.PARTITIONS);
     (asked == null ? queries.run(request) : queries.runAsked(request, asked))
         .onSuccess(answer -> {

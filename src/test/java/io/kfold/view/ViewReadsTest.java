@@ -28,6 +28,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -76,7 +77,11 @@ class ViewReadsTest {
       List<io.vertx.core.Future<KfoldNode>> starting = new ArrayList<>();
       KfoldConfig config = null;
       for (int i = 0; i < 2; i++) {
-        config = KfoldConfig.load(ViewFoldTest.env(app, TestNodes.tempDir("vreads-" + i)));
+        Map<String, String> env = new HashMap<>(ViewFoldTest.env(app, TestNodes.tempDir("vreads-" + i)));
+        // No standby copies: a read that does not reach the node folding the row then finds no row,
+        // where an equal copy of the row would hide it.
+        env.put("KFOLD_FOLD_STANDBY_REPLICAS", "0");
+        config = KfoldConfig.load(env);
         starting.add(KfoldNode.start(vertxes.get(i), config, KfoldNode.Options.DEFAULTS.withView(new ViewFoldTestView())));
       }
       for (io.vertx.core.Future<KfoldNode> node : starting) {
@@ -108,6 +113,17 @@ class ViewReadsTest {
       Reply unknown = TestNodes.call(client, HttpMethod.GET, first.httpPort(), "/v1/_views/nope", null, Map.of());
       assertThat(unknown.status()).as("the list of an unknown view").isEqualTo(404);
       api.assertAnswer("GET", "/v1/_views/{view}", unknown);
+      Reply noRow = TestNodes.call(client, HttpMethod.GET, first.httpPort(), "/v1/_views/" + VIEW + "/no-such-row", null,
+          Map.of());
+      assertThat(noRow.status()).as("a row that does not exist").isEqualTo(404);
+      api.assertAnswer("GET", "/v1/_views/{view}/{key}", noRow);
+      for (KfoldNode node : nodes) {
+        Reply views = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_views", null, Map.of());
+        assertThat(views.status()).as("GET /v1/_views: %s", views.body()).isEqualTo(200);
+        api.assertAnswer("GET", "/v1/_views", views);
+        assertThat(views.body().path("views").findValuesAsText("name")).as("the views of node %d", node.httpPort())
+            .containsExactly(VIEW);
+      }
 
       // The bus answers as HTTP does, through either node, for rows either node folds.
       for (int i = 0; i < 2; i++) {
@@ -116,10 +132,7 @@ class ViewReadsTest {
               null, Map.of());
           assertThat(http.status()).isEqualTo(200);
           api.assertAnswer("GET", "/v1/_views/{view}/{key}", http);
-          Message<JsonObject> bus = vertxes.get(i).eventBus().<JsonObject>request("kfold.view." + VIEW + ".get",
-              new JsonObject().put("key", key)).await(30, TimeUnit.SECONDS);
-          assertThat(Envelopes.parse(bus.body().toBuffer().getBytes())).as("bus get of row %s on node %d", key, i)
-              .isEqualTo(http.body());
+          assertThat(busGet(vertxes.get(i), key)).as("bus get of row %s on node %d", key, i).isEqualTo(http.body());
         }
         Vertx vertx = vertxes.get(i);
         assertThatThrownBy(() -> vertx.eventBus().<JsonObject>request("kfold.view." + VIEW + ".get",
@@ -162,6 +175,17 @@ class ViewReadsTest {
       for (Vertx vertx : vertxes) {
         vertx.close().await(30, TimeUnit.SECONDS);
       }
+    }
+  }
+
+  /** A row through the event bus of {@code vertx}'s node; a failed reply fails the test with its code. */
+  private static JsonNode busGet(Vertx vertx, String key) throws Exception {
+    try {
+      Message<JsonObject> reply = vertx.eventBus().<JsonObject>request("kfold.view." + VIEW + ".get",
+          new JsonObject().put("key", key)).await(30, TimeUnit.SECONDS);
+      return Envelopes.parse(reply.body().toBuffer().getBytes());
+    } catch (ReplyException e) {
+      throw new AssertionError("the bus get of row " + key + " failed with " + e.failureCode() + ": " + e.getMessage(), e);
     }
   }
 
