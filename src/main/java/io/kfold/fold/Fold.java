@@ -417,7 +417,7 @@ final class Fold {
       try {
         if (view.applied(entity.state(type), event.payload())) {
           // Published again (an outbox after a crash, a rewound group): its row has it already.
-          progress.duplicates.increment();
+          progress.contributionsSkipped.increment();
           reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DUPLICATE, 0, null));
           return null;
         }
@@ -471,7 +471,7 @@ final class Fold {
       batch.putIdempotentWrite(type.name(), event.key(), event.idempotencyKey(), write);
       changelog.add(ChangelogItem.idempotentWrite(type.name(), event.key(), event.idempotencyKey(), write));
     }
-    progress.applied.increment();
+    (type instanceof ViewType ? progress.contributionsApplied : progress.applied).increment();
     byte[] changeBytes = changeRecord(event.key() + ":" + eventVersion, eventBytes, stateBytes);
     reports.add(new Report(type.name(), event.key(), event.id(), Verdict.APPLIED, eventVersion, changeBytes));
     if (!views.isEmpty()) {

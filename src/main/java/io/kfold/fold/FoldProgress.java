@@ -18,6 +18,10 @@ public final class FoldProgress {
 
   public final LongAdder applied = new LongAdder();
   public final LongAdder duplicates = new LongAdder();
+  /** Contributions applied to the rows of views (not counted in {@link #applied}, which counts events). */
+  public final LongAdder contributionsApplied = new LongAdder();
+  /** Contributions skipped as copies of ones their rows applied already. */
+  public final LongAdder contributionsSkipped = new LongAdder();
   public final LongAdder conflicts = new LongAdder();
   public final LongAdder deadLettered = new LongAdder();
   public final LongAdder batches = new LongAdder();

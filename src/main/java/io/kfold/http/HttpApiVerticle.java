@@ -613,6 +613,10 @@ public final class HttpApiVerticle extends VerticleBase {
     StringBuilder text = new StringBuilder();
     counter(text, "kfold_fold_events_applied_total", "Events applied to entity states.", progress.applied.sum());
     counter(text, "kfold_fold_events_duplicate_total", "Events skipped as duplicates.", progress.duplicates.sum());
+    counter(text, "kfold_view_contributions_applied_total", "Contributions applied to the rows of views.",
+        progress.contributionsApplied.sum());
+    counter(text, "kfold_view_contributions_skipped_total", "Contributions skipped: their rows had them already.",
+        progress.contributionsSkipped.sum());
     counter(text, "kfold_fold_events_conflict_total", "Events rejected by the version check.", progress.conflicts.sum());
     counter(text, "kfold_fold_records_dead_lettered_total", "Records sent to a dead-letter topic.", progress.deadLettered.sum());
     counter(text, "kfold_fold_batches_total", "Polls folded and written.", progress.batches.sum());

@@ -204,6 +204,7 @@ class ViewFoldTest {
       }
     }
     checkRows(node, when);
+    awaitLive(node, http, when);
     checkReads(node, http, when);
   }
 
@@ -286,6 +287,23 @@ class ViewFoldTest {
       entities += count;
     }
     assertThat(entities).as(when + ": entities over all rows").isEqualTo(matching);
+  }
+
+  /**
+   * Reads answer once the node directory has seen the view's version complete in every partition
+   * (a node that just started does not know that yet, and answers 503).
+   */
+  private static void awaitLive(KfoldNode node, WebClient http, String when) throws Exception {
+    long deadline = System.currentTimeMillis() + 30_000;
+    JsonNode view;
+    do {
+      view = TestNodes.call(http, HttpMethod.GET, node.httpPort(), "/v1/_views", null, Map.of()).body().get("views").get(0);
+      if (VERSION.equals(view.path("version").asText())) {
+        return;
+      }
+      Thread.sleep(50);
+    } while (System.currentTimeMillis() < deadline);
+    throw new AssertionError(when + ": the view answers no version: " + view);
   }
 
   /** Every row through HTTP: {key, row, entities}, 404 for a group without members; the internal type is not a type. */
