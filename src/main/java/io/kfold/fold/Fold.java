@@ -478,7 +478,9 @@ final class Fold {
     Envelope applied = event.withVersion(eventVersion);
     JsonNode newState;
     try {
-      newState = Objects.requireNonNull(type.apply(entity.state(type), applied), "apply returned null");
+      // A row's state is the fold's own: changed in place rather than copied (ViewType.applyInPlace).
+      newState = Objects.requireNonNull(type instanceof ViewType view ? view.applyInPlace(entity.state(type), applied)
+          : type.apply(entity.state(type), applied), "apply returned null");
     } catch (RuntimeException e) {
       reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DEAD_LETTERED, 0, null));
       return deadLetter(type, record, "apply failed: " + e, batch);

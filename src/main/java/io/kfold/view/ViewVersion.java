@@ -4,6 +4,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
+import java.util.regex.Pattern;
 
 /**
  * One build of a view: the definition it was built with (a short hash of its fingerprint) and its
@@ -13,8 +14,11 @@ import java.util.HexFormat;
  */
 public record ViewVersion(String definition, int generation) implements Comparable<ViewVersion> {
 
+  /** A definition's hash; compiled once, as versions are parsed for every contribution folded. */
+  private static final Pattern DEFINITION = Pattern.compile("[0-9a-f]{8}");
+
   public ViewVersion {
-    if (!definition.matches("[0-9a-f]{8}") || generation < 1) {
+    if (!DEFINITION.matcher(definition).matches() || generation < 1) {
       throw new IllegalArgumentException("not a view version: " + definition + "-" + generation);
     }
   }
