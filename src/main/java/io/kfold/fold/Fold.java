@@ -320,6 +320,12 @@ final class Fold {
       for (Map.Entry<String, Working> entity : states.entrySet()) {
         Working working = entity.getValue();
         if (working.changed) {
+          if (working.stateBytes == null) {
+            working.stateBytes = Envelopes.toBytes(working.state);  // a row: once per poll (see foldRecord)
+          }
+          if (working.unreported != null) {
+            reports.add(rowReport(type, entity.getKey(), working));
+          }
           StoredEntity stored = new StoredEntity(working.version, working.sourceOffset, working.lastCommandId,
               working.stateBytes);
           batch.putState(type.name(), entity.getKey(), stored);
@@ -446,32 +452,42 @@ final class Fold {
     JsonNode viewBefore = views.isEmpty() || entity.version == 0 ? null : plain(type, entity.state(type));
     JsonNode newState;
     try {
-      newState = Objects.requireNonNull(type.apply(entity.state(type), applied), "apply returned null");
+      // A row's state is the fold's own: changed in place rather than copied (ViewType.applyInPlace).
+      newState = Objects.requireNonNull(type instanceof ViewType view ? view.applyInPlace(entity.state(type), applied)
+          : type.apply(entity.state(type), applied), "apply returned null");
     } catch (RuntimeException e) {
       reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DEAD_LETTERED, 0, null));
       return deadLetter(type, record, "apply failed: " + e, batch);
+    }
+    if (!keepsHistory(type)) {
+      // A row: only the poll's last state is stored, and a hot row takes thousands of contributions
+      // in a poll, so its state is serialized and its change reported once, at the end of the slice.
+      entity.advance(eventVersion, record, event.commandId(), newState, null);
+      entity.unreported = applied;
+      if (type instanceof ViewType view && ViewType.isBuiltRecord(event.key())) {
+        progress.viewVersionsComplete(new TopicPartition(record.topic(), record.partition()), view.complete(newState));
+      }
+      progress.contributionsApplied.increment();
+      // The reference brings the row's state into the changelog rebuilt with a republished outbox.
+      batch.putOutbox(record.topic(), record.partition(), record.offset(),
+          OutboxRecord.reference(type.name(), event.key(), eventVersion));
+      return null;
     }
     // Each event and each new state is serialized once: the history, the store and the change
     // record are all made of these bytes.
     byte[] eventBytes = Envelopes.toBytes(applied);
     byte[] stateBytes = Envelopes.toBytes(newState);
     entity.advance(eventVersion, record, event.commandId(), newState, stateBytes);
-    if (type instanceof ViewType view && ViewType.isBuiltRecord(event.key())) {
-      progress.viewVersionsComplete(new TopicPartition(record.topic(), record.partition()), view.complete(newState));
-    }
-    boolean history = keepsHistory(type);
-    if (history) {
-      batch.putEvent(type.name(), event.key(), eventVersion, eventBytes);
-      changelog.add(ChangelogItem.event(type.name(), event.key(), eventVersion, eventBytes));
-    }
-    if (history && event.idempotencyKey() != null) {
+    batch.putEvent(type.name(), event.key(), eventVersion, eventBytes);
+    changelog.add(ChangelogItem.event(type.name(), event.key(), eventVersion, eventBytes));
+    if (event.idempotencyKey() != null) {
       // Recorded with the state, so a retry of the write finds it exactly when its events are folded.
       IdempotentWrite write = new IdempotentWrite(eventVersion - event.indexInCommand(), eventVersion, record.timestamp(),
           record.offset());
       batch.putIdempotentWrite(type.name(), event.key(), event.idempotencyKey(), write);
       changelog.add(ChangelogItem.idempotentWrite(type.name(), event.key(), event.idempotencyKey(), write));
     }
-    (type instanceof ViewType ? progress.contributionsApplied : progress.applied).increment();
+    progress.applied.increment();
     byte[] changeBytes = changeRecord(event.key() + ":" + eventVersion, eventBytes, stateBytes);
     reports.add(new Report(type.name(), event.key(), event.id(), Verdict.APPLIED, eventVersion, changeBytes));
     if (!views.isEmpty()) {
@@ -483,7 +499,19 @@ final class Fold {
     batch.putOutbox(record.topic(), record.partition(), record.offset(), contributed.isEmpty()
         ? OutboxRecord.reference(type.name(), event.key(), eventVersion)
         : OutboxRecord.withContributions(type.name(), event.key(), eventVersion, contributed));
-    return history ? changeRecord(type, event.key(), record.partition(), record.offset(), changeBytes) : null;
+    return changeRecord(type, event.key(), record.partition(), record.offset(), changeBytes);
+  }
+
+  /**
+   * The report of a row's contributions applied in a poll: one change, of its last contribution and
+   * the state after it. The node's listeners (a row's change stream) want the row's latest answer,
+   * not each step to it.
+   */
+  private Report rowReport(EntityType type, String key, Working row) {
+    Envelope last = row.unreported;
+    row.unreported = null;
+    byte[] change = changeRecord(key + ":" + row.version, Envelopes.toBytes(last), row.stateBytes);
+    return new Report(type.name(), key, last.id(), Verdict.APPLIED, row.version, change);
   }
 
   /**
@@ -614,6 +642,8 @@ final class Fold {
     boolean changed;
     /** The state before the poll's first event of the entity, null when it had none: its index entries. */
     JsonNode before;
+    /** A row's last contribution applied in the poll, until the end of the slice reports it. */
+    Envelope unreported;
 
     Working(StoredEntity stored) {
       if (stored != null) {

@@ -95,8 +95,9 @@ final class ChangeStream {
 
   /**
    * {@code GET /v1/_views/{view}/{key}/changes}: the row's answers {@code {key, row, entities}} as
-   * {@code event: row}, its current one first, then one for each contribution applied (with
-   * {@code row} null and {@code entities} 0 once no entity is left). Each event's {@code id} is the
+   * {@code event: row}, its current one first, then its new one after each fold batch that changed
+   * it (the contributions a batch applies to a row come as one answer; {@code row} null and
+   * {@code entities} 0 once no entity is left). Each event's {@code id} is the
    * row's version; a row keeps no history, so a client that reconnects behind the row gets its
    * current answer, and nothing while it is not behind.
    */

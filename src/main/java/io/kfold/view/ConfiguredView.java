@@ -308,17 +308,25 @@ public final class ConfiguredView implements ViewDefinition {
    * zero for a while if a subtraction comes before its addition; the row is still exact once both came.
    */
   private ObjectNode change(ObjectNode row, JsonNode values, int sign) {
-    for (Field field : fields) {
+    // The values are all parsed before the row changes: one that is not JSON text throws and leaves
+    // the row as it was (the fold changes its rows in place, see ViewType.applyInPlace).
+    JsonNode[] parsed = new JsonNode[fields.size()];
+    for (int i = 0; i < fields.size(); i++) {
+      JsonNode text = fields.get(i).aggregate() == Aggregate.COUNT ? null : values.get(fields.get(i).path());
+      parsed[i] = text == null || text.isNull() ? null : parse(text.asText());
+    }
+    for (int i = 0; i < fields.size(); i++) {
+      Field field = fields.get(i);
       if (field.aggregate() == Aggregate.COUNT) {
         row.put(field.name(), row.path(field.name()).asLong() + sign);
         continue;
       }
-      JsonNode text = values.get(field.path());
-      if (text == null || text.isNull()) {
+      JsonNode value = parsed[i];
+      if (value == null) {
         continue;  // missing or null in the state: nothing to aggregate
       }
+      JsonNode text = values.get(field.path());
       ObjectNode state = (ObjectNode) row.get(field.name());
-      JsonNode value = parse(text.asText());
       if (!field.aggregate().takes(value)) {
         state.put("skipped", state.path("skipped").asLong() + sign);
         continue;

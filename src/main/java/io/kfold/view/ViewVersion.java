@@ -14,10 +14,11 @@ import java.util.regex.Pattern;
  */
 public record ViewVersion(String definition, int generation) implements Comparable<ViewVersion> {
 
-  private static final Pattern HASH = Pattern.compile("[0-9a-f]{8}");
+  /** A definition's hash; compiled once, as versions are parsed for every contribution folded. */
+  private static final Pattern DEFINITION = Pattern.compile("[0-9a-f]{8}");
 
   public ViewVersion {
-    if (!HASH.matcher(definition).matches() || generation < 1) {
+    if (!DEFINITION.matcher(definition).matches() || generation < 1) {
       throw new IllegalArgumentException("not a view version: " + definition + "-" + generation);
     }
   }

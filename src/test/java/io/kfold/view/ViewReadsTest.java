@@ -163,6 +163,24 @@ class ViewReadsTest {
       for (int i = 0; i < 2; i++) {
         awaitFrame(frames.get(i), after, "node " + i + ": the row's answer after a member joined");
       }
+      // Three more join in one write: the fold may apply them in one batch, and sends the row's
+      // answer once per batch, with the row after its last contribution.
+      List<Future<RecordMetadata>> joined = new ArrayList<>();
+      for (int j = 1; j <= 3; j++) {
+        joined.add(send(producer, config, "joiner-" + j, JsonNodeFactory.instance.objectNode().put("group", row).put("n", j)));
+      }
+      producer.flush();
+      for (Future<RecordMetadata> one : joined) {
+        one.get(30, TimeUnit.SECONDS);
+      }
+      JsonNode last = JsonNodeFactory.instance.objectNode().put("key", row)
+          .<ObjectNode>set("row", JsonNodeFactory.instance.objectNode()
+              .put("count", before.get("row").get("count").asLong() + 4)
+              .put("sum", before.get("row").get("sum").asLong() + 1006))
+          .put("entities", before.get("entities").asLong() + 4).put("version", VERSION);
+      for (int i = 0; i < 2; i++) {
+        awaitFrame(frames.get(i), last, "node " + i + ": the row's answer after three more joined at once");
+      }
       for (String frame : frames.get(0)) {
         api.assertSchema("ViewRow", Envelopes.parse(data(frame).getBytes(StandardCharsets.UTF_8)));
       }
