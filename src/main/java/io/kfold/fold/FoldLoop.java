@@ -102,6 +102,7 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     // While a restore runs, the poll only keeps the node in the group: the restore slice is the wait.
     ConsumerRecords<byte[], byte[]> records = consumer.poll(changelog.restoring() ? Duration.ZERO : POLL);
     actOnPartitionChanges();
+    buildViews();
     // Nothing that can fail with a retriable error comes before the records are written: the
     // supervisor would retry the round, and the next poll would not return them again.
     StoreBatch batch = new StoreBatch();
@@ -114,7 +115,6 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
         store.write(batch);
       }
     }
-    buildViews();
     takeUpAssigned();
     List<TopicPartition> restored = changelog.restoreSlice();
     if (!restored.isEmpty()) {
@@ -166,16 +166,14 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
   }
 
   /**
-   * A step of the views' builds from stored states, if one is due in a partition the fold goes on
-   * with (see {@link ViewBuilds}): between polls, on this thread, so no change comes between.
+   * The steps of the views' builds from stored states due in the partitions the fold goes on with
+   * (see {@link ViewBuilds}): before the poll's records are folded, on this thread, so no change
+   * comes between; a partition taken up with no state completes its builds before its first event.
    */
   private void buildViews() {
     Set<TopicPartition> folding = new LinkedHashSet<>(consumer.assignment());
     folding.removeAll(consumer.paused());
-    ViewBuilds.Chunk step = fold.builds().step(folding);
-    if (step != null) {
-      publisher.publish(step);
-    }
+    fold.builds().step(folding).forEach(publisher::publish);
   }
 
   /** Publishes each applied change on the event bus, and tells those who wait for the fold. */

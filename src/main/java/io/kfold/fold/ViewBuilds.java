@@ -148,33 +148,41 @@ final class ViewBuilds {
    * the changelog items; {@code step} is the key of its records in the build outbox.
    */
   record Chunk(TopicPartition outbox, long step, List<ProducerRecord<String, byte[]>> records,
-               List<ChangelogItem> changelog) {}
+               List<ChangelogItem> changelog, int walked) {}
 
   /**
-   * One step of the first build (or retirement) that a source partition among {@code folding} has
-   * to do, written to the store; null when none has any.
+   * The steps due in the source partitions among {@code folding}, each written to the store: a chunk
+   * of each build under way (or a retirement), until about {@link #CHUNK} states were walked in all.
+   * A build that finds no state is done at once, so views on a fresh application are complete
+   * before its first events are folded, and cost nothing more.
    */
-  Chunk step(Collection<TopicPartition> folding) {
+  List<Chunk> step(Collection<TopicPartition> folding) {
+    List<Chunk> steps = new ArrayList<>();
+    int walked = 0;
     for (TopicPartition source : folding) {
       String type = typeOf(source);
       for (ViewType view : viewsByType.getOrDefault(type, List.of())) {
+        if (walked >= CHUNK) {
+          return steps;
+        }
         ObjectNode state = state(view, source);
         ViewVersion target = view.target();
         JsonNode build = state.path("versions").path(target.toString());
         if (!build.path("done").asBoolean()) {
-          return chunk(view, type, source, state, target);
-        }
-        if (target.equals(view.answering()) && retire(view, state, target)) {
+          Chunk chunk = chunk(view, type, source, state, target);
+          walked += chunk.walked();
+          steps.add(chunk);
+        } else if (target.equals(view.answering()) && retire(state, target)) {
           state.put("steps", outboxKey(state) + 1);
-          return write(view, source, state, List.of());
+          steps.add(write(view, source, state, List.of()));
         }
       }
     }
-    return null;
+    return steps;
   }
 
   /** Marks the older versions of this definition retired; answers whether there was any. */
-  private static boolean retire(ViewType view, ObjectNode state, ViewVersion target) {
+  private static boolean retire(ObjectNode state, ViewVersion target) {
     boolean retired = false;
     for (var entry : (Iterable<Map.Entry<String, JsonNode>>) () -> state.with("versions").fields()) {
       ObjectNode build = (ObjectNode) entry.getValue();
@@ -193,7 +201,7 @@ final class ViewBuilds {
     String viewTopic = config.eventsTopic(view.name());
     int partitions = config.kafka().partitions();
     List<ProducerRecord<String, byte[]>> records = new ArrayList<>();
-    store.writeFromStates(type, after, CHUNK, read -> {
+    List<EntityStore.KeyedState> walked = store.writeFromStates(type, after, CHUNK, read -> {
       int seq = 0;
       for (EntityStore.KeyedState entity : read) {
         if (partitionOf(entity.key(), partitions) != source.partition()) {
@@ -219,14 +227,14 @@ final class ViewBuilds {
       state.put("steps", outboxKey(state) + 1);
       return batchOf(view, source, state, records);
     });
-    return new Chunk(outbox(source, view), outboxKey(state), records, changelogOf(view, source, state));
+    return new Chunk(outbox(source, view), outboxKey(state), records, changelogOf(view, source, state), walked.size());
   }
 
   private Chunk write(ViewType view, TopicPartition source, ObjectNode state,
                       List<ProducerRecord<String, byte[]>> records) {
     StoreBatch batch = batchOf(view, source, state, records);
     store.write(batch);
-    return new Chunk(outbox(source, view), outboxKey(state), records, changelogOf(view, source, state));
+    return new Chunk(outbox(source, view), outboxKey(state), records, changelogOf(view, source, state), 0);
   }
 
   private StoreBatch batchOf(ViewType view, TopicPartition source, ObjectNode state,
