@@ -10,6 +10,8 @@
 #   load-tests/run.sh effects             the http side-effect worker next to a plain WebClient loop
 #   load-tests/run.sh query               index queries on 1,000,000 orders through 1 and 3 nodes, next to
 #                                         GETs of one order, and the fold with the default indexes on and off
+#   load-tests/run.sh views               the fold with the default views on and off, next to Kafka Streams
+#                                         computing the customers view with groupBy().aggregate()
 #
 # fold options: --events N, --keys K[,K...], --rounds N (each input N times, with the medians of the
 # ratios), --max-poll-records N (or KFOLD_FOLD_MAX_POLL_RECORDS),
@@ -25,6 +27,9 @@
 # query options: --entities N (orders, 1000000), --per-customer N (64), --limit N (50), --concurrencies 8,32,
 # --nodes 1,3, --warmup S (2), --duration S (10), --warmup-phase S (10, per node count), --max-poll-records N,
 # --no-fold-baseline (skips the fold without indexes), --jfr (flight recordings of both folds under load-tests/target/).
+# views options: --orders N (200000), --streams exactly_once_v2 (the default), at_least_once or none,
+# --max-poll-records N, --concurrencies 8,32 (the GETs of orders and rows), --warmup S (2), --duration S (10),
+# --warmup-phase S (10), --jfr (flight recordings of both folds under load-tests/target/).
 # All: --no-build (reuse the last build). JAVA_OPTS replaces the benchmark JVM's heap settings.
 set -euo pipefail
 
@@ -40,6 +45,7 @@ case "${1:-}" in
   effects) main=io.kfold.bench.EffectBenchmark; bench=effects; shift ;;
   recovery) main=io.kfold.bench.RecoveryBenchmark; bench=recovery; shift ;;
   query) main=io.kfold.bench.QueryBenchmark; bench=query; shift ;;
+  views) main=io.kfold.bench.ViewBenchmark; bench=views; shift ;;
 esac
 args=()
 for arg in "$@"; do
@@ -103,8 +109,8 @@ cp -r target/kafka-broker "$work/code/kfold/kafka-broker"
 classpath="$work/code/kfold/classes:$(cat "$classpath_file"):$hdr_jar"
 javac --release 17 -Xlint:all,-processing,-classfile -d "$work/code/bench" -cp "$classpath" \
   $(find "$here/src" -name '*.java')
-if [[ $bench == fold ]]; then
-  # The Streams app, with the few benchmark classes it shares (Input, Meter, Report) compiled again
+if [[ $bench == fold || $bench == views ]]; then
+  # The Streams apps, with the few benchmark classes they share (Input, ViewInput, Meter, Report) compiled again
   # from src/ against its own classpath.
   mkdir -p "$work/code/streams"
   streams_classpath="$(cat "$streams_classpath_file")"
@@ -118,6 +124,8 @@ fi
 cd "$out"
 bench_args=()
 if [[ $bench == fold ]]; then
+  bench_args=(--jfr-dir "$out" --streams-classpath "$work/code/streams:$streams_classpath")
+elif [[ $bench == views ]]; then
   bench_args=(--jfr-dir "$out" --streams-classpath "$work/code/streams:$streams_classpath")
 elif [[ $bench == http || $bench == query ]]; then
   bench_args=(--jfr-dir "$out")

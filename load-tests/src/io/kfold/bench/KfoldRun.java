@@ -58,6 +58,20 @@ final class KfoldRun {
         jfrFile, workDir);
   }
 
+  /**
+   * The orders of the views benchmark, folded in a JVM of its own with {@code env} added to the node's
+   * configuration. With {@code checkRows}, the check also reads a sample of the {@code customers} view's
+   * rows through the node's HTTP API and compares them with the recomputation from the input, and
+   * the clock stops only when every row is complete. A flight recording to {@code jfrFile} unless it is null.
+   */
+  static Map<String, Object> inOwnJvm(String bootstrap, ViewInput input, Map<String, String> env, boolean checkRows,
+                                      int maxPollRecords, Path dataDir, long brokerPid, Path jfrFile, Path workDir)
+      throws Exception {
+    return inOwnJvm(bootstrap, input.app, List.of("--events", Long.toString(input.events()),
+        "--view-orders", Long.toString(input.orders), "--view-rows", Boolean.toString(checkRows)), env,
+        maxPollRecords, true, dataDir, brokerPid, jfrFile, workDir);
+  }
+
   private static Map<String, Object> inOwnJvm(String bootstrap, String app, List<String> inputArguments,
                                               Map<String, String> env, int maxPollRecords, boolean transactions,
                                               Path dataDir, long brokerPid, Path jfrFile, Path workDir)
@@ -98,7 +112,15 @@ final class KfoldRun {
     String app = options.get("--app");
     long events = Long.parseLong(options.get("--events"));
     StateCheck check;
-    if (options.containsKey("--orders-customers")) {
+    Completion completion = (node, applied) -> applied >= events;
+    if (options.containsKey("--view-orders")) {
+      ViewInput orders = new ViewInput(app, Long.parseLong(options.get("--view-orders")));
+      boolean rows = Boolean.parseBoolean(options.get("--view-rows"));
+      check = node -> ViewChecks.check(node, orders, rows);
+      if (rows) {
+        completion = ViewChecks.rowsComplete(orders, events, env);
+      }
+    } else if (options.containsKey("--orders-customers")) {
       OrderInput orders = new OrderInput(app, events, Integer.parseInt(options.get("--orders-customers")));
       check = node -> checkOrders(node, orders);
     } else {
@@ -109,7 +131,7 @@ final class KfoldRun {
     Map<String, Object> result = run(options.get("--bootstrap"), app, events, env,
         Integer.parseInt(options.get("--max-poll-records")), Boolean.parseBoolean(options.get("--transactions")),
         Path.of(options.get("--data-dir")), Long.parseLong(options.get("--broker-pid")),
-        jfr == null ? null : Path.of(jfr), false, check);
+        jfr == null ? null : Path.of(jfr), false, completion, check);
     Report.writeJson(Path.of(options.get("--result")), result);
   }
 
@@ -119,19 +141,36 @@ final class KfoldRun {
   }
 
   /**
+   * When the clock of a fold stops. By default when the fold has applied as many events as the input
+   * holds; a node that folds views also applies their contributions, so its run says itself when its
+   * work is done (see {@link ViewChecks#rowsComplete}).
+   */
+  interface Completion {
+    boolean done(KfoldNode node, long applied) throws Exception;
+
+    /** What the run adds to its results about how it got there. */
+    default Map<String, Object> details(long startNanos) {
+      return Map.of();
+    }
+  }
+
+  /**
    * With {@code restore}, the node is expected to restore its partitions from their changelogs and
    * fold nothing: the clock stops when it is caught up, and its rate is the input's events over that time.
    */
   static Map<String, Object> run(String bootstrap, Input input, int maxPollRecords, boolean transactions, Path dataDir,
                                  long brokerPid, Path jfrFile, boolean restore) throws Exception {
     return run(bootstrap, input.app, input.events, Map.of(), maxPollRecords, transactions, dataDir, brokerPid, jfrFile,
-        restore, node -> checkStates(node, input));
+        restore, (node, applied) -> applied >= (restore ? 0 : input.events), node -> checkStates(node, input));
   }
 
-  /** A fold of {@code events} events of {@code app}'s topics, {@code extraEnv} added to the node's configuration. */
+  /**
+   * A fold of {@code events} events of {@code app}'s topics, {@code extraEnv} added to the node's
+   * configuration; the clock stops when {@code completion} says so.
+   */
   static Map<String, Object> run(String bootstrap, String app, long events, Map<String, String> extraEnv,
                                  int maxPollRecords, boolean transactions, Path dataDir, long brokerPid, Path jfrFile,
-                                 boolean restore, StateCheck check) throws Exception {
+                                 boolean restore, Completion completion, StateCheck check) throws Exception {
     Map<String, String> env = Bench.nodeEnv(app, dataDir, bootstrap);
     env.putAll(extraEnv);
     env.put("KFOLD_FOLD_MAX_POLL_RECORDS", Integer.toString(maxPollRecords));
@@ -157,7 +196,7 @@ final class KfoldRun {
         long first = -1;
         long firstApplied = 0;
         long applied;
-        while ((applied = progress.applied.sum()) < (restore ? 0 : events)) {
+        while (!completion.done(node, applied = progress.applied.sum())) {
           if (first < 0 && applied > 0) {
             first = System.nanoTime();
             firstApplied = applied;
@@ -173,8 +212,10 @@ final class KfoldRun {
           if (progress.applied.sum() != 0) {
             throw new IllegalStateException("the restore folded " + progress.applied.sum() + " events again");
           }
-          applied = events;
         }
+        // With views, applied also counts the contributions the rows applied: the input is the measure.
+        long appliedAll = applied;
+        applied = events;
         long all = System.nanoTime();
         Map<String, Object> resources = meter.sample();
         if (first < 0) {  // everything was applied between two looks
@@ -194,6 +235,9 @@ final class KfoldRun {
         double totalSeconds = (all - start) / 1e9;
         double steadySeconds = (all - first) / 1e9;
         result.put("events", applied);
+        if (appliedAll > events) {
+          result.put("contributionsApplied", appliedAll - events);
+        }
         result.put("maxPollRecords", maxPollRecords);
         result.put("eventsPerSecond", Math.round(applied / totalSeconds));
         result.put("secondsToAllApplied", Report.round(totalSeconds, 3));
@@ -201,7 +245,8 @@ final class KfoldRun {
         result.put("secondsToFirstApplied", Report.round((first - start) / 1e9, 3));
         // The same definition as the baseline's rate: from the first visible progress to the last event.
         result.put("eventsPerSecondFirstToLast",
-            steadySeconds > 0 ? Math.round((applied - firstApplied) / steadySeconds) : null);
+            steadySeconds > 0 ? Math.round((applied - Math.min(firstApplied, applied)) / steadySeconds) : null);
+        result.putAll(completion.details(start));
         result.put("secondsToCaughtUp", Report.round((caughtUp - start) / 1e9, 3));
         result.put("batches", progress.batches.sum());
         result.put("duplicates", progress.duplicates.sum());

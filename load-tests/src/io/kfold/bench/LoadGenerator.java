@@ -53,7 +53,9 @@ import java.util.concurrent.locks.LockSupport;
  *   <li>{@code order} (the query benchmark): {@code GET /v1/orders/order-<n>} of a random one of
  *       {@code entities} orders;</li>
  *   <li>{@code query} (the query benchmark): {@code GET /v1/orders?customer=c<n>@example.com&limit=50},
- *       the first page of a random one of {@code customers} customers.</li>
+ *       the first page of a random one of {@code customers} customers;</li>
+ *   <li>{@code row} (the views benchmark): {@code GET /v1/_views/customers/c<n>@example.com}, the
+ *       {@code customers} view's row of a random one of {@code customers} customers.</li>
  * </ul>
  * With {@code --ports p1,p2,...} (several nodes of one cluster) client {@code c} sends to port
  * {@code c % ports}: the load is spread evenly over the nodes.
@@ -93,7 +95,7 @@ public final class LoadGenerator {
 
   /** What a request is; {@code type} is the entity type it goes to. */
   enum Workload {
-    GET("users"), EVENTS("users"), COMMANDS("orders"), ORDER("orders"), QUERY("orders");
+    GET("users"), EVENTS("users"), COMMANDS("orders"), ORDER("orders"), QUERY("orders"), ROW("_views/customers");
 
     final String type;
 
@@ -376,6 +378,8 @@ public final class LoadGenerator {
     if (options.workload() == Workload.QUERY) {
       result.put("customers", options.customers());
       result.put("limit", options.limit());
+    } else if (options.workload() == Workload.ROW) {
+      result.put("customers", options.customers());
     } else if (options.workload() == Workload.GET || options.workload() == Workload.ORDER) {
       result.put("entities", options.entities());
     } else {
@@ -432,6 +436,8 @@ public final class LoadGenerator {
           + OrderInput.key(ThreadLocalRandom.current().nextLong(options.entities())));
       case QUERY -> get(client, "/v1/" + options.workload().type + "?customer="
           + OrderInput.customer(ThreadLocalRandom.current().nextInt(options.customers())) + "&limit=" + options.limit());
+      case ROW -> get(client, "/v1/" + options.workload().type + "/"
+          + OrderInput.customer(ThreadLocalRandom.current().nextInt(options.customers())));
     };
   }
 

@@ -41,8 +41,10 @@ import java.util.concurrent.TimeUnit;
  * <p>The run: {@code entities} orders (one {@code OrderPlaced} event each, {@code perCustomer} orders
  * per customer, see {@link OrderInput}) are produced twice, to the topics of two apps. A node in a JVM
  * of its own folds the first with the default configuration (indexes {@code customer} and
- * {@code status} on orders), then another folds the second with a configuration whose orders declare
- * no index: their events/s and ratio. Then nodes in this JVM serve the queries: first the node that
+ * {@code status} on orders) without its views, then another folds the second with that
+ * configuration minus the orders' indexes: their events/s and ratio. The shipped views are off
+ * everywhere in this benchmark ({@code views: []}): they are the views benchmark's subject, and with
+ * them on both folds the ratio would compare indexes and views with views alone. Then nodes in this JVM serve the queries: first the node that
  * folded with indexes, reopening its store, alone; then two more nodes join its group, take their
  * partitions from the changelog (the index entries are rebuilt from the restored states) and the
  * load is spread over the three. Per node count and concurrency, a closed loop of reads by id and
@@ -147,7 +149,8 @@ public final class QueryBenchmark {
     settings.put("warmupPhaseSeconds", options.warmupPhaseSeconds());
     settings.put("maxPollRecords", options.maxPollRecords());
     settings.put("partitions", Input.PARTITIONS);
-    settings.put("configuration", "the default one built into kfold, shipment-request worker off");
+    settings.put("configuration", "the default one built into kfold without its views (views: []),"
+        + " shipment-request worker off; the fold baseline also without the orders indexes");
     settings.put("nodesRunIn", "the benchmark JVM, one Vert.x instance each; the load generator in a JVM of its own");
     run.json.put("settings", settings);
     run.announce(String.format("%,d orders of %,d customers (%d each), queries of %d at %s connections through %s"
@@ -172,6 +175,13 @@ public final class QueryBenchmark {
       // The fold without indexes first: in runs with it second, the fold with indexes, first after the
       // inputs were produced, met a busier broker (twice its CPU) and started later (4.8-5.2 s to its
       // first event against 2.6-2.7 s).
+      // The shipped views are off in both folds and in the nodes that answer the queries: with them the
+      // comparison would be "indexes + views" against "views", and each order's change would also be
+      // folded into two views' rows.
+      ObjectNode noViews = DefaultConfig.withoutViews(DefaultConfig.read());
+      Map<String, String> indexedEnv = new LinkedHashMap<>(NODE_ENV);
+      indexedEnv.put("KFOLD_CONFIG",
+          DefaultConfig.write(noViews, run.workDir.resolve("kfold-no-views.yaml")).toString());
       Path dataDir = run.workDir.resolve("kfold-1");
       Map<String, Object> fold = new LinkedHashMap<>();
       run.json.put("fold", fold);
@@ -180,7 +190,8 @@ public final class QueryBenchmark {
       if (options.foldBaseline()) {
         Bench.settle();
         Map<String, String> env = new LinkedHashMap<>(NODE_ENV);
-        env.put("KFOLD_CONFIG", writeNoIndexConfig(run.workDir.resolve("kfold-no-indexes.yaml")).toString());
+        env.put("KFOLD_CONFIG", DefaultConfig.write(DefaultConfig.withoutIndexes(noViews, OrderInput.TYPE),
+            run.workDir.resolve("kfold-no-indexes.yaml")).toString());
         System.out.printf("%nkfold folding the orders without indexes (a configuration whose orders declare none),"
             + " in a JVM of its own ...%n");
         Path plainDir = run.workDir.resolve("kfold-noindex");
@@ -194,7 +205,7 @@ public final class QueryBenchmark {
       Bench.settle();
       System.out.printf("%nkfold folding the same orders with the default indexes (customer, status), in a JVM of"
           + " its own ...%n");
-      Map<String, Object> on = KfoldRun.inOwnJvm(broker.bootstrap(), indexed, NODE_ENV, options.maxPollRecords(),
+      Map<String, Object> on = KfoldRun.inOwnJvm(broker.bootstrap(), indexed, indexedEnv, options.maxPollRecords(),
           dataDir, broker.pid(), options.jfrFile("query-fold-indexes"), run.workDir);
       fold.put("withIndexes", on);
       System.out.printf("  with indexes: %,d events/s (first event applied after %.2f s, all after %.2f s)%n",
@@ -225,7 +236,7 @@ public final class QueryBenchmark {
             vertxes.add(vertx);
             Map<String, String> env = Bench.nodeEnv(APP, run.workDir.resolve("kfold-" + (nodes.size() + 1)),
                 broker.bootstrap());
-            env.putAll(NODE_ENV);
+            env.putAll(indexedEnv);
             long start = System.nanoTime();
             nodes.add(KfoldNode.start(vertx, KfoldConfig.load(env)).await(120, TimeUnit.SECONDS));
             System.out.printf("%nnode %d started on port %d in %.1f s%n", nodes.size(), nodes.get(nodes.size() - 1)
@@ -258,33 +269,6 @@ public final class QueryBenchmark {
       }
       run.json.put("summary", summary(options, phases));
     });
-  }
-
-  /**
-   * kfold's default configuration (the copy built into kfold) with no index on orders: the fold's
-   * baseline. The users' index stays; no user is written.
-   */
-  private static Path writeNoIndexConfig(Path file) throws IOException {
-    ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
-    ObjectNode tree;
-    try (InputStream in = KfoldConfig.class.getResourceAsStream("/kfold.yaml")) {
-      if (in == null) {
-        throw new IllegalStateException("kfold.yaml is not on the classpath: build kfold first");
-      }
-      tree = (ObjectNode) yaml.readTree(in);
-    }
-    boolean found = false;
-    for (JsonNode type : tree.path("types")) {
-      if (type.path("name").asText().equals(OrderInput.TYPE)) {
-        found = ((ObjectNode) type).remove("indexes") != null;
-      }
-    }
-    if (!found) {
-      throw new IllegalStateException("the default configuration declares no indexes on orders: nothing to compare");
-    }
-    Files.createDirectories(file.getParent());
-    yaml.writeValue(file.toFile(), tree);
-    return file;
   }
 
   /**

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.effects.EffectConfig;
 import io.kfold.entity.IndexDefinition;
+import io.kfold.view.ConfiguredView;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -14,9 +15,11 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeSet;
 import java.util.regex.Pattern;
 
 /**
@@ -24,7 +27,7 @@ import java.util.regex.Pattern;
  * {@code KFOLD_CONFIG}) and {@code KFOLD_*} environment variables, then passed through constructors.
  */
 public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Writes writes,
-                          List<TypeConfig> types, List<EffectConfig> effects) {
+                          List<TypeConfig> types, List<EffectConfig> effects, List<ViewConfig> views) {
 
   /**
    * @param advertisedUrl how other nodes reach this one; empty: http://host:port
@@ -68,6 +71,12 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
     }
   }
 
+  /**
+   * A view: declared ({@code view} holds it), or {@code class:} naming a Java
+   * {@link io.kfold.view.ViewDefinition} with a public no-argument constructor ({@code view} is null).
+   */
+  public record ViewConfig(String name, String className, ConfiguredView view) {}
+
   public static final Pattern TYPE_NAME = Pattern.compile("[a-z][a-z0-9-]{0,62}");
   private static final Pattern APP_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_-]{0,62}");
   private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
@@ -84,7 +93,11 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
       "writes", ConfigKeys.values("timeoutMs", "maxEvents", "idempotencyWindowMs"),
       "types", new ConfigKeys.Listed(new ConfigKeys.Section(Map.of("name", ConfigKeys.VALUE, "fold", ConfigKeys.VALUE,
           "class", ConfigKeys.VALUE, "indexes", new ConfigKeys.Listed(ConfigKeys.values("name", "path", "kind"))))),
-      "effects", new ConfigKeys.Named(EffectConfig.KEYS)));
+      "effects", new ConfigKeys.Named(EffectConfig.KEYS),
+      "views", new ConfigKeys.Listed(new ConfigKeys.Section(Map.of("name", ConfigKeys.VALUE, "class", ConfigKeys.VALUE,
+          "from", ConfigKeys.VALUE, "key", ConfigKeys.VALUE, "where", ConfigKeys.FREE,
+          "fields", new ConfigKeys.Named(ConfigKeys.values(ConfiguredView.Aggregate.configNames()
+              .toArray(String[]::new))))))));
 
   /** KFOLD_* variables that kfold reads for another purpose than a key. */
   private static final Set<String> NOT_KEYS = Set.of("KFOLD_CONFIG");
@@ -173,7 +186,140 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
         new Writes(intIn(section(tree, "writes"), "timeoutMs", 1, Integer.MAX_VALUE),
             intIn(section(tree, "writes"), "maxEvents", 1, 10_000),
             longIn(section(tree, "writes"), "idempotencyWindowMs", 1, Long.MAX_VALUE)),
-        List.copyOf(types), List.copyOf(effects));
+        List.copyOf(types), List.copyOf(effects), views(tree.path("views"), typeNames));
+  }
+
+  /**
+   * The views: each checked whole here, so that a bad one stops the start with its place named
+   * ({@code views[0].fields.spent}); a Java view is checked when its class is loaded.
+   */
+  private static List<ViewConfig> views(JsonNode declared, Set<String> typeNames) {
+    if (declared.isMissingNode() || declared.isNull()) {
+      return List.of();
+    }
+    if (!declared.isArray()) {
+      throw invalid("views", declared.toString(), "a list of views");
+    }
+    List<ViewConfig> views = new ArrayList<>();
+    Set<String> names = new HashSet<>();
+    for (int i = 0; i < declared.size(); i++) {
+      JsonNode view = declared.get(i);
+      String at = "views[" + i + "]";
+      if (!view.isObject()) {
+        throw at(at, "a view is {name, from, key, where, fields} or {name, class}, not " + view);
+      }
+      String name = view.path("name").asText("");
+      if (!ConfiguredView.NAME.matcher(name).matches()) {
+        throw at(at + ".name", "'" + name + "' is not a view name: lower-case letters, digits and '-', starting with"
+            + " a letter, at most 63 (it is part of topic names and URLs)");
+      }
+      if (!names.add(name)) {
+        throw at(at + ".name", "the view '" + name + "' is declared twice");
+      }
+      String className = view.path("class").asText("");
+      if (!className.isEmpty()) {
+        for (String part : List.of("from", "key", "where", "fields")) {
+          if (view.has(part)) {
+            throw at(at + "." + part, "a view with a 'class' is defined by its class; remove '" + part + "'");
+          }
+        }
+        views.add(new ViewConfig(name, className, null));
+        continue;
+      }
+      List<String> from = new ArrayList<>();
+      JsonNode fromNode = view.path("from");
+      if (fromNode.isMissingNode() || fromNode.isNull() || fromNode.isEmpty() && fromNode.isArray()) {
+        throw at(at + ".from", "name the entity types whose entities count in the view, such as [orders]");
+      }
+      Set<String> known = new TreeSet<>(typeNames);
+      for (JsonNode type : fromNode.isArray() ? fromNode : List.of(fromNode)) {
+        if (!type.isTextual() || !known.contains(type.asText())) {
+          throw at(at + ".from", "unknown type " + type + (type.isTextual() ? " — did you mean '"
+              + ConfigKeys.nearest(type.asText(), known) + "'?" : "") + " The declared types are " + known);
+        }
+        if (from.contains(type.asText())) {
+          throw at(at + ".from", "the type '" + type.asText() + "' is named twice");
+        }
+        from.add(type.asText());
+      }
+      String key = view.path("key").asText("");
+      try {
+        ConfiguredView.pointer(key);
+      } catch (IllegalArgumentException e) {
+        throw at(at + ".key", e.getMessage());
+      }
+      Map<String, List<JsonNode>> where = new LinkedHashMap<>();
+      JsonNode filter = view.path("where");
+      if (!filter.isMissingNode() && !filter.isNull() && !filter.isObject()) {
+        throw at(at + ".where", "expected pointers and their allowed values, such as {/status: [paid, shipped]}");
+      }
+      for (Iterator<Map.Entry<String, JsonNode>> it = filter.fields(); it.hasNext(); ) {
+        Map.Entry<String, JsonNode> allowed = it.next();
+        String place = at + ".where." + allowed.getKey();
+        try {
+          ConfiguredView.pointer(allowed.getKey());
+        } catch (IllegalArgumentException e) {
+          throw at(place, e.getMessage());
+        }
+        List<JsonNode> values = new ArrayList<>();
+        (allowed.getValue().isArray() ? allowed.getValue() : List.of(allowed.getValue())).forEach(values::add);
+        for (JsonNode value : values) {
+          if (!value.isValueNode() || value.isNull()) {
+            throw at(place, "allows " + value + "; the allowed values are strings, numbers and booleans");
+          }
+        }
+        where.put(allowed.getKey(), values);
+      }
+      List<ConfiguredView.Field> fields = new ArrayList<>();
+      JsonNode declaredFields = view.path("fields");
+      if (!declaredFields.isObject() || declaredFields.isEmpty()) {
+        throw at(at + ".fields", "expected the fields by name, such as {orders: count, spent: {sum: /total}}");
+      }
+      for (Iterator<Map.Entry<String, JsonNode>> it = declaredFields.fields(); it.hasNext(); ) {
+        Map.Entry<String, JsonNode> field = it.next();
+        fields.add(field(at + ".fields." + field.getKey(), field.getKey(), field.getValue()));
+      }
+      try {
+        views.add(new ViewConfig(name, "", new ConfiguredView(name, from, key, where, fields)));
+      } catch (IllegalArgumentException e) {
+        throw at(at, e.getMessage());
+      }
+    }
+    return List.copyOf(views);
+  }
+
+  /** A field: {@code count}, or one aggregate of a pointer ({@code {sum: /total}}). */
+  private static ConfiguredView.Field field(String at, String name, JsonNode declared) {
+    String aggregateName;
+    String path = null;
+    if (declared.isTextual()) {
+      aggregateName = declared.asText();
+    } else if (declared.isObject() && declared.size() == 1) {
+      Map.Entry<String, JsonNode> only = declared.fields().next();
+      aggregateName = only.getKey();
+      path = only.getValue().asText("");
+    } else {
+      throw at(at, "expected 'count' or one aggregate of a pointer, such as {sum: /total}; not " + declared);
+    }
+    ConfiguredView.Aggregate aggregate = ConfiguredView.Aggregate.named(aggregateName);
+    List<String> known = ConfiguredView.Aggregate.configNames();
+    if (aggregate == null) {
+      throw at(at, "unknown aggregate '" + aggregateName + "' — did you mean '" + ConfigKeys.nearest(aggregateName, known)
+          + "'? The aggregates are " + known);
+    }
+    if (aggregate.takesPointer() && path == null) {
+      throw at(at, "'" + aggregateName + "' aggregates the values at a pointer: write {" + aggregateName
+          + ": /path}");
+    }
+    try {
+      return new ConfiguredView.Field(name, aggregate, path);
+    } catch (IllegalArgumentException e) {
+      throw at(at, e.getMessage());
+    }
+  }
+
+  private static IllegalArgumentException at(String place, String problem) {
+    return new IllegalArgumentException("configuration: '" + place + "': " + problem);
   }
 
   /** The indexes a type declares: {@code [{name, path, kind}]}, kind {@code string} (default) or {@code number}. */
@@ -207,24 +353,32 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
     return new KfoldConfig(app, dataDir, http,
         new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort, kafka.groupInstanceId,
             kafka.sessionTimeoutMs), fold,
-        writes, types, effects);
+        writes, types, effects, views);
   }
 
+  /** A view's folded type ({@code _view.<name>}) has the topics {@code <app>.view.<name>.*}; its events are contributions. */
   public String eventsTopic(String type) {
-    return app + "." + type + ".events";
+    return type.startsWith(VIEW_TYPE_PREFIX) ? viewTopic(type, "contributions") : app + "." + type + ".events";
   }
 
   public String changesTopic(String type) {
-    return app + "." + type + ".changes";
+    return type.startsWith(VIEW_TYPE_PREFIX) ? viewTopic(type, "changes") : app + "." + type + ".changes";
   }
 
   /** The compacted copy of the store's items of a type, from which another node restores a partition. */
   public String changelogTopic(String type) {
-    return app + "." + type + ".changelog";
+    return type.startsWith(VIEW_TYPE_PREFIX) ? viewTopic(type, "changelog") : app + "." + type + ".changelog";
   }
 
   public String deadLetterTopic(String type) {
-    return app + "." + type + ".dlq";
+    return type.startsWith(VIEW_TYPE_PREFIX) ? viewTopic(type, "dlq") : app + "." + type + ".dlq";
+  }
+
+  /** Starts the name of a view's folded type; no user type's name can. */
+  private static final String VIEW_TYPE_PREFIX = io.kfold.view.ViewType.PREFIX;
+
+  private String viewTopic(String type, String kind) {
+    return app + ".view." + type.substring(VIEW_TYPE_PREFIX.length()) + "." + kind;
   }
 
   /** Where a side-effect worker parks the events it could not deliver. */

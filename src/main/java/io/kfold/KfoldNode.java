@@ -18,6 +18,7 @@ import io.kfold.log.Supervisor;
 import io.kfold.log.Topics;
 import io.kfold.store.EntityStore;
 import io.kfold.store.RocksEntityStore;
+import io.kfold.view.ViewDefinition;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.Vertx;
@@ -81,17 +82,24 @@ public final class KfoldNode {
    * @param store                wraps the node's store, for example in a decorator that meters it
    * @param foldMaxPollInterval  the longest the fold's consumer may go between two polls before the
    *                             group gives its partitions to others ({@code max.poll.interval.ms})
+   * @param views                views written in Java, kept besides the configuration's
    */
-  public record Options(UnaryOperator<EntityStore> store, Duration foldMaxPollInterval) {
-    /** The store as it is; Kafka's default poll interval, five minutes. */
-    public static final Options DEFAULTS = new Options(UnaryOperator.identity(), Duration.ofMinutes(5));
+  public record Options(UnaryOperator<EntityStore> store, Duration foldMaxPollInterval, List<ViewDefinition> views) {
+    /** The store as it is; Kafka's default poll interval, five minutes; no Java views. */
+    public static final Options DEFAULTS = new Options(UnaryOperator.identity(), Duration.ofMinutes(5), List.of());
 
     public Options withStore(UnaryOperator<EntityStore> decorator) {
-      return new Options(decorator, foldMaxPollInterval);
+      return new Options(decorator, foldMaxPollInterval, views);
     }
 
     public Options withFoldMaxPollInterval(Duration interval) {
-      return new Options(store, interval);
+      return new Options(store, interval, views);
+    }
+
+    public Options withView(ViewDefinition view) {
+      List<ViewDefinition> more = new ArrayList<>(views);
+      more.add(view);
+      return new Options(store, foldMaxPollInterval, List.copyOf(more));
     }
   }
 
@@ -102,8 +110,9 @@ public final class KfoldNode {
 
   /** The same, with {@code options}. */
   public static Future<KfoldNode> start(Vertx vertx, KfoldConfig config, Options options) {
-    EntityTypes types = EntityTypes.from(config);
-    List<String> typeNames = types.all().stream().map(EntityType::name).toList();
+    EntityTypes types = EntityTypes.from(config, options.views());
+    // The views' folded types have their topics and partitions like the user types.
+    List<String> typeNames = types.folded().stream().map(EntityType::name).toList();
     Map<String, Integer> partitions = new java.util.concurrent.ConcurrentHashMap<>();
     java.util.concurrent.atomic.AtomicReference<String> transactionalId = new java.util.concurrent.atomic.AtomicReference<>();
     return vertx.executeBlocking(() -> {
@@ -126,6 +135,7 @@ public final class KfoldNode {
           String nodeName = config.kafka().groupInstanceId().isBlank() ? UUID.randomUUID().toString()
               : config.kafka().groupInstanceId();
           NodeDirectory directory = new NodeDirectory(config, nodeName, progress, supervisor);
+          directory.keepViews(types.views());
           Map<String, EffectStats> effects = new LinkedHashMap<>();
           List<EffectVerticle> workers = new ArrayList<>();
           for (EffectConfig effect : config.effects()) {

@@ -89,6 +89,21 @@ public final class TestNodes {
     }
   }
 
+  /**
+   * The partitions a node of the shipped configuration folds: those of every type and every view
+   * (a view's rows are folded like a type's entities).
+   */
+  public static final int SHIPPED_PARTITIONS = shippedPartitions();
+
+  private static int shippedPartitions() {
+    try {
+      JsonNode conf = new ObjectMapper(new YAMLFactory()).readTree(Path.of("conf", "kfold.yaml").toFile());
+      return (conf.path("types").size() + conf.path("views").size()) * conf.path("kafka").path("partitions").asInt();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
   /** Starts a node in this JVM and waits until it has folded everything its partitions hold. */
   public static KfoldNode startCaughtUp(Vertx vertx, KfoldConfig config) throws Exception {
     KfoldNode node = KfoldNode.start(vertx, config).await(60, TimeUnit.SECONDS);

@@ -8,6 +8,9 @@ import io.kfold.query.LocalQueries;
 import io.kfold.query.LocalQueries.Page;
 import io.kfold.query.Position;
 import io.kfold.query.Query;
+import io.kfold.store.IndexScan;
+import io.kfold.store.StoredEntity;
+import io.kfold.view.ViewType;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
@@ -26,6 +29,9 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.BiFunction;
+import java.util.function.Predicate;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 
 /**
@@ -85,7 +91,35 @@ public final class ClusterQueries {
    * A query as a caller asked it, checked: the conditions and page, the minimum position, whether
    * copies may answer, and the parameters as a query string, passed on to the nodes asked.
    */
-  public record Request(Query query, MinPosition min, boolean stale, String queryString) {}
+  public record Request(Query query, MinPosition min, boolean stale, String queryString, Rows rows) {
+    public Request(Query query, MinPosition min, boolean stale, String queryString) {
+      this(query, min, stale, queryString, null);
+    }
+  }
+
+  /**
+   * What makes a query of every entity a list of a view's rows: the rows whose key starts with
+   * {@code prefix} (null: all), and only those that {@code answers} accepts (a row whose entities
+   * all left stays in the store, but is no row); with a {@code minPosition}, what a node waits for
+   * before it reads its partitions ({@code ready}, null without).
+   */
+  public record Rows(String prefix, Predicate<StoredEntity> answers, RowsWait ready) {
+    public Rows(String prefix, Predicate<StoredEntity> answers) {
+      this(prefix, answers, null);
+    }
+  }
+
+  /**
+   * What a node waits for before it reads some partitions of a view's rows: that they hold the
+   * contributions of the writes up to a position (see {@link ViewPositions}).
+   */
+  @FunctionalInterface
+  public interface RowsWait {
+    Future<Void> before(Set<TopicPartition> partitions);
+  }
+
+  /** A prefix of an entity id (a row key is one). */
+  private static final Pattern KEY_PREFIX = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._~:@-]{0,127}");
 
   /** A query's page, and whether some partition of it was read from a copy. */
   public record Answer(Page page, boolean stale) {}
@@ -119,6 +153,14 @@ public final class ClusterQueries {
     if (stale != null && !stale.equals("true") && !stale.equals("false")) {
       throw KfoldException.badRequest("stale is '" + stale + "'; expected true or false");
     }
+    long timeoutMs = timeoutMs(parameters);
+    String token = single(parameters, "minPosition");
+    return new Request(query, token == null ? null : minPosition(query, token, timeoutMs), "true".equals(stale),
+        queryString(parameters));
+  }
+
+  /** {@code timeoutMs}, 5000 when not given; a 400 when it is no whole number from 0 to {@code http.maxWaitMs}. */
+  private long timeoutMs(Map<String, List<String>> parameters) {
     long maxWaitMs = config.http().maxWaitMs();
     String timeout = single(parameters, "timeoutMs");
     long timeoutMs;
@@ -131,9 +173,69 @@ public final class ClusterQueries {
       throw KfoldException.badRequest("query parameter timeoutMs must be a whole number from 0 to " + maxWaitMs
           + ", was '" + timeout + "'");
     }
+    return timeoutMs;
+  }
+
+  /** As {@link #rowsRequest(String, Map, Predicate, BiFunction)}, refusing {@code minPosition}. */
+  public Request rowsRequest(String viewType, Map<String, List<String>> parameters, Predicate<StoredEntity> answers) {
+    return rowsRequest(viewType, parameters, answers, null);
+  }
+
+  /**
+   * The list of a view's rows that the parameters of {@code GET /v1/_views/{view}} ask for: every
+   * row of the view's folded type in key order, {@code limit} at a time after the cursor
+   * {@code after}, those whose key starts with {@code prefix}; with {@code minPosition}, each node
+   * reads its partitions once the wait that {@code minPosition} makes of the token and
+   * {@code timeoutMs} is over (it checks the token, a 400 when it is wrong), and reads them where
+   * they are folded: a copy cannot wait. A 400 saying what is wrong otherwise.
+   */
+  public Request rowsRequest(String viewType, Map<String, List<String>> parameters, Predicate<StoredEntity> answers,
+                             BiFunction<String, Long, RowsWait> minPosition) {
+    for (String name : parameters.keySet()) {
+      if (!Set.of("limit", "after", "prefix", "stale", "minPosition", "timeoutMs").contains(name)) {
+        throw KfoldException.badRequest("'" + name + "' is no parameter of a list of rows; give limit, after, prefix,"
+            + " stale, minPosition or timeoutMs");
+      }
+    }
     String token = single(parameters, "minPosition");
-    return new Request(query, token == null ? null : minPosition(query, token, timeoutMs), "true".equals(stale),
-        queryString(parameters));
+    RowsWait ready = null;
+    if (token != null) {
+      if (minPosition == null) {
+        throw KfoldException.badRequest("minPosition is not served for this list");
+      }
+      ready = minPosition.apply(token, timeoutMs(parameters));
+    }
+    String prefix = single(parameters, "prefix");
+    if (prefix != null && !KEY_PREFIX.matcher(prefix).matches()) {
+      throw KfoldException.badRequest("prefix '" + prefix + "' starts no row key: use 1 to 128 letters, digits and"
+          + " . _ ~ : @ -, starting with a letter or digit");
+    }
+    Map<String, List<String>> rest = new LinkedHashMap<>(parameters);
+    rest.remove("prefix");
+    rest.remove("minPosition");  // a position of a type the view is from, which is not the rows' type
+    Request request = request(viewType, List.of(), rest);
+    Query query = request.query();
+    IndexScan.Position after = query.after();
+    if (prefix != null) {
+      // The rows from the prefix on: the scan begins after the greatest key before it, which no row key is.
+      IndexScan.Position start = new IndexScan.Position(new byte[0], beforePrefix(prefix));
+      if (after == null || Page.ORDER.compare(after, start) < 0) {
+        after = start;
+      }
+    }
+    query = new Query(query.type(), null, List.of(), query.limit(), false, after);
+    return new Request(query, null, request.stale() && ready == null, queryString(parameters),
+        new Rows(prefix, answers, ready));
+  }
+
+  /**
+   * A string below {@code prefix} above which every row key from the prefix on lies, and no row key
+   * below it: the prefix with its last character lowered by one and followed by DEL, a character no
+   * key holds (keys hold ASCII characters up to '~').
+   */
+  static String beforePrefix(String prefix) {
+    char last = prefix.charAt(prefix.length() - 1);
+    return prefix.substring(0, prefix.length() - 1) + (char) (last - 1) + '\u007f';
   }
 
   private static String single(Map<String, List<String>> parameters, String name) {
@@ -268,10 +370,15 @@ public final class ClusterQueries {
     Future<Void> folded = min == null || !partitions.contains(min.position().topicPartition())
         ? Future.succeededFuture()
         : watch.awaitFolded(min.position().topicPartition(), min.position().offset(), min.timeoutMs());
+    if (request.rows() != null && request.rows().ready() != null) {
+      folded = folded.compose(v -> request.rows().ready().before(partitions));
+    }
     Query query = request.query();
     return folded.compose(v -> vertx.executeBlocking(() -> {
       boolean fromCopy = partitions.stream().anyMatch(p -> !ownership.current(p));
-      Page page = local.run(query, key -> partitions.contains(ownership.partition(query.type(), key)));
+      Predicate<String> holds = key -> partitions.contains(ownership.partition(query.type(), key));
+      Rows rows = request.rows();
+      Page page = rows == null ? local.run(query, holds) : local.run(query, holds, rows.prefix(), rows.answers());
       // A partition taken away during the scan may have been read only in part: no answer rather than a partial one.
       KfoldException takenAway = notAnswerable(request, partitions);
       if (takenAway != null) {
@@ -304,7 +411,9 @@ public final class ClusterQueries {
     String numbers = partitions.stream().map(p -> String.valueOf(p.partition())).sorted()
         .collect(Collectors.joining(","));
     String queryString = request.queryString();
-    return client.getAbs(url + "/v1/" + type + (queryString.isEmpty() ? "" : "?" + queryString))
+    String view = ViewType.viewName(type);
+    String path = view == null ? "/v1/" + type : "/v1/_views/" + view;
+    return client.getAbs(url + path + (queryString.isEmpty() ? "" : "?" + queryString))
         .timeout(config.http().maxWaitMs() + config.http().forwardWaitMs() + 5_000)
         .putHeader(Forwarder.FORWARDED_BY, directory.node())
         .putHeader(PARTITIONS, numbers)

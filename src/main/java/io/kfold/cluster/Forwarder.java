@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.MissingNode;
 import io.kfold.KfoldConfig;
 import io.kfold.entity.Envelopes;
 import io.kfold.entity.KfoldException;
+import io.kfold.view.ViewType;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -40,7 +41,8 @@ public final class Forwarder {
    * when the request was forwarded, so that a caller (and a test) sees where it was decided.
    */
   public static final String ANSWERED_BY = "Kfold-Node";
-  static final String FORWARDED_BY = "X-Kfold-Forwarded-By";
+  /** Marks a request one node sends another: the node it reaches answers it itself. */
+  public static final String FORWARDED_BY = "X-Kfold-Forwarded-By";
   private static final List<String> REQUEST_HEADERS = List.of("content-type", "accept", "If-Match", "Idempotency-Key",
       "X-Correlation-Id");
   private static final List<String> RESPONSE_HEADERS = List.of("content-type", "ETag", ANSWERED_BY);
@@ -117,6 +119,32 @@ public final class Forwarder {
     return ask(type, key, HttpMethod.POST, "/events", headers, body);
   }
 
+  /**
+   * For a caller that is not an HTTP request: the answer of the node that folds the partition to
+   * {@code GET <path>} (a path of this API, with its query), which may take up to {@code waitMs} to
+   * answer; null when this node folds the partition. Fails as {@link #getState} does.
+   */
+  public Future<Buffer> getFromOwner(TopicPartition partition, String path, long waitMs) {
+    if (ownership.owns(partition)) {
+      return Future.succeededFuture(null);
+    }
+    return owner(partition).compose(url -> {
+      if (url == null) {
+        return Future.succeededFuture(null);  // it became this node's meanwhile
+      }
+      forwarded.increment();
+      return client.getAbs(url + path)
+          .timeout(waitMs + config.http().forwardWaitMs() + 5_000)
+          .putHeader(FORWARDED_BY, directory.node())
+          .send()
+          .recover(e -> Future.failedFuture(KfoldException.unavailable("asking " + url + " for " + path + " failed: "
+              + e.getMessage())))
+          .compose(answer -> answer.statusCode() == 200
+              ? Future.succeededFuture(answer.body() == null ? Buffer.buffer() : answer.body())
+              : Future.failedFuture(problem(url, answer.statusCode(), answer.body())));
+    });
+  }
+
   private Future<Buffer> ask(String type, String key, HttpMethod method, String rest, Map<String, String> headers,
                              Buffer body) {
     if (ownership.owns(type, key)) {
@@ -127,7 +155,10 @@ public final class Forwarder {
         return Future.succeededFuture(null);  // it became this node's meanwhile
       }
       forwarded.increment();
-      HttpRequest<Buffer> request = client.requestAbs(method, url + "/v1/" + type + "/" + key + rest)
+      // A view's row is read at its own route: its folded type has none.
+      String view = ViewType.viewName(type);
+      String path = view == null ? "/v1/" + type + "/" + key : "/v1/_views/" + view + "/" + key;
+      HttpRequest<Buffer> request = client.requestAbs(method, url + path + rest)
           .timeout(config.writes().timeoutMs() + config.http().maxWaitMs())
           .putHeader(FORWARDED_BY, directory.node());
       headers.forEach(request::putHeader);

@@ -10,6 +10,8 @@ import io.kfold.fold.FoldProgress;
 import io.kfold.log.KafkaConsumerLoop;
 import io.kfold.log.KafkaClients;
 import io.kfold.log.Supervisor;
+import io.kfold.view.ViewType;
+import io.kfold.view.ViewVersion;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -32,6 +34,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.Collection;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Which node folds which partition, and where it answers: each node writes a claim (its URL, the
@@ -57,7 +61,14 @@ public final class NodeDirectory implements AutoCloseable {
   private final FoldProgress progress;
   private final ClusterView view;
   private final Supervisor supervisor;
+  /** Keys of the topic's records that ask for a view's generation, not claims: {@code view:<name>}. */
+  private static final String VIEW_KEY = "view:";
+
   private volatile String url;
+  /** The views whose versions this node switches when the claims say one is complete everywhere. */
+  private volatile Collection<ViewType> views = List.of();
+  /** Per node, as its claim says: per partition of a view's rows it folds, the versions complete there. */
+  private final Map<String, Map<String, Set<String>>> viewVersionsByNode = new ConcurrentHashMap<>();
   private KafkaProducer<String, byte[]> producer;
   private Supervisor.Running loop;
 
@@ -83,6 +94,60 @@ public final class NodeDirectory implements AutoCloseable {
 
   public String node() {
     return node;
+  }
+
+  /** The views this node keeps: their reads switch versions as the claims say (see ViewType). */
+  public void keepViews(Collection<ViewType> kept) {
+    this.views = List.copyOf(kept);
+  }
+
+  /**
+   * Asks every node for the view's next generation ({@code POST /v1/_views/{view}/rebuild}): each
+   * builds it from its stored states while the current version answers. Blocks: run it on a worker.
+   */
+  public ViewVersion requestRebuild(ViewType kept) throws Exception {
+    ViewVersion next = new ViewVersion(kept.target().definition(), kept.target().generation() + 1);
+    ObjectNode asked = JsonNodeFactory.instance.objectNode().put("version", next.toString());
+    producer.send(new ProducerRecord<>(config.nodesTopic(), VIEW_KEY + kept.definition().name(), Envelopes.toBytes(asked)))
+        .get(10, java.util.concurrent.TimeUnit.SECONDS);
+    kept.atLeastGeneration(next.generation());
+    return kept.target();
+  }
+
+  /** In how many partitions of the view's rows the claims of their folding nodes say the version is complete. */
+  public int partitionsComplete(ViewType kept, ViewVersion version) {
+    int complete = 0;
+    for (int partition = 0; partition < config.kafka().partitions(); partition++) {
+      if (completeIn(kept, partition).contains(version.toString())) {
+        complete++;
+      }
+    }
+    return complete;
+  }
+
+  private Set<String> completeIn(ViewType kept, int partition) {
+    String name = new TopicPartition(config.eventsTopic(kept.name()), partition).toString();
+    return view.owner(name).map(owner -> viewVersionsByNode.getOrDefault(owner.node(), Map.of())
+        .getOrDefault(name, Set.of())).orElse(Set.of());
+  }
+
+  /** Tells each view the versions complete in every partition of its rows, oldest first. */
+  private void switchViews() {
+    for (ViewType kept : views) {
+      Set<String> everywhere = null;
+      for (int partition = 0; partition < config.kafka().partitions() && (everywhere == null || !everywhere.isEmpty());
+           partition++) {
+        Set<String> here = completeIn(kept, partition);
+        if (everywhere == null) {
+          everywhere = new java.util.HashSet<>(here);
+        } else {
+          everywhere.retainAll(here);
+        }
+      }
+      if (everywhere != null) {
+        everywhere.stream().map(ViewVersion::parse).sorted().forEach(kept::completeEverywhere);
+      }
+    }
   }
 
   /** The claim of the live node that folds the partition, as far as the claims say; empty while none claims it. */
@@ -128,12 +193,14 @@ public final class NodeDirectory implements AutoCloseable {
   private final class ClaimsLoop extends KafkaConsumerLoop<String, byte[]> {
     private Set<TopicPartition> claimed;
     private int claimedGeneration;
+    private Map<TopicPartition, List<String>> claimedViews;
 
     @Override
     public void open() {
       // Read from the beginning again after a restart: the compacted topic holds every claim.
       claimed = null;
       claimedGeneration = -2;
+      claimedViews = null;
       consumer = new KafkaConsumer<>(Map.of(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, config.kafka().bootstrap(),
           ConsumerConfig.CLIENT_ID_CONFIG, config.app() + "-directory-reader",
           ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false), new StringDeserializer(), new ByteArrayDeserializer());
@@ -146,14 +213,20 @@ public final class NodeDirectory implements AutoCloseable {
     public void runOnce() {
       Set<TopicPartition> folded = new HashSet<>(progress.lag().keySet());
       int generation = progress.generation();
-      if (generation != claimedGeneration || !folded.equals(claimed)) {
-        publish(folded, generation);
+      Map<TopicPartition, List<String>> viewVersions = new java.util.HashMap<>(progress.viewVersionsComplete());
+      viewVersions.keySet().retainAll(folded);
+      if (generation != claimedGeneration || !folded.equals(claimed) || !viewVersions.equals(claimedViews)) {
+        publish(folded, generation, viewVersions);
         claimed = folded;
         claimedGeneration = generation;
+        claimedViews = viewVersions;
       }
       for (ConsumerRecord<String, byte[]> record : consumer.poll(Duration.ofMillis(200))) {
-        if (record.value() == null) {
+        if (record.key().startsWith(VIEW_KEY)) {
+          askedForGeneration(record);
+        } else if (record.value() == null) {
           view.withdrawn(record.key());
+          viewVersionsByNode.remove(record.key());
         } else {
           try {
             view.claimed(decode(record.key(), record.value()), Instant.ofEpochMilli(record.timestamp()));
@@ -163,6 +236,7 @@ public final class NodeDirectory implements AutoCloseable {
           }
         }
       }
+      switchViews();
     }
 
     @Override
@@ -171,10 +245,30 @@ public final class NodeDirectory implements AutoCloseable {
     }
   }
 
-  private void publish(Set<TopicPartition> partitions, int generation) {
+  /**
+   * A node asked for a view's next generation: this node builds it too, if it has the same
+   * definition (a changed definition starts its own generations).
+   */
+  private void askedForGeneration(ConsumerRecord<String, byte[]> record) {
+    String name = record.key().substring(VIEW_KEY.length());
+    try {
+      if (record.value() == null) {
+        return;
+      }
+      ViewVersion asked = ViewVersion.parse(Envelopes.parse(record.value()).path("version").asText());
+      views.stream().filter(kept -> kept.definition().name().equals(name) && kept.ours(asked))
+          .forEach(kept -> kept.atLeastGeneration(asked.generation()));
+    } catch (IOException | IllegalArgumentException e) {
+      LOG.warn("skipping an unreadable request for view {} at offset {}: {}", name, record.offset(), e.toString());
+    }
+  }
+
+  private void publish(Set<TopicPartition> partitions, int generation, Map<TopicPartition, List<String>> viewVersions) {
     ObjectNode claim = JsonNodeFactory.instance.objectNode().put("url", url).put("generation", generation);
     ArrayNode list = claim.putArray("partitions");
     partitions.stream().map(TopicPartition::toString).sorted().forEach(list::add);
+    ObjectNode complete = claim.putObject("viewVersions");
+    viewVersions.forEach((partition, versions) -> versions.forEach(complete.withArray(partition.toString())::add));
     producer.send(new ProducerRecord<>(config.nodesTopic(), node, Envelopes.toBytes(claim)), (metadata, error) -> {
       if (error != null) {
         LOG.warn("publishing this node's partitions failed; the next change publishes them again: {}", error.toString());
@@ -182,8 +276,15 @@ public final class NodeDirectory implements AutoCloseable {
     });
   }
 
-  private static Claim decode(String node, byte[] value) throws IOException {
+  private Claim decode(String node, byte[] value) throws IOException {
     JsonNode json = Envelopes.parse(value);
+    Map<String, Set<String>> complete = new java.util.HashMap<>();
+    json.path("viewVersions").fields().forEachRemaining(partition -> {
+      Set<String> versions = new HashSet<>();
+      partition.getValue().forEach(version -> versions.add(version.asText()));
+      complete.put(partition.getKey(), versions);
+    });
+    viewVersionsByNode.put(node, complete);
     Set<String> partitions = new HashSet<>();
     json.path("partitions").forEach(p -> partitions.add(p.asText()));
     return new Claim(node, json.path("url").asText(), json.path("generation").asInt(-1), Set.copyOf(partitions));

@@ -8,6 +8,7 @@ import io.kfold.cluster.ClusterQueries;
 import io.kfold.cluster.Forwarder;
 import io.kfold.cluster.NodeDirectory;
 import io.kfold.cluster.Ownership;
+import io.kfold.cluster.ViewPositions;
 import io.kfold.command.EntityWriter.Options;
 import io.kfold.entity.Command;
 import io.kfold.entity.EntityIds;
@@ -17,7 +18,9 @@ import io.kfold.entity.Envelopes;
 import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldWatch;
 import io.kfold.query.LocalQueries;
+import io.kfold.query.Position;
 import io.kfold.store.EntityStore;
+import io.kfold.view.ViewType;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.buffer.Buffer;
@@ -25,6 +28,7 @@ import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
 import io.vertx.core.json.JsonObject;
+import org.apache.kafka.common.TopicPartition;
 
 import java.io.IOException;
 import java.util.ArrayList;
@@ -53,6 +57,11 @@ import java.util.function.Supplier;
  *   whichever nodes fold them, whole or a failure (503 while a partition has no node that can answer,
  *   after {@code http.forwardWaitMs}); a reply in which some partition was read from a standby copy
  *   ({@code stale}) carries the header {@code Kfold-Stale: true};</li>
+ *   <li>{@code kfold.view.<view>.get}: request {@code {"key", "stale"?, "minPosition"?, "timeoutMs"?}}; reply
+ *   {@code {key, row, entities}} as {@code GET /v1/_views/{view}/{key}}, from the node that folds the row
+ *   (or, with {@code stale} and no {@code minPosition}, a copy on this node); with {@code minPosition} (the
+ *   {@code position} of a write), once the row holds every contribution of the writes up to it, 504 after
+ *   {@code timeoutMs}; 404 when the view has no such row;</li>
  * </ul>
  * a failure replies with a {@code ReplyException} whose failure code is the HTTP status (400 for a
  * bad request, 404 for an unknown entity, 409, 503, 504…). The fold publishes each accepted change
@@ -69,6 +78,7 @@ public final class EventBusApiVerticle extends VerticleBase {
   private final NodeDirectory directory;
   private Forwarder forwarder;
   private ClusterQueries queries;
+  private ViewPositions viewPositions;
 
   public EventBusApiVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
                              EntityWriter writer, Ownership ownership, NodeDirectory directory) {
@@ -85,6 +95,7 @@ public final class EventBusApiVerticle extends VerticleBase {
   public Future<?> start() {
     forwarder = new Forwarder(vertx, config, ownership, directory);
     queries = new ClusterQueries(vertx, config, ownership, directory, new LocalQueries(store), watch);
+    viewPositions = new ViewPositions(vertx, config, ownership, forwarder, watch);
     List<Future<Void>> registered = new ArrayList<>();
     for (EntityType type : types.all()) {
       String name = type.name();
@@ -98,6 +109,11 @@ public final class EventBusApiVerticle extends VerticleBase {
       registered.add(gets.completion());
       registered.add(queried.completion());
     }
+    for (ViewType view : types.views()) {
+      MessageConsumer<JsonObject> rows = vertx.eventBus().consumer("kfold.view." + view.definition().name() + ".get",
+          message -> reply(message, () -> getRow(view, message.body())));
+      registered.add(rows.completion());
+    }
     return Future.all(registered);
   }
 
@@ -105,7 +121,7 @@ public final class EventBusApiVerticle extends VerticleBase {
   public Future<?> stop() {
     forwarder.close();
     queries.close();
-    return Future.succeededFuture();
+    return viewPositions.close();
   }
 
   private Future<ObjectNode> command(String type, JsonObject body) {
@@ -161,6 +177,52 @@ public final class EventBusApiVerticle extends VerticleBase {
       state.set("state", toJackson(stored.state()));
       return state;
     });
+  }
+
+  /**
+   * A view's row, as {@code GET /v1/_views/{view}/{key}}: answered by the node that folds the row,
+   * or with {@code "stale": true} by a copy this node holds; with {@code minPosition}, by the node
+   * that folds the row once it holds the writes up to that position.
+   */
+  private Future<ObjectNode> getRow(ViewType view, JsonObject body) {
+    String key = key(body);
+    Object stale = body.getValue("stale");
+    if (stale != null && !(stale instanceof Boolean)) {
+      throw KfoldException.badRequest("stale must be true or false");
+    }
+    Object token = body.getValue("minPosition");
+    if (token != null && !(token instanceof String)) {
+      throw KfoldException.badRequest("minPosition must be the position (a string) of a write's answer");
+    }
+    long timeoutMs = body.getLong("timeoutMs", 5000L);
+    if (timeoutMs < 0 || timeoutMs > config.http().maxWaitMs()) {
+      throw KfoldException.badRequest("timeoutMs must be from 0 to " + config.http().maxWaitMs());
+    }
+    Position position = token == null ? null : viewPositions.position(view, (String) token);
+    boolean fromCopy = Boolean.TRUE.equals(stale) && position == null && !ownership.owns(view.name(), key);
+    Future<ObjectNode> copy = fromCopy
+        ? vertx.executeBlocking(() -> view.answer(key, store.get(view.name(), key)), false)
+        : Future.succeededFuture(null);
+    TopicPartition partition = viewPositions.rowPartition(view, key);
+    String path = "/v1/_views/" + view.definition().name() + "/" + key
+        + (position == null ? "" : "?minPosition=" + position.token() + "&timeoutMs=" + timeoutMs);
+    return copy.compose(answer -> answer != null ? Future.succeededFuture(answer)
+        : forwarder.getFromOwner(partition, path, timeoutMs).compose(remote -> {
+          if (remote != null) {
+            return Future.succeededFuture((ObjectNode) toJackson(remote.getBytes()));
+          }
+          Future<Void> applied = position == null ? Future.succeededFuture()
+              : viewPositions.awaitApplied(position, List.of(partition), timeoutMs);
+          return applied.compose(v -> vertx.executeBlocking(() -> rowHere(view, key), false));
+        }));
+  }
+
+  private ObjectNode rowHere(ViewType view, String key) {
+    ObjectNode answer = view.answer(key, store.get(view.name(), key));
+    if (answer == null) {
+      throw KfoldException.notFound("view '" + view.definition().name() + "' has no row '" + key + "'");
+    }
+    return answer;
   }
 
   /**

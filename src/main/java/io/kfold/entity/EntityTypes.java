@@ -1,25 +1,38 @@
 package io.kfold.entity;
 
 import io.kfold.KfoldConfig;
+import io.kfold.view.ViewDefinition;
+import io.kfold.view.ViewDefinitions;
+import io.kfold.view.ViewType;
 
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashSet;
-import java.util.List;
-import java.util.Set;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
-/** The entity types a node serves, by name. */
+/**
+ * The entity types a node serves, by name, and the views it keeps. Each view is folded as an
+ * internal type of its own ({@link ViewType}), which the fold sees ({@link #folded}) but nothing
+ * that serves user types does: {@link #get} and {@link #all} know only the user types.
+ */
 public final class EntityTypes {
 
   private final Map<String, EntityType> byName = new LinkedHashMap<>();
+  private final Map<String, ViewType> viewsByName = new LinkedHashMap<>();
   /** Per type, its indexes: those its Java class declares, then those of the configuration. */
   private final Map<String, List<IndexDefinition>> indexesByName = new LinkedHashMap<>();
 
   private EntityTypes() {}
 
   public static EntityTypes from(KfoldConfig config) {
+    return from(config, List.of());
+  }
+
+  /** The configuration's types and views, and {@code views} written in Java over them. */
+  public static EntityTypes from(KfoldConfig config, List<ViewDefinition> views) {
     EntityTypes types = new EntityTypes();
     for (KfoldConfig.TypeConfig type : config.types()) {
       EntityType entityType = type.fold().equals("merge") ? new MergeEntityType(type.name()) : instantiate(type);
@@ -31,6 +44,13 @@ public final class EntityTypes {
         throw new IllegalArgumentException("configuration: type '" + type.name() + "' is declared twice");
       }
       types.indexesByName.put(type.name(), indexesOf(entityType, type.indexes()));
+    }
+    // The configuration's views (declared, or Java classes it names), then those given in code;
+    // ViewDefinitions checks them all: valid unique names, known types.
+    List<ViewDefinition> all = new ArrayList<>(ViewDefinitions.from(config).all());
+    all.addAll(views);
+    for (ViewDefinition view : ViewDefinitions.of(all, types.byName.keySet()).all()) {
+      types.viewsByName.put(view.name(), new ViewType(view, config.kafka().partitions()));
     }
     return types;
   }
@@ -75,7 +95,29 @@ public final class EntityTypes {
     return indexesByName.getOrDefault(type, List.of());
   }
 
+  /** The user types. */
   public Collection<EntityType> all() {
     return byName.values();
+  }
+
+  /** What the fold folds: the user types, then the views' types. */
+  public List<EntityType> folded() {
+    List<EntityType> folded = new ArrayList<>(byName.values());
+    folded.addAll(viewsByName.values());
+    return folded;
+  }
+
+  /** The views, in their declared order. */
+  public Collection<ViewType> views() {
+    return viewsByName.values();
+  }
+
+  /** The view's folded type, or a 404 {@link KfoldException} naming the known views. */
+  public ViewType view(String name) {
+    ViewType view = viewsByName.get(name);
+    if (view == null) {
+      throw KfoldException.notFound("unknown view '" + name + "'; this node keeps " + viewsByName.keySet());
+    }
+    return view;
   }
 }

@@ -31,6 +31,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SortedMap;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 import java.util.function.ToIntFunction;
 
@@ -64,15 +65,22 @@ final class ChangePublisher implements AutoCloseable {
   private final KafkaConsumer<byte[], byte[]> tailReader;
   private final PublishQueue queue = new PublishQueue();
   private final PublishedMarks marks = new PublishedMarks();
+  /**
+   * Told, per source partition, the offset below which everything the fold wrote for it is
+   * published (committed, with transactions): changes, dead letters and view contributions.
+   */
+  private final Consumer<Map<TopicPartition, Long>> published;
 
   /**
    * @param transactionalId the fold's transactional id, the same for this node across restarts, so
    *                        that a restarted node aborts what it left open; null without transactions
    * @param group           the fold consumer's group metadata, which fences the transactions
+   * @param published       told what is published, as it becomes so (fold thread)
    */
   ChangePublisher(KfoldConfig config, Fold fold, EntityStore store, Clock clock, String transactionalId,
-                  Supplier<ConsumerGroupMetadata> group) {
+                  Supplier<ConsumerGroupMetadata> group, Consumer<Map<TopicPartition, Long>> published) {
     this.fold = fold;
+    this.published = published;
     this.store = store;
     this.clock = clock;
     String bootstrap = config.kafka().bootstrap();
@@ -103,14 +111,23 @@ final class ChangePublisher implements AutoCloseable {
     Map<TopicPartition, PublishedMarks.Mark> found = readMarks(sources);
     for (TopicPartition source : sources) {
       marks.put(source, found.get(source));
-      republish(source, true);
+      if (!republish(source, true)) {
+        // The outbox is cleared only behind what was published: an empty one leaves nothing behind.
+        store.nextOffset(source.topic(), source.partition()).ifPresent(next -> published.accept(Map.of(source, next)));
+      }
+      fold.builds().outboxes(source).forEach(this::republishBuild);
     }
+  }
+
+  /** Publishes a step of a view's build that the store now holds (see {@link ViewBuilds}). */
+  void publish(ViewBuilds.Chunk step) {
+    send(step.outbox(), step.records(), step.changelog(), step.step() + 1);
   }
 
   /** Publishes the changes and dead letters of a batch the store now holds, with its outbox. */
   void publish(Fold.Result result) {
     if (transactions != null) {
-      transactions.commit();  // the previous poll's, whose records went out while this one was folded
+      published.accept(transactions.commit());  // the previous poll's, whose records went out while this one was folded
     }
     result.toPublish().forEach((source, records) -> {
       long next = result.nextOffsets().get(source);
@@ -124,7 +141,7 @@ final class ChangePublisher implements AutoCloseable {
   /** With transactions, commits the open one: when a poll brings nothing, what was sent is not held back. */
   void flush() {
     if (transactions != null) {
-      transactions.commit();
+      published.accept(transactions.commit());
     }
   }
 
@@ -144,15 +161,20 @@ final class ChangePublisher implements AutoCloseable {
     }
     for (PublishQueue.Step step : queue.advance()) {
       if (step instanceof PublishQueue.SendChangelog send) {
-        String topic = fold.changelogTopicOf(send.source().topic());
+        String topic = changelogTopicOf(send.source());
         for (ChangelogItem item : send.items()) {
           changelogProducer.send(new ProducerRecord<>(topic, send.source().partition(), item.key(), item.value()),
               send.batch().callback(send.source(), topic));
         }
       } else if (step instanceof PublishQueue.ClearOutbox clear) {
         batch.clearOutbox(clear.source().topic(), clear.source().partition(), clear.beforeOffset());
+        published.accept(Map.of(clear.source(), clear.beforeOffset()));
       } else if (step instanceof PublishQueue.PublishAgain again) {
-        republish(again.source(), false);
+        if (ViewBuilds.isOutbox(again.source())) {
+          republishBuild(again.source());
+        } else {
+          republish(again.source(), false);
+        }
       }
     }
   }
@@ -163,10 +185,11 @@ final class ChangePublisher implements AutoCloseable {
    * that stops or hands a partition over leaves a complete changelog to the next owner. Whatever is
    * still unpublished after that, the next owner publishes from its own outbox or the log.
    */
-  void handOver(Collection<TopicPartition> sources) {
+  void handOver(Collection<TopicPartition> partitions) {
+    List<TopicPartition> sources = withBuildOutboxes(partitions);
     if (transactions != null) {
       // Still in the group's generation that gave these partitions: the commit goes through.
-      transactions.commit();
+      published.accept(transactions.commit());
       StoreBatch clears = new StoreBatch();
       transactions.collectCommitted(clears);
       if (!clears.isEmpty()) {
@@ -199,7 +222,8 @@ final class ChangePublisher implements AutoCloseable {
    * Forgets the partitions at once: sends nothing more for them, not even the changelog items of
    * what is acknowledged, since their next owner may be publishing already.
    */
-  void forget(Collection<TopicPartition> sources) {
+  void forget(Collection<TopicPartition> partitions) {
+    List<TopicPartition> sources = withBuildOutboxes(partitions);
     queue.forget(sources);
     marks.forget(sources);
     if (transactions != null) {
@@ -208,10 +232,22 @@ final class ChangePublisher implements AutoCloseable {
     }
   }
 
+  /** The partitions and the outboxes of their views' builds, which move with them. */
+  private List<TopicPartition> withBuildOutboxes(Collection<TopicPartition> partitions) {
+    List<TopicPartition> all = new ArrayList<>(partitions);
+    partitions.forEach(partition -> all.addAll(fold.builds().outboxes(partition)));
+    return all;
+  }
+
+  /** The changelog topic of a source partition, or of the source partition whose builds an outbox holds. */
+  private String changelogTopicOf(TopicPartition source) {
+    return fold.changelogTopicOf((ViewBuilds.isOutbox(source) ? ViewBuilds.sourceOf(source) : source).topic());
+  }
+
   private void send(TopicPartition source, List<ProducerRecord<String, byte[]>> records, List<ChangelogItem> changelog,
                     long next) {
     if (transactions != null) {
-      transactions.send(source, fold.changelogTopicOf(source.topic()), records, changelog, next);
+      transactions.send(source, changelogTopicOf(source), records, changelog, next);
       return;
     }
     PublishQueue.Batch batch = queue.add(source, next, changelog, records.size());
@@ -222,12 +258,13 @@ final class ChangePublisher implements AutoCloseable {
 
   /**
    * Publishes again what the outbox of a partition holds, with the changelog of its changes; with
-   * {@code skipPublished}, but what the marks say its topics hold already.
+   * {@code skipPublished}, but what the marks say its topics hold already. False when the outbox
+   * holds nothing.
    */
-  private void republish(TopicPartition source, boolean skipPublished) {
+  private boolean republish(TopicPartition source, boolean skipPublished) {
     SortedMap<Long, byte[]> outbox = store.outboxByOffset(source.topic(), source.partition());
     if (outbox.isEmpty()) {
-      return;
+      return false;
     }
     String changesTopic = fold.changesTopicOf(source.topic());
     List<ProducerRecord<String, byte[]>> records = new ArrayList<>();
@@ -240,17 +277,41 @@ final class ChangePublisher implements AutoCloseable {
           records.add(whole.record());
         }
       } else {
-        OutboxRecord.ChangeReference change = (OutboxRecord.ChangeReference) decoded;
+        OutboxRecord.ChangeReference change = decoded instanceof OutboxRecord.ChangeWithContributions carrying
+            ? carrying.change() : (OutboxRecord.ChangeReference) decoded;
         changes.add(change);
         if (!skipPublished || !marks.published(source, changesTopic, offset)) {
-          records.add(fold.rebuildChange(change, source.partition(), offset));
+          ProducerRecord<String, byte[]> rebuilt = fold.rebuildChange(change, source.partition(), offset);
+          if (rebuilt != null) {  // a view's row publishes no change
+            records.add(rebuilt);
+          }
+        }
+        if (decoded instanceof OutboxRecord.ChangeWithContributions carrying) {
+          // No mark says which a view's topic holds: all go again, and the views' fold skips the copies.
+          records.addAll(carrying.contributions());
         }
       }
     }
-    LOG.info("publishing {} outbox records of {} again ({} were published already), and their changelog",
-        records.size(), source, outbox.size() - records.size());
+    LOG.info("publishing {} records of the {} outbox entries of {} again (the changes of the others were published"
+        + " already), and their changelog", records.size(), outbox.size(), source);
     long next = store.nextOffset(source.topic(), source.partition()).orElseThrow();
     send(source, records, fold.rebuildChangelog(changes, source, next), next);
+    return true;
+  }
+
+  /**
+   * Publishes again the steps of a view's build that its outbox holds, with the build's state as the
+   * store holds it now: the same records as before, so the rows' marks skip what they applied.
+   */
+  private void republishBuild(TopicPartition outbox) {
+    SortedMap<Long, byte[]> steps = store.outboxByOffset(outbox.topic(), outbox.partition());
+    if (steps.isEmpty()) {
+      return;
+    }
+    List<ProducerRecord<String, byte[]>> records = new ArrayList<>();
+    steps.values().forEach(step -> records.addAll(((OutboxRecord.Records) OutboxRecord.decode(step)).records()));
+    LOG.info("publishing the {} records of {} build steps of {} again", records.size(), steps.size(), outbox);
+    send(outbox, records, fold.builds().changelogOf(outbox), steps.lastKey() + 1);
   }
 
   /** For each partition, the source offsets of the last change and the last dead letter from it in their topics. */

@@ -7,6 +7,7 @@ import io.kfold.entity.EntityType;
 import io.kfold.entity.EntityTypes;
 import io.kfold.entity.Envelope;
 import io.kfold.entity.Envelopes;
+import io.kfold.entity.MergeEntityType;
 import io.kfold.fold.FoldWatch.Verdict;
 import io.kfold.query.IndexEntries;
 import io.kfold.store.ChangelogItem;
@@ -14,6 +15,9 @@ import io.kfold.store.EntityStore;
 import io.kfold.store.IdempotentWrite;
 import io.kfold.store.StoreBatch;
 import io.kfold.store.StoredEntity;
+import io.kfold.view.Contributions;
+import io.kfold.view.ViewType;
+import io.kfold.view.ViewVersion;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -47,6 +51,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  * skipped; the next version is applied; a later one is a conflict, never applied. An event without
  * a version gets the next one. A command's later events (meta.index above 0) apply only right after
  * the command's earlier events, so that when two writers race, one command wins whole.
+ *
+ * <p>Views: when an entity of a type some views are from changes, the fold derives what the change
+ * brings to each view ({@link Contributions}) and publishes it with the change, through the same
+ * outbox. A view's rows are folded here too, as the entities of an internal type ({@link ViewType})
+ * whose events are those contributions; a contribution its row applied already is a duplicate.
  */
 final class Fold {
 
@@ -75,16 +84,24 @@ final class Fold {
   private final int slicesPerPartition;
   private final FoldProgress progress;
   private final IndexEntries indexEntries;
+  /** Per user type, the views it counts in; absent for a type no view is from. */
+  private final Map<String, List<ViewType>> viewsByType = new HashMap<>();
+  /** The views' builds from stored states, and which versions a change contributes to. */
+  private final ViewBuilds builds;
 
   Fold(KfoldConfig config, EntityTypes types, EntityStore store, FoldProgress progress) {
     this.config = config;
     this.store = store;
     this.progress = progress;
     this.indexEntries = new IndexEntries(types);
-    for (EntityType type : types.all()) {
+    for (EntityType type : types.folded()) {
       typeByTopic.put(config.eventsTopic(type.name()), type);
       typeByName.put(type.name(), type);
     }
+    for (ViewType view : types.views()) {
+      view.definition().from().forEach(from -> viewsByType.computeIfAbsent(from, t -> new ArrayList<>()).add(view));
+    }
+    this.builds = new ViewBuilds(config, store, viewsByType);
     int threads = config.fold().threads() > 0 ? config.fold().threads() : Runtime.getRuntime().availableProcessors();
     this.slicesPerPartition = threads;
     AtomicInteger counter = new AtomicInteger();
@@ -105,6 +122,11 @@ final class Fold {
   /** Forgets the cached states, when partitions move. */
   void forgetCachedStates() {
     caches.clear();
+    builds.forget();
+  }
+
+  ViewBuilds builds() {
+    return builds;
   }
 
   /** Keeps the index entries with the states; also for the states that restores and standbys write. */
@@ -146,6 +168,9 @@ final class Fold {
     Map<String, OutboxRecord.ChangeReference> entities = new LinkedHashMap<>();
     for (OutboxRecord.ChangeReference change : changes) {
       entities.put(change.type() + '\u0000' + change.key(), change);
+      if (!keepsHistory(typeByName.get(change.type()))) {
+        continue;  // its state (below) is all its changelog holds
+      }
       List<byte[]> event = store.history(change.type(), change.key(), change.version(), 1);
       if (event.isEmpty()) {
         throw new IllegalStateException("the store lacks " + change.type() + " '" + change.key() + "' version "
@@ -180,6 +205,7 @@ final class Fold {
     Map<TopicPartition, List<Slice>> byPartition = new LinkedHashMap<>();
     List<Slice> all = new ArrayList<>();
     for (TopicPartition partition : records.partitions()) {
+      builds.prepare(typeByTopic.get(partition.topic()).name(), List.of(partition));
       Cache[] partitionCaches = caches.computeIfAbsent(partition, p -> newCaches());
       List<List<ConsumerRecord<byte[], byte[]>>> shares = share(records.records(partition));
       List<Slice> slices = new ArrayList<>();
@@ -282,15 +308,24 @@ final class Fold {
     public void run() {
       EntityType type = typeByTopic.get(partition.topic());
       Map<String, Working> states = loadStates(type.name(), records, cache);
+      List<ProducerRecord<String, byte[]>> contributed = new ArrayList<>();
       for (ConsumerRecord<byte[], byte[]> record : records) {
-        ProducerRecord<String, byte[]> out = foldRecord(type, record, states, batch, changelog, reports);
+        ProducerRecord<String, byte[]> out = foldRecord(type, record, states, batch, changelog, reports, contributed);
         if (out != null) {
           outputs.add(new Output(record.offset(), out));
         }
+        contributed.forEach(contribution -> outputs.add(new Output(record.offset(), contribution)));
+        contributed.clear();
       }
       for (Map.Entry<String, Working> entity : states.entrySet()) {
         Working working = entity.getValue();
         if (working.changed) {
+          if (working.stateBytes == null) {
+            working.stateBytes = Envelopes.toBytes(working.state);  // a row: once per poll (see foldRecord)
+          }
+          if (working.unreported != null) {
+            reports.add(rowReport(type, entity.getKey(), working));
+          }
           StoredEntity stored = new StoredEntity(working.version, working.sourceOffset, working.lastCommandId,
               working.stateBytes);
           batch.putState(type.name(), entity.getKey(), stored);
@@ -301,6 +336,18 @@ final class Fold {
           cache.put(entity.getKey(), working);
         }
       }
+    }
+  }
+
+  private static JsonNode plain(JsonNode state) {
+    return plain(Envelopes.toBytes(state));
+  }
+
+  private static JsonNode plain(byte[] state) {
+    try {
+      return Envelopes.parse(state);
+    } catch (IOException e) {
+      throw new IllegalStateException("a state is not JSON", e);
     }
   }
 
@@ -350,10 +397,14 @@ final class Fold {
     }
   }
 
-  /** Folds one record; returns the change or dead letter to publish for it, if any. */
+  /**
+   * Folds one record; returns the change or dead letter to publish for it, if any, and adds to
+   * {@code contributed} what the event brings to the views, to publish right after it.
+   */
   private ProducerRecord<String, byte[]> foldRecord(EntityType type, ConsumerRecord<byte[], byte[]> record,
                                                     Map<String, Working> states, StoreBatch batch,
-                                                    List<ChangelogItem> changelog, List<Report> reports) {
+                                                    List<ChangelogItem> changelog, List<Report> reports,
+                                                    List<ProducerRecord<String, byte[]>> contributed) {
     Envelope event;
     try {
       event = Envelopes.decode(type.name(), record.key(), record.value(), record.topic(), record.partition(),
@@ -367,6 +418,19 @@ final class Fold {
       progress.duplicates.increment();
       reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DUPLICATE, 0, null));
       return null;
+    }
+    if (type instanceof ViewType view) {
+      try {
+        if (view.applied(entity.state(type), event.payload())) {
+          // Published again (an outbox after a crash, a rewound group): its row has it already.
+          progress.contributionsSkipped.increment();
+          reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DUPLICATE, 0, null));
+          return null;
+        }
+      } catch (RuntimeException e) {
+        reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DEAD_LETTERED, 0, null));
+        return deadLetter(type, record, e.getMessage(), batch);
+      }
     }
     long eventVersion = event.version() == Envelope.NO_VERSION ? entity.version + 1 : event.version();
     if (eventVersion <= entity.version) {
@@ -384,12 +448,30 @@ final class Fold {
       return null;
     }
     Envelope applied = event.withVersion(eventVersion);
+    List<ViewType> views = viewsByType.getOrDefault(type.name(), List.of());
+    JsonNode viewBefore = views.isEmpty() || entity.version == 0 ? null : plain(type, entity.state(type));
     JsonNode newState;
     try {
-      newState = Objects.requireNonNull(type.apply(entity.state(type), applied), "apply returned null");
+      // A row's state is the fold's own: changed in place rather than copied (ViewType.applyInPlace).
+      newState = Objects.requireNonNull(type instanceof ViewType view ? view.applyInPlace(entity.state(type), applied)
+          : type.apply(entity.state(type), applied), "apply returned null");
     } catch (RuntimeException e) {
       reports.add(new Report(type.name(), event.key(), event.id(), Verdict.DEAD_LETTERED, 0, null));
       return deadLetter(type, record, "apply failed: " + e, batch);
+    }
+    if (!keepsHistory(type)) {
+      // A row: only the poll's last state is stored, and a hot row takes thousands of contributions
+      // in a poll, so its state is serialized and its change reported once, at the end of the slice.
+      entity.advance(eventVersion, record, event.commandId(), newState, null);
+      entity.unreported = applied;
+      if (type instanceof ViewType view && ViewType.isBuiltRecord(event.key())) {
+        progress.viewVersionsComplete(new TopicPartition(record.topic(), record.partition()), view.complete(newState));
+      }
+      progress.contributionsApplied.increment();
+      // The reference brings the row's state into the changelog rebuilt with a republished outbox.
+      batch.putOutbox(record.topic(), record.partition(), record.offset(),
+          OutboxRecord.reference(type.name(), event.key(), eventVersion));
+      return null;
     }
     // Each event and each new state is serialized once: the history, the store and the change
     // record are all made of these bytes.
@@ -408,9 +490,66 @@ final class Fold {
     progress.applied.increment();
     byte[] changeBytes = changeRecord(event.key() + ":" + eventVersion, eventBytes, stateBytes);
     reports.add(new Report(type.name(), event.key(), event.id(), Verdict.APPLIED, eventVersion, changeBytes));
-    batch.putOutbox(record.topic(), record.partition(), record.offset(),
-        OutboxRecord.reference(type.name(), event.key(), eventVersion));
+    if (!views.isEmpty()) {
+      contribute(views, type, event.key(), viewBefore, type instanceof MergeEntityType ? plain(stateBytes) : newState,
+          new TopicPartition(record.topic(), record.partition()), record.offset(), contributed);
+    }
+    // The reference also brings the entity's state into the changelog rebuilt with a republished
+    // outbox; the contributions go again as they are.
+    batch.putOutbox(record.topic(), record.partition(), record.offset(), contributed.isEmpty()
+        ? OutboxRecord.reference(type.name(), event.key(), eventVersion)
+        : OutboxRecord.withContributions(type.name(), event.key(), eventVersion, contributed));
     return changeRecord(type, event.key(), record.partition(), record.offset(), changeBytes);
+  }
+
+  /**
+   * The report of a row's contributions applied in a poll: one change, of its last contribution and
+   * the state after it. The node's listeners (a row's change stream) want the row's latest answer,
+   * not each step to it.
+   */
+  private Report rowReport(EntityType type, String key, Working row) {
+    Envelope last = row.unreported;
+    row.unreported = null;
+    byte[] change = changeRecord(key + ":" + row.version, Envelopes.toBytes(last), row.stateBytes);
+    return new Report(type.name(), key, last.id(), Verdict.APPLIED, row.version, change);
+  }
+
+  /**
+   * What one event of an entity brings to the views: its share before the event taken out, its share
+   * after put in, for each version the event contributes to ({@link ViewBuilds#contributesTo}). Made
+   * per event, not per poll, so that they are the same whatever polls the events came in: a node
+   * that folds the events again (after a crash, or on a store another node has moved past) sends
+   * copies, which the rows skip, never other contributions for the same offsets.
+   */
+  private void contribute(List<ViewType> views, EntityType type, String key, JsonNode before, JsonNode after,
+                          TopicPartition partition, long offset, List<ProducerRecord<String, byte[]>> contributed) {
+    for (ViewType view : views) {
+      for (ViewVersion version : builds.contributesTo(view, partition, key)) {
+        for (Contributions.Contribution contribution : Contributions.of(view.definition(), version, type.name(), key,
+            before, after, partition.partition(), offset)) {
+          contributed.add(new ProducerRecord<>(config.eventsTopic(view.name()), contribution.rowKey(),
+              contribution.value()));
+        }
+      }
+    }
+  }
+
+  /**
+   * A state as the views read it, plain JSON: a merge type's state keeps unchanged members as raw
+   * text, so it goes through its bytes; any other type's is plain already.
+   */
+  private static JsonNode plain(EntityType type, JsonNode state) {
+    return type instanceof MergeEntityType ? plain(state) : state;
+  }
+
+  /**
+   * Whether the type keeps its entities' events (their history, in the store and the changelog) and
+   * publishes a change record for each. A view's row takes one contribution per change of an entity
+   * that counts in it, without end, and is read by its state only: its changes reach the node's own
+   * listeners (change streams), never the history nor the changes topic.
+   */
+  static boolean keepsHistory(EntityType type) {
+    return !(type instanceof ViewType);
   }
 
   private ProducerRecord<String, byte[]> changeRecord(EntityType type, String key, int partition, long sourceOffset,
@@ -423,9 +562,13 @@ final class Fold {
   /**
    * The change record of an event the store holds, as the fold first made it: the event from the
    * entity's history, and the state after it, refolded from the history when it is not the latest.
+   * Null for a type that publishes no changes.
    */
   ProducerRecord<String, byte[]> rebuildChange(OutboxRecord.ChangeReference reference, int partition, long sourceOffset) {
     EntityType type = typeByName.get(reference.type());
+    if (!keepsHistory(type)) {
+      return null;  // it publishes no changes
+    }
     StoredEntity current = store.get(type.name(), reference.key());
     List<byte[]> history = store.history(type.name(), reference.key(), 1, (int) reference.version());
     if (current == null || history.size() != reference.version()) {
@@ -499,6 +642,8 @@ final class Fold {
     boolean changed;
     /** The state before the poll's first event of the entity, null when it had none: its index entries. */
     JsonNode before;
+    /** A row's last contribution applied in the poll, until the end of the slice reports it. */
+    Envelope unreported;
 
     Working(StoredEntity stored) {
       if (stored != null) {

@@ -6,6 +6,8 @@ import io.kfold.log.KafkaConsumerLoop;
 import io.kfold.log.KafkaClients;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoreBatch;
+import io.kfold.store.StoredEntity;
+import io.kfold.view.ViewType;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.eventbus.EventBus;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
@@ -84,7 +86,8 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     toResume.clear();
     fold = new Fold(config, types, store, progress);
     lagToolCommits = new LagToolCommits(clock, LAG_TOOL_COMMIT_INTERVAL);
-    publisher = new ChangePublisher(config, fold, store, clock, transactionalId, () -> consumer.groupMetadata());
+    publisher = new ChangePublisher(config, fold, store, clock, transactionalId, () -> consumer.groupMetadata(),
+        watch::reportPublished);
     changelog = new ChangelogReader(config, fold, store, progress, clock);
     KafkaConsumer<byte[], byte[]> opened = new KafkaConsumer<>(KafkaClients.foldConsumer(config.kafka().bootstrap(),
         config.app(), config.kafka().groupInstanceId(), config.fold().maxPollRecords(),
@@ -99,6 +102,7 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     // While a restore runs, the poll only keeps the node in the group: the restore slice is the wait.
     ConsumerRecords<byte[], byte[]> records = consumer.poll(changelog.restoring() ? Duration.ZERO : POLL);
     actOnPartitionChanges();
+    buildViews();
     // Nothing that can fail with a retriable error comes before the records are written: the
     // supervisor would retry the round, and the next poll would not return them again.
     StoreBatch batch = new StoreBatch();
@@ -119,7 +123,34 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     }
     commitForLagTools();
     reportLag();
+    reportPositions();
     changelog.keepStandbysWarm(standbysWanted.get(), consumer.assignment());
+  }
+
+  /**
+   * Tells those who wait for a position the consumer's position in their partitions, after the
+   * round's write: every record below it was polled and is in the store, and the markers and
+   * aborted records below it were passed over. Partitions paused (taken up, restoring) are not
+   * read from yet.
+   */
+  private void reportPositions() {
+    Set<TopicPartition> wanted = watch.positionsWanted();
+    if (wanted.isEmpty()) {
+      return;
+    }
+    Set<TopicPartition> assigned = consumer.assignment();
+    Set<TopicPartition> paused = consumer.paused();
+    Map<TopicPartition, Long> positions = new HashMap<>();
+    for (TopicPartition partition : wanted) {
+      if (assigned.contains(partition) && !paused.contains(partition)) {
+        try {
+          positions.put(partition, consumer.position(partition, Duration.ZERO));
+        } catch (org.apache.kafka.common.errors.TimeoutException e) {
+          // No position known yet (being reset): the next round reports it.
+        }
+      }
+    }
+    watch.reportPositions(positions);
   }
 
   private void foldAndPublish(ConsumerRecords<byte[], byte[]> records, StoreBatch batch) {
@@ -132,6 +163,17 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     if (!publisher.commitsOffsets()) {
       lagToolCommits.folded(result.nextOffsets());
     }
+  }
+
+  /**
+   * The steps of the views' builds from stored states due in the partitions the fold goes on with
+   * (see {@link ViewBuilds}): before the poll's records are folded, on this thread, so no change
+   * comes between; a partition taken up with no state completes its builds before its first event.
+   */
+  private void buildViews() {
+    Set<TopicPartition> folding = new LinkedHashSet<>(consumer.assignment());
+    folding.removeAll(consumer.paused());
+    fold.builds().step(folding).forEach(publisher::publish);
   }
 
   /** Publishes each applied change on the event bus, and tells those who wait for the fold. */
@@ -192,6 +234,7 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
       return;
     }
     publisher.resume(toResume);
+    reportViewVersionsComplete(toResume);
     for (TopicPartition partition : toResume) {
       OptionalLong next = store.nextOffset(partition.topic(), partition.partition());
       if (next.isPresent()) {
@@ -203,6 +246,26 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     consumer.resume(toResume);
     LOG.info("folding {}", toResume);
     toResume.clear();
+  }
+
+  /** For the partitions of views' rows taken up, the versions complete in them, as the store has them. */
+  private void reportViewVersionsComplete(Collection<TopicPartition> partitions) {
+    for (ViewType view : types.views()) {
+      for (TopicPartition partition : partitions) {
+        if (partition.topic().equals(config.eventsTopic(view.name()))) {
+          StoredEntity built = store.get(view.name(), ViewType.builtKey(partition.partition()));
+          progress.viewVersionsComplete(partition, built == null ? List.of() : view.complete(parse(built.state())));
+        }
+      }
+    }
+  }
+
+  private static com.fasterxml.jackson.databind.JsonNode parse(byte[] state) {
+    try {
+      return io.kfold.entity.Envelopes.parse(state);
+    } catch (java.io.IOException e) {
+      throw new IllegalStateException("a stored state is not JSON", e);
+    }
   }
 
   private void commitForLagTools() {

@@ -4,6 +4,7 @@ import org.apache.kafka.common.TopicPartition;
 
 import java.util.Collection;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -17,6 +18,10 @@ public final class FoldProgress {
 
   public final LongAdder applied = new LongAdder();
   public final LongAdder duplicates = new LongAdder();
+  /** Contributions applied to the rows of views (not counted in {@link #applied}, which counts events). */
+  public final LongAdder contributionsApplied = new LongAdder();
+  /** Contributions skipped as copies of ones their rows applied already. */
+  public final LongAdder contributionsSkipped = new LongAdder();
   public final LongAdder conflicts = new LongAdder();
   public final LongAdder deadLettered = new LongAdder();
   public final LongAdder batches = new LongAdder();
@@ -36,6 +41,18 @@ public final class FoldProgress {
   private volatile Set<TopicPartition> standbys = Set.of();
   /** Changelog partitions kept warm whose copy has been read to the end at least once since they were given. */
   private final Set<TopicPartition> standbysCaughtUp = ConcurrentHashMap.newKeySet();
+
+  /** Per partition of a view's rows this node folds, the versions complete in it (see ViewType). */
+  private final Map<TopicPartition, List<String>> viewVersionsComplete = new ConcurrentHashMap<>();
+
+  void viewVersionsComplete(TopicPartition partition, List<io.kfold.view.ViewVersion> versions) {
+    viewVersionsComplete.put(partition, versions.stream().map(Object::toString).sorted().toList());
+  }
+
+  /** Per partition of a view's rows this node folds, the versions complete in it. */
+  public Map<TopicPartition, List<String>> viewVersionsComplete() {
+    return Map.copyOf(viewVersionsComplete);
+  }
 
   void restoring(TopicPartition partition, long done, long total) {
     restoring.put(partition, new long[] {done, total});
@@ -111,6 +128,7 @@ public final class FoldProgress {
   void revoked(Collection<TopicPartition> partitions) {
     assigned = false;  // until the group's next assignment is taken up
     currentPartitions.removeAll(partitions);
+    partitions.forEach(viewVersionsComplete::remove);
     Map<TopicPartition, Long> left = new HashMap<>(lag);
     partitions.forEach(left::remove);
     lag = Map.copyOf(left);
@@ -125,6 +143,7 @@ public final class FoldProgress {
     restoring.clear();
     standbys = Set.of();
     standbysCaughtUp.clear();
+    viewVersionsComplete.clear();
   }
 
   /** Records not yet folded in each assigned partition; -1 where not known yet. */

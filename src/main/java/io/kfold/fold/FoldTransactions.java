@@ -79,11 +79,12 @@ final class FoldTransactions implements AutoCloseable {
   /**
    * Commits the open transaction, with the folded offsets committed for the group in it. Throws when
    * the group or another producer fenced this node, or the transaction failed otherwise; its records
-   * are then never read.
+   * are then never read. Answers, per source partition, the outbox offset the commit published up
+   * to (empty when no transaction was open).
    */
-  void commit() {
+  Map<TopicPartition, Long> commit() {
     if (!open) {
-      return;
+      return Map.of();
     }
     try {
       if (!offsets.isEmpty()) {
@@ -101,7 +102,9 @@ final class FoldTransactions implements AutoCloseable {
     open = false;
     offsets.clear();
     inTransaction.forEach((source, next) -> committed.merge(source, next, Math::max));
+    Map<TopicPartition, Long> published = Map.copyOf(inTransaction);
     inTransaction.clear();
+    return published;
   }
 
   /** Adds to {@code batch} the outbox clears of what committed transactions published. */

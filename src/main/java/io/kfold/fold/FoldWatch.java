@@ -13,6 +13,7 @@ import org.apache.kafka.common.TopicPartition;
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 
@@ -32,6 +33,10 @@ public final class FoldWatch {
   private final Map<String, List<VersionWaiter>> byEntity = new ConcurrentHashMap<>();
   private final Map<String, List<ChangeListener>> listeners = new ConcurrentHashMap<>();
   private final Map<TopicPartition, List<OffsetWaiter>> byPartition = new ConcurrentHashMap<>();
+  /** Per source partition, the offset below which everything the fold wrote for it is published. */
+  private final Map<TopicPartition, Long> published = new ConcurrentHashMap<>();
+  private final Map<TopicPartition, List<OffsetWaiter>> byPublished = new ConcurrentHashMap<>();
+  private final Map<TopicPartition, List<OffsetWaiter>> byPosition = new ConcurrentHashMap<>();
 
   public FoldWatch(Vertx vertx, EntityStore store) {
     this.vertx = vertx;
@@ -120,6 +125,89 @@ public final class FoldWatch {
   }
 
   /**
+   * Completes once everything this node's fold wrote for the records of {@code partition} up to
+   * {@code offset} included is published: their changes, dead letters and view contributions are
+   * in the topics (committed, with transactions), where readers of those topics find them. Only
+   * the node that folds the partition learns this; elsewhere the wait runs out.
+   */
+  public Future<Void> awaitPublished(TopicPartition partition, long offset, long timeoutMs) {
+    Waiter<Void> waiter = register(byPublished, partition, offset, timeoutMs, "the fold of " + partition
+        + " did not publish what the records up to offset " + offset + " brought within " + timeoutMs + " ms");
+    // Reported before the waiter was registered: the map holds it (set before the waiters are looked at).
+    Long next = published.get(partition);
+    if (next != null && next > offset) {
+      removeWaiter(byPublished, partition, waiter);
+      waiter.complete(null);
+    }
+    return waiter.promise.future();
+  }
+
+  /**
+   * Completes once the fold's consumer has read {@code partition} up to {@code end} and written to
+   * the store every record below it: records, and the transaction markers and aborted records it
+   * passes over, so it can wait for a log end offset.
+   */
+  public Future<Void> awaitPosition(TopicPartition partition, long end, long timeoutMs) {
+    Waiter<Void> waiter = register(byPosition, partition, end - 1, timeoutMs, "the fold of " + partition
+        + " did not read up to offset " + end + " within " + timeoutMs + " ms");
+    // Every record below the store's offset is folded; the fold reports its position each round
+    // while someone waits, so a position reached before the waiter was registered is reported again.
+    vertx.executeBlocking(() -> store.nextOffset(partition.topic(), partition.partition()), false).onComplete(read -> {
+      if (read.failed()) {
+        removeWaiter(byPosition, partition, waiter);
+        waiter.cancelTimer();
+        waiter.promise.tryFail(read.cause());
+      } else if (end <= 0 || read.result().isPresent() && read.result().getAsLong() >= end) {
+        removeWaiter(byPosition, partition, waiter);
+        waiter.complete(null);
+      }
+    });
+    return waiter.promise.future();
+  }
+
+  /** The partitions whose fold position someone waits for: the fold reports them after each round. */
+  Set<TopicPartition> positionsWanted() {
+    return byPosition.keySet();
+  }
+
+  private Waiter<Void> register(Map<TopicPartition, List<OffsetWaiter>> waiters, TopicPartition partition,
+                                long offset, long timeoutMs, String timeoutMessage) {
+    OffsetWaiter waiter = new OffsetWaiter(offset, new Waiter<>(vertx.getOrCreateContext()));
+    waiters.compute(partition, (k, list) -> {
+      List<OffsetWaiter> partitionWaiters = list == null ? new CopyOnWriteArrayList<>() : list;
+      partitionWaiters.add(waiter);
+      return partitionWaiters;
+    });
+    waiter.waiter.timeout(timeoutMs, timeoutMessage, () -> removeWaiter(waiters, partition, waiter.waiter));
+    return waiter.waiter;
+  }
+
+  private static void removeWaiter(Map<TopicPartition, List<OffsetWaiter>> waiters, TopicPartition partition,
+                                   Waiter<Void> waiter) {
+    waiters.computeIfPresent(partition, (k, list) -> {
+      list.removeIf(w -> w.waiter == waiter);
+      return list.isEmpty() ? null : list;
+    });
+  }
+
+  /** Completes the waiters of each partition whose offset lies below its next offset. */
+  private static void passed(Map<TopicPartition, List<OffsetWaiter>> waiters, Map<TopicPartition, Long> nextOffsets) {
+    nextOffsets.forEach((partition, next) -> {
+      List<OffsetWaiter> partitionWaiters = waiters.get(partition);
+      if (partitionWaiters == null) {
+        return;
+      }
+      for (OffsetWaiter waiter : partitionWaiters) {
+        if (next > waiter.offset) {
+          partitionWaiters.remove(waiter);
+          waiter.waiter.complete(null);
+        }
+      }
+      waiters.computeIfPresent(partition, (k, list) -> list.isEmpty() ? null : list);
+    });
+  }
+
+  /**
    * Calls {@code onChange} with every change of the entity the fold applies from now on (the JSON
    * of a change record: id, event, state), in order, on the caller's context, until the returned
    * action is run.
@@ -141,6 +229,20 @@ public final class FoldWatch {
   /** True when nobody waits or listens, so the fold can skip reporting. */
   boolean idle() {
     return byEventId.isEmpty() && byEntity.isEmpty() && listeners.isEmpty() && byPartition.isEmpty();
+  }
+
+  /**
+   * Called by the fold's publisher when what it wrote for the records of each partition below the
+   * given offset is published. Kept (it stays true) for waiters that come later.
+   */
+  void reportPublished(Map<TopicPartition, Long> nextOffsets) {
+    nextOffsets.forEach((partition, next) -> published.merge(partition, next, Math::max));
+    passed(byPublished, nextOffsets);
+  }
+
+  /** Called by the fold after a round's write: its consumer's position in partitions someone waits for. */
+  void reportPositions(Map<TopicPartition, Long> positions) {
+    passed(byPosition, positions);
   }
 
   /** Called by the fold after the write that holds a poll's records: the next offset of each partition folded. */

@@ -1,11 +1,16 @@
 package io.kfold.http;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kfold.entity.EntityIds;
 import io.kfold.entity.EntityTypes;
 import io.kfold.entity.Envelopes;
 import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldWatch;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoredEntity;
+import io.kfold.view.ViewType;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerResponse;
@@ -85,8 +90,23 @@ final class ChangeStream {
   }
 
   void handle(RoutingContext ctx) {
-    String type = types.get(ctx.pathParam("type")).name();
-    String key = HttpApiVerticle.entityId(ctx);
+    handle(ctx, types.get(ctx.pathParam("type")).name(), HttpApiVerticle.entityId(ctx), null);
+  }
+
+  /**
+   * {@code GET /v1/_views/{view}/{key}/changes}: the row's answers {@code {key, row, entities}} as
+   * {@code event: row}, its current one first, then its new one after each fold batch that changed
+   * it (the contributions a batch applies to a row come as one answer; {@code row} null and
+   * {@code entities} 0 once no entity is left). Each event's {@code id} is the
+   * row's version; a row keeps no history, so a client that reconnects behind the row gets its
+   * current answer, and nothing while it is not behind.
+   */
+  void handleRow(RoutingContext ctx) {
+    ViewType view = types.view(ctx.pathParam("view"));
+    handle(ctx, view.name(), EntityIds.check(ctx.pathParam("key")), view);
+  }
+
+  private void handle(RoutingContext ctx, String type, String key, ViewType view) {
     OptionalLong lastEventId = lastEventId(ctx);
     HttpServerResponse response = ctx.response();
     response.setChunked(true)
@@ -94,7 +114,7 @@ final class ChangeStream {
         .putHeader("cache-control", "no-cache");
     // The head goes at once: a client that missed nothing may hear nothing else for a while.
     response.writeHead();
-    Stream stream = new Stream(type, key, response);
+    Stream stream = new Stream(type, key, response, view);
     // Listen before reading the store, so that no change falls between the two.
     Runnable stopListening = watch.listen(type, key, stream::live);
     long keepalive = vertx.setPeriodic(KEEPALIVE_MS, id -> stream.keepalive());
@@ -150,11 +170,14 @@ final class ChangeStream {
     /** Bytes held for this client: unflushed, queued and early. */
     private long held;
     private boolean reading;
+    /** The view of a row's stream; null for an entity's. */
+    private final ViewType view;
 
-    Stream(String type, String key, HttpServerResponse response) {
+    Stream(String type, String key, HttpServerResponse response, ViewType view) {
       this.type = type;
       this.key = key;
       this.response = response;
+      this.view = view;
     }
 
     /** A new stream: the current state first. */
@@ -166,7 +189,7 @@ final class ChangeStream {
         enqueue(Buffer.buffer(": no events yet\n\n"), false);
       } else {
         sent = stored.version();
-        enqueue(stateFrame(key, stored), false);
+        enqueue(stateFrame(stored), false);
       }
       goLive();
     }
@@ -193,10 +216,11 @@ final class ChangeStream {
         hold(change.length());
         return;
       }
-      long version = HttpApiVerticle.parse(change.getBytes()).path("event").path("version").asLong();
+      JsonNode record = HttpApiVerticle.parse(change.getBytes());
+      long version = record.path("event").path("version").asLong();
       if (version > sent) {
         sent = version;
-        enqueue(changeFrame(version, change), true);
+        enqueue(view == null ? changeFrame(version, change) : rowFrame(version, record.get("state")), true);
       }
     }
 
@@ -255,6 +279,9 @@ final class ChangeStream {
       if (current <= after) {
         return new Page(List.of(), after, current);
       }
+      if (view != null) {
+        return new Page(List.of(stateFrame(stored)), current, current);  // a row keeps no history
+      }
       List<byte[]> events = store.history(type, key, after + 1, (int) Math.min(PAGE_EVENTS, current - after));
       List<Buffer> frames = new ArrayList<>();
       long version = after;
@@ -276,9 +303,26 @@ final class ChangeStream {
       if (frames.isEmpty()) {
         LOG.info("the history of {} '{}' lacks version {}: its change stream starts over from the state", type, key,
             after + 1);
-        return new Page(List.of(stateFrame(key, stored)), current, current);
+        return new Page(List.of(stateFrame(stored)), current, current);
       }
       return new Page(frames, version, current);
+    }
+
+    /** The frame of the stored entity: its state, or the row's answer. */
+    private Buffer stateFrame(StoredEntity stored) {
+      return view == null ? ChangeStream.stateFrame(key, stored) : rowFrame(stored.version(), parseState(stored));
+    }
+
+    /** {@code event: row} with the row's answer in {@code state}. */
+    private Buffer rowFrame(long version, JsonNode state) {
+      if (view.answering() == null) {
+        return Buffer.buffer(": the view is being built\n\n");  // no version answers yet: nothing to say of the row
+      }
+      ObjectNode answer = view.answer(key, state);
+      if (answer == null) {
+        answer = JsonNodeFactory.instance.objectNode().put("key", key).putNull("row").put("entities", 0);
+      }
+      return frame("row", version, Buffer.buffer(Envelopes.toBytes(answer)));
     }
 
     /** Caught up: the changes that came meanwhile, past what was sent, then each as it comes. */
@@ -366,6 +410,10 @@ final class ChangeStream {
       earlyBytes = 0;
       hold(-waiting);
     }
+  }
+
+  private static JsonNode parseState(StoredEntity stored) {
+    return HttpApiVerticle.parse(stored.state());
   }
 
   private static Buffer stateFrame(String key, StoredEntity stored) {

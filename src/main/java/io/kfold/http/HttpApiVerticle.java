@@ -10,21 +10,26 @@ import io.kfold.cluster.ClusterQueries;
 import io.kfold.cluster.Forwarder;
 import io.kfold.cluster.NodeDirectory;
 import io.kfold.cluster.Ownership;
+import io.kfold.cluster.ViewPositions;
 import io.kfold.command.EntityWriter.Options;
 import io.kfold.command.EntityWriter.Written;
 import io.kfold.entity.Command;
 import io.kfold.entity.NewEvent;
 import io.kfold.entity.EntityIds;
+import io.kfold.entity.EntityType;
 import io.kfold.entity.EntityTypes;
 import io.kfold.entity.Envelopes;
 import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldProgress;
 import io.kfold.fold.FoldWatch;
 import io.kfold.log.KafkaClients;
+import io.kfold.query.Position;
 import io.kfold.query.LocalQueries;
 import io.kfold.log.Supervisor;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoredEntity;
+import io.kfold.view.ViewType;
+import io.kfold.view.ViewVersion;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.DeliveryOptions;
@@ -73,6 +78,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private final Ownership ownership;
   private Forwarder forwarder;
   private ClusterQueries queries;
+  private ViewPositions viewPositions;
   private StateReads stateReads;
   private ChangeStream changeStreams;
   private Admin admin;
@@ -108,6 +114,7 @@ public final class HttpApiVerticle extends VerticleBase {
   public Future<?> start() {
     forwarder = new Forwarder(vertx, config, ownership, directory);
     queries = new ClusterQueries(vertx, config, ownership, directory, new LocalQueries(store), watch);
+    viewPositions = new ViewPositions(vertx, config, ownership, forwarder, watch);
     stateReads = new StateReads(context, store);
     changeStreams = new ChangeStream(vertx, types, store, watch, config.http().streamMaxPendingBytes());
     return vertx.executeBlocking(() -> {
@@ -128,6 +135,7 @@ public final class HttpApiVerticle extends VerticleBase {
     forwarder.close();
     queries.close();
     return (server == null ? Future.succeededFuture() : server.close())
+        .eventually(viewPositions::close)
         .eventually(() -> vertx.executeBlocking(() -> {
           if (admin != null) {
             admin.close();
@@ -139,10 +147,20 @@ public final class HttpApiVerticle extends VerticleBase {
   private Router router() {
     Router router = Router.router(vertx);
     BodyHandler body = BodyHandler.create(false).setBodyLimit(config.http().maxBodyBytes());
-    // The most frequent request first: the router tries routes in order, most by a regex match. No
-    // other route's path is two segments after /v1.
+    // The most frequent request (an entity's GET) nearly first: the router tries routes in order,
+    // most by a regex match. The other routes whose path is two segments after /v1, a list of a
+    // view's rows and a position, must come before it, or the entity's route would take them.
+    router.get("/v1/_views/:view").handler(this::listRows);
+    router.get("/v1/_positions/:position").handler(this::answeredHere).handler(this::published);
     router.get("/v1/:type/:id").handler(this::answeredHere).handler(this::staleIfAsked).handler(this::forwardIfElsewhere)
         .handler(this::getState);
+    // A view's rows are the entities of its folded type: read, forwarded and read stale like entities.
+    router.get("/v1/_views/:view/:key").handler(this::answeredHere).handler(this::staleRowIfAsked)
+        .handler(this::forwardRowIfElsewhere).handler(this::getRow);
+    router.get("/v1/_views/:view/:key/changes").handler(this::answeredHere).handler(this::forwardRowStreamIfElsewhere)
+        .handler(changeStreams::handleRow);
+    router.get("/v1/_views").handler(this::listViews);
+    router.post("/v1/_views/:view/rebuild").handler(this::rebuildView);
     router.get("/v1/_cluster").handler(this::cluster);
     router.get("/v1/_effects").handler(this::effectStatus);
     router.get("/v1/_effects/:worker/parked").handler(ctx -> effectAdmin(ctx, "parked"));
@@ -352,6 +370,175 @@ public final class HttpApiVerticle extends VerticleBase {
     }).onFailure(ctx::fail);
   }
 
+  /** {@code ?stale=true} for a view's row: as {@link #staleIfAsked} for an entity. */
+  private void staleRowIfAsked(RoutingContext ctx) {
+    ViewType view = types.view(ctx.pathParam("view"));
+    String key = rowKey(ctx);
+    // A copy cannot wait for a position: the node that folds the row answers a minPosition.
+    if (!"true".equals(ctx.request().getParam("stale")) || ctx.request().getParam("minPosition") != null
+        || ownership.owns(view.name(), key)) {
+      ctx.next();
+      return;
+    }
+    stateReads.get(view.name(), key).onSuccess(stored -> {
+      if (stored == null) {
+        ctx.next();
+      } else {
+        ctx.response().putHeader("Kfold-Stale", "true");
+        sendRow(ctx, view, key, stored);
+      }
+    }).onFailure(ctx::fail);
+  }
+
+  private void forwardRowIfElsewhere(RoutingContext ctx) {
+    if (!forwarder.forward(ctx, types.view(ctx.pathParam("view")).name(), rowKey(ctx))) {
+      ctx.next();
+    }
+  }
+
+  private void forwardRowStreamIfElsewhere(RoutingContext ctx) {
+    if (!forwarder.forwardStream(ctx, types.view(ctx.pathParam("view")).name(), rowKey(ctx))) {
+      ctx.next();
+    }
+  }
+
+  /**
+   * A row, read on the node that folds it; with {@code ?minPosition=}, once it holds every
+   * contribution of the writes up to that position (see {@link ViewPositions}), 504 after {@code timeoutMs}.
+   */
+  private void getRow(RoutingContext ctx) {
+    ViewType view = types.view(ctx.pathParam("view"));
+    String key = rowKey(ctx);
+    String token = ctx.request().getParam("minPosition");
+    long timeoutMs = longParam(ctx, "timeoutMs", 5000, 0, config.http().maxWaitMs());
+    Future<Void> applied = token == null ? Future.succeededFuture()
+        : viewPositions.awaitApplied(viewPositions.position(view, token), List.of(viewPositions.rowPartition(view, key)),
+            timeoutMs);
+    applied.compose(v -> stateReads.get(view.name(), key)).onSuccess(stored -> sendRow(ctx, view, key, stored))
+        .onFailure(ctx::fail);
+  }
+
+  /**
+   * {@code GET /v1/_positions/{position}}: answers once everything the writes up to the position
+   * brought (changes, view contributions) is published, as the node that folds its partition
+   * tells (asked when it is another); 504 after {@code timeoutMs}.
+   */
+  private void published(RoutingContext ctx) {
+    String token = ctx.pathParam("position");
+    Position position = viewPositions.position(token, types.all().stream().map(EntityType::name).toList());
+    long timeoutMs = longParam(ctx, "timeoutMs", 5000, 0, config.http().maxWaitMs());
+    viewPositions.awaitPublished(position, timeoutMs, ctx.request().getHeader(Forwarder.FORWARDED_BY) != null)
+        .onSuccess(v -> sendJson(ctx, JsonNodeFactory.instance.objectNode().put("position", token)
+            .put("published", true), -1))
+        .onFailure(ctx::fail);
+  }
+
+  /**
+   * {@code {key, row, entities}}. A row whose entities all left is kept in the store (its marks of
+   * what it applied must stay) but reads as absent.
+   */
+  private static void sendRow(RoutingContext ctx, ViewType view, String key, StoredEntity stored) {
+    ObjectNode body;
+    try {
+      body = view.answer(key, stored);
+    } catch (KfoldException e) {
+      ctx.fail(e);  // no version of the view answers yet
+      return;
+    }
+    if (body == null) {
+      ctx.fail(KfoldException.notFound("view '" + view.definition().name() + "' has no row '" + key + "'"));
+      return;
+    }
+    sendJson(ctx, body, -1);
+  }
+
+  /**
+   * {@code GET /v1/_views/{view}?limit=&after=&prefix=}: the view's rows in key order, over every
+   * partition, as a query of every entity of its folded type (see {@link ClusterQueries}), rows
+   * without entities passed over. Another node asking for some partitions gets the page as a query's.
+   */
+  private void listRows(RoutingContext ctx) {
+    ViewType view = types.view(ctx.pathParam("view"));
+    Map<String, List<String>> parameters = new LinkedHashMap<>();
+    ctx.queryParams().names().forEach(name -> parameters.put(name, ctx.queryParams().getAll(name)));
+    ClusterQueries.Request request = queries.rowsRequest(view.name(), parameters, view::hasEntities,
+        (token, timeoutMs) -> {
+          Position position = viewPositions.position(view, token);
+          return partitions -> viewPositions.awaitApplied(position, partitions, timeoutMs);
+        });
+    String asked = ctx.request().getHeader(ClusterQueries.PARTITIONS);
+    (asked == null ? queries.run(request) : queries.runAsked(request, asked))
+        .onSuccess(answer -> {
+          if (answer.stale()) {
+            ctx.response().putHeader(ClusterQueries.STALE, "true");
+          }
+          try {
+            sendJson(ctx, asked != null ? Buffer.buffer(answer.page().toJson(true)) : rowsJson(view, answer.page()), -1);
+          } catch (KfoldException e) {
+            ctx.fail(e);  // no version of the view answers yet
+          }
+        })
+        .onFailure(ctx::fail);
+  }
+
+  /** {@code {"items": [{key, row, entities}…], "next"}}. */
+  private static Buffer rowsJson(ViewType view, LocalQueries.Page page) {
+    ObjectNode body = JsonNodeFactory.instance.objectNode();
+    var items = body.putArray("items");
+    for (LocalQueries.Item item : page.items()) {
+      items.add(view.answer(item.key(), new StoredEntity(item.version(), 0, null, item.state())));
+    }
+    body.put("next", page.next());
+    return Buffer.buffer(Envelopes.toBytes(body));
+  }
+
+  /**
+   * The views this node keeps: what they are from, their fingerprints, the version reads answer
+   * from and the one being built (the same once it is live), in how many partitions of the rows
+   * the target is complete, and the contributions not yet folded in the partitions this node folds.
+   */
+  private void listViews(RoutingContext ctx) {
+    ObjectNode body = JsonNodeFactory.instance.objectNode();
+    var list = body.putArray("views");
+    Map<org.apache.kafka.common.TopicPartition, Long> lag = progress.lag();
+    for (ViewType view : types.views()) {
+      ObjectNode item = list.addObject().put("name", view.definition().name());
+      view.definition().from().forEach(item.putArray("from")::add);
+      ViewVersion answering = view.answering();
+      ViewVersion target = view.target();
+      item.put("fingerprint", view.definition().fingerprint())
+          .put("version", answering == null ? null : answering.toString())
+          .put("target", target.toString())
+          .put("state", target.equals(answering) ? "live" : "building")
+          .put("partitionsBuilt", directory.partitionsComplete(view, target))
+          .put("partitions", config.kafka().partitions())
+          .put("lag", lag.entrySet().stream().filter(e -> e.getKey().topic().equals(config.eventsTopic(view.name())))
+              .mapToLong(e -> Math.max(0, e.getValue())).sum());
+    }
+    sendJson(ctx, body, -1);
+  }
+
+  /**
+   * {@code POST /v1/_views/{view}/rebuild}: every node builds the view's next generation from its
+   * stored states while the current version answers; reads switch once it is complete everywhere.
+   */
+  private void rebuildView(RoutingContext ctx) {
+    ViewType view = types.view(ctx.pathParam("view"));
+    vertx.executeBlocking(() -> directory.requestRebuild(view), false).onSuccess(target -> {
+      ObjectNode body = JsonNodeFactory.instance.objectNode().put("name", view.definition().name());
+      ViewVersion answering = view.answering();
+      body.put("version", answering == null ? null : answering.toString()).put("target", target.toString())
+          .put("state", target.equals(answering) ? "live" : "building");
+      ctx.response().setStatusCode(202);
+      sendJson(ctx, body, -1);
+    }).onFailure(e -> ctx.fail(KfoldException.unavailable("asking the nodes to rebuild view '"
+        + view.definition().name() + "' failed: " + e.getMessage())));
+  }
+
+  private static String rowKey(RoutingContext ctx) {
+    return EntityIds.check(ctx.pathParam("key"));
+  }
+
   static byte[] quoted(String text) {
     byte[] inner = JsonStringEncoder.getInstance().quoteAsUTF8(text);
     byte[] quoted = new byte[inner.length + 2];
@@ -426,6 +613,10 @@ public final class HttpApiVerticle extends VerticleBase {
     StringBuilder text = new StringBuilder();
     counter(text, "kfold_fold_events_applied_total", "Events applied to entity states.", progress.applied.sum());
     counter(text, "kfold_fold_events_duplicate_total", "Events skipped as duplicates.", progress.duplicates.sum());
+    counter(text, "kfold_view_contributions_applied_total", "Contributions applied to the rows of views.",
+        progress.contributionsApplied.sum());
+    counter(text, "kfold_view_contributions_skipped_total", "Contributions skipped: their rows had them already.",
+        progress.contributionsSkipped.sum());
     counter(text, "kfold_fold_events_conflict_total", "Events rejected by the version check.", progress.conflicts.sum());
     counter(text, "kfold_fold_records_dead_lettered_total", "Records sent to a dead-letter topic.", progress.deadLettered.sum());
     counter(text, "kfold_fold_batches_total", "Polls folded and written.", progress.batches.sum());

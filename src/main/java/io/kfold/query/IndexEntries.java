@@ -39,8 +39,12 @@ public final class IndexEntries {
 
   private final Map<String, List<IndexDefinition>> byType = new HashMap<>();
 
+  /** The folded types (the user's and the views'): the entities listed in {@link EntityStore#ALL_ENTITIES}. */
+  private final java.util.Set<String> listed = new java.util.HashSet<>();
+
   public IndexEntries(EntityTypes types) {
     types.all().forEach(type -> byType.put(type.name(), types.indexes(type.name())));
+    types.folded().forEach(type -> listed.add(type.name()));
   }
 
   /**
@@ -48,6 +52,9 @@ public final class IndexEntries {
    * {@code after}; null for no entity (before its first event).
    */
   public void changed(StoreBatch batch, String type, String key, JsonNode before, JsonNode after) {
+    if (!listed.contains(type)) {
+      return;  // the fold's own bookkeeping (the views' builds): no entity to list
+    }
     if (before == null && after != null) {
       batch.putIndexEntry(type, EntityStore.ALL_ENTITIES, NO_VALUE, key);
     } else if (before != null && after == null) {

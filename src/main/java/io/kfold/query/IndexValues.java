@@ -128,8 +128,9 @@ public final class IndexValues {
   /**
    * The node at {@code pointer}, or null. A merge type's state keeps members it did not change as
    * their JSON text (a {@code POJONode} holding a {@link RawValue}); those met on the way are parsed.
+   * Views read their keys and values through it too.
    */
-  static JsonNode at(JsonNode state, JsonPointer pointer) {
+  public static JsonNode at(JsonNode state, JsonPointer pointer) {
     JsonNode node = plain(state);
     for (JsonPointer rest = pointer; !rest.matches(); rest = rest.tail()) {
       if (node == null) {

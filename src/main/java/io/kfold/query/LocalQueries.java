@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.entity.Envelopes;
 import io.kfold.store.EntityStore;
 import io.kfold.store.IndexScan;
+import io.kfold.store.StoredEntity;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -128,6 +129,17 @@ public final class LocalQueries {
    * failover or left from before a rebalance). Fails with 503 while the scanned index is being built.
    */
   public Page run(Query query, Predicate<String> holds) {
+    return run(query, holds, null, entity -> true);
+  }
+
+  /**
+   * As {@link #run(Query, Predicate)}, for a list of every entity ({@code query} scans none) whose
+   * key starts with {@code keyPrefix} (null: any) and whose stored entity {@code answers} accepts:
+   * the scan ends at the first key past the prefix's keys, and an entity that does not answer is
+   * passed over like one of another partition, so each page still holds {@code limit} entities
+   * that answer when so many follow, and a cursor only when one more does.
+   */
+  public Page run(Query query, Predicate<String> holds, String keyPrefix, Predicate<StoredEntity> answers) {
     // Only the scanned index's entries must be complete: the other conditions are checked on the states.
     IndexBuilds.requireBuilt(store, query.type(), query.scannedIndex());
     Query.Condition scanned = query.scanned();
@@ -138,12 +150,20 @@ public final class LocalQueries {
     int chunk = query.limit() + 1;  // one more than a page: whether another page follows
     List<Item> items = new ArrayList<>(chunk);
     IndexScan.Position position = query.after();
-    while (items.size() < chunk) {
+    boolean pastPrefix = false;
+    while (items.size() < chunk && !pastPrefix) {
       List<IndexScan.Entry> entries = store.scanIndex(new IndexScan(query.type(), query.scannedIndex(),
           scanned == null ? null : scanned.from(), scanned == null ? null : scanned.to(), position, chunk, withStates));
       for (IndexScan.Entry entry : entries) {
         position = entry.position();
-        if (holds.test(entry.key()) && (!withStates || matches(query, entry))) {
+        if (keyPrefix != null && !entry.key().startsWith(keyPrefix)) {
+          if (entry.key().compareTo(keyPrefix) > 0) {
+            pastPrefix = true;  // keys come in order: none after this one starts with the prefix
+            break;
+          }
+          continue;
+        }
+        if (holds.test(entry.key()) && (!withStates || matches(query, entry)) && answers.test(entry.entity())) {
           items.add(new Item(entry.key(), withStates ? entry.entity().version() : 0,
               query.keysOnly() ? null : entry.entity().state(), entry.position()));
           if (items.size() == chunk) {

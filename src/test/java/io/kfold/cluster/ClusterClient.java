@@ -46,7 +46,7 @@ final class ClusterClient {
   private static final Logger LOG = LoggerFactory.getLogger(ClusterClient.class);
 
   /** Partitions of all events topics together: three entity types of four partitions each. */
-  static final int ALL_PARTITIONS = 12;
+  static final int ALL_PARTITIONS = TestNodes.SHIPPED_PARTITIONS;
   /** Partitions of each events topic. */
   static final int PARTITIONS_PER_TYPE = 4;
 

@@ -55,7 +55,7 @@ class OwnershipTest {
     WebClient client = WebClient.create(vertx);
     HttpClient http = vertx.createHttpClient();
     try {
-      await("two nodes share the 12 partitions and know it", () -> splitAndKnown(client, a, b));
+      await("two nodes share the partitions and know it", () -> splitAndKnown(client, a, b));
       List<KfoldNode> nodes = List.of(a, b);
       Map<KfoldNode, String> names = Map.of(a, nodeName(client, a), b, nodeName(client, b));
       Ownership ofA = new Ownership(first, Map.of("orders", 4), a.progress());
@@ -154,7 +154,7 @@ class OwnershipTest {
     KfoldNode b = KfoldNode.start(vertx, second).await(60, TimeUnit.SECONDS);
     WebClient client = WebClient.create(vertx);
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
-      await("two nodes share the 12 partitions and know it", () -> splitAndKnown(client, a, b));
+      await("two nodes share the partitions and know it", () -> splitAndKnown(client, a, b));
       String nameOfA = nodeName(client, a);
       String nameOfB = nodeName(client, b);
       Ownership ofA = new Ownership(first, Map.of("orders", 4), a.progress());
@@ -203,17 +203,17 @@ class OwnershipTest {
     }
   }
 
-  /** Both nodes fold some partitions, all 12 together, and each node's directory shows both claims. */
+  /** Both nodes fold some partitions, all of them together, and each node's directory shows both claims. */
   private static boolean splitAndKnown(WebClient client, KfoldNode a, KfoldNode b) throws Exception {
     if (!a.progress().caughtUp() || !b.progress().caughtUp() || a.progress().lag().isEmpty() || b.progress().lag().isEmpty()
-        || a.progress().lag().size() + b.progress().lag().size() != 12) {
+        || a.progress().lag().size() + b.progress().lag().size() != TestNodes.SHIPPED_PARTITIONS) {
       return false;
     }
     for (KfoldNode node : List.of(a, b)) {
       JsonNode cluster = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_cluster", null, Map.of()).body();
       Set<String> claimed = new HashSet<>();
       cluster.path("nodes").forEach(n -> n.path("partitions").forEach(p -> claimed.add(p.asText())));
-      if (cluster.path("nodes").size() != 2 || claimed.size() != 12) {
+      if (cluster.path("nodes").size() != 2 || claimed.size() != TestNodes.SHIPPED_PARTITIONS) {
         return false;
       }
     }

@@ -187,10 +187,10 @@ class EventBusApiTest {
     return ((ReplyException) failure).failureCode();
   }
 
-  /** Both nodes fold some of the 12 partitions, all together, and A's directory shows B's claim. */
+  /** Both nodes fold some of the partitions, all together, and A's directory shows B's claim. */
   private static boolean splitAndKnownBy(WebClient client, KfoldNode a, KfoldNode b) throws Exception {
     if (!a.progress().caughtUp() || !b.progress().caughtUp() || a.progress().lag().isEmpty() || b.progress().lag().isEmpty()
-        || a.progress().lag().size() + b.progress().lag().size() != 12) {
+        || a.progress().lag().size() + b.progress().lag().size() != TestNodes.SHIPPED_PARTITIONS) {
       return false;
     }
     JsonNode nodes = TestNodes.call(client, HttpMethod.GET, a.httpPort(), "/v1/_cluster", null, Map.of()).body().path("nodes");
@@ -198,6 +198,6 @@ class EventBusApiTest {
     for (JsonNode node : nodes) {
       claimed += node.path("partitions").size();
     }
-    return nodes.size() == 2 && claimed == 12;
+    return nodes.size() == 2 && claimed == TestNodes.SHIPPED_PARTITIONS;
   }
 }

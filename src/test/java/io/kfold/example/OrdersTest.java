@@ -174,4 +174,23 @@ class OrdersTest {
     orders.apply(state, new Envelope("x", "OrderPaid", "orders", "o1", 2, "t", json("{\"amount\":25.99}"), null));
     assertThat(state).isEqualTo(before);
   }
+
+  @Test
+  @DisplayName("placedAt is the OrderPlaced event's time, at a fixed width so that text order is time order")
+  void placedAtIsTheEventTime() {
+    JsonNode placed = json("{\"customerEmail\":\"ada@example.com\",\"items\":[],\"total\":1}");
+    for (String time : List.of("2026-11-28T10:15:30Z", "2026-11-28T10:15:30.5Z", "2026-11-28T10:15:30.123456Z",
+        "2026-11-28T10:15:30.123456789Z")) {
+      JsonNode state = orders.apply(orders.initialState(),
+          new Envelope("e1", "OrderPlaced", "orders", "o1", 1, time, placed, null));
+      assertThat(java.time.Instant.parse(state.path("placedAt").asText())).isEqualTo(java.time.Instant.parse(time));
+      assertThat(state.path("placedAt").asText()).hasSize("2026-11-28T10:15:30.000000000Z".length());
+      // Later events keep it.
+      state = orders.apply(state, new Envelope("e2", "OrderCommented", "orders", "o1", 2, "2027-01-01T00:00:00Z",
+          json("{\"text\":\"hi\"}"), null));
+      assertThat(java.time.Instant.parse(state.path("placedAt").asText())).isEqualTo(java.time.Instant.parse(time));
+    }
+    assertThat(orders.apply(orders.initialState(), new Envelope("e1", "OrderPlaced", "orders", "o1", 1, "yesterday",
+        placed, null)).path("placedAt").asText()).isEqualTo("yesterday");
+  }
 }

@@ -84,6 +84,7 @@ final class IndexModel {
     ObjectNode conf = (ObjectNode) yaml.readTree(Path.of("conf", "kfold.yaml").toFile());
     conf.set("types", yaml.readTree("[{name: items, fold: merge, indexes: " + indexes + "}]"));
     conf.putObject("effects");
+    conf.putArray("views");  // the shipped views read types this node does not have
     Path file = dir.resolve("kfold-test.yaml");
     Files.createDirectories(dir);
     yaml.writeValue(file.toFile(), conf);
