@@ -213,8 +213,7 @@ final class KfoldRun {
             throw new IllegalStateException("the restore folded " + progress.applied.sum() + " events again");
           }
         }
-        // With views, applied also counts the contributions the rows applied: the input is the measure.
-        long appliedAll = applied;
+        // The input is the measure (the completion may stop the clock once the rows are complete too).
         applied = events;
         long all = System.nanoTime();
         Map<String, Object> resources = meter.sample();
@@ -235,8 +234,9 @@ final class KfoldRun {
         double totalSeconds = (all - start) / 1e9;
         double steadySeconds = (all - first) / 1e9;
         result.put("events", applied);
-        if (appliedAll > events) {
-          result.put("contributionsApplied", appliedAll - events);
+        long contributions = progress.contributionsApplied.sum();
+        if (contributions > 0) {
+          result.put("contributionsApplied", contributions);
         }
         result.put("maxPollRecords", maxPollRecords);
         result.put("eventsPerSecond", Math.round(applied / totalSeconds));
