@@ -88,7 +88,7 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     lagToolCommits = new LagToolCommits(clock, LAG_TOOL_COMMIT_INTERVAL);
     publisher = new ChangePublisher(config, fold, store, clock, transactionalId, () -> consumer.groupMetadata());
     changelog = new ChangelogReader(config, fold, store, progress, clock);
-    KafkaConsumer<byte[], byte[]> opened = new KafkaConsumer<>(KafkaClients.foldConsumer(config.kafka().bootstrap(),
+    KafkaConsumer<byte[], byte[]> opened = new KafkaConsumer<>(KafkaClients.foldConsumer(config.kafka(),
         config.app(), config.kafka().groupInstanceId(), config.fold().maxPollRecords(),
         config.kafka().sessionTimeoutMs(), (int) maxPollInterval.toMillis()));
     consumer = opened;
