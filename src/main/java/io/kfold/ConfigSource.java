@@ -50,7 +50,7 @@ public final class ConfigSource {
   }
 
   /** Shown instead of a secret. */
-  public static final String MASK = "****";
+  public static final String MASK = "<masked>";
 
   private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory()
       .disable(YAMLGenerator.Feature.WRITE_DOC_START_MARKER).enable(YAMLGenerator.Feature.MINIMIZE_QUOTES));
@@ -102,12 +102,10 @@ public final class ConfigSource {
     }
     ObjectNode tree = fromJson(merged);
     List<String> problems = new ArrayList<>(ConfigKeys.unknownKeys(tree, KfoldConfig.KEYS));
-    if (problems.isEmpty()) {
-      try {
-        ConfigKeys.applyEnvironment(tree, KfoldConfig.KEYS, "KFOLD", env, KfoldConfig.NOT_KEYS);
-      } catch (IllegalArgumentException e) {
-        problems.add(e.getMessage().replaceFirst("^configuration: ", ""));
-      }
+    try {
+      ConfigKeys.applyEnvironment(tree, KfoldConfig.KEYS, "KFOLD", env, KfoldConfig.NOT_KEYS);
+    } catch (IllegalArgumentException e) {
+      problems.add(e.getMessage().replaceFirst("^configuration: ", ""));
     }
     Set<String> secretPaths = new HashSet<>();
     Set<String> secretValues = new HashSet<>();
