@@ -23,7 +23,7 @@ import java.util.TreeMap;
 public final class ConfigKeys {
 
   /** What may stand at a place of the configuration. */
-  public sealed interface Shape permits Value, Section, Named, Listed, Free, ByKind {}
+  public sealed interface Shape permits Value, Section, Named, Listed, Free, ByKind, Properties {}
 
   /** A scalar, or a list of scalars. */
   public record Value() implements Shape {}
@@ -47,7 +47,15 @@ public final class ConfigKeys {
   /** A section whose keys depend on the value of the sibling key {@code field}: a target's on its worker's kind. */
   public record ByKind(String field, Map<String, Section> byValue) implements Shape {}
 
+  /**
+   * Settings of another library by their own names ({@code sasl.mechanism}), each a value: the keys are
+   * that library's to check. A variable reaches any of them, its words joined by dots in lower case
+   * ({@code KFOLD_KAFKA_PROPERTIES_SASL_MECHANISM} → {@code sasl.mechanism}), as Kafka's images do.
+   */
+  public record Properties() implements Shape {}
+
   public static final Value VALUE = new Value();
+  public static final Properties PROPERTIES = new Properties();
   public static final Free FREE = new Free();
 
   /** A section of scalars. */
@@ -161,6 +169,12 @@ public final class ConfigKeys {
                               List<String> path, List<List<String>> found, List<String> lists) {
     if (shape instanceof Listed) {
       lists.add(String.join(".", path));
+    } else if (shape instanceof Properties) {
+      if (at < words.size()) {
+        List<String> property = new ArrayList<>(path);
+        property.add(String.join(".", words.subList(at, words.size())).toLowerCase(java.util.Locale.ROOT));
+        found.add(List.copyOf(property));
+      }
     } else if (shape instanceof Value) {
       if (at == words.size()) {
         found.add(List.copyOf(path));
@@ -199,6 +213,9 @@ public final class ConfigKeys {
                                 Map<String, String> out) {
     if (shape instanceof Value || (shape instanceof Free && !node.isContainerNode())) {
       out.put(name, path);
+    } else if (shape instanceof Properties && node.isObject()) {
+      node.fieldNames().forEachRemaining(key -> out.put(name + "_" + key.replace('.', '_').toUpperCase(java.util.Locale.ROOT),
+          join(path, key)));
     } else if (shape instanceof Free && node.isObject()) {
       node.fieldNames().forEachRemaining(key -> variables(FREE, node.path(key), node, name + "_" + snake(key),
           join(path, key), out));

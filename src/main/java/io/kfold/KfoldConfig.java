@@ -1,30 +1,27 @@
 package io.kfold;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.effects.EffectConfig;
 import io.kfold.entity.IndexDefinition;
+import io.kfold.log.KafkaClients;
 import io.kfold.view.ConfiguredView;
 
-import java.io.IOException;
-import java.io.InputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashSet;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.regex.Pattern;
 
 /**
- * The whole configuration of a node, built once from {@code conf/kfold.yaml} (or the file named by
- * {@code KFOLD_CONFIG}) and {@code KFOLD_*} environment variables, then passed through constructors.
+ * The whole configuration of a node, built once by {@link ConfigSource} from the bundled defaults, the file named by
+ * {@code KFOLD_CONFIG} and {@code KFOLD_*} environment variables, then passed through constructors.
  */
 public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Writes writes,
                           List<TypeConfig> types, List<EffectConfig> effects, List<ViewConfig> views) {
@@ -37,9 +34,17 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
   public record Http(String host, int port, int maxBodyBytes, long maxWaitMs, String advertisedUrl, long forwardWaitMs,
                      int streamMaxPendingBytes) {}
 
-  /** @param sessionTimeoutMs how long the group waits for a silent node before giving its partitions to others */
+  /**
+   * @param sessionTimeoutMs how long the group waits for a silent node before giving its partitions to others
+   * @param properties       settings of the user's for every Kafka client kfold creates (security, network)
+   */
   public record Kafka(String bootstrap, int partitions, short replicationFactor, int localPort, String groupInstanceId,
-                      int sessionTimeoutMs) {
+                      int sessionTimeoutMs, Map<String, String> properties) {
+    public Kafka(String bootstrap, int partitions, short replicationFactor, int localPort, String groupInstanceId,
+                 int sessionTimeoutMs) {
+      this(bootstrap, partitions, replicationFactor, localPort, groupInstanceId, sessionTimeoutMs, Map.of());
+    }
+
     public boolean embedded() {
       return bootstrap.isBlank();
     }
@@ -79,7 +84,6 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
 
   public static final Pattern TYPE_NAME = Pattern.compile("[a-z][a-z0-9-]{0,62}");
   private static final Pattern APP_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_-]{0,62}");
-  private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
 
   /** Every key of the configuration; a section that gains a field adds it here, or the file cannot use it. */
   static final ConfigKeys.Section KEYS = new ConfigKeys.Section(Map.of(
@@ -87,8 +91,9 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
       "dataDir", ConfigKeys.VALUE,
       "http", ConfigKeys.values("host", "port", "maxBodyBytes", "maxWaitMs", "advertisedUrl", "forwardWaitMs",
           "streamMaxPendingBytes"),
-      "kafka", ConfigKeys.values("bootstrap", "partitions", "replicationFactor", "localPort", "groupInstanceId",
-          "sessionTimeoutMs"),
+      "kafka", new ConfigKeys.Section(Map.of("bootstrap", ConfigKeys.VALUE, "partitions", ConfigKeys.VALUE,
+          "replicationFactor", ConfigKeys.VALUE, "localPort", ConfigKeys.VALUE, "groupInstanceId", ConfigKeys.VALUE,
+          "sessionTimeoutMs", ConfigKeys.VALUE, "properties", ConfigKeys.PROPERTIES)),
       "fold", ConfigKeys.values("maxPollRecords", "cacheEntries", "standbyReplicas", "threads", "transactions"),
       "writes", ConfigKeys.values("timeoutMs", "maxEvents", "idempotencyWindowMs"),
       "types", new ConfigKeys.Listed(new ConfigKeys.Section(Map.of("name", ConfigKeys.VALUE, "fold", ConfigKeys.VALUE,
@@ -100,33 +105,27 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
               .toArray(String[]::new))))))));
 
   /** KFOLD_* variables that kfold reads for another purpose than a key. */
-  private static final Set<String> NOT_KEYS = Set.of("KFOLD_CONFIG");
+  static final Set<String> NOT_KEYS = Set.of("KFOLD_CONFIG");
 
-  /** Reads the configuration file and applies the environment over it. */
+  /**
+   * Reads the configuration: the bundled defaults, the file named by {@code KFOLD_CONFIG} over them,
+   * the {@code KFOLD_*} variables over both, references to files and variables resolved.
+   */
   public static KfoldConfig load(Map<String, String> env) {
-    String file = env.get("KFOLD_CONFIG");
-    ObjectNode tree;
+    return from(ConfigSource.read(env));
+  }
+
+  /** The typed configuration of what {@code source} read; a message about a value never holds a secret. */
+  public static KfoldConfig from(ConfigSource source) {
     try {
-      if (file != null) {
-        tree = (ObjectNode) YAML.readTree(Path.of(file).toFile());
-      } else if (Files.exists(Path.of("conf", "kfold.yaml"))) {
-        tree = (ObjectNode) YAML.readTree(Path.of("conf", "kfold.yaml").toFile());
-      } else {
-        try (InputStream in = KfoldConfig.class.getResourceAsStream("/kfold.yaml")) {
-          tree = (ObjectNode) YAML.readTree(in);
-        }
+      return from(source.tree());
+    } catch (IllegalArgumentException e) {
+      String scrubbed = source.scrub(e.getMessage());
+      if (scrubbed.equals(e.getMessage())) {
+        throw e;
       }
-    } catch (IOException | ClassCastException e) {
-      throw new IllegalArgumentException("cannot read configuration " + (file != null ? file : "conf/kfold.yaml")
-          + ": " + e.getMessage(), e);
+      throw new IllegalArgumentException(scrubbed);  // without its cause, whose message may quote the secret
     }
-    List<String> unknown = ConfigKeys.unknownKeys(tree, KEYS);
-    if (!unknown.isEmpty()) {
-      throw new IllegalArgumentException("configuration " + (file != null ? file : "conf/kfold.yaml") + ": "
-          + String.join("; ", unknown));
-    }
-    ConfigKeys.applyEnvironment(tree, KEYS, "KFOLD", env, NOT_KEYS);
-    return from(tree);
   }
 
   static KfoldConfig from(JsonNode tree) {
@@ -177,7 +176,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
             intIn(http, "forwardWaitMs", 0, Integer.MAX_VALUE), intIn(http, "streamMaxPendingBytes", 1024, Integer.MAX_VALUE)),
         new Kafka(tree.path("kafka").path("bootstrap").asText(""), intIn(kafka, "partitions", 1, 10_000),
             (short) intIn(kafka, "replicationFactor", 1, 100), intIn(kafka, "localPort", 0, 65535),
-            kafka.path("groupInstanceId").asText(""), intIn(kafka, "sessionTimeoutMs", 1000, 3_600_000)),
+            kafka.path("groupInstanceId").asText(""), intIn(kafka, "sessionTimeoutMs", 1000, 3_600_000),
+            kafkaProperties(kafka.path("properties"))),
         new Fold(intIn(section(tree, "fold"), "maxPollRecords", 1, 1_000_000),
             intIn(section(tree, "fold"), "cacheEntries", 0, 100_000_000),
             intIn(section(tree, "fold"), "standbyReplicas", 0, 100),
@@ -322,6 +322,40 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
     return new IllegalArgumentException("configuration: '" + place + "': " + problem);
   }
 
+  /**
+   * {@code kafka.properties}: Kafka client settings by their Kafka names. A name no client knows is a
+   * typo (Kafka would only warn), and a setting kfold's guarantees rest on is refused with the reason.
+   */
+  private static Map<String, String> kafkaProperties(JsonNode declared) {
+    if (declared.isMissingNode() || declared.isNull()) {
+      return Map.of();
+    }
+    if (!declared.isObject()) {
+      throw at("kafka.properties", "expected Kafka client settings by name, such as {security.protocol: SASL_SSL}");
+    }
+    Map<String, String> properties = new TreeMap<>();
+    List<String> problems = new ArrayList<>();
+    for (Iterator<Map.Entry<String, JsonNode>> it = declared.fields(); it.hasNext(); ) {
+      Map.Entry<String, JsonNode> property = it.next();
+      String name = property.getKey();
+      String at = "'kafka.properties." + name + "'";
+      if (KafkaClients.RESERVED.containsKey(name)) {
+        problems.add(at + " is kfold's to set: " + KafkaClients.RESERVED.get(name));
+      } else if (!KafkaClients.KNOWN.contains(name)) {
+        problems.add(at + " is no setting of a Kafka producer, consumer or admin client — did you mean 'kafka.properties."
+            + ConfigKeys.nearest(name, KafkaClients.KNOWN) + "'?");
+      } else if (!property.getValue().isValueNode() || property.getValue().isNull()) {
+        problems.add(at + " must be a value");  // the value itself is not quoted: it may be a secret
+      } else {
+        properties.put(name, property.getValue().asText());
+      }
+    }
+    if (!problems.isEmpty()) {
+      throw new ConfigSource.Problems("configuration", problems);
+    }
+    return Collections.unmodifiableMap(properties);
+  }
+
   /** The indexes a type declares: {@code [{name, path, kind}]}, kind {@code string} (default) or {@code number}. */
   private static List<IndexDefinition> indexes(String type, JsonNode declared) {
     if (declared.isMissingNode() || declared.isNull()) {
@@ -352,7 +386,7 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
   public KfoldConfig withBootstrap(String bootstrap) {
     return new KfoldConfig(app, dataDir, http,
         new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort, kafka.groupInstanceId,
-            kafka.sessionTimeoutMs), fold,
+            kafka.sessionTimeoutMs, kafka.properties), fold,
         writes, types, effects, views);
   }
 

@@ -116,7 +116,7 @@ public final class KfoldNode {
     Map<String, Integer> partitions = new java.util.concurrent.ConcurrentHashMap<>();
     java.util.concurrent.atomic.AtomicReference<String> transactionalId = new java.util.concurrent.atomic.AtomicReference<>();
     return vertx.executeBlocking(() -> {
-      try (Admin admin = Admin.create(KafkaClients.admin(config.kafka().bootstrap(), config.app() + "-topics"))) {
+      try (Admin admin = Admin.create(KafkaClients.admin(config.kafka(), config.app() + "-topics"))) {
         partitions.putAll(Topics.ensure(admin, config, typeNames));
       }
       if (config.fold().transactions()) {
@@ -124,7 +124,7 @@ public final class KfoldNode {
       }
       return options.store().apply(new RocksEntityStore(config.dataDir().resolve("store")));
     }).compose(store -> vertx.executeBlocking(() -> KafkaWriteStream.create(vertx,
-            KafkaClients.producer(config.kafka().bootstrap(), config.app() + "-writer"),
+            KafkaClients.producer(config.kafka(), config.app() + "-writer"),
             new StringSerializer(), new ByteArraySerializer()))
         .compose(producer -> {
           FoldProgress progress = new FoldProgress();

@@ -5,11 +5,16 @@ import io.vertx.core.Vertx;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.io.PrintStream;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
  * Reads the configuration, starts the local broker when no cluster is configured, starts the node,
- * and stops all of it, in reverse order, on exit.
+ * and stops all of it, in reverse order, on exit. {@code --print-config [file]} prints the effective
+ * configuration, secrets masked, and {@code --check-config [file]} checks it; both then exit.
  */
 public final class Main {
 
@@ -17,15 +22,25 @@ public final class Main {
 
   private Main() {}
 
+  /** The exit status of a configuration that cannot be used. */
+  static final int INVALID_CONFIGURATION = 2;
+
   public static void main(String[] args) throws Exception {
-    KfoldConfig config;
-    try {
-      config = KfoldConfig.load(System.getenv());
-    } catch (IllegalArgumentException e) {
-      LOG.error("{}", e.getMessage());
-      System.exit(2);
+    if (args.length > 0) {
+      System.exit(command(args, System.getenv(), System.out, System.err));
       return;
     }
+    ConfigSource source;
+    KfoldConfig config;
+    try {
+      source = ConfigSource.read(System.getenv());
+      config = KfoldConfig.from(source);
+    } catch (IllegalArgumentException e) {
+      LOG.error("{}", e.getMessage());
+      System.exit(INVALID_CONFIGURATION);
+      return;
+    }
+    LOG.info("effective configuration (secrets masked):\n{}", source.masked());
     LocalBroker broker = null;
     if (config.kafka().embedded()) {
       LOG.info("no Kafka configured (KFOLD_KAFKA_BOOTSTRAP): starting a local broker");
@@ -61,5 +76,40 @@ public final class Main {
       LOG.info("kfold stopped");
       org.apache.logging.log4j.LogManager.shutdown();
     }, "kfold-shutdown"));
+  }
+
+  /**
+   * Runs {@code --print-config} or {@code --check-config}, with an optional file that stands for
+   * {@code KFOLD_CONFIG}, and answers the exit status: 0 when the configuration can be used, else
+   * {@link #INVALID_CONFIGURATION} with each problem on a line of {@code err}.
+   */
+  static int command(String[] args, Map<String, String> env, PrintStream out, PrintStream err) {
+    List<String> known = List.of("--print-config", "--check-config");
+    if (!known.contains(args[0]) || args.length > 2) {
+      err.println("usage: kfold [--print-config [file] | --check-config [file]]; without arguments kfold starts");
+      return 64;
+    }
+    Map<String, String> withFile = new HashMap<>(env);
+    if (args.length == 2) {
+      withFile.put("KFOLD_CONFIG", args[1]);
+    }
+    ConfigSource source;
+    try {
+      source = ConfigSource.read(withFile);
+      KfoldConfig.from(source);
+    } catch (IllegalArgumentException e) {
+      List<String> problems = e instanceof ConfigSource.Problems listed ? listed.problems() : List.of(e.getMessage());
+      err.println("the configuration" + (withFile.containsKey("KFOLD_CONFIG") ? " " + withFile.get("KFOLD_CONFIG") : "")
+          + " cannot be used:");
+      problems.forEach(problem -> err.println("  - " + problem));
+      return INVALID_CONFIGURATION;
+    }
+    if (args[0].equals("--print-config")) {
+      out.print(source.masked());
+    } else {
+      out.println("the configuration" + (withFile.containsKey("KFOLD_CONFIG") ? " " + withFile.get("KFOLD_CONFIG") : "")
+          + " is valid");
+    }
+    return 0;
   }
 }

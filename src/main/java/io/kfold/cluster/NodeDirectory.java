@@ -87,7 +87,7 @@ public final class NodeDirectory implements AutoCloseable {
   /** Blocks: run it on a worker thread. */
   public void start(String advertisedUrl) {
     this.url = advertisedUrl;
-    producer = new KafkaProducer<>(KafkaClients.producer(config.kafka().bootstrap(), config.app() + "-directory"),
+    producer = new KafkaProducer<>(KafkaClients.producer(config.kafka(), config.app() + "-directory"),
         new StringSerializer(), new ByteArraySerializer());
     loop = supervisor.start("directory", new ClaimsLoop());
   }
@@ -201,9 +201,9 @@ public final class NodeDirectory implements AutoCloseable {
       claimed = null;
       claimedGeneration = -2;
       claimedViews = null;
-      consumer = new KafkaConsumer<>(Map.of(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, config.kafka().bootstrap(),
+      consumer = new KafkaConsumer<>(KafkaClients.settings(config.kafka(), Map.of(
           ConsumerConfig.CLIENT_ID_CONFIG, config.app() + "-directory-reader",
-          ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false), new StringDeserializer(), new ByteArrayDeserializer());
+          ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false)), new StringDeserializer(), new ByteArrayDeserializer());
       TopicPartition topic = new TopicPartition(config.nodesTopic(), 0);
       consumer.assign(List.of(topic));
       consumer.seekToBeginning(List.of(topic));

@@ -152,7 +152,7 @@ public final class ViewPositions {
       throw KfoldException.unavailable("the node is stopping");
     }
     if (admin == null) {
-      admin = Admin.create(KafkaClients.admin(config.kafka().bootstrap(), config.app() + "-view-positions"));
+      admin = Admin.create(KafkaClients.admin(config.kafka(), config.app() + "-view-positions"));
     }
     return admin;
   }

@@ -1,6 +1,7 @@
 package io.kfold.effects;
 
 import io.kfold.KfoldConfig;
+import io.kfold.log.KafkaClients;
 import io.kfold.log.KafkaConsumerLoop;
 import io.vertx.core.Context;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -117,8 +118,7 @@ final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
   }
 
   private Map<String, Object> consumerConfig() {
-    Map<String, Object> conf = new HashMap<>();
-    conf.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, config.kafka().bootstrap());
+    Map<String, Object> conf = KafkaClients.settings(config.kafka(), Map.of());
     conf.put(ConsumerConfig.GROUP_ID_CONFIG, config.effectGroup(effect.name()));
     conf.put(ConsumerConfig.CLIENT_ID_CONFIG, config.effectGroup(effect.name()) + "-consumer");
     conf.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);

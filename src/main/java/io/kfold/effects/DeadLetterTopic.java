@@ -80,7 +80,7 @@ final class DeadLetterTopic {
 
   Future<Void> start() {
     return vertx.executeBlocking(() -> {
-      producer = KafkaWriteStream.create(vertx, KafkaClients.producer(config.kafka().bootstrap(),
+      producer = KafkaWriteStream.create(vertx, KafkaClients.producer(config.kafka(),
           config.effectGroup(worker) + "-dlq"), new StringSerializer(), new ByteArraySerializer());
       reader = supervisor.start("effects." + worker + ".parking", new Reader());
       return null;
@@ -155,7 +155,7 @@ final class DeadLetterTopic {
 
     @Override
     public void open() {
-      consumer = new KafkaConsumer<>(KafkaClients.logReader(config.kafka().bootstrap(), topic + "-reader", 200),
+      consumer = new KafkaConsumer<>(KafkaClients.logReader(config.kafka(), topic + "-reader", 200),
           new StringDeserializer(), new ByteArrayDeserializer());
       partitions = consumer.partitionsFor(topic, Duration.ofSeconds(30)).stream()
           .map(p -> new TopicPartition(topic, p.partition())).toList();

@@ -83,20 +83,20 @@ final class ChangePublisher implements AutoCloseable {
     this.published = published;
     this.store = store;
     this.clock = clock;
-    String bootstrap = config.kafka().bootstrap();
+    KfoldConfig.Kafka kafka = config.kafka();
     if (transactionalId != null) {
-      transactions = new FoldTransactions(KafkaClients.transactionalPublisher(bootstrap, config.app() + "-fold-publisher",
+      transactions = new FoldTransactions(KafkaClients.transactionalPublisher(kafka, config.app() + "-fold-publisher",
           transactionalId), group);
       producer = null;
       changelogProducer = null;
     } else {
       transactions = null;
-      producer = new KafkaProducer<>(KafkaClients.changePublisher(bootstrap, config.app() + "-fold-publisher"),
+      producer = new KafkaProducer<>(KafkaClients.changePublisher(kafka, config.app() + "-fold-publisher"),
           new StringSerializer(), new ByteArraySerializer());
-      changelogProducer = new KafkaProducer<>(KafkaClients.changePublisher(bootstrap, config.app() + "-fold-changelog"),
+      changelogProducer = new KafkaProducer<>(KafkaClients.changePublisher(kafka, config.app() + "-fold-changelog"),
           new ByteArraySerializer(), new ByteArraySerializer());
     }
-    tailReader = new KafkaConsumer<>(KafkaClients.logReader(bootstrap, config.app() + "-fold-tail-reader", 10),
+    tailReader = new KafkaConsumer<>(KafkaClients.logReader(kafka, config.app() + "-fold-tail-reader", 10),
         new ByteArrayDeserializer(), new ByteArrayDeserializer());
   }
 

@@ -60,10 +60,10 @@ final class ChangelogReader implements AutoCloseable {
     this.progress = progress;
     this.clock = clock;
     this.restores = new Restores(progress, clock);
-    String bootstrap = config.kafka().bootstrap();
-    restoreConsumer = new KafkaConsumer<>(KafkaClients.logReader(bootstrap, config.app() + "-fold-restore", 10),
+    KfoldConfig.Kafka kafka = config.kafka();
+    restoreConsumer = new KafkaConsumer<>(KafkaClients.logReader(kafka, config.app() + "-fold-restore", 10),
         new ByteArrayDeserializer(), new ByteArrayDeserializer());
-    standbyConsumer = new KafkaConsumer<>(KafkaClients.logReader(bootstrap, config.app() + "-fold-standby", 500),
+    standbyConsumer = new KafkaConsumer<>(KafkaClients.logReader(kafka, config.app() + "-fold-standby", 500),
         new ByteArrayDeserializer(), new ByteArrayDeserializer());
   }
 

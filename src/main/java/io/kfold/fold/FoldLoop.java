@@ -89,7 +89,7 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     publisher = new ChangePublisher(config, fold, store, clock, transactionalId, () -> consumer.groupMetadata(),
         watch::reportPublished);
     changelog = new ChangelogReader(config, fold, store, progress, clock);
-    KafkaConsumer<byte[], byte[]> opened = new KafkaConsumer<>(KafkaClients.foldConsumer(config.kafka().bootstrap(),
+    KafkaConsumer<byte[], byte[]> opened = new KafkaConsumer<>(KafkaClients.foldConsumer(config.kafka(),
         config.app(), config.kafka().groupInstanceId(), config.fold().maxPollRecords(),
         config.kafka().sessionTimeoutMs(), (int) maxPollInterval.toMillis()));
     consumer = opened;

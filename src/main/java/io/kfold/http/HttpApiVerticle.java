@@ -118,7 +118,7 @@ public final class HttpApiVerticle extends VerticleBase {
     stateReads = new StateReads(context, store);
     changeStreams = new ChangeStream(vertx, types, store, watch, config.http().streamMaxPendingBytes());
     return vertx.executeBlocking(() -> {
-      admin = Admin.create(KafkaClients.admin(config.kafka().bootstrap(), config.app() + "-readiness"));
+      admin = Admin.create(KafkaClients.admin(config.kafka(), config.app() + "-readiness"));
       return null;
     }).compose(v -> {
       return vertx.createHttpServer(new HttpServerOptions().setHost(config.http().host()).setPort(config.http().port()))

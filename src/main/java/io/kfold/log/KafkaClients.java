@@ -1,28 +1,98 @@
 package io.kfold.log;
 
+import io.kfold.KfoldConfig;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.config.ConfigDef;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
 import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 
-/** The settings kfold's Kafka clients share; every guarantee of the design depends on a few of them. */
+/**
+ * The settings of every Kafka client kfold creates: the user's {@code kafka.properties} (security,
+ * network), then kfold's own for each client, which every guarantee of the design depends on.
+ * No client is built from settings made elsewhere, so that a secured cluster reaches all of them.
+ */
 public final class KafkaClients {
+
+  /**
+   * Settings that {@code kafka.properties} may not hold, and why: kfold sets them for its guarantees,
+   * and a value of the user's would either be overridden in silence or break one.
+   */
+  public static final Map<String, String> RESERVED = reserved();
+
+  private static Map<String, String> reserved() {
+    Map<String, String> reserved = new LinkedHashMap<>();
+    reserved.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, "set kafka.bootstrap instead");
+    reserved.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG,
+        "kfold's readers read committed records only, so that a fenced node's or an aborted poll's output is never read");
+    reserved.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "kfold's producers are idempotent: an event is never doubled");
+    reserved.put(ProducerConfig.ACKS_CONFIG, "kfold's producers wait for all in-sync replicas: an event is never lost");
+    reserved.put(ProducerConfig.RETRIES_CONFIG, "kfold's producers retry: an event is never lost");
+    reserved.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION,
+        "an idempotent producer keeps an entity's events in order only with at most 5");
+    reserved.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "the fold names its transactions, which fence a replaced node");
+    reserved.put(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, "the fold sets it for its transactions");
+    reserved.put(ProducerConfig.PARTITIONER_CLASS_CONFIG, "an entity's events must stay on its partition");
+    reserved.put(ConsumerConfig.GROUP_ID_CONFIG, "the fold's group is the app id, each worker's <app>.effects.<worker>");
+    reserved.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "set kafka.groupInstanceId instead");
+    reserved.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG,
+        "kfold commits an offset once what it read is folded or delivered, never before");
+    reserved.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "kfold reads every topic from its beginning");
+    for (String serde : List.of(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG,
+        ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG)) {
+      reserved.put(serde, "kfold reads and writes its records as bytes");
+    }
+    return Map.copyOf(reserved);
+  }
+
+  private static final List<ConfigDef> DEFINITIONS =
+      List.of(ProducerConfig.configDef(), ConsumerConfig.configDef(), AdminClientConfig.configDef());
+
+  /** The names of every setting of a producer, a consumer or an admin client. */
+  public static final Set<String> KNOWN = known();
+
+  private static Set<String> known() {
+    Set<String> names = new TreeSet<>();
+    DEFINITIONS.forEach(definition -> names.addAll(definition.names()));
+    return Set.copyOf(names);
+  }
 
   private KafkaClients() {}
 
-  public static Map<String, Object> admin(String bootstrap, String clientId) {
-    return Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap, AdminClientConfig.CLIENT_ID_CONFIG, clientId);
+  /** Whether Kafka itself holds the setting {@code name} as a password (a JAAS line, a key, a certificate). */
+  public static boolean isPassword(String name) {
+    return DEFINITIONS.stream().map(definition -> definition.configKeys().get(name))
+        .anyMatch(key -> key != null && key.type == ConfigDef.Type.PASSWORD);
+  }
+
+  /**
+   * A client's settings: the user's {@code kafka.properties} and the cluster's address, then
+   * {@code own}, the client's, over them. Every method here starts from it; a client with settings
+   * of its own takes them through it too.
+   */
+  public static Map<String, Object> settings(KfoldConfig.Kafka kafka, Map<String, Object> own) {
+    Map<String, Object> conf = new HashMap<>(kafka.properties());
+    conf.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrap());
+    conf.putAll(own);
+    return conf;
+  }
+
+  public static Map<String, Object> admin(KfoldConfig.Kafka kafka, String clientId) {
+    return settings(kafka, Map.of(AdminClientConfig.CLIENT_ID_CONFIG, clientId));
   }
 
   /** Idempotent and acknowledged by all in-sync replicas: an appended event is neither lost nor doubled. */
-  public static Map<String, Object> producer(String bootstrap, String clientId) {
-    Map<String, Object> conf = new HashMap<>();
-    conf.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+  public static Map<String, Object> producer(KfoldConfig.Kafka kafka, String clientId) {
+    Map<String, Object> conf = settings(kafka, Map.of());
     conf.put(ProducerConfig.CLIENT_ID_CONFIG, clientId);
     conf.put(ProducerConfig.ACKS_CONFIG, "all");
     conf.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true);
@@ -36,8 +106,8 @@ public final class KafkaClients {
    * The fold's publisher of change records: as safe as {@link #producer}, and tuned for volume (one
    * change per event, about a kilobyte each): bigger batches, compressed.
    */
-  public static Map<String, Object> changePublisher(String bootstrap, String clientId) {
-    Map<String, Object> conf = producer(bootstrap, clientId);
+  public static Map<String, Object> changePublisher(KfoldConfig.Kafka kafka, String clientId) {
+    Map<String, Object> conf = producer(kafka, clientId);
     conf.put(ProducerConfig.LINGER_MS_CONFIG, 5);
     conf.put(ProducerConfig.BATCH_SIZE_CONFIG, 256 * 1024);
     conf.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, "lz4");
@@ -52,8 +122,9 @@ public final class KafkaClients {
    * died blocks what read-committed readers see behind it until it times out: 10 s, as Kafka
    * Streams sets for exactly-once, is far above one poll's transaction.
    */
-  public static Map<String, Object> transactionalPublisher(String bootstrap, String clientId, String transactionalId) {
-    Map<String, Object> conf = changePublisher(bootstrap, clientId);
+  public static Map<String, Object> transactionalPublisher(KfoldConfig.Kafka kafka, String clientId,
+                                                           String transactionalId) {
+    Map<String, Object> conf = changePublisher(kafka, clientId);
     conf.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
     conf.put(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, 10_000);
     // A send that cannot complete fails the transaction, and the fold starts over from its outbox.
@@ -68,9 +139,8 @@ public final class KafkaClients {
    * {@code fetchMaxWaitMs} is how long the broker holds a fetch at the end of a partition: short
    * for a reader that moves from partition to partition, whose next fetch waits for the last one.
    */
-  public static Map<String, Object> logReader(String bootstrap, String clientId, int fetchMaxWaitMs) {
-    Map<String, Object> conf = new HashMap<>();
-    conf.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+  public static Map<String, Object> logReader(KfoldConfig.Kafka kafka, String clientId, int fetchMaxWaitMs) {
+    Map<String, Object> conf = settings(kafka, Map.of());
     conf.put(ConsumerConfig.CLIENT_ID_CONFIG, clientId);
     conf.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
     conf.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
@@ -87,16 +157,15 @@ public final class KafkaClients {
    * {@code maxPollIntervalMs}: the longest the fold may go between two polls before the group gives
    * its partitions to other nodes.
    */
-  public static Map<String, Object> foldConsumer(String bootstrap, String groupId, String groupInstanceId,
+  public static Map<String, Object> foldConsumer(KfoldConfig.Kafka kafka, String groupId, String groupInstanceId,
                                                  int maxPollRecords, int sessionTimeoutMs, int maxPollIntervalMs) {
-    Map<String, Object> conf = new HashMap<>();
+    Map<String, Object> conf = settings(kafka, Map.of());
     conf.put(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG, maxPollIntervalMs);
     conf.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, sessionTimeoutMs);
     conf.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, Math.max(500, sessionTimeoutMs / 6));
     if (!groupInstanceId.isBlank()) {
       conf.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, groupInstanceId);
     }
-    conf.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     conf.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
     conf.put(ConsumerConfig.CLIENT_ID_CONFIG, groupId + "-fold");
     conf.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);

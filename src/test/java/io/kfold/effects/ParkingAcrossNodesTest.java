@@ -56,7 +56,7 @@ class ParkingAcrossNodesTest {
     KfoldConfig config = config(app, worker, "topics");
     List<Node> nodes = new ArrayList<>();
     WebClient client = WebClient.create(vertx);
-    try (Admin admin = Admin.create(KafkaClients.admin(TestBroker.bootstrap(), app + "-test"))) {
+    try (Admin admin = Admin.create(KafkaClients.admin(config.kafka(), app + "-test"))) {
       // One partition per topic: exactly one node's worker owns the entity at any time.
       nodes.add(start(app, worker, "a"));
       nodes.add(start(app, worker, "b"));

@@ -46,7 +46,7 @@ class ChangelogReaderTest {
   void setUp() throws Exception {
     Path dir = TestNodes.tempDir("changelog-reader");
     config = TestNodes.config(TestNodes.newApp("changelog-reader"), dir);
-    try (Admin admin = Admin.create(KafkaClients.admin(config.kafka().bootstrap(), config.app() + "-test"))) {
+    try (Admin admin = Admin.create(KafkaClients.admin(config.kafka(), config.app() + "-test"))) {
       Topics.ensure(admin, config, EntityTypes.from(config).all().stream().map(EntityType::name).toList());
     }
     events = new TopicPartition(config.eventsTopic("users"), 0);

@@ -82,7 +82,7 @@ class DeadLetterRepublishTest {
   }
 
   private static void createTopics(KfoldConfig config) throws Exception {
-    try (Admin admin = Admin.create(KafkaClients.admin(config.kafka().bootstrap(), config.app() + "-test"))) {
+    try (Admin admin = Admin.create(KafkaClients.admin(config.kafka(), config.app() + "-test"))) {
       Topics.ensure(admin, config, EntityTypes.from(config).all().stream().map(EntityType::name).toList());
     }
   }
