@@ -123,7 +123,7 @@ class ChangelogRestoreTest {
     String app = TestNodes.newApp("standby");
     Path dataOfA = TestNodes.tempDir("standby-a");
     KfoldConfig first = TestNodes.config(app, dataOfA);
-    KfoldConfig second = TestNodes.config(app, TestNodes.tempDir("standby-b"));
+    KfoldConfig second = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("standby-b"));
     KfoldProcess a = process(app, dataOfA, "standby");
     RunningNode b = null;
     try {
@@ -236,7 +236,7 @@ class ChangelogRestoreTest {
   @DisplayName("a node that joins during a long restore takes partitions away from it: the restorer stops restoring"
       + " those and goes on with the ones it keeps from where it was; nothing is folded twice")
   void restoreStopsWhenItsPartitionMoves() throws Exception {
-    Map<String, String> env = TestNodes.env(TestNodes.newApp("moved-restore"), TestNodes.tempDir("moved-restore-a"));
+    Map<String, String> env = TestNodes.quickRebalances(TestNodes.env(TestNodes.newApp("moved-restore"), TestNodes.tempDir("moved-restore-a")));
     env.put("KFOLD_FOLD_STANDBY_REPLICAS", "0");
     KfoldConfig first = KfoldConfig.load(env);
     Map<String, Long> versions = foldManyEvents(first);

@@ -48,8 +48,8 @@ class OwnershipTest {
   void anyNodeAnswers() throws Exception {
     Vertx vertx = Vertx.vertx();
     String app = TestNodes.newApp("owners");
-    KfoldConfig first = TestNodes.config(app, TestNodes.tempDir("owner-a"));
-    KfoldConfig second = TestNodes.config(app, TestNodes.tempDir("owner-b"));
+    KfoldConfig first = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("owner-a"));
+    KfoldConfig second = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("owner-b"));
     KfoldNode a = KfoldNode.start(vertx, first).await(60, TimeUnit.SECONDS);
     KfoldNode b = KfoldNode.start(vertx, second).await(60, TimeUnit.SECONDS);
     WebClient client = WebClient.create(vertx);
@@ -146,8 +146,8 @@ class OwnershipTest {
   void waitsForTheOwner() throws Exception {
     Vertx vertx = Vertx.vertx();
     String app = TestNodes.newApp("owner-wait");
-    KfoldConfig first = TestNodes.config(app, TestNodes.tempDir("owner-wait-a"));
-    Map<String, String> env = TestNodes.env(app, TestNodes.tempDir("owner-wait-b"));
+    KfoldConfig first = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("owner-wait-a"));
+    Map<String, String> env = TestNodes.quickRebalances(TestNodes.env(app, TestNodes.tempDir("owner-wait-b")));
     env.put("KFOLD_HTTP_FORWARD_WAIT_MS", "4000");
     KfoldConfig second = KfoldConfig.load(env);
     KfoldNode a = KfoldNode.start(vertx, first).await(60, TimeUnit.SECONDS);

@@ -116,9 +116,9 @@ class EventBusApiTest {
     Vertx vertxA = Vertx.vertx();
     Vertx vertxB = Vertx.vertx();
     String app = TestNodes.newApp("bus-owner");
-    KfoldConfig configA = TestNodes.config(app, TestNodes.tempDir("bus-owner-a"));
+    KfoldConfig configA = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("bus-owner-a"));
     KfoldNode a = KfoldNode.start(vertxA, configA).await(60, TimeUnit.SECONDS);
-    KfoldNode b = KfoldNode.start(vertxB, TestNodes.config(app, TestNodes.tempDir("bus-owner-b"))).await(60, TimeUnit.SECONDS);
+    KfoldNode b = KfoldNode.start(vertxB, TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("bus-owner-b"))).await(60, TimeUnit.SECONDS);
     WebClient client = WebClient.create(vertxB);
     try {
       long deadline = System.currentTimeMillis() + 60_000;

@@ -98,7 +98,7 @@ class ParkingAcrossNodesTest {
   }
 
   private static KfoldConfig config(String app, String worker, String name) {
-    Map<String, String> env = TestNodes.envWithEffects(app, TestNodes.tempDir("parkmove-" + name), worker);
+    Map<String, String> env = TestNodes.quickRebalances(TestNodes.envWithEffects(app, TestNodes.tempDir("parkmove-" + name), worker));
     env.put("KFOLD_KAFKA_PARTITIONS", "1");
     return KfoldConfig.load(env);
   }

@@ -44,10 +44,10 @@ class ReactionAcrossNodesTest {
     WebClient client = WebClient.create(vertxA);
     List<KfoldNode> nodes = new ArrayList<>();
     try {
-      nodes.add(TestNodes.startCaughtUp(vertxA, KfoldConfig.load(TestNodes.envWithEffects(app,
-          TestNodes.tempDir("react2-a"), worker))));
-      nodes.add(TestNodes.startCaughtUp(vertxB, KfoldConfig.load(TestNodes.envWithEffects(app,
-          TestNodes.tempDir("react2-b"), worker))));
+      nodes.add(TestNodes.startCaughtUp(vertxA, KfoldConfig.load(TestNodes.quickRebalances(TestNodes.envWithEffects(app,
+          TestNodes.tempDir("react2-a"), worker)))));
+      nodes.add(TestNodes.startCaughtUp(vertxB, KfoldConfig.load(TestNodes.quickRebalances(TestNodes.envWithEffects(app,
+          TestNodes.tempDir("react2-b"), worker)))));
       for (KfoldNode node : nodes) {
         TestNodes.awaitCaughtUp(node);
       }
