@@ -1,0 +1,120 @@
+package io.kfold.log;
+
+import io.kfold.KfoldConfig;
+import org.apache.kafka.clients.CommonClientConfigs;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.DescribeClusterOptions;
+import org.apache.kafka.common.errors.AuthorizationException;
+import org.apache.kafka.common.errors.SaslAuthenticationException;
+import org.apache.kafka.common.errors.SslAuthenticationException;
+import org.apache.kafka.common.errors.TimeoutException;
+import org.apache.kafka.common.KafkaException;
+
+import java.security.cert.CertPathBuilderException;
+import java.security.cert.CertPathValidatorException;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The first thing a node does with Kafka: asks the cluster who its brokers are, within a bound. A
+ * cluster that refuses kfold's credentials or whose certificate kfold does not trust is reported in a
+ * sentence that says which, before any producer or consumer starts and retries in silence (a
+ * producer's first send blocks up to {@code max.block.ms}, a consumer retries for ever).
+ */
+public final class KafkaCheck {
+
+  /** How long the check waits for an answer: far above a healthy cluster's, below what looks like a hang. */
+  public static final Duration TIMEOUT = Duration.ofSeconds(20);
+
+  /** Kafka could not be used; the message says why and what to check, never a secret. */
+  public static final class Failed extends IllegalStateException {
+    Failed(String message) {
+      super(message);
+    }
+  }
+
+  private KafkaCheck() {}
+
+  /** Blocks up to {@link #TIMEOUT}: run it on a worker thread. */
+  public static void check(KfoldConfig.Kafka kafka, String clientId) {
+    Map<String, Object> conf = new HashMap<>(KafkaClients.admin(kafka, clientId));
+    int timeoutMs = (int) TIMEOUT.toMillis();
+    conf.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, timeoutMs);
+    conf.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, timeoutMs);
+    Admin admin;
+    try {
+      admin = Admin.create(conf);
+    } catch (KafkaException e) {
+      // The client could not even be built: a truststore file that is missing or unreadable, a bad JAAS line.
+      throw new Failed("cannot set up a Kafka client for " + kafka.bootstrap() + " from kafka.properties: "
+          + rootMessage(e));
+    }
+    try {
+      admin.describeCluster(new DescribeClusterOptions().timeoutMs(timeoutMs)).nodes()
+          .get(timeoutMs + 1000L, TimeUnit.MILLISECONDS);
+    } catch (ExecutionException e) {
+      throw failure(kafka, e.getCause());
+    } catch (java.util.concurrent.TimeoutException e) {
+      throw failure(kafka, new TimeoutException("no answer"));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new Failed("interrupted while connecting to Kafka at " + kafka.bootstrap());
+    } finally {
+      // At once: after a failed check there is nothing to finish, after a good one the topics' admin takes over.
+      admin.close(Duration.ZERO);
+    }
+  }
+
+  /** The sentence for what went wrong; the causes' messages are Kafka's and the JDK's, which hold no password. */
+  static Failed failure(KfoldConfig.Kafka kafka, Throwable cause) {
+    String at = "Kafka at " + kafka.bootstrap();
+    String protocol = kafka.properties().getOrDefault(CommonClientConfigs.SECURITY_PROTOCOL_CONFIG, "PLAINTEXT");
+    if (cause instanceof SaslAuthenticationException) {
+      return new Failed("Kafka refused kfold's credentials (SASL authentication failed) at " + kafka.bootstrap()
+          + ": check the user and password in kafka.properties' sasl.jaas.config and that sasl.mechanism ("
+          + kafka.properties().getOrDefault("sasl.mechanism", "GSSAPI") + ") is one the broker enables. Kafka said: "
+          + cause.getMessage());
+    }
+    if (cause instanceof SslAuthenticationException) {
+      if (untrusted(cause)) {
+        return new Failed("TLS handshake with " + at + " failed: the broker's certificate is not trusted. Set "
+            + "kafka.properties' ssl.truststore.location (with ssl.truststore.type PEM for a PEM file) to the "
+            + "certificate of the authority that signed it. The JDK said: " + rootMessage(cause));
+      }
+      return new Failed("TLS handshake with " + at + " failed: " + rootMessage(cause));
+    }
+    if (cause instanceof AuthorizationException) {
+      return new Failed(at + " authenticated kfold but refused it: " + cause.getMessage()
+          + "; grant its user the ACLs kfold needs");
+    }
+    if (cause instanceof TimeoutException) {
+      return new Failed("no answer from " + at + " within " + TIMEOUT.toSeconds() + " s: check kafka.bootstrap, that "
+          + "the brokers run and can be reached from here, and that kafka.properties' security.protocol (" + protocol
+          + ") is the one of the listener at that address");
+    }
+    return new Failed("cannot use " + at + ": " + rootMessage(cause));
+  }
+
+  /** Whether the handshake failed on the certificate chain (no trusted authority), not on anything else. */
+  private static boolean untrusted(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      // A hostname that the certificate does not name is a CertificateException too, but not one of these.
+      if (t instanceof CertPathBuilderException || t instanceof CertPathValidatorException) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static String rootMessage(Throwable e) {
+    Throwable root = e;
+    while (root.getCause() != null && root.getCause() != root) {
+      root = root.getCause();
+    }
+    return root.getClass().getSimpleName() + ": " + root.getMessage();
+  }
+}
