@@ -83,9 +83,9 @@ public final class KafkaCheck {
       if (untrusted(cause)) {
         return new Failed("TLS handshake with " + at + " failed: the broker's certificate is not trusted. Set "
             + "kafka.properties' ssl.truststore.location (with ssl.truststore.type PEM for a PEM file) to the "
-            + "certificate of the authority that signed it. The JDK said: " + rootMessage(cause));
+            + "certificate of the authority that signed it. The JDK said: " + handshakeMessage(cause));
       }
-      return new Failed("TLS handshake with " + at + " failed: " + rootMessage(cause));
+      return new Failed("TLS handshake with " + at + " failed: " + handshakeMessage(cause));
     }
     if (cause instanceof AuthorizationException) {
       return new Failed(at + " authenticated kfold but refused it: " + cause.getMessage()
@@ -108,6 +108,16 @@ public final class KafkaCheck {
       }
     }
     return false;
+  }
+
+  /** The JDK's account of the handshake ("PKIX path validation failed: ..."), which says more than its root cause. */
+  private static String handshakeMessage(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof javax.net.ssl.SSLException) {
+        return t.getMessage();
+      }
+    }
+    return rootMessage(e);
   }
 
   private static String rootMessage(Throwable e) {
