@@ -117,9 +117,9 @@ public final class KfoldNode {
     Map<String, Integer> partitions = new java.util.concurrent.ConcurrentHashMap<>();
     java.util.concurrent.atomic.AtomicReference<String> transactionalId = new java.util.concurrent.atomic.AtomicReference<>();
     return vertx.executeBlocking(() -> {
-      // Before anything retries in silence: wrong credentials or an untrusted certificate fail here, said plainly.
-      KafkaCheck.check(config.kafka(), config.app() + "-check");
-      try (Admin admin = Admin.create(KafkaClients.admin(config.kafka(), config.app() + "-topics"))) {
+      try (Admin admin = KafkaCheck.admin(config.kafka(), config.app() + "-topics")) {
+        // Before anything retries in silence: wrong credentials or an untrusted certificate fail here, said plainly.
+        KafkaCheck.check(admin, config.kafka());
         partitions.putAll(Topics.ensure(admin, config, typeNames));
       }
       if (config.fold().transactions()) {

@@ -3,7 +3,6 @@ package io.kfold.log;
 import io.kfold.KfoldConfig;
 import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.DescribeClusterOptions;
 import org.apache.kafka.common.errors.AuthorizationException;
 import org.apache.kafka.common.errors.SaslAuthenticationException;
@@ -14,8 +13,6 @@ import org.apache.kafka.common.KafkaException;
 import java.security.cert.CertPathBuilderException;
 import java.security.cert.CertPathValidatorException;
 import java.time.Duration;
-import java.util.HashMap;
-import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
@@ -39,23 +36,27 @@ public final class KafkaCheck {
 
   private KafkaCheck() {}
 
-  /** Blocks up to {@link #TIMEOUT}: run it on a worker thread. */
-  public static void check(KfoldConfig.Kafka kafka, String clientId) {
-    Map<String, Object> conf = new HashMap<>(KafkaClients.admin(kafka, clientId));
-    int timeoutMs = (int) TIMEOUT.toMillis();
-    conf.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, timeoutMs);
-    conf.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, timeoutMs);
-    Admin admin;
+  /**
+   * The node's first admin client, to check with and then to create its topics with. A client that
+   * cannot even be built (a truststore file that is missing, a JAAS line Kafka cannot parse) fails
+   * the same way as a check.
+   */
+  public static Admin admin(KfoldConfig.Kafka kafka, String clientId) {
     try {
-      admin = Admin.create(conf);
+      return Admin.create(KafkaClients.admin(kafka, clientId));
     } catch (KafkaException e) {
-      // The client could not even be built: a truststore file that is missing or unreadable, a bad JAAS line.
       throw new Failed("cannot set up a Kafka client for " + kafka.bootstrap() + " from kafka.properties: "
           + rootMessage(e));
     }
+  }
+
+  /** Blocks up to {@link #TIMEOUT}: run it on a worker thread. */
+  public static void check(Admin admin, KfoldConfig.Kafka kafka) {
+    int timeoutMs = (int) TIMEOUT.toMillis();
     try {
+      // The call's own deadline ends it; the wait's is only a backstop.
       admin.describeCluster(new DescribeClusterOptions().timeoutMs(timeoutMs)).nodes()
-          .get(timeoutMs + 1000L, TimeUnit.MILLISECONDS);
+          .get(timeoutMs + 5000L, TimeUnit.MILLISECONDS);
     } catch (ExecutionException e) {
       throw failure(kafka, e.getCause());
     } catch (java.util.concurrent.TimeoutException e) {
@@ -63,9 +64,6 @@ public final class KafkaCheck {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new Failed("interrupted while connecting to Kafka at " + kafka.bootstrap());
-    } finally {
-      // At once: after a failed check there is nothing to finish, after a good one the topics' admin takes over.
-      admin.close(Duration.ZERO);
     }
   }
 

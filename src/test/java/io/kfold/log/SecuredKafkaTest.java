@@ -147,6 +147,17 @@ class SecuredKafkaTest {
   }
 
   @Test
+  @DisplayName("a truststore file that is not there fails the start, naming it")
+  void missingTruststoreFailsTheStart() throws Exception {
+    Path missing = dir.resolve("no-such-ca.pem");
+    Map<String, String> env = securedEnv(TestNodes.newApp("sasl-nots"), TestNodes.tempDir("sasl-nots"), missing);
+    env.put("KAFKA_PASSWORD", PASSWORD);
+    String message = failedStart(KfoldConfig.load(env));
+    assertThat(message).startsWith("cannot set up a Kafka client for " + broker.bootstrap() + " from kafka.properties: ")
+        .contains(missing.toString()).doesNotContain(PASSWORD);
+  }
+
+  @Test
   @DisplayName("java kfold with a wrong password prints why and exits non-zero within 30 s, the password masked")
   void mainExitsWithTheReason() throws Exception {
     Path data = TestNodes.tempDir("sasl-main");
