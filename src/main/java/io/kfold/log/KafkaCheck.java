@@ -18,9 +18,10 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The first thing a node does with Kafka: asks the cluster who its brokers are, within a bound. A
- * cluster that refuses kfold's credentials or whose certificate kfold does not trust is reported in a
- * sentence that says which, before any producer or consumer starts and retries in silence (a
- * producer's first send blocks up to {@code max.block.ms}, a consumer retries for ever).
+ * cluster that refuses kfold's credentials, whose certificate kfold does not trust, or that does not
+ * answer is reported in a sentence that says which and what to check, before any producer or
+ * consumer starts (a producer's first send may block up to {@code max.block.ms}, a consumer retries
+ * for ever), instead of as whichever exception a later step happens to meet first.
  */
 public final class KafkaCheck {
 
