@@ -13,6 +13,7 @@ import io.kfold.fold.FoldProgress;
 import io.kfold.fold.FoldVerticle;
 import io.kfold.fold.FoldWatch;
 import io.kfold.http.HttpApiVerticle;
+import io.kfold.log.KafkaCheck;
 import io.kfold.log.KafkaClients;
 import io.kfold.log.Supervisor;
 import io.kfold.log.Topics;
@@ -116,7 +117,9 @@ public final class KfoldNode {
     Map<String, Integer> partitions = new java.util.concurrent.ConcurrentHashMap<>();
     java.util.concurrent.atomic.AtomicReference<String> transactionalId = new java.util.concurrent.atomic.AtomicReference<>();
     return vertx.executeBlocking(() -> {
-      try (Admin admin = Admin.create(KafkaClients.admin(config.kafka(), config.app() + "-topics"))) {
+      try (Admin admin = KafkaCheck.admin(config.kafka(), config.app() + "-topics")) {
+        // Before anything retries in silence: wrong credentials or an untrusted certificate fail here, said plainly.
+        KafkaCheck.check(admin, config.kafka());
         partitions.putAll(Topics.ensure(admin, config, typeNames));
       }
       if (config.fold().transactions()) {

@@ -1,5 +1,6 @@
 package io.kfold;
 
+import io.kfold.log.KafkaCheck;
 import io.kfold.log.LocalBroker;
 import io.vertx.core.Vertx;
 import org.slf4j.Logger;
@@ -52,7 +53,13 @@ public final class Main {
     try {
       node = KfoldNode.start(vertx, config).await(120, TimeUnit.SECONDS);
     } catch (Exception e) {
-      LOG.error("kfold failed to start: {}", e.toString(), e);
+      KafkaCheck.Failed kafkaFailed = kafkaCheckFailure(e);
+      if (kafkaFailed != null) {
+        // A sentence that says what to fix; a stack trace would only bury it.
+        LOG.error("kfold failed to start: {}", kafkaFailed.getMessage());
+      } else {
+        LOG.error("kfold failed to start: {}", e.toString(), e);
+      }
       vertx.close().await(30, TimeUnit.SECONDS);
       if (broker != null) {
         broker.close();
@@ -76,6 +83,15 @@ public final class Main {
       LOG.info("kfold stopped");
       org.apache.logging.log4j.LogManager.shutdown();
     }, "kfold-shutdown"));
+  }
+
+  private static KafkaCheck.Failed kafkaCheckFailure(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof KafkaCheck.Failed failed) {
+        return failed;
+      }
+    }
+    return null;
   }
 
   /**

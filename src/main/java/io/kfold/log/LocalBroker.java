@@ -53,6 +53,25 @@ public final class LocalBroker implements AutoCloseable {
    * @param port the client port on first start; 0 picks a free one
    */
   public static LocalBroker start(Path dir, Path libs, int port) throws IOException, InterruptedException {
+    return start(dir, libs, port, Extras.NONE);
+  }
+
+  /**
+   * What a broker may have beyond kfold's own: more listeners, more settings, and SCRAM users, which
+   * a KRaft broker takes at format time only. The PLAINTEXT listener stays, for the broker itself
+   * (between broker and controller, and the readiness check) and for {@link #bootstrap()}.
+   *
+   * @param listeners  each listener's security protocol (also its name) and port, e.g. SASL_SSL
+   * @param properties settings added to the broker's, e.g. its keystore and SASL mechanisms
+   * @param scramUsers {@code --add-scram} arguments of the storage format, e.g.
+   *                   {@code SCRAM-SHA-512=[name=kfold,password=...]}
+   */
+  public record Extras(Map<String, Integer> listeners, Map<String, String> properties, List<String> scramUsers) {
+    public static final Extras NONE = new Extras(Map.of(), Map.of(), List.of());
+  }
+
+  /** The same, with {@code extras}: taken when the broker's folder is new, as the ports are. */
+  public static LocalBroker start(Path dir, Path libs, int port, Extras extras) throws IOException, InterruptedException {
     if (!Files.isDirectory(libs)) {
       throw new IllegalStateException("no broker jars in " + libs + ": build kfold with 'mvn package' first, "
           + "or set KFOLD_KAFKA_BOOTSTRAP to use an existing cluster");
@@ -62,16 +81,18 @@ public final class LocalBroker implements AutoCloseable {
     stopLeftover(dir);
     Path config = dir.resolve("server.properties");
     if (!Files.exists(config)) {
-      writeConfig(dir, config, port == 0 ? freePort() : port, freePort());
+      writeConfig(dir, config, port == 0 ? freePort() : port, freePort(), extras);
     }
     Properties props = new Properties();
     try (Reader in = Files.newBufferedReader(config)) {
       props.load(in);
     }
-    String bootstrap = props.getProperty("advertised.listeners").replace("PLAINTEXT://", "");
+    String bootstrap = java.util.Arrays.stream(props.getProperty("advertised.listeners").split(","))
+        .filter(listener -> listener.startsWith("PLAINTEXT://")).findFirst().orElseThrow()
+        .replace("PLAINTEXT://", "");
     Path log = dir.resolve("broker.log");
     if (!Files.exists(dir.resolve("data").resolve("meta.properties"))) {
-      format(dir, libs, config, log);
+      format(dir, libs, config, log, extras.scramUsers());
     }
     Process process = new ProcessBuilder(javaCommand(dir, libs, "kafka.Kafka", config.toString()))
         .redirectErrorStream(true)
@@ -195,9 +216,11 @@ public final class LocalBroker implements AutoCloseable {
     }
   }
 
-  private static void format(Path dir, Path libs, Path config, Path log) throws IOException, InterruptedException {
-    Process format = new ProcessBuilder(javaCommand(dir, libs, "kafka.tools.StorageTool",
-        "format", "-t", clusterId(), "-c", config.toString()))
+  private static void format(Path dir, Path libs, Path config, Path log, List<String> scramUsers)
+      throws IOException, InterruptedException {
+    List<String> args = new java.util.ArrayList<>(List.of("format", "-t", clusterId(), "-c", config.toString()));
+    scramUsers.forEach(user -> args.addAll(List.of("--add-scram", user)));
+    Process format = new ProcessBuilder(javaCommand(dir, libs, "kafka.tools.StorageTool", args.toArray(String[]::new)))
         .redirectErrorStream(true)
         .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
         .start();
@@ -235,17 +258,26 @@ public final class LocalBroker implements AutoCloseable {
     }
   }
 
-  private static void writeConfig(Path dir, Path config, int port, int controllerPort) throws IOException {
+  private static void writeConfig(Path dir, Path config, int port, int controllerPort, Extras extras)
+      throws IOException {
+    StringBuilder listeners = new StringBuilder();
+    StringBuilder protocols = new StringBuilder();
+    extras.listeners().forEach((protocol, listenerPort) -> {
+      listeners.append(',').append(protocol).append("://127.0.0.1:").append(listenerPort);
+      protocols.append(',').append(protocol).append(':').append(protocol);
+    });
+    StringBuilder more = new StringBuilder();
+    extras.properties().forEach((name, value) -> more.append(name).append('=').append(value).append('\n'));
     String properties = String.join("\n",
         "# Written by kfold on first start of its local broker.",
         "process.roles=broker,controller",
         "node.id=1",
         "controller.quorum.voters=1@127.0.0.1:" + controllerPort,
-        "listeners=PLAINTEXT://127.0.0.1:" + port + ",CONTROLLER://127.0.0.1:" + controllerPort,
-        "advertised.listeners=PLAINTEXT://127.0.0.1:" + port,
+        "listeners=PLAINTEXT://127.0.0.1:" + port + ",CONTROLLER://127.0.0.1:" + controllerPort + listeners,
+        "advertised.listeners=PLAINTEXT://127.0.0.1:" + port + listeners,
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT" + protocols,
         "log.dirs=" + dir.resolve("data"),
         "auto.create.topics.enable=false",
         "offsets.topic.replication.factor=1",
@@ -255,7 +287,7 @@ public final class LocalBroker implements AutoCloseable {
         "share.coordinator.state.topic.replication.factor=1",
         "share.coordinator.state.topic.min.isr=1",
         "group.initial.rebalance.delay.ms=0",
-        "");
+        "") + more;
     Files.writeString(config, properties, StandardCharsets.UTF_8);
     Files.writeString(dir.resolve("log4j2.properties"), String.join("\n",
         "rootLogger.level=WARN",
