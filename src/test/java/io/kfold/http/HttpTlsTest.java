@@ -8,6 +8,7 @@ import io.kfold.TestLog;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
 import io.kfold.cluster.Ownership;
+import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpClient;
 import io.vertx.core.http.HttpClientOptions;
@@ -106,14 +107,14 @@ class HttpTlsTest {
       assertThat(served(vertx, pki, node, "/health").version()).isEqualTo(HttpVersion.HTTP_2);
       assertThat(metric(https, node, "kfold_http_tls_reloads_total")).isEqualTo(1);
 
-      // A certificate whose key is cut short: the server keeps the renewed one.
-      long failures = metric(https, node, "kfold_http_tls_reload_failures_total");
+      // A certificate whose key is cut short, as while it is being written: the server keeps the renewed one.
       TestCa.Issued third = pki.ca.issue("kfold-third");
-      Files.writeString(pki.certificate, third.certificatePem());
-      Files.writeString(pki.key, third.keyPem().substring(0, third.keyPem().length() / 2));
-      await("the reload of the broken files failed", () -> metric(https, node, "kfold_http_tls_reload_failures_total")
-          > failures);
-      assertThat(served(vertx, pki, node, "/health").serial()).isEqualTo(renewed.serial());
+      keepsRenewed(vertx, pki, https, node, renewed, () -> {
+        Files.writeString(pki.certificate, third.certificatePem());
+        Files.writeString(pki.key, third.keyPem().substring(0, third.keyPem().length() / 2));
+      });
+      // A whole key, but of another certificate: taking it would fail every handshake.
+      keepsRenewed(vertx, pki, https, node, renewed, () -> Files.writeString(pki.key, pki.ca.issue("kfold-fourth").keyPem()));
       assertThat(metric(https, node, "kfold_http_tls_reloads_total")).isEqualTo(1);
     } finally {
       https.close();
@@ -121,6 +122,21 @@ class HttpTlsTest {
       node.stop().await(60, TimeUnit.SECONDS);
       vertx.close().await(30, TimeUnit.SECONDS);
     }
+  }
+
+  private interface Change {
+    void apply() throws Exception;
+  }
+
+  /** Once the node has checked the files that {@code change} writes and refused them, it still serves {@code renewed}. */
+  private static void keepsRenewed(Vertx vertx, Pki pki, WebClient https, KfoldNode node, TestCa.Issued renewed,
+                                   Change change) throws Exception {
+    long failures = metric(https, node, "kfold_http_tls_reload_failures_total");
+    change.apply();
+    await("the node refused the files", () -> metric(https, node, "kfold_http_tls_reload_failures_total") > failures);
+    Served served = served(vertx, pki, node, "/health");
+    assertThat(served.serial()).as("the certificate served after a refused reload").isEqualTo(renewed.serial());
+    assertThat(served.status()).isEqualTo(200);
   }
 
   @Test
@@ -133,8 +149,11 @@ class HttpTlsTest {
     KfoldConfig first = KfoldConfig.load(pki.env(app, "tls-two-a"));
     KfoldConfig second = KfoldConfig.load(pki.env(app, "tls-two-b"));
     Vertx vertx = Vertx.vertx();
-    KfoldNode a = KfoldNode.start(vertx, first).await(60, TimeUnit.SECONDS);
-    KfoldNode b = KfoldNode.start(vertx, second).await(60, TimeUnit.SECONDS);
+    // Started together, the two join the group in one rebalance rather than two.
+    Future<KfoldNode> startA = KfoldNode.start(vertx, first);
+    Future<KfoldNode> startB = KfoldNode.start(vertx, second);
+    KfoldNode a = startA.await(60, TimeUnit.SECONDS);
+    KfoldNode b = startB.await(60, TimeUnit.SECONDS);
     WebClient https = WebClient.create(vertx, new WebClientOptions().setSsl(true)
         .setTrustOptions(new PemTrustOptions().addCertPath(pki.trust.toString())));
     try {
@@ -197,7 +216,7 @@ class HttpTlsTest {
 
   private static String startFailure(Vertx vertx, Map<String, String> env) throws Exception {
     KfoldConfig config = KfoldConfig.load(env);
-    Throwable failure = KfoldNode.start(vertx, config).transform(done -> io.vertx.core.Future.succeededFuture(
+    Throwable failure = KfoldNode.start(vertx, config).transform(done -> Future.succeededFuture(
         done.cause())).await(60, TimeUnit.SECONDS);
     assertThat(failure).as("the start's failure").isNotNull();
     return failure.getMessage();
