@@ -27,7 +27,7 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
                           List<TypeConfig> types, List<EffectConfig> effects, List<ViewConfig> views) {
 
   /**
-   * @param advertisedUrl how other nodes reach this one; empty: http://host:port
+   * @param advertisedUrl how other nodes reach this one; empty: http://host:port, https with TLS
    * @param forwardWaitMs how long a request for an entity of another node waits for its owner to be known
    * @param streamMaxPendingBytes the most a change stream holds for a client that reads slowly before it is ended
    */

@@ -15,6 +15,7 @@ import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpVersion;
+import io.vertx.core.http.RequestOptions;
 import io.vertx.core.net.PemTrustOptions;
 import io.vertx.ext.web.client.HttpResponse;
 import io.vertx.ext.web.client.WebClient;
@@ -32,6 +33,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.IntStream;
 
@@ -79,6 +81,7 @@ class HttpTlsTest {
     WebClient https = WebClient.create(vertx, new WebClientOptions().setSsl(true).setVerifyHost(true)
         .setTrustOptions(new PemTrustOptions().addCertPath(pki.trust.toString())));
     WebClient plain = WebClient.create(vertx);
+    HttpClient h2Client = vertx.createHttpClient(h2Options(pki));
     try {
       Reply placed = TestNodes.call(https, HttpMethod.POST, node.httpPort(), "/v1/orders/t1/commands", PLACE, Map.of());
       assertThat(placed.status()).as("place over https: %s", placed.body()).isEqualTo(200);
@@ -92,6 +95,14 @@ class HttpTlsTest {
       assertThat(h2.version()).as("a client offering HTTP/2 by ALPN").isEqualTo(HttpVersion.HTTP_2);
       assertThat(h2.status()).isEqualTo(200);
       assertThat(h2.serial()).isEqualTo(first.serial());
+
+      // The change stream over HTTP/2 as well.
+      List<String> frames = new CopyOnWriteArrayList<>();
+      HttpClientResponse stream = TestNodes.openStream(h2Client, new RequestOptions().setMethod(HttpMethod.GET)
+          .setHost("127.0.0.1").setPort(node.httpPort()).setURI("/v1/orders/t1/changes"), frames).await(30, TimeUnit.SECONDS);
+      assertThat(stream.version()).isEqualTo(HttpVersion.HTTP_2);
+      await("the stream over HTTP/2 opens with the state", () -> !frames.isEmpty());
+      assertThat(frames.get(0)).startsWith("event: state\nid: 1");
 
       assertThatThrownBy(() -> TestNodes.call(plain, HttpMethod.GET, node.httpPort(), "/v1/orders/t1", null, Map.of()))
           .as("plain http to the TLS port").isNotNull();
@@ -119,6 +130,7 @@ class HttpTlsTest {
     } finally {
       https.close();
       plain.close();
+      h2Client.close();
       node.stop().await(60, TimeUnit.SECONDS);
       vertx.close().await(30, TimeUnit.SECONDS);
     }
@@ -226,9 +238,7 @@ class HttpTlsTest {
   private record Served(HttpVersion version, int status, BigInteger serial) {}
 
   private static Served served(Vertx vertx, Pki pki, KfoldNode node, String path) throws Exception {
-    HttpClient client = vertx.createHttpClient(new HttpClientOptions().setSsl(true).setUseAlpn(true)
-        .setProtocolVersion(HttpVersion.HTTP_2).setVerifyHost(true).setDefaultHost("127.0.0.1")
-        .setTrustOptions(new PemTrustOptions().addCertPath(pki.trust.toString())));
+    HttpClient client = vertx.createHttpClient(h2Options(pki));  // a client of its own: a new connection
     try {
       HttpClientResponse response = client.request(HttpMethod.GET, node.httpPort(), "127.0.0.1", path)
           .compose(request -> request.send()).await(30, TimeUnit.SECONDS);
@@ -237,6 +247,12 @@ class HttpTlsTest {
     } finally {
       client.close().await(10, TimeUnit.SECONDS);
     }
+  }
+
+  /** A client that offers HTTP/2 by ALPN and trusts the test's CA. */
+  private static HttpClientOptions h2Options(Pki pki) {
+    return new HttpClientOptions().setSsl(true).setUseAlpn(true).setProtocolVersion(HttpVersion.HTTP_2)
+        .setVerifyHost(true).setTrustOptions(new PemTrustOptions().addCertPath(pki.trust.toString()));
   }
 
   private static boolean splitAndKnown(WebClient client, KfoldNode a, KfoldNode b) throws Exception {
