@@ -27,12 +27,39 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
                           List<TypeConfig> types, List<EffectConfig> effects, List<ViewConfig> views) {
 
   /**
-   * @param advertisedUrl how other nodes reach this one; empty: http://host:port
+   * @param advertisedUrl how other nodes reach this one; empty: http://host:port, https with TLS
    * @param forwardWaitMs how long a request for an entity of another node waits for its owner to be known
    * @param streamMaxPendingBytes the most a change stream holds for a client that reads slowly before it is ended
    */
   public record Http(String host, int port, int maxBodyBytes, long maxWaitMs, String advertisedUrl, long forwardWaitMs,
-                     int streamMaxPendingBytes) {}
+                     int streamMaxPendingBytes, Tls tls) {
+    public Http(String host, int port, int maxBodyBytes, long maxWaitMs, String advertisedUrl, long forwardWaitMs,
+                int streamMaxPendingBytes) {
+      this(host, port, maxBodyBytes, maxWaitMs, advertisedUrl, forwardWaitMs, streamMaxPendingBytes, Tls.OFF);
+    }
+
+    /** The scheme of this node's URLs: https when it serves TLS. */
+    public String scheme() {
+      return tls.enabled() ? "https" : "http";
+    }
+  }
+
+  /**
+   * TLS of the HTTP API, from PEM files; off while {@code certificate} and {@code key} are empty.
+   *
+   * @param certificate   the server's certificate chain, its own certificate first
+   * @param key           the certificate's private key (PKCS#8, or PKCS#1 for RSA)
+   * @param trust         the CA certificates that this node trusts when it sends a request to another node over
+   *                      https; empty: the JVM's default trust
+   * @param reloadCheckMs how often the certificate and key files are read again for a new certificate
+   */
+  public record Tls(String certificate, String key, String trust, long reloadCheckMs) {
+    public static final Tls OFF = new Tls("", "", "", 10_000);
+
+    public boolean enabled() {
+      return !certificate.isEmpty();
+    }
+  }
 
   /**
    * @param sessionTimeoutMs how long the group waits for a silent node before giving its partitions to others
@@ -89,8 +116,10 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
   static final ConfigKeys.Section KEYS = new ConfigKeys.Section(Map.of(
       "app", ConfigKeys.VALUE,
       "dataDir", ConfigKeys.VALUE,
-      "http", ConfigKeys.values("host", "port", "maxBodyBytes", "maxWaitMs", "advertisedUrl", "forwardWaitMs",
-          "streamMaxPendingBytes"),
+      "http", new ConfigKeys.Section(Map.of("host", ConfigKeys.VALUE, "port", ConfigKeys.VALUE,
+          "maxBodyBytes", ConfigKeys.VALUE, "maxWaitMs", ConfigKeys.VALUE, "advertisedUrl", ConfigKeys.VALUE,
+          "forwardWaitMs", ConfigKeys.VALUE, "streamMaxPendingBytes", ConfigKeys.VALUE,
+          "tls", ConfigKeys.values("certificate", "key", "trust", "reloadCheckMs"))),
       "kafka", new ConfigKeys.Section(Map.of("bootstrap", ConfigKeys.VALUE, "partitions", ConfigKeys.VALUE,
           "replicationFactor", ConfigKeys.VALUE, "localPort", ConfigKeys.VALUE, "groupInstanceId", ConfigKeys.VALUE,
           "sessionTimeoutMs", ConfigKeys.VALUE, "properties", ConfigKeys.PROPERTIES)),
@@ -173,7 +202,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
     return new KfoldConfig(app, Path.of(text(tree, "dataDir")),
         new Http(text(http, "host"), intIn(http, "port", 0, 65535), intIn(http, "maxBodyBytes", 1, Integer.MAX_VALUE),
             intIn(http, "maxWaitMs", 0, Integer.MAX_VALUE), http.path("advertisedUrl").asText(""),
-            intIn(http, "forwardWaitMs", 0, Integer.MAX_VALUE), intIn(http, "streamMaxPendingBytes", 1024, Integer.MAX_VALUE)),
+            intIn(http, "forwardWaitMs", 0, Integer.MAX_VALUE), intIn(http, "streamMaxPendingBytes", 1024, Integer.MAX_VALUE),
+            tls(http.path("tls"))),
         new Kafka(tree.path("kafka").path("bootstrap").asText(""), intIn(kafka, "partitions", 1, 10_000),
             (short) intIn(kafka, "replicationFactor", 1, 100), intIn(kafka, "localPort", 0, 65535),
             kafka.path("groupInstanceId").asText(""), intIn(kafka, "sessionTimeoutMs", 1000, 3_600_000),
@@ -316,6 +346,21 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
     } catch (IllegalArgumentException e) {
       throw at(at, e.getMessage());
     }
+  }
+
+  /** {@code http.tls}: both files or neither; whether they can be read and match is checked when the node starts. */
+  private static Tls tls(JsonNode tls) {
+    if (tls.isMissingNode() || tls.isNull()) {
+      return Tls.OFF;
+    }
+    String certificate = tls.path("certificate").asText("").trim();
+    String key = tls.path("key").asText("").trim();
+    if (certificate.isEmpty() != key.isEmpty()) {
+      throw at("http.tls", "TLS needs both 'certificate' and 'key' (PEM files); "
+          + (certificate.isEmpty() ? "'certificate'" : "'key'") + " is empty");
+    }
+    long reloadCheckMs = tls.has("reloadCheckMs") ? longIn(tls, "reloadCheckMs", 100, 86_400_000) : Tls.OFF.reloadCheckMs();
+    return new Tls(certificate, key, tls.path("trust").asText("").trim(), reloadCheckMs);
   }
 
   private static IllegalArgumentException at(String place, String problem) {

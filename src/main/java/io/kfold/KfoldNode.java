@@ -2,6 +2,7 @@ package io.kfold;
 
 import io.kfold.command.EntityWriter;
 import io.kfold.command.EventBusApiVerticle;
+import io.kfold.cluster.NodeClients;
 import io.kfold.cluster.NodeDirectory;
 import io.kfold.cluster.Ownership;
 import io.kfold.effects.EffectConfig;
@@ -13,6 +14,7 @@ import io.kfold.fold.FoldProgress;
 import io.kfold.fold.FoldVerticle;
 import io.kfold.fold.FoldWatch;
 import io.kfold.http.HttpApiVerticle;
+import io.kfold.http.ServerCertificate;
 import io.kfold.log.KafkaCheck;
 import io.kfold.log.KafkaClients;
 import io.kfold.log.Supervisor;
@@ -117,6 +119,11 @@ public final class KfoldNode {
     Map<String, Integer> partitions = new java.util.concurrent.ConcurrentHashMap<>();
     java.util.concurrent.atomic.AtomicReference<String> transactionalId = new java.util.concurrent.atomic.AtomicReference<>();
     return vertx.executeBlocking(() -> {
+      // A missing or wrong TLS file stops the start before anything runs.
+      if (config.http().tls().enabled()) {
+        ServerCertificate.read(vertx, config.http().tls());
+      }
+      NodeClients.checkTrust(config.http().tls());
       try (Admin admin = KafkaCheck.admin(config.kafka(), config.app() + "-topics")) {
         // Before anything retries in silence: wrong credentials or an untrusted certificate fail here, said plainly.
         KafkaCheck.check(admin, config.kafka());
@@ -160,7 +167,8 @@ public final class KfoldNode {
           return chain.compose(v -> node.deploy(http))
               .compose(v -> vertx.executeBlocking(() -> {
                 String advertised = config.http().advertisedUrl();
-                directory.start(advertised.isBlank() ? "http://" + config.http().host() + ":" + http.port() : advertised);
+                directory.start(advertised.isBlank()
+                    ? config.http().scheme() + "://" + config.http().host() + ":" + http.port() : advertised);
                 return null;
               }))
               .map(node)

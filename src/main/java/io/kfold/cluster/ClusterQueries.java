@@ -16,7 +16,6 @@ import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.PoolOptions;
 import io.vertx.ext.web.client.WebClient;
-import io.vertx.ext.web.client.WebClientOptions;
 import org.apache.kafka.common.TopicPartition;
 
 import java.io.IOException;
@@ -135,7 +134,7 @@ public final class ClusterQueries {
     this.ownership = ownership;
     this.directory = directory;
     this.local = local;
-    this.client = WebClient.create(vertx, new WebClientOptions(), new PoolOptions().setHttp1MaxSize(64));
+    this.client = WebClient.create(vertx, NodeClients.web(config), new PoolOptions().setHttp1MaxSize(64));
   }
 
   /**

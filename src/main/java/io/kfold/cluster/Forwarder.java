@@ -61,9 +61,9 @@ public final class Forwarder {
     this.config = config;
     this.ownership = ownership;
     this.directory = directory;
-    this.client = WebClient.create(vertx, new io.vertx.ext.web.client.WebClientOptions(), new PoolOptions().setHttp1MaxSize(64));
+    this.client = WebClient.create(vertx, NodeClients.web(config), new PoolOptions().setHttp1MaxSize(64));
     // Streams hold their connection for as long as they last: a pool of their own, not the requests'.
-    this.streams = vertx.createHttpClient(new PoolOptions().setHttp1MaxSize(1024));
+    this.streams = vertx.createHttpClient(NodeClients.http(config), new PoolOptions().setHttp1MaxSize(1024));
   }
 
   /** Forwards the request when another node folds the entity; answers whether it did. */

@@ -83,6 +83,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private ChangeStream changeStreams;
   private Admin admin;
   private HttpServer server;
+  private CertificateReloader reloader;
   private final List<String> routes = new ArrayList<>();
 
   public HttpApiVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
@@ -117,23 +118,40 @@ public final class HttpApiVerticle extends VerticleBase {
     viewPositions = new ViewPositions(vertx, config, ownership, forwarder, watch);
     stateReads = new StateReads(context, store);
     changeStreams = new ChangeStream(vertx, types, store, watch, config.http().streamMaxPendingBytes());
+    KfoldConfig.Tls tls = config.http().tls();
     return vertx.executeBlocking(() -> {
       admin = Admin.create(KafkaClients.admin(config.kafka(), config.app() + "-readiness"));
-      return null;
-    }).compose(v -> {
-      return vertx.createHttpServer(new HttpServerOptions().setHost(config.http().host()).setPort(config.http().port()))
-          .requestHandler(router())
-          .listen();
-    }).onSuccess(s -> {
-      server = s;
-      LOG.info("HTTP API on http://{}:{}", config.http().host(), s.actualPort());
+      // The certificate's files are read here, off the event loop, and checked before the server listens.
+      return tls.enabled() ? ServerCertificate.read(vertx, tls) : null;
+    }).compose(certificate -> {
+      HttpServerOptions options = serverOptions(certificate);
+      return vertx.createHttpServer(options).requestHandler(router()).listen().onSuccess(s -> {
+        server = s;
+        LOG.info("HTTP API on {}://{}:{}{}", config.http().scheme(), config.http().host(), s.actualPort(),
+            certificate == null ? "" : " (HTTP/2 and HTTP/1.1), certificate " + certificate.describe());
+        if (certificate != null) {
+          reloader = new CertificateReloader(vertx, s, options.getSslOptions(), tls, certificate);
+        }
+      });
     });
+  }
+
+  /** Plain HTTP/1.1; with a certificate, TLS only, HTTP/2 offered by ALPN besides HTTP/1.1. */
+  private HttpServerOptions serverOptions(ServerCertificate certificate) {
+    HttpServerOptions options = new HttpServerOptions().setHost(config.http().host()).setPort(config.http().port());
+    if (certificate != null) {
+      options.setSsl(true).setUseAlpn(true).setKeyCertOptions(certificate.options());
+    }
+    return options;
   }
 
   @Override
   public Future<?> stop() {
     forwarder.close();
     queries.close();
+    if (reloader != null) {
+      reloader.stop();
+    }
     return (server == null ? Future.succeededFuture() : server.close())
         .eventually(viewPositions::close)
         .eventually(() -> vertx.executeBlocking(() -> {
@@ -626,6 +644,12 @@ public final class HttpApiVerticle extends VerticleBase {
         forwarder.waitingForOwner());
     counter(text, "kfold_http_change_streams_cut_total", "Change streams ended because their client read too slowly.",
         changeStreams.cut());
+    if (reloader != null) {
+      counter(text, "kfold_http_tls_reloads_total", "New certificates the HTTP API took from its files.",
+          reloader.reloads());
+      counter(text, "kfold_http_tls_reload_failures_total", "Checks that found changed certificate files the HTTP API"
+          + " could not use (it kept its certificate).", reloader.failures());
+    }
     gauge(text, "kfold_http_change_stream_pending_bytes", "Bytes the open change streams hold for their clients.",
         changeStreams.pendingBytes());
     gauge(text, "kfold_http_change_stream_pending_bytes_max", "The most bytes one change stream has held for its client.",
