@@ -130,11 +130,14 @@ class QueryApiTest {
     }
     WebClient client = WebClient.create(vertxes.get(0));
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
-      KfoldConfig config = TestNodes.config(app, TestNodes.tempDir(name + "-0"));
+      KfoldConfig config = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir(name + "-0"));
       // Started together: the group shares the partitions out once rather than once per newcomer.
+      // Their joins still come apart (a start takes a while), and each later one waits for the
+      // members' next heartbeat: quick rebalances make that a second.
       List<io.vertx.core.Future<KfoldNode>> starting = new ArrayList<>();
       for (int i = 0; i < count; i++) {
-        starting.add(KfoldNode.start(vertxes.get(i), i == 0 ? config : TestNodes.config(app, TestNodes.tempDir(name + "-" + i))));
+        starting.add(KfoldNode.start(vertxes.get(i),
+            i == 0 ? config : TestNodes.quickRebalancesConfig(app, TestNodes.tempDir(name + "-" + i))));
       }
       for (io.vertx.core.Future<KfoldNode> node : starting) {
         nodes.add(node.await(60, TimeUnit.SECONDS));

@@ -59,9 +59,10 @@ class QueryBusTest {
     WebClient client = WebClient.create(vertxA);
     List<KfoldNode> nodes = new ArrayList<>();
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
-      KfoldConfig config = TestNodes.config(app, TestNodes.tempDir("qbus-a"));
+      // B joins the group A is in: with quick rebalances A hears of it within a second.
+      KfoldConfig config = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("qbus-a"));
       nodes.add(TestNodes.startCaughtUp(vertxA, config));
-      nodes.add(TestNodes.startCaughtUp(vertxB, TestNodes.config(app, TestNodes.tempDir("qbus-b"))));
+      nodes.add(TestNodes.startCaughtUp(vertxB, TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("qbus-b"))));
       QueryApiTest.awaitSplitAndKnown(client, nodes, config);
       KfoldNode a = nodes.get(0);
 

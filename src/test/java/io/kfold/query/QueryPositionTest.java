@@ -57,9 +57,10 @@ class QueryPositionTest {
     WebClient client = WebClient.create(vertxA);
     List<KfoldNode> nodes = new ArrayList<>();
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
-      KfoldConfig config = TestNodes.config(app, TestNodes.tempDir("qpos-a"));
+      // B joins the group A is in: with quick rebalances A hears of it within a second.
+      KfoldConfig config = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("qpos-a"));
       nodes.add(TestNodes.startCaughtUp(vertxA, config));
-      nodes.add(TestNodes.startCaughtUp(vertxB, TestNodes.config(app, TestNodes.tempDir("qpos-b"))));
+      nodes.add(TestNodes.startCaughtUp(vertxB, TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("qpos-b"))));
       QueryApiTest.awaitSplitAndKnown(client, nodes, config);
       String topic = config.eventsTopic("users");
       int partitions = config.kafka().partitions();
