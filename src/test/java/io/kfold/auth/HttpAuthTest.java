@@ -1,7 +1,11 @@
 package io.kfold.auth;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.KfoldConfig;
+import io.kfold.OpenApiContract;
+import io.kfold.entity.Envelopes;
 import io.kfold.RunningNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -193,10 +197,16 @@ class HttpAuthTest {
         .isEqualTo(new TreeSet<>(served));
     // The entity refused writes aim at: at version 1 before, and still after (checked at the end).
     assertThat(send(HttpMethod.POST, "/v1/users/guarded/events", APPEND, bearer("appender")).status()).isEqualTo(200);
+    String yaml = send(HttpMethod.GET, "/openapi.yaml", null, Map.of()).body();
+    OpenApiContract contract = OpenApiContract.parse(yaml);
+    JsonNode described = new ObjectMapper(new YAMLFactory()).readTree(yaml).path("paths");
     int allowedWrites = 0;
     for (String route : served) {
       String needs = NEEDS.get(route);
       HttpMethod method = HttpMethod.valueOf(route.substring(0, route.indexOf(' ')));
+      String documented = route.substring(route.indexOf(' ') + 1).replaceAll(":(\\w+)", "{$1}");
+      assertThat(described.path(documented).path(method.name().toLowerCase()).path("x-kfold-role").textValue())
+          .as("the role the description names for " + route).isEqualTo(needs);
       List<String> callers = new ArrayList<>(ROLES.keySet());
       callers.add("nobody");
       callers.add("a bad key");
@@ -220,6 +230,11 @@ class HttpAuthTest {
         } else {
           assertThat(answer.status()).as(what).isEqualTo(403);
           assertThat(answer.headers().get("content-type")).as(what).isEqualTo("application/problem+json");
+        }
+        if (!allowed) {
+          contract.assertAnswer(method.name(), documented, new Reply(answer.status(),
+              answer.headers().get("content-type"), null, Envelopes.parse(answer.body().getBytes(StandardCharsets.UTF_8)),
+              answer.headers()));
         }
       }
     }
