@@ -21,6 +21,7 @@ class AuthConfigTest {
 
   private static final String SECRET = "cluster-secret-never-shown";
   private static final String HASH = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+  private static final String OTHER_HASH = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
 
   private static Map<String, String> env(String... pairs) {
     Map<String, String> env = new HashMap<>(Map.of("KFOLD_APP", "auth-config", "KFOLD_DATA_DIR", "data"));
@@ -84,7 +85,8 @@ class AuthConfigTest {
       + " unknown role, is refused without quoting it")
   void keysAndRoles() throws Exception {
     Path keys = TestNodes.tempDir("keys").resolve("keys.yaml");
-    Files.writeString(keys, "deploy-bot: {sha256: " + HASH.toUpperCase() + ", roles: [append, admin]}\n");
+    // Any case: a hash printed in capitals is the same hash.
+    Files.writeString(keys, "deploy-bot: {sha256: " + OTHER_HASH.toUpperCase() + ", roles: [append, admin]}\n");
     String file = ConfigSourceTest.userFile("auth:\n  mode: api-keys\n  apiKeysFile: " + keys + "\n  apiKeys:\n"
         + "    ci: {sha256: " + HASH + ", roles: [read, \"write:orders\"]}\n");
     AuthConfig auth = KfoldConfig.load(env("KFOLD_CONFIG", file, "KFOLD_AUTH_CLUSTER_SECRET", SECRET)).auth();
@@ -96,6 +98,10 @@ class AuthConfigTest {
         + "    ci: {sha256: my-plain-api-key, roles: [read]}\n");
     assertThatThrownBy(() -> KfoldConfig.load(env("KFOLD_CONFIG", plainKey, "KFOLD_AUTH_CLUSTER_SECRET", SECRET)))
         .hasMessageContaining("auth.apiKeys.ci.sha256").hasMessageNotContaining("my-plain-api-key");
+    String twice = ConfigSourceTest.userFile("auth:\n  mode: api-keys\n  apiKeys:\n    a: {sha256: " + HASH
+        + ", roles: [read]}\n    b: {sha256: " + HASH + ", roles: [admin]}\n");
+    assertThatThrownBy(() -> KfoldConfig.load(env("KFOLD_CONFIG", twice, "KFOLD_AUTH_CLUSTER_SECRET", SECRET)))
+        .hasMessageContaining("'a' and 'b' have the same sha256");
     for (String role : new String[] {"delete", "admin:orders", "read:Orders"}) {
       String bad = ConfigSourceTest.userFile("auth:\n  mode: api-keys\n  apiKeys:\n    ci: {sha256: " + HASH
           + ", roles: [\"" + role + "\"]}\n");

@@ -102,6 +102,14 @@ public record AuthConfig(Mode mode, Map<String, ApiKey> apiKeys, Jwt jwt, boolea
         }
         apiKeys(fromFile == null ? YAML.createObjectNode() : fromFile, "auth.apiKeysFile " + file, keys);
       }
+      Map<String, String> byHash = new LinkedHashMap<>();
+      for (ApiKey key : keys.values()) {
+        String other = byHash.putIfAbsent(java.util.HexFormat.of().formatHex(key.sha256()), key.name());
+        if (other != null) {
+          throw at("auth.apiKeys", "'" + other + "' and '" + key.name() + "' have the same sha256: one key would"
+              + " stand for two callers");
+        }
+      }
       if (keys.isEmpty()) {
         throw at("auth.apiKeys", "with auth.mode api-keys, declare at least one key: name: {sha256: <the SHA-256 of the"
             + " key in hex, printf %s KEY | sha256sum>, roles: [read, write]}, in auth.apiKeys or auth.apiKeysFile");

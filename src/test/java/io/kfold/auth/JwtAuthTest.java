@@ -135,4 +135,32 @@ class JwtAuthTest {
     assertThat(call(HttpMethod.GET, "/v1/users/jwt-2", null, token(claims("svc", "read"), signer.getPrivate())).status())
         .isEqualTo(404);
   }
+
+  @Test
+  @DisplayName("with a JWKS instead of a PEM key, a token signed by one of its keys is accepted, another key's refused")
+  void jwks() throws Exception {
+    java.security.interfaces.RSAPublicKey key = (java.security.interfaces.RSAPublicKey) signer.getPublic();
+    Base64.Encoder base64 = Base64.getUrlEncoder().withoutPadding();
+    JsonObject jwk = new JsonObject().put("kty", "RSA").put("alg", "RS256").put("use", "sig").put("kid", "k1")
+        .put("n", base64.encodeToString(unsigned(key.getModulus())))
+        .put("e", base64.encodeToString(unsigned(key.getPublicExponent())));
+    AuthConfig config = new AuthConfig(AuthConfig.Mode.JWT, Map.of(), new AuthConfig.Jwt("",
+        new JsonObject().put("keys", new JsonArray().add(jwk)).encode(), "RS256", ISSUER, AUDIENCE, "roles"), true,
+        HttpAuthTest.SECRET);
+    Authenticator authenticator = new Authenticator(running.vertx, config);
+    Principal principal = authenticator.authenticate(token(claims("svc-jwks", "read"), signer.getPrivate()))
+        .await(10, java.util.concurrent.TimeUnit.SECONDS);
+    assertThat(principal.name()).isEqualTo("svc-jwks");
+    assertThat(principal.grants()).containsExactly(new Grant(Grant.Role.READ, null));
+    Throwable refused = authenticator.authenticate(token(claims("svc-jwks", "read"), rsaKeys().getPrivate()))
+        .transform(ar -> io.vertx.core.Future.succeededFuture(ar.cause())).await(10, java.util.concurrent.TimeUnit.SECONDS);
+    assertThat(refused).isInstanceOf(io.kfold.entity.KfoldException.class);
+    assertThat(((io.kfold.entity.KfoldException) refused).status()).isEqualTo(401);
+  }
+
+  /** A big integer's bytes without the sign byte Java adds, as a JWK wants them. */
+  private static byte[] unsigned(java.math.BigInteger value) {
+    byte[] bytes = value.toByteArray();
+    return bytes[0] == 0 ? java.util.Arrays.copyOfRange(bytes, 1, bytes.length) : bytes;
+  }
 }
