@@ -82,7 +82,7 @@ class AuthConfigTest {
 
   @Test
   @DisplayName("keys come from the configuration and from apiKeysFile; a key itself instead of its hash, or an"
-      + " unknown role, is refused without quoting it")
+      + " unknown role, is refused without quoting it; so are two keys of one hash and a JWKS without keys")
   void keysAndRoles() throws Exception {
     Path keys = TestNodes.tempDir("keys").resolve("keys.yaml");
     // Any case: a hash printed in capitals is the same hash.
@@ -102,6 +102,11 @@ class AuthConfigTest {
         + ", roles: [read]}\n    b: {sha256: " + HASH + ", roles: [admin]}\n");
     assertThatThrownBy(() -> KfoldConfig.load(env("KFOLD_CONFIG", twice, "KFOLD_AUTH_CLUSTER_SECRET", SECRET)))
         .hasMessageContaining("'a' and 'b' have the same sha256");
+    Path emptyJwks = TestNodes.tempDir("jwks").resolve("jwks.json");
+    Files.writeString(emptyJwks, "{\"keys\": []}");
+    String jwt = ConfigSourceTest.userFile("auth:\n  mode: jwt\n  jwt: {jwks: " + emptyJwks + ", issuer: i, audience: a}\n");
+    assertThatThrownBy(() -> KfoldConfig.load(env("KFOLD_CONFIG", jwt, "KFOLD_AUTH_CLUSTER_SECRET", SECRET)))
+        .as("vertx-auth-jwt without a key would take unsigned tokens").hasMessageContaining("holds no keys");
     for (String role : new String[] {"delete", "admin:orders", "read:Orders"}) {
       String bad = ConfigSourceTest.userFile("auth:\n  mode: api-keys\n  apiKeys:\n    ci: {sha256: " + HASH
           + ", roles: [\"" + role + "\"]}\n");

@@ -184,9 +184,21 @@ public record AuthConfig(Mode mode, Map<String, ApiKey> apiKeys, Jwt jwt, boolea
           + " these");
     }
     String rolesClaim = jwt.path("rolesClaim").asText("roles");
-    return new Jwt(publicKey.isEmpty() ? "" : read(publicKey, "auth.jwt.publicKey"),
-        jwks.isEmpty() ? "" : read(jwks, "auth.jwt.jwks"), jwt.path("algorithm").asText("RS256"), issuer, audience,
-        rolesClaim.isEmpty() ? "roles" : rolesClaim);
+    String jwksJson = jwks.isEmpty() ? "" : read(jwks, "auth.jwt.jwks");
+    if (!jwks.isEmpty()) {
+      JsonNode keys;
+      try {
+        keys = YAML.readTree(jwksJson).path("keys");
+      } catch (IOException e) {
+        throw at("auth.jwt.jwks", jwks + " is not JSON: " + e.getMessage());
+      }
+      // Without a key vertx-auth-jwt runs unsecured and would take unsigned tokens.
+      if (!keys.isArray() || keys.isEmpty()) {
+        throw at("auth.jwt.jwks", jwks + " holds no keys: expected {\"keys\": [{\"kty\": ...}, ...]}");
+      }
+    }
+    return new Jwt(publicKey.isEmpty() ? "" : read(publicKey, "auth.jwt.publicKey"), jwksJson,
+        jwt.path("algorithm").asText("RS256"), issuer, audience, rolesClaim.isEmpty() ? "roles" : rolesClaim);
   }
 
   private static String read(String file, String at) {

@@ -124,6 +124,10 @@ class JwtAuthTest {
     noExpiry.remove("exp");
     refused.put("without an expiry", token(noExpiry, signer.getPrivate()));
     refused.put("not a token", "not.a.token");
+    Base64.Encoder base64 = Base64.getUrlEncoder().withoutPadding();
+    refused.put("unsigned (alg none)", base64.encodeToString("{\"alg\":\"none\",\"typ\":\"JWT\"}".getBytes(
+        StandardCharsets.UTF_8)) + "." + base64.encodeToString(claims("svc", "read").encode().getBytes(StandardCharsets.UTF_8))
+        + ".");
     for (var token : refused.entrySet()) {
       Reply reply = call(HttpMethod.GET, "/v1/users/jwt-2", null, token.getValue());
       assertThat(reply.status()).as(token.getKey() + ": " + reply.body()).isEqualTo(401);
