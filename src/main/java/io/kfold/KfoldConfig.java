@@ -1,6 +1,7 @@
 package io.kfold;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.kfold.auth.AuthConfig;
 import io.kfold.effects.EffectConfig;
 import io.kfold.entity.IndexDefinition;
 import io.kfold.log.KafkaClients;
@@ -24,7 +25,7 @@ import java.util.regex.Pattern;
  * {@code KFOLD_CONFIG} and {@code KFOLD_*} environment variables, then passed through constructors.
  */
 public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Writes writes,
-                          List<TypeConfig> types, List<EffectConfig> effects, List<ViewConfig> views) {
+                          List<TypeConfig> types, List<EffectConfig> effects, List<ViewConfig> views, AuthConfig auth) {
 
   /**
    * @param advertisedUrl how other nodes reach this one; empty: http://host:port, https with TLS
@@ -128,6 +129,7 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
       "types", new ConfigKeys.Listed(new ConfigKeys.Section(Map.of("name", ConfigKeys.VALUE, "fold", ConfigKeys.VALUE,
           "class", ConfigKeys.VALUE, "indexes", new ConfigKeys.Listed(ConfigKeys.values("name", "path", "kind"))))),
       "effects", new ConfigKeys.Named(EffectConfig.KEYS),
+      "auth", AuthConfig.KEYS,
       "views", new ConfigKeys.Listed(new ConfigKeys.Section(Map.of("name", ConfigKeys.VALUE, "class", ConfigKeys.VALUE,
           "from", ConfigKeys.VALUE, "key", ConfigKeys.VALUE, "where", ConfigKeys.FREE,
           "fields", new ConfigKeys.Named(ConfigKeys.values(ConfiguredView.Aggregate.configNames()
@@ -216,7 +218,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
         new Writes(intIn(section(tree, "writes"), "timeoutMs", 1, Integer.MAX_VALUE),
             intIn(section(tree, "writes"), "maxEvents", 1, 10_000),
             longIn(section(tree, "writes"), "idempotencyWindowMs", 1, Long.MAX_VALUE)),
-        List.copyOf(types), List.copyOf(effects), views(tree.path("views"), typeNames));
+        List.copyOf(types), List.copyOf(effects), views(tree.path("views"), typeNames),
+        AuthConfig.from(tree.path("auth"), text(http, "host")));
   }
 
   /**
@@ -432,7 +435,7 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
     return new KfoldConfig(app, dataDir, http,
         new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort, kafka.groupInstanceId,
             kafka.sessionTimeoutMs, kafka.properties), fold,
-        writes, types, effects, views);
+        writes, types, effects, views, auth);
   }
 
   /** A view's folded type ({@code _view.<name>}) has the topics {@code <app>.view.<name>.*}; its events are contributions. */

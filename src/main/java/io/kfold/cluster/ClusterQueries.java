@@ -1,6 +1,7 @@
 package io.kfold.cluster;
 
 import io.kfold.KfoldConfig;
+import io.kfold.auth.NodeProof;
 import io.kfold.entity.IndexDefinition;
 import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldWatch;
@@ -18,6 +19,7 @@ import io.vertx.core.http.PoolOptions;
 import io.vertx.ext.web.client.WebClient;
 import org.apache.kafka.common.TopicPartition;
 
+import java.time.Clock;
 import java.io.IOException;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
@@ -79,6 +81,7 @@ public final class ClusterQueries {
   private final LocalQueries local;
   private final FoldWatch watch;
   private final WebClient client;
+  private final NodeProof proof;
 
   /**
    * A query's {@code ?minPosition=&timeoutMs=}: the node that folds the position's partition answers
@@ -135,6 +138,7 @@ public final class ClusterQueries {
     this.directory = directory;
     this.local = local;
     this.client = WebClient.create(vertx, NodeClients.web(config), new PoolOptions().setHttp1MaxSize(64));
+    this.proof = new NodeProof(config.auth().clusterSecret(), Clock.systemUTC());
   }
 
   /**
@@ -412,11 +416,17 @@ public final class ClusterQueries {
     String queryString = request.queryString();
     String view = ViewType.viewName(type);
     String path = view == null ? "/v1/" + type : "/v1/_views/" + view;
-    return client.getAbs(url + path + (queryString.isEmpty() ? "" : "?" + queryString))
+    String uri = path + (queryString.isEmpty() ? "" : "?" + queryString);
+    var ask = client.getAbs(url + uri)
         .timeout(config.http().maxWaitMs() + config.http().forwardWaitMs() + 5_000)
         .putHeader(Forwarder.FORWARDED_BY, directory.node())
-        .putHeader(PARTITIONS, numbers)
-        .send()
+        .putHeader(PARTITIONS, numbers);
+    // The node asks on its own account: the caller's read was checked where the query came in.
+    String signed = proof.sign(directory.node(), "GET", uri);
+    if (signed != null) {
+      ask.putHeader(NodeProof.HEADER, signed);
+    }
+    return ask.send()
         // Not reached (it stopped, or is stopping): the partitions may have another node by now.
         .recover(e -> Future.failedFuture(new KfoldException(503, "Unavailable", "asking " + url + " for " + type
             + " partitions " + numbers + " failed: " + e.getMessage(), Map.of(UNANSWERED, names(partitions)))))

@@ -3,6 +3,7 @@ package io.kfold.cluster;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.MissingNode;
 import io.kfold.KfoldConfig;
+import io.kfold.auth.NodeProof;
 import io.kfold.entity.Envelopes;
 import io.kfold.entity.KfoldException;
 import io.kfold.view.ViewType;
@@ -22,6 +23,7 @@ import io.vertx.ext.web.client.WebClient;
 import org.apache.kafka.common.TopicPartition;
 
 import java.io.IOException;
+import java.time.Clock;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -43,9 +45,10 @@ public final class Forwarder {
   public static final String ANSWERED_BY = "Kfold-Node";
   /** Marks a request one node sends another: the node it reaches answers it itself. */
   public static final String FORWARDED_BY = "X-Kfold-Forwarded-By";
+  /** The caller's credentials go along: the node that folds the entity checks them again. */
   private static final List<String> REQUEST_HEADERS = List.of("content-type", "accept", "If-Match", "Idempotency-Key",
-      "X-Correlation-Id");
-  private static final List<String> RESPONSE_HEADERS = List.of("content-type", "ETag", ANSWERED_BY);
+      "X-Correlation-Id", "Authorization");
+  private static final List<String> RESPONSE_HEADERS = List.of("content-type", "ETag", ANSWERED_BY, "WWW-Authenticate");
 
   private final Vertx vertx;
   private final KfoldConfig config;
@@ -53,6 +56,7 @@ public final class Forwarder {
   private final NodeDirectory directory;
   private final WebClient client;
   private final HttpClient streams;
+  private final NodeProof proof;
   private final LongAdder forwarded = new LongAdder();
   private final LongAdder waitingForOwner = new LongAdder();
 
@@ -61,6 +65,7 @@ public final class Forwarder {
     this.config = config;
     this.ownership = ownership;
     this.directory = directory;
+    this.proof = new NodeProof(config.auth().clusterSecret(), Clock.systemUTC());
     this.client = WebClient.create(vertx, NodeClients.web(config), new PoolOptions().setHttp1MaxSize(64));
     // Streams hold their connection for as long as they last: a pool of their own, not the requests'.
     this.streams = vertx.createHttpClient(NodeClients.http(config), new PoolOptions().setHttp1MaxSize(1024));
@@ -133,9 +138,8 @@ public final class Forwarder {
         return Future.succeededFuture(null);  // it became this node's meanwhile
       }
       forwarded.increment();
-      return client.getAbs(url + path)
+      return fromThisNode(client.getAbs(url + path), HttpMethod.GET, path)
           .timeout(waitMs + config.http().forwardWaitMs() + 5_000)
-          .putHeader(FORWARDED_BY, directory.node())
           .send()
           .recover(e -> Future.failedFuture(KfoldException.unavailable("asking " + url + " for " + path + " failed: "
               + e.getMessage())))
@@ -158,9 +162,8 @@ public final class Forwarder {
       // A view's row is read at its own route: its folded type has none.
       String view = ViewType.viewName(type);
       String path = view == null ? "/v1/" + type + "/" + key : "/v1/_views/" + view + "/" + key;
-      HttpRequest<Buffer> request = client.requestAbs(method, url + path + rest)
-          .timeout(config.writes().timeoutMs() + config.http().maxWaitMs())
-          .putHeader(FORWARDED_BY, directory.node());
+      HttpRequest<Buffer> request = fromThisNode(client.requestAbs(method, url + path + rest), method, path + rest)
+          .timeout(config.writes().timeoutMs() + config.http().maxWaitMs());
       headers.forEach(request::putHeader);
       return (body == null ? request.send() : request.putHeader("content-type", "application/json").sendBuffer(body))
           .recover(e -> Future.failedFuture(KfoldException.unavailable("asking " + url + " about " + type + " '" + key
@@ -168,6 +171,19 @@ public final class Forwarder {
           .compose(answer -> answer.statusCode() == 200 ? Future.succeededFuture(answer.body())
               : Future.failedFuture(problem(url, answer.statusCode(), answer.body())));
     });
+  }
+
+  /**
+   * Marks a request to another node as this node's, with its proof when the cluster authenticates
+   * (the receiver refuses a forwarded request without one). {@code uri} is the path and query as sent.
+   */
+  public <T> HttpRequest<T> fromThisNode(HttpRequest<T> request, HttpMethod method, String uri) {
+    request.putHeader(FORWARDED_BY, directory.node());
+    String signed = proof.sign(directory.node(), method.name(), uri);
+    if (signed != null) {
+      request.putHeader(NodeProof.HEADER, signed);
+    }
+    return request;
   }
 
   /** The failure another node answered, with its status, title, detail and extra members. */
@@ -233,9 +249,9 @@ public final class Forwarder {
 
   private Future<Void> send(RoutingContext ctx, String url) {
     forwarded.increment();
-    HttpRequest<Buffer> request = client.requestAbs(ctx.request().method(), url + ctx.request().uri())
-        .timeout(config.writes().timeoutMs() + config.http().maxWaitMs())
-        .putHeader(FORWARDED_BY, directory.node());
+    HttpRequest<Buffer> request = fromThisNode(client.requestAbs(ctx.request().method(), url + ctx.request().uri()),
+        ctx.request().method(), ctx.request().uri())
+        .timeout(config.writes().timeoutMs() + config.http().maxWaitMs());
     for (String header : REQUEST_HEADERS) {
       String value = ctx.request().getHeader(header);
       if (value != null) {
@@ -268,9 +284,15 @@ public final class Forwarder {
     forwarded.increment();
     RequestOptions options = new RequestOptions().setMethod(HttpMethod.GET).setAbsoluteURI(url + ctx.request().uri())
         .putHeader(FORWARDED_BY, directory.node());
-    String lastEventId = ctx.request().getHeader("Last-Event-ID");
-    if (lastEventId != null) {
-      options.putHeader("Last-Event-ID", lastEventId);
+    String signed = proof.sign(directory.node(), HttpMethod.GET.name(), ctx.request().uri());
+    if (signed != null) {
+      options.putHeader(NodeProof.HEADER, signed);
+    }
+    for (String header : List.of("Last-Event-ID", "Authorization")) {
+      String value = ctx.request().getHeader(header);
+      if (value != null) {
+        options.putHeader(header, value);
+      }
     }
     return streams.request(options)
         .compose(request -> request.send().compose(answer -> {

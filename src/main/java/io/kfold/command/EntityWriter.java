@@ -73,9 +73,15 @@ public final class EntityWriter {
    * @param expectedVersion the version the caller saw ({@code If-Match}); empty for any
    * @param idempotencyKey  a retry with the same key answers the first write's result; null for none
    * @param correlationId   carried in the events' meta; null to use the command id
+   * @param principal       who asks, recorded in the events' meta; null when no caller is known (no
+   *                        authentication, a write of the node's own)
    */
-  public record Options(OptionalLong expectedVersion, String idempotencyKey, String correlationId) {
-    public static final Options NONE = new Options(OptionalLong.empty(), null, null);
+  public record Options(OptionalLong expectedVersion, String idempotencyKey, String correlationId, String principal) {
+    public static final Options NONE = new Options(OptionalLong.empty(), null, null, null);
+
+    public Options(OptionalLong expectedVersion, String idempotencyKey, String correlationId) {
+      this(expectedVersion, idempotencyKey, correlationId, null);
+    }
     private static final Pattern IDEMPOTENCY_KEY = Pattern.compile("[\\x21-\\x7e]{1,255}");
 
     /**
@@ -294,6 +300,9 @@ public final class EntityWriter {
       meta.put("index", i);
       if (options.idempotencyKey() != null) {
         meta.put("idempotencyKey", options.idempotencyKey());
+      }
+      if (options.principal() != null) {
+        meta.put("principal", options.principal());
       }
       envelopes.add(new Envelope(UUID.randomUUID().toString(), events.get(i).type(), type, key, current + 1 + i, time,
           events.get(i).payload(), meta));

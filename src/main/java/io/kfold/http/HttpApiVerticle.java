@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.KfoldConfig;
+import io.kfold.auth.Grant.Role;
 import io.kfold.command.EntityWriter;
 import io.kfold.cluster.ClusterQueries;
 import io.kfold.cluster.Forwarder;
@@ -31,6 +32,7 @@ import io.kfold.store.StoredEntity;
 import io.kfold.view.ViewType;
 import io.kfold.view.ViewVersion;
 import io.vertx.core.Future;
+import io.vertx.core.Handler;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.ReplyException;
@@ -81,6 +83,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private ViewPositions viewPositions;
   private StateReads stateReads;
   private ChangeStream changeStreams;
+  private HttpAccess access;
   private Admin admin;
   private HttpServer server;
   private CertificateReloader reloader;
@@ -118,6 +121,7 @@ public final class HttpApiVerticle extends VerticleBase {
     viewPositions = new ViewPositions(vertx, config, ownership, forwarder, watch);
     stateReads = new StateReads(context, store);
     changeStreams = new ChangeStream(vertx, types, store, watch, config.http().streamMaxPendingBytes());
+    access = new HttpAccess(vertx, config.auth());
     KfoldConfig.Tls tls = config.http().tls();
     return vertx.executeBlocking(() -> {
       admin = Admin.create(KafkaClients.admin(config.kafka(), config.app() + "-readiness"));
@@ -168,36 +172,46 @@ public final class HttpApiVerticle extends VerticleBase {
     // The most frequent request (an entity's GET) nearly first: the router tries routes in order,
     // most by a regex match. The other routes whose path is two segments after /v1, a list of a
     // view's rows and a position, must come before it, or the entity's route would take them.
-    router.get("/v1/_views/:view").handler(this::listRows);
-    router.get("/v1/_positions/:position").handler(this::answeredHere).handler(this::published);
-    router.get("/v1/:type/:id").handler(this::answeredHere).handler(this::staleIfAsked).handler(this::forwardIfElsewhere)
-        .handler(this::getState);
+    Handler<RoutingContext> readType = access.needs(Role.READ, "type");
+    Handler<RoutingContext> readView = access.needs(Role.READ, "view");
+    Handler<RoutingContext> readAny = access.needs(Role.READ, null);
+    Handler<RoutingContext> admin = access.needs(Role.ADMIN, null);
+    router.get("/v1/_views/:view").handler(readView).handler(this::listRows);
+    router.get("/v1/_positions/:position").handler(readAny).handler(this::answeredHere).handler(this::published);
+    router.get("/v1/:type/:id").handler(readType).handler(this::answeredHere).handler(this::staleIfAsked)
+        .handler(this::forwardIfElsewhere).handler(this::getState);
     // A view's rows are the entities of its folded type: read, forwarded and read stale like entities.
-    router.get("/v1/_views/:view/:key").handler(this::answeredHere).handler(this::staleRowIfAsked)
+    router.get("/v1/_views/:view/:key").handler(readView).handler(this::answeredHere).handler(this::staleRowIfAsked)
         .handler(this::forwardRowIfElsewhere).handler(this::getRow);
-    router.get("/v1/_views/:view/:key/changes").handler(this::answeredHere).handler(this::forwardRowStreamIfElsewhere)
-        .handler(changeStreams::handleRow);
-    router.get("/v1/_views").handler(this::listViews);
-    router.post("/v1/_views/:view/rebuild").handler(this::rebuildView);
-    router.get("/v1/_cluster").handler(this::cluster);
-    router.get("/v1/_effects").handler(this::effectStatus);
-    router.get("/v1/_effects/:worker/parked").handler(ctx -> effectAdmin(ctx, "parked"));
-    router.post("/v1/_effects/:worker/parked/:id/replay").handler(ctx -> effectAdmin(ctx, "replay"));
-    router.post("/v1/_effects/:worker/parked/:id/skip").handler(ctx -> effectAdmin(ctx, "skip"));
-    router.post("/v1/_effects/:worker/parked/:type/:id/replay").handler(ctx -> effectAdmin(ctx, "replay"));
-    router.post("/v1/_effects/:worker/parked/:type/:id/skip").handler(ctx -> effectAdmin(ctx, "skip"));
-    router.get("/v1/:type").handler(this::query);
-    router.post("/v1/:type/:id/commands").handler(body).handler(this::answeredHere).handler(this::forwardIfElsewhere)
-        .handler(this::command);
-    router.post("/v1/:type/:id/events").handler(body).handler(this::answeredHere).handler(this::forwardIfElsewhere)
-        .handler(this::appendEvents);
-    router.get("/v1/:type/:id/events").handler(this::answeredHere).handler(this::forwardIfElsewhere)
+    router.get("/v1/_views/:view/:key/changes").handler(readView).handler(this::answeredHere)
+        .handler(this::forwardRowStreamIfElsewhere).handler(changeStreams::handleRow);
+    router.get("/v1/_views").handler(readAny).handler(this::listViews);
+    router.post("/v1/_views/:view/rebuild").handler(admin).handler(this::rebuildView);
+    router.get("/v1/_cluster").handler(admin).handler(this::cluster);
+    router.get("/v1/_effects").handler(admin).handler(this::effectStatus);
+    router.get("/v1/_effects/:worker/parked").handler(admin).handler(ctx -> effectAdmin(ctx, "parked"));
+    router.post("/v1/_effects/:worker/parked/:id/replay").handler(admin).handler(ctx -> effectAdmin(ctx, "replay"));
+    router.post("/v1/_effects/:worker/parked/:id/skip").handler(admin).handler(ctx -> effectAdmin(ctx, "skip"));
+    router.post("/v1/_effects/:worker/parked/:type/:id/replay").handler(admin)
+        .handler(ctx -> effectAdmin(ctx, "replay"));
+    router.post("/v1/_effects/:worker/parked/:type/:id/skip").handler(admin).handler(ctx -> effectAdmin(ctx, "skip"));
+    router.get("/v1/:type").handler(readType).handler(this::query);
+    router.post("/v1/:type/:id/commands").handler(access.needsWithBody(Role.WRITE, "type")).handler(body)
+        .handler(this::answeredHere).handler(this::forwardIfElsewhere).handler(this::command);
+    router.post("/v1/:type/:id/events").handler(access.needsWithBody(Role.APPEND, "type")).handler(body)
+        .handler(this::answeredHere).handler(this::forwardIfElsewhere).handler(this::appendEvents);
+    router.get("/v1/:type/:id/events").handler(readType).handler(this::answeredHere).handler(this::forwardIfElsewhere)
         .handler(this::history);
-    router.get("/v1/:type/:id/changes").handler(this::answeredHere).handler(this::forwardStreamIfElsewhere)
-        .handler(changeStreams::handle);
+    router.get("/v1/:type/:id/changes").handler(readType).handler(this::answeredHere)
+        .handler(this::forwardStreamIfElsewhere).handler(changeStreams::handle);
+    // Open: probes and the description of the API need no credentials.
     router.get("/health").handler(this::health);
     router.get("/ready").handler(this::ready);
-    router.get("/metrics").handler(this::metrics);
+    if (config.auth().metricsOpen()) {
+      router.get("/metrics").handler(this::metrics);
+    } else {
+      router.get("/metrics").handler(admin).handler(this::metrics);
+    }
     router.get("/openapi.yaml").handler(this::openApi);
     router.getRoutes().forEach(route -> route.methods().forEach(method -> routes.add(method + " " + route.getPath())));
     router.route().last().handler(ctx -> ctx.fail(404));
@@ -691,7 +705,8 @@ public final class HttpApiVerticle extends VerticleBase {
 
   private static Options writeOptions(RoutingContext ctx) {
     String idempotencyKey = Options.checkedIdempotencyKey(ctx.request().getHeader("Idempotency-Key"));
-    return new Options(ifMatch(ctx), idempotencyKey, ctx.request().getHeader("X-Correlation-Id"));
+    return new Options(ifMatch(ctx), idempotencyKey, ctx.request().getHeader("X-Correlation-Id"),
+        HttpAccess.principal(ctx));
   }
 
   private static OptionalLong ifMatch(RoutingContext ctx) {
