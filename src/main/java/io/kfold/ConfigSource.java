@@ -154,7 +154,9 @@ public final class ConfigSource {
       return true;
     }
     String name = path.substring(path.lastIndexOf('.') + 1).replaceAll("\\[\\d+]$", "");
-    return SECRET_NAME.matcher(name.toLowerCase(Locale.ROOT)).find()
+    String lower = name.toLowerCase(Locale.ROOT);
+    // A key that names a file (auth.apiKeysFile) holds where a secret is, not the secret.
+    return SECRET_NAME.matcher(lower).find() && !lower.endsWith("file")
         || path.startsWith(kafkaProperties) && name.equals("key");  // ssl.keystore.key: a private key
   }
 

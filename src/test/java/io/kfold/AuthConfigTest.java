@@ -78,6 +78,9 @@ class AuthConfigTest {
     assertThat(printed.out()).contains("clusterSecret: " + ConfigSource.MASK).doesNotContain(SECRET);
     Run fromEnv = command(env("KFOLD_AUTH_CLUSTER_SECRET", SECRET + "-2"), "--print-config", file);
     assertThat(fromEnv.out()).contains("clusterSecret: " + ConfigSource.MASK).doesNotContain(SECRET);
+    // Where the keys are is no secret, and an operator checking the configuration needs to see it.
+    Run keysFile = command(env("KFOLD_AUTH_API_KEYS_FILE", "/run/secrets/kfold-api-keys.yaml"), "--print-config", file);
+    assertThat(keysFile.out()).contains("apiKeysFile: /run/secrets/kfold-api-keys.yaml");
   }
 
   @Test
