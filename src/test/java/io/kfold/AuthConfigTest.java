@@ -70,7 +70,7 @@ class AuthConfigTest {
 
   @Test
   @DisplayName("the cluster secret is masked in the printed configuration and in messages")
-  void secretMasked() {
+  void secretMasked() throws Exception {
     String file = ConfigSourceTest.userFile("auth:\n  mode: api-keys\n  clusterSecret: " + SECRET + "\n  apiKeys:\n"
         + "    ci: {sha256: " + HASH + ", roles: [read]}\n");
     Run printed = command(env("KFOLD_HTTP_HOST", "0.0.0.0"), "--print-config", file);
@@ -79,8 +79,11 @@ class AuthConfigTest {
     Run fromEnv = command(env("KFOLD_AUTH_CLUSTER_SECRET", SECRET + "-2"), "--print-config", file);
     assertThat(fromEnv.out()).contains("clusterSecret: " + ConfigSource.MASK).doesNotContain(SECRET);
     // Where the keys are is no secret, and an operator checking the configuration needs to see it.
-    Run keysFile = command(env("KFOLD_AUTH_API_KEYS_FILE", "/run/secrets/kfold-api-keys.yaml"), "--print-config", file);
-    assertThat(keysFile.out()).contains("apiKeysFile: /run/secrets/kfold-api-keys.yaml");
+    Path keys = TestNodes.tempDir("keys").resolve("kfold-api-keys.yaml");
+    Files.writeString(keys, "deploy-bot: {sha256: " + OTHER_HASH + ", roles: [append]}\n");
+    Run keysFile = command(env("KFOLD_AUTH_API_KEYS_FILE", keys.toString()), "--print-config", file);
+    assertThat(keysFile.status()).as(keysFile.err()).isZero();
+    assertThat(keysFile.out()).contains("apiKeysFile: " + keys);
   }
 
   @Test
