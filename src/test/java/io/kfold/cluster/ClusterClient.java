@@ -352,6 +352,28 @@ final class ClusterClient {
     }
   }
 
+  /**
+   * Stops the nodes still alive side by side, for clean-up: one after another, each stop is a leave
+   * that hands the others its partitions, which they begin to take over only to be stopped next.
+   */
+  static void stopAll(Collection<KfoldProcess> nodes) throws Exception {
+    ExecutorService stoppers = java.util.concurrent.Executors.newFixedThreadPool(nodes.size());
+    try {
+      List<Future<?>> stopped = new ArrayList<>();
+      for (KfoldProcess node : nodes) {
+        stopped.add(stoppers.submit(() -> {
+          node.stopIfAlive();
+          return null;
+        }));
+      }
+      for (Future<?> stop : stopped) {
+        stop.get(150, TimeUnit.SECONDS);
+      }
+    } finally {
+      stoppers.shutdownNow();
+    }
+  }
+
   /** Starts the nodes side by side, then waits until they share the partitions and are all ready. */
   static void startAll(List<KfoldProcess> nodes, ExecutorService threads) throws Exception {
     List<Future<?>> started = new ArrayList<>();
