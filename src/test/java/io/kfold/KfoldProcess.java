@@ -41,8 +41,8 @@ public final class KfoldProcess {
     String java = ProcessHandle.current().info().command().orElse("java");
     // C1 only: a node lives for seconds in a test, and most of its start is class loading and
     // first-time compiling, which the optimizing compiler only slows down on a busy machine.
-    ProcessBuilder builder = new ProcessBuilder(java, "-Xmx512m", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
-        Main.class.getName())
+    ProcessBuilder builder = new ProcessBuilder(java, "-Xmx512m", "-XX:TieredStopAtLevel=1",
+        "-cp", System.getProperty("java.class.path"), Main.class.getName())
         .redirectErrorStream(true)
         .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
     builder.environment().putAll(env);

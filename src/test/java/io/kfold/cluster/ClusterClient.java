@@ -32,6 +32,7 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
@@ -357,7 +358,7 @@ final class ClusterClient {
    * that hands the others its partitions, which they begin to take over only to be stopped next.
    */
   static void stopAll(Collection<KfoldProcess> nodes) throws Exception {
-    ExecutorService stoppers = java.util.concurrent.Executors.newFixedThreadPool(nodes.size());
+    ExecutorService stoppers = Executors.newFixedThreadPool(nodes.size());
     try {
       List<Future<?>> stopped = new ArrayList<>();
       for (KfoldProcess node : nodes) {
