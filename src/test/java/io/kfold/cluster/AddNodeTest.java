@@ -113,9 +113,7 @@ class AddNodeTest {
     } finally {
       stop.set(true);
       writers.shutdownNow();
-      for (KfoldProcess node : nodes) {
-        node.stopIfAlive();
-      }
+      ClusterClient.stopAll(nodes);
     }
   }
 

@@ -8,9 +8,10 @@ import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
-import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -24,11 +25,9 @@ class DeadNodeTest {
     List<KfoldProcess> nodes = ClusterClient.processes(TestNodes.newApp("dead"), "dead", 6000, Map.of()).subList(0, 2);
     KfoldProcess survivor = nodes.get(0);
     KfoldProcess killed = nodes.get(1);
+    ExecutorService starter = Executors.newFixedThreadPool(nodes.size());
     try {
-      for (KfoldProcess node : nodes) {
-        node.start();
-      }
-      ClusterClient.awaitSpread(nodes, Duration.ofSeconds(90));
+      ClusterClient.startAll(nodes, starter);
       killed.kill();
 
       long deadline = System.currentTimeMillis() + 60_000;
@@ -42,6 +41,7 @@ class DeadNodeTest {
       assertThat(status(cluster, survivor)).isEqualTo("live");
       assertThat(node(cluster, killed).path("deadSince").asText()).isNotBlank();
     } finally {
+      starter.shutdownNow();
       for (KfoldProcess node : nodes) {
         node.stopIfAlive();
       }

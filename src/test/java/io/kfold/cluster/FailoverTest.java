@@ -63,8 +63,8 @@ class FailoverTest {
   private static final int WRITERS = 8;
   private static final int PRELOAD = 20_000;
   private static final int USERS = 2000;
-  /** Acknowledged commands before the kill: the writers run at full speed by then. */
-  private static final int WARM_UP = 200;
+  /** Acknowledged commands before the kill: ten a writer, so every writer has placed its orders and is commenting. */
+  private static final int WARM_UP = 80;
   /** Comments sent after the kill and acknowledged, on each of the dead node's orders, that end the run. */
   private static final int AFTER_KILL = 3;
   private static final Duration ATTEMPT_TIMEOUT = Duration.ofSeconds(30);
@@ -155,9 +155,7 @@ class FailoverTest {
     } finally {
       run.running = false;
       threads.shutdownNow();
-      for (KfoldProcess node : nodes) {
-        node.stopIfAlive();
-      }
+      ClusterClient.stopAll(nodes);
     }
   }
 

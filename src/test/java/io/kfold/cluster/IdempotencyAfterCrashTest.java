@@ -137,9 +137,7 @@ class IdempotencyAfterCrashTest {
           writers.unknown.size(), kill.appendedNotAnswered().size(), cluster.retried());
     } finally {
       threads.shutdownNow();
-      for (KfoldProcess node : nodes) {
-        node.stopIfAlive();
-      }
+      ClusterClient.stopAll(nodes);
     }
   }
 
@@ -191,9 +189,7 @@ class IdempotencyAfterCrashTest {
       LOG.info("{} keys sent twice at once, answered alike; retried: {}", answers.size(), cluster.retried());
     } finally {
       threads.shutdownNow();
-      for (KfoldProcess node : nodes) {
-        node.stopIfAlive();
-      }
+      ClusterClient.stopAll(nodes);
     }
   }
 

@@ -84,9 +84,7 @@ class ThreeNodeConcurrencyTest {
       }
     } finally {
       starter.shutdownNow();
-      for (KfoldProcess node : nodes) {
-        node.stopIfAlive();
-      }
+      ClusterClient.stopAll(nodes);
       vertx.close().await(30, TimeUnit.SECONDS);
     }
   }

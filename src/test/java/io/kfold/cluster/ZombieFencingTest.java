@@ -104,14 +104,9 @@ class ZombieFencingTest {
     List<KfoldProcess> all = new ArrayList<>(nodes);
     Writers writers = new Writers(entry.port(), config.kafka().partitions());
     long started = System.currentTimeMillis();
+    ExecutorService starter = Executors.newFixedThreadPool(nodes.size());
     try {
-      for (KfoldProcess node : nodes) {
-        node.start();
-      }
-      ClusterClient.awaitSpread(nodes, Duration.ofSeconds(60));
-      for (KfoldProcess node : nodes) {
-        node.awaitStatus("/ready", 200);
-      }
+      ClusterClient.startAll(nodes, starter);
       Set<Integer> zombiePartitions = foldedPartitions(zombie, config.eventsTopic(TYPE));
       assertThat(zombiePartitions).as("the %s partitions the second node folds", TYPE).isNotEmpty();
       writers.zombiePartitions = zombiePartitions;
@@ -221,6 +216,7 @@ class ZombieFencingTest {
           changelog.notTheOwners().size(), restoreMismatches.size(), (System.currentTimeMillis() - started) / 1000);
       softly.assertAll();
     } finally {
+      starter.shutdownNow();
       writers.stop();
       for (KfoldProcess node : all) {
         try {

@@ -42,7 +42,7 @@ class AtLeastOnceKillTest {
     KfoldProcess kfold = worker.process();
     try {
       kfold.start();
-      KillsDuringDelivery.Producing producing = new KillsDuringDelivery.Producing(config, 20);
+      KillsDuringDelivery.Producing producing = new KillsDuringDelivery.Producing(config, 10);
       KillsDuringDelivery.killWhileDelivering(kfold, server, KILLS, 300, kill -> { });
       int events = producing.stop();
       kfold.awaitStatus("/ready", 200);
