@@ -103,7 +103,7 @@ public final class Plugins implements AutoCloseable {
           + ") failed in its constructor: " + e.getCause(), e.getCause());
     } catch (ReflectiveOperationException | LinkageError e) {
       throw new IllegalArgumentException(what + ": cannot create the class " + className + " (" + origin
-          + "): it needs a public no-argument constructor: " + e, e);
+          + "), a public class with a public no-argument constructor: " + e, e);
     }
   }
 
