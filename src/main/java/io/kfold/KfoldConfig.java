@@ -25,7 +25,8 @@ import java.util.regex.Pattern;
  * {@code KFOLD_CONFIG} and {@code KFOLD_*} environment variables, then passed through constructors.
  */
 public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Writes writes,
-                          List<TypeConfig> types, List<EffectConfig> effects, List<ViewConfig> views, AuthConfig auth) {
+                          List<TypeConfig> types, List<EffectConfig> effects, List<ViewConfig> views, AuthConfig auth,
+                          Plugins plugins) {
 
   /**
    * @param advertisedUrl how other nodes reach this one; empty: http://host:port, https with TLS
@@ -110,30 +111,48 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
    */
   public record ViewConfig(String name, String className, ConfiguredView view) {}
 
+  /**
+   * Where the jars of the user's own Java types and views are: {@code dir}, or the folder
+   * {@code plugins} of the working directory when it is empty.
+   */
+  public record Plugins(String dir) {
+    public static final Plugins DEFAULT = new Plugins("");
+
+    public Path folder() {
+      return Path.of(dir.isEmpty() ? "plugins" : dir);
+    }
+
+    /** A folder the configuration names must exist; the default one may be missing. */
+    public boolean configured() {
+      return !dir.isEmpty();
+    }
+  }
+
   public static final Pattern TYPE_NAME = Pattern.compile("[a-z][a-z0-9-]{0,62}");
   private static final Pattern APP_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_-]{0,62}");
 
   /** Every key of the configuration; a section that gains a field adds it here, or the file cannot use it. */
-  static final ConfigKeys.Section KEYS = new ConfigKeys.Section(Map.of(
-      "app", ConfigKeys.VALUE,
-      "dataDir", ConfigKeys.VALUE,
-      "http", new ConfigKeys.Section(Map.of("host", ConfigKeys.VALUE, "port", ConfigKeys.VALUE,
+  static final ConfigKeys.Section KEYS = new ConfigKeys.Section(Map.ofEntries(
+      Map.entry("app", ConfigKeys.VALUE),
+      Map.entry("dataDir", ConfigKeys.VALUE),
+      Map.entry("http", new ConfigKeys.Section(Map.of("host", ConfigKeys.VALUE, "port", ConfigKeys.VALUE,
           "maxBodyBytes", ConfigKeys.VALUE, "maxWaitMs", ConfigKeys.VALUE, "advertisedUrl", ConfigKeys.VALUE,
           "forwardWaitMs", ConfigKeys.VALUE, "streamMaxPendingBytes", ConfigKeys.VALUE,
-          "tls", ConfigKeys.values("certificate", "key", "trust", "reloadCheckMs"))),
-      "kafka", new ConfigKeys.Section(Map.of("bootstrap", ConfigKeys.VALUE, "partitions", ConfigKeys.VALUE,
+          "tls", ConfigKeys.values("certificate", "key", "trust", "reloadCheckMs")))),
+      Map.entry("kafka", new ConfigKeys.Section(Map.of("bootstrap", ConfigKeys.VALUE, "partitions", ConfigKeys.VALUE,
           "replicationFactor", ConfigKeys.VALUE, "localPort", ConfigKeys.VALUE, "groupInstanceId", ConfigKeys.VALUE,
-          "sessionTimeoutMs", ConfigKeys.VALUE, "properties", ConfigKeys.PROPERTIES)),
-      "fold", ConfigKeys.values("maxPollRecords", "cacheEntries", "standbyReplicas", "threads", "transactions"),
-      "writes", ConfigKeys.values("timeoutMs", "maxEvents", "idempotencyWindowMs"),
-      "types", new ConfigKeys.Listed(new ConfigKeys.Section(Map.of("name", ConfigKeys.VALUE, "fold", ConfigKeys.VALUE,
-          "class", ConfigKeys.VALUE, "indexes", new ConfigKeys.Listed(ConfigKeys.values("name", "path", "kind"))))),
-      "effects", new ConfigKeys.Named(EffectConfig.KEYS),
-      "auth", AuthConfig.KEYS,
-      "views", new ConfigKeys.Listed(new ConfigKeys.Section(Map.of("name", ConfigKeys.VALUE, "class", ConfigKeys.VALUE,
+          "sessionTimeoutMs", ConfigKeys.VALUE, "properties", ConfigKeys.PROPERTIES))),
+      Map.entry("fold", ConfigKeys.values("maxPollRecords", "cacheEntries", "standbyReplicas", "threads", "transactions")),
+      Map.entry("writes", ConfigKeys.values("timeoutMs", "maxEvents", "idempotencyWindowMs")),
+      Map.entry("types", new ConfigKeys.Listed(new ConfigKeys.Section(Map.of("name", ConfigKeys.VALUE, "fold", ConfigKeys.VALUE,
+          "class", ConfigKeys.VALUE, "indexes", new ConfigKeys.Listed(ConfigKeys.values("name", "path", "kind")))))),
+      Map.entry("effects", new ConfigKeys.Named(EffectConfig.KEYS)),
+      Map.entry("auth", AuthConfig.KEYS),
+      Map.entry("plugins", ConfigKeys.values("dir")),
+      Map.entry("views", new ConfigKeys.Listed(new ConfigKeys.Section(Map.of("name", ConfigKeys.VALUE, "class", ConfigKeys.VALUE,
           "from", ConfigKeys.VALUE, "key", ConfigKeys.VALUE, "where", ConfigKeys.FREE,
           "fields", new ConfigKeys.Named(ConfigKeys.values(ConfiguredView.Aggregate.configNames()
-              .toArray(String[]::new))))))));
+              .toArray(String[]::new)))))))));
 
   /** KFOLD_* variables that kfold reads for another purpose than a key. */
   static final Set<String> NOT_KEYS = Set.of("KFOLD_CONFIG");
@@ -219,7 +238,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
             intIn(section(tree, "writes"), "maxEvents", 1, 10_000),
             longIn(section(tree, "writes"), "idempotencyWindowMs", 1, Long.MAX_VALUE)),
         List.copyOf(types), List.copyOf(effects), views(tree.path("views"), typeNames),
-        AuthConfig.from(tree.path("auth"), text(http, "host")));
+        AuthConfig.from(tree.path("auth"), text(http, "host")),
+        new Plugins(tree.path("plugins").path("dir").asText("").trim()));
   }
 
   /**
@@ -435,7 +455,7 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
     return new KfoldConfig(app, dataDir, http,
         new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort, kafka.groupInstanceId,
             kafka.sessionTimeoutMs, kafka.properties), fold,
-        writes, types, effects, views, auth);
+        writes, types, effects, views, auth, plugins);
   }
 
   /** A view's folded type ({@code _view.<name>}) has the topics {@code <app>.view.<name>.*}; its events are contributions. */

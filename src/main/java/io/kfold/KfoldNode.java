@@ -19,6 +19,7 @@ import io.kfold.log.KafkaCheck;
 import io.kfold.log.KafkaClients;
 import io.kfold.log.Supervisor;
 import io.kfold.log.Topics;
+import io.kfold.plugin.Plugins;
 import io.kfold.store.EntityStore;
 import io.kfold.store.RocksEntityStore;
 import io.kfold.view.ViewDefinition;
@@ -68,10 +69,13 @@ public final class KfoldNode {
   private volatile Future<?> sweep = Future.succeededFuture();
 
   private final NodeDirectory directory;
+  /** The plugin jars the node's types and views came from: closed when the node stops. */
+  private final Plugins plugins;
 
   private KfoldNode(Vertx vertx, EntityStore store, KafkaWriteStream<String, byte[]> producer, FoldProgress progress,
-                    HttpApiVerticle http, NodeDirectory directory) {
+                    HttpApiVerticle http, NodeDirectory directory, Plugins plugins) {
     this.directory = directory;
+    this.plugins = plugins;
     this.vertx = vertx;
     this.store = store;
     this.producer = producer;
@@ -113,7 +117,15 @@ public final class KfoldNode {
 
   /** The same, with {@code options}. */
   public static Future<KfoldNode> start(Vertx vertx, KfoldConfig config, Options options) {
-    EntityTypes types = EntityTypes.from(config, options.views());
+    // Read at once, before anything starts: a bad plugin stops the start here, named.
+    Plugins plugins = Plugins.open(config.plugins());
+    EntityTypes types;
+    try {
+      types = EntityTypes.from(config, plugins, options.views());
+    } catch (RuntimeException e) {
+      plugins.close();
+      throw e;
+    }
     // The views' folded types have their topics and partitions like the user types.
     List<String> typeNames = types.folded().stream().map(EntityType::name).toList();
     Map<String, Integer> partitions = new java.util.concurrent.ConcurrentHashMap<>();
@@ -155,7 +167,7 @@ public final class KfoldNode {
           }
           HttpApiVerticle http = new HttpApiVerticle(config, types, store, watch, progress, writer, effects, ownership,
               directory, supervisor);
-          KfoldNode node = new KfoldNode(vertx, store, producer, progress, http, directory);
+          KfoldNode node = new KfoldNode(vertx, store, producer, progress, http, directory, plugins);
           Future<Void> chain = node.deploy(new FoldVerticle(config, types, store, watch, progress,
                   () -> directory.standbys(config.fold().standbyReplicas()), supervisor, options.foldMaxPollInterval(),
                   transactionalId.get()))
@@ -176,7 +188,8 @@ public final class KfoldNode {
         }, e -> {
           store.close();
           return Future.failedFuture(e);
-        }));
+        }))
+        .onFailure(e -> plugins.close());
   }
 
   /**
@@ -249,6 +262,7 @@ public final class KfoldNode {
     // also waits for any call in progress, which covers a sweep that this read of the field missed.)
     return chain.eventually(producer::close).eventually(() -> sweep).compose(v -> vertx.executeBlocking(() -> {
       store.close();
+      plugins.close();
       return null;
     })).mapEmpty();
   }

@@ -1,6 +1,8 @@
 package io.kfold;
 
+import io.kfold.entity.EntityTypes;
 import io.kfold.log.KafkaCheck;
+import io.kfold.plugin.Plugins;
 import io.kfold.log.LocalBroker;
 import io.vertx.core.Vertx;
 import org.slf4j.Logger;
@@ -112,7 +114,11 @@ public final class Main {
     ConfigSource source;
     try {
       source = ConfigSource.read(withFile);
-      KfoldConfig.from(source);
+      KfoldConfig config = KfoldConfig.from(source);
+      // The types and views too, their classes loaded as a start would: a bad plugin fails the check.
+      try (Plugins plugins = Plugins.open(config.plugins())) {
+        EntityTypes.from(config, plugins, List.of());
+      }
     } catch (IllegalArgumentException e) {
       List<String> problems = e instanceof ConfigSource.Problems listed ? listed.problems() : List.of(e.getMessage());
       err.println("the configuration" + (withFile.containsKey("KFOLD_CONFIG") ? " " + withFile.get("KFOLD_CONFIG") : "")

@@ -1,6 +1,7 @@
 package io.kfold.entity;
 
 import io.kfold.KfoldConfig;
+import io.kfold.plugin.Plugins;
 import io.kfold.view.ViewDefinition;
 import io.kfold.view.ViewDefinitions;
 import io.kfold.view.ViewType;
@@ -33,9 +34,18 @@ public final class EntityTypes {
 
   /** The configuration's types and views, and {@code views} written in Java over them. */
   public static EntityTypes from(KfoldConfig config, List<ViewDefinition> views) {
+    return from(config, Plugins.none(), views);
+  }
+
+  /**
+   * The same, the classes that the configuration names loaded through {@code plugins}, with the
+   * types that plugin jars list for {@link java.util.ServiceLoader} added after the configuration's.
+   */
+  public static EntityTypes from(KfoldConfig config, Plugins plugins, List<ViewDefinition> views) {
     EntityTypes types = new EntityTypes();
     for (KfoldConfig.TypeConfig type : config.types()) {
-      EntityType entityType = type.fold().equals("merge") ? new MergeEntityType(type.name()) : instantiate(type);
+      EntityType entityType = type.fold().equals("merge") ? new MergeEntityType(type.name())
+          : plugins.create(type.className(), EntityType.class, "configuration: type '" + type.name() + "'");
       if (!entityType.name().equals(type.name())) {
         throw new IllegalArgumentException("configuration: type '" + type.name() + "' names class "
             + type.className() + " whose name() is '" + entityType.name() + "'");
@@ -45,9 +55,10 @@ public final class EntityTypes {
       }
       types.indexesByName.put(type.name(), indexesOf(entityType, type.indexes()));
     }
+    types.addServices(config, plugins);
     // The configuration's views (declared, or Java classes it names), then those given in code;
     // ViewDefinitions checks them all: valid unique names, known types.
-    List<ViewDefinition> all = new ArrayList<>(ViewDefinitions.from(config).all());
+    List<ViewDefinition> all = new ArrayList<>(ViewDefinitions.configured(config, plugins));
     all.addAll(views);
     for (ViewDefinition view : ViewDefinitions.of(all, types.byName.keySet()).all()) {
       types.viewsByName.put(view.name(), new ViewType(view, config.kafka().partitions()));
@@ -72,12 +83,35 @@ public final class EntityTypes {
     return List.copyOf(all);
   }
 
-  private static EntityType instantiate(KfoldConfig.TypeConfig type) {
-    try {
-      return (EntityType) Class.forName(type.className()).getDeclaredConstructor().newInstance();
-    } catch (ReflectiveOperationException | ClassCastException e) {
-      throw new IllegalArgumentException("configuration: type '" + type.name() + "': cannot create "
-          + type.className() + " as an EntityType: " + e, e);
+  /**
+   * The types plugin jars list. One the configuration also names by its class is already there (the
+   * configuration adds its indexes); any other type with a name already taken is an error, since
+   * two folds of one topic would disagree.
+   */
+  private void addServices(KfoldConfig config, Plugins plugins) {
+    Map<String, String> declaredBy = new LinkedHashMap<>();
+    config.types().forEach(type -> declaredBy.put(type.name(), type.className().isEmpty()
+        ? "the configuration (fold: " + type.fold() + ")" : "the configuration (class " + type.className() + ")"));
+    for (Plugins.Service<EntityType> service : plugins.services(EntityType.class)) {
+      EntityType type = service.instance();
+      String name = type.name();
+      String by = service.className() + " listed by " + service.jar();
+      if (name == null || !KfoldConfig.TYPE_NAME.matcher(name).matches()) {
+        throw new IllegalArgumentException("plugins: " + by + ": its name() '" + name + "' is not a type name:"
+            + " lower-case letters, digits and '-', starting with a letter");
+      }
+      EntityType known = byName.get(name);
+      if (known != null && known.getClass().getName().equals(service.className())
+          && config.types().stream().anyMatch(t -> t.name().equals(name))) {
+        continue;
+      }
+      if (known != null) {
+        throw new IllegalArgumentException("plugins: the type '" + name + "' is declared twice: by "
+            + declaredBy.get(name) + " and by " + by);
+      }
+      byName.put(name, type);
+      declaredBy.put(name, by);
+      indexesByName.put(name, indexesOf(type, List.of()));
     }
   }
 

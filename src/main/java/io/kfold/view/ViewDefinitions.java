@@ -1,6 +1,7 @@
 package io.kfold.view;
 
 import io.kfold.KfoldConfig;
+import io.kfold.plugin.Plugins;
 
 import java.util.ArrayList;
 import java.util.Collection;
@@ -25,11 +26,16 @@ public final class ViewDefinitions {
   public static ViewDefinitions from(KfoldConfig config) {
     Set<String> types = new LinkedHashSet<>();
     config.types().forEach(type -> types.add(type.name()));
+    return of(configured(config, Plugins.none()), types);
+  }
+
+  /** The configuration's views, those named by {@code class:} loaded through {@code plugins}; not yet checked. */
+  public static List<ViewDefinition> configured(KfoldConfig config, Plugins plugins) {
     List<ViewDefinition> views = new ArrayList<>();
     for (KfoldConfig.ViewConfig view : config.views()) {
-      views.add(view.view() != null ? view.view() : instantiate(view));
+      views.add(view.view() != null ? view.view() : instantiate(view, plugins));
     }
-    return of(views, types);
+    return views;
   }
 
   /** The views given, checked against the node's entity types: unique valid names, known types. */
@@ -59,14 +65,9 @@ public final class ViewDefinitions {
     return definitions;
   }
 
-  private static ViewDefinition instantiate(KfoldConfig.ViewConfig view) {
-    ViewDefinition definition;
-    try {
-      definition = (ViewDefinition) Class.forName(view.className()).getDeclaredConstructor().newInstance();
-    } catch (ReflectiveOperationException | ClassCastException | LinkageError e) {
-      throw new IllegalArgumentException("configuration: view '" + view.name() + "': cannot create "
-          + view.className() + " as a ViewDefinition (a public class with a public no-argument constructor): " + e, e);
-    }
+  private static ViewDefinition instantiate(KfoldConfig.ViewConfig view, Plugins plugins) {
+    ViewDefinition definition = plugins.create(view.className(), ViewDefinition.class,
+        "configuration: view '" + view.name() + "'");
     if (!view.name().equals(definition.name())) {
       throw new IllegalArgumentException("configuration: view '" + view.name() + "' names class " + view.className()
           + " whose name() is '" + definition.name() + "'");

@@ -121,7 +121,7 @@ class ViewConfigTest {
     assertThatThrownBy(() -> ViewDefinitions.from(withViews("""
         - name: nothing
           class: io.kfold.view.NoSuchView
-      """))).hasMessageContaining("view 'nothing': cannot create io.kfold.view.NoSuchView as a ViewDefinition");
+      """))).hasMessageContaining("view 'nothing': the class io.kfold.view.NoSuchView was not found");
     assertThatThrownBy(() -> ViewDefinitions.from(withViews("""
         - name: first-sku
           class: io.kfold.view.ViewConfigTest$FirstSkuView
