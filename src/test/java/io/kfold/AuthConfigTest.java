@@ -1,18 +1,17 @@
 package io.kfold;
 
 import io.kfold.auth.AuthConfig;
+import io.kfold.ConfigCommandsTest.Run;
 import io.kfold.auth.Grant;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
 
+import static io.kfold.ConfigCommandsTest.command;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -29,17 +28,6 @@ class AuthConfigTest {
       env.put(pairs[i], pairs[i + 1]);
     }
     return env;
-  }
-
-  private record Run(int status, String out, String err) {}
-
-  /** {@code --check-config} or {@code --print-config}: the same reading of the configuration a start makes. */
-  private static Run command(Map<String, String> env, String... args) {
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    ByteArrayOutputStream err = new ByteArrayOutputStream();
-    int status = Main.command(args, env, new PrintStream(out, true, StandardCharsets.UTF_8),
-        new PrintStream(err, true, StandardCharsets.UTF_8));
-    return new Run(status, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
   }
 
   @Test

@@ -30,9 +30,10 @@ class ConfigCommandsTest {
           ssl.truststore.password: ${env:TRUSTSTORE_PASSWORD}
       """.formatted(JAAS_SECRET);
 
-  private record Run(int status, String out, String err) {}
+  record Run(int status, String out, String err) {}
 
-  private static Run command(Map<String, String> env, String... args) {
+  /** {@code --check-config} or {@code --print-config} in this JVM: the same reading of the configuration a start makes. */
+  static Run command(Map<String, String> env, String... args) {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     ByteArrayOutputStream err = new ByteArrayOutputStream();
     int status = Main.command(args, env, new PrintStream(out, true, StandardCharsets.UTF_8),

@@ -26,8 +26,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 
@@ -117,6 +119,31 @@ public final class TestNodes {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /** How a test reads a node's {@code /v1/_cluster} (with its credentials, over its transport). */
+  public interface ClusterOf {
+    JsonNode of(KfoldNode node) throws Exception;
+  }
+
+  /**
+   * Whether two nodes share every partition, both caught up, and each one's {@code /v1/_cluster}
+   * shows both of them with every partition claimed: forwarding between them can be tested.
+   */
+  public static boolean splitAndKnown(KfoldNode a, KfoldNode b, ClusterOf clusterOf) throws Exception {
+    if (!a.progress().caughtUp() || !b.progress().caughtUp() || a.progress().lag().isEmpty() || b.progress().lag().isEmpty()
+        || a.progress().lag().size() + b.progress().lag().size() != SHIPPED_PARTITIONS) {
+      return false;
+    }
+    for (KfoldNode node : List.of(a, b)) {
+      JsonNode cluster = clusterOf.of(node);
+      Set<String> claimed = new HashSet<>();
+      cluster.path("nodes").forEach(n -> n.path("partitions").forEach(p -> claimed.add(p.asText())));
+      if (cluster.path("nodes").size() != 2 || claimed.size() != SHIPPED_PARTITIONS) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Starts a node in this JVM and waits until it has folded everything its partitions hold. */

@@ -1,5 +1,6 @@
 package io.kfold.auth;
 
+import io.kfold.Await;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.KfoldConfig;
 import io.kfold.KfoldNode;
@@ -21,9 +22,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.IntStream;
 
@@ -57,7 +56,8 @@ class ForwardingAuthTest {
     WebClient client = WebClient.create(vertxA);
     HttpClient http = vertxA.createHttpClient();
     try {
-      await("the two nodes share the partitions and know it", () -> splitAndKnown(client, a, b));
+      Await.until("the two nodes share the partitions and know it", () -> TestNodes.splitAndKnown(a, b,
+          node -> call(client, node, HttpMethod.GET, "/v1/_cluster", null, bearer("admin")).body()));
       Ownership ofA = new Ownership(first, Map.of("users", 4), a.progress());
       String[] ofB = IntStream.range(0, 100).mapToObj(i -> "f" + i).filter(key -> !ofA.owns("users", key))
           .limit(3).toArray(String[]::new);
@@ -137,37 +137,5 @@ class ForwardingAuthTest {
       all.put("content-type", "application/json");
     }
     return TestNodes.call(client, method, node.httpPort(), path, body, all);
-  }
-
-  /** Both caught up, every partition folded by one of them, and each knows the other's claim. */
-  private static boolean splitAndKnown(WebClient client, KfoldNode a, KfoldNode b) throws Exception {
-    if (!a.progress().caughtUp() || !b.progress().caughtUp() || a.progress().lag().isEmpty()
-        || b.progress().lag().isEmpty()
-        || a.progress().lag().size() + b.progress().lag().size() != TestNodes.SHIPPED_PARTITIONS) {
-      return false;
-    }
-    for (KfoldNode node : new KfoldNode[] {a, b}) {
-      JsonNode cluster = call(client, node, HttpMethod.GET, "/v1/_cluster", null, bearer("admin")).body();
-      Set<String> claimed = new HashSet<>();
-      cluster.path("nodes").forEach(n -> n.path("partitions").forEach(p -> claimed.add(p.asText())));
-      if (cluster.path("nodes").size() != 2 || claimed.size() != TestNodes.SHIPPED_PARTITIONS) {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  private interface Condition {
-    boolean holds() throws Exception;
-  }
-
-  private static void await(String what, Condition condition) throws Exception {
-    long deadline = System.currentTimeMillis() + 60_000;
-    while (!condition.holds()) {
-      if (System.currentTimeMillis() > deadline) {
-        throw new AssertionError("not within 60 s: " + what);
-      }
-      Thread.sleep(20);
-    }
   }
 }

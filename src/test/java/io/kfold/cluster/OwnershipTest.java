@@ -1,5 +1,6 @@
 package io.kfold.cluster;
 
+import io.kfold.Await;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.KfoldConfig;
 import io.kfold.KfoldNode;
@@ -22,10 +23,8 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -55,7 +54,7 @@ class OwnershipTest {
     WebClient client = WebClient.create(vertx);
     HttpClient http = vertx.createHttpClient();
     try {
-      await("two nodes share the partitions and know it", () -> splitAndKnown(client, a, b));
+      Await.until("two nodes share the partitions and know it", () -> TestNodes.splitAndKnown(a, b, node -> cluster(client, node)));
       List<KfoldNode> nodes = List.of(a, b);
       Map<KfoldNode, String> names = Map.of(a, nodeName(client, a), b, nodeName(client, b));
       Ownership ofA = new Ownership(first, Map.of("orders", 4), a.progress());
@@ -102,7 +101,7 @@ class OwnershipTest {
         String order = "/v1/orders/o" + i;
         KfoldNode other = ofA.owns("orders", "o" + i) ? b : a;
         String owner = names.get(ofA.owns("orders", "o" + i) ? a : b);
-        await("the copy of o" + i + " on the other node", () -> {
+        Await.until("the copy of o" + i + " on the other node", () -> {
           Reply stale = TestNodes.call(client, HttpMethod.GET, other.httpPort(), order + "?stale=true", null, Map.of());
           return "true".equals(stale.header("Kfold-Stale")) && stale.body().path("version").asLong() == 2;
         });
@@ -119,17 +118,17 @@ class OwnershipTest {
       assertThat(stream.statusCode()).isEqualTo(200);
       assertThat(stream.getHeader("content-type")).isEqualTo("text/event-stream");
       assertThat(stream.getHeader("Kfold-Node")).as("node that answered the stream").isEqualTo(names.get(b));
-      await("the relayed stream opens with the state", () -> !frames.isEmpty());
+      Await.until("the relayed stream opens with the state", () -> !frames.isEmpty());
       assertThat(frames.get(0)).startsWith("event: state\nid: 2");
       assertThat(TestNodes.call(client, HttpMethod.POST, a.httpPort(), "/v1/orders/" + order + "/commands",
           "{\"type\":\"comment\",\"payload\":{\"text\":\"relayed\"}}", Map.of()).status()).isEqualTo(200);
-      await("the relayed stream carries change 3", () -> frames.size() > 1);
+      Await.until("the relayed stream carries change 3", () -> frames.size() > 1);
       assertThat(frames).hasSize(2);
       assertThat(frames.get(1)).startsWith("event: change\nid: 3").contains("relayed");
       // A client reconnecting through the relay resumes after its Last-Event-ID.
       List<String> resumed = new CopyOnWriteArrayList<>();
       openStream(http, a, order, "2", resumed);
-      await("the resumed stream replays change 3", () -> !resumed.isEmpty());
+      Await.until("the resumed stream replays change 3", () -> !resumed.isEmpty());
       assertThat(resumed.get(0)).startsWith("event: change\nid: 3").contains("relayed");
     } finally {
       http.close();
@@ -154,7 +153,7 @@ class OwnershipTest {
     KfoldNode b = KfoldNode.start(vertx, second).await(60, TimeUnit.SECONDS);
     WebClient client = WebClient.create(vertx);
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
-      await("two nodes share the partitions and know it", () -> splitAndKnown(client, a, b));
+      Await.until("two nodes share the partitions and know it", () -> TestNodes.splitAndKnown(a, b, node -> cluster(client, node)));
       String nameOfA = nodeName(client, a);
       String nameOfB = nodeName(client, b);
       Ownership ofA = new Ownership(first, Map.of("orders", 4), a.progress());
@@ -169,13 +168,13 @@ class OwnershipTest {
       byte[] claimOfA = TestLog.records(first.nodesTopic()).stream().filter(r -> new String(r.key(),
           StandardCharsets.UTF_8).equals(nameOfA)).map(ConsumerRecord::value).reduce((x, y) -> y).orElseThrow();
       producer.send(new ProducerRecord<>(first.nodesTopic(), key, null)).get();
-      await("B no longer knows A", () -> TestNodes.call(client, HttpMethod.GET, b.httpPort(), "/v1/_cluster", null,
+      Await.until("B no longer knows A", () -> TestNodes.call(client, HttpMethod.GET, b.httpPort(), "/v1/_cluster", null,
           Map.of()).body().path("nodes").size() == 1);
 
       // A read through B waits for the owner, and when none is known in time B answers 503 itself.
       CompletableFuture<Reply> read = async(() -> TestNodes.call(client, HttpMethod.GET, b.httpPort(), "/v1/orders/" + order,
           null, Map.of()));
-      await("B holds the read, waiting for the owner", () -> metric(client, b, "kfold_http_forward_waiting") == 1);
+      Await.until("B holds the read, waiting for the owner", () -> metric(client, b, "kfold_http_forward_waiting") == 1);
       Reply unavailable = read.get(30, TimeUnit.SECONDS);
       assertThat(unavailable.status()).isEqualTo(503);
       assertThat(unavailable.contentType()).isEqualTo("application/problem+json");
@@ -187,7 +186,7 @@ class OwnershipTest {
       // A command through B waits too; once A's claim is back, B forwards it and A decides it.
       CompletableFuture<Reply> paid = async(() -> TestNodes.call(client, HttpMethod.POST, b.httpPort(),
           "/v1/orders/" + order + "/commands", "{\"type\":\"pay\",\"payload\":{\"amount\":5}}", Map.of()));
-      await("B holds the command, waiting for the owner", () -> metric(client, b, "kfold_http_forward_waiting") == 1);
+      Await.until("B holds the command, waiting for the owner", () -> metric(client, b, "kfold_http_forward_waiting") == 1);
       producer.send(new ProducerRecord<>(first.nodesTopic(), key, claimOfA)).get();
       Reply decided = paid.get(30, TimeUnit.SECONDS);
       assertThat(decided.status()).as("pay through B: %s", decided.body()).isEqualTo(200);
@@ -203,27 +202,13 @@ class OwnershipTest {
     }
   }
 
-  /** Both nodes fold some partitions, all of them together, and each node's directory shows both claims. */
-  private static boolean splitAndKnown(WebClient client, KfoldNode a, KfoldNode b) throws Exception {
-    if (!a.progress().caughtUp() || !b.progress().caughtUp() || a.progress().lag().isEmpty() || b.progress().lag().isEmpty()
-        || a.progress().lag().size() + b.progress().lag().size() != TestNodes.SHIPPED_PARTITIONS) {
-      return false;
-    }
-    for (KfoldNode node : List.of(a, b)) {
-      JsonNode cluster = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_cluster", null, Map.of()).body();
-      Set<String> claimed = new HashSet<>();
-      cluster.path("nodes").forEach(n -> n.path("partitions").forEach(p -> claimed.add(p.asText())));
-      if (cluster.path("nodes").size() != 2 || claimed.size() != TestNodes.SHIPPED_PARTITIONS) {
-        return false;
-      }
-    }
-    return true;
+  private static JsonNode cluster(WebClient client, KfoldNode node) throws Exception {
+    return TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_cluster", null, Map.of()).body();
   }
 
   /** The node's name, as {@code /v1/_cluster} and the Kfold-Node header give it. */
   private static String nodeName(WebClient client, KfoldNode node) throws Exception {
-    return TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_cluster", null, Map.of()).body().path("node")
-        .asText();
+    return cluster(client, node).path("node").asText();
   }
 
   /** A metric of the node's {@code /metrics} without labels. */
@@ -258,17 +243,4 @@ class OwnershipTest {
     });
   }
 
-  private interface Condition {
-    boolean holds() throws Exception;
-  }
-
-  private static void await(String what, Condition condition) throws Exception {
-    long deadline = System.currentTimeMillis() + 60_000;
-    while (!condition.holds()) {
-      if (System.currentTimeMillis() > deadline) {
-        throw new AssertionError("not within 60 s: " + what);
-      }
-      Thread.sleep(20);
-    }
-  }
 }

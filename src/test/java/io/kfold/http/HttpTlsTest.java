@@ -1,6 +1,9 @@
 package io.kfold.http;
 
+import io.kfold.Await;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import io.kfold.KfoldConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
@@ -29,10 +32,8 @@ import java.math.BigInteger;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.cert.X509Certificate;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.IntStream;
@@ -101,7 +102,7 @@ class HttpTlsTest {
       HttpClientResponse stream = TestNodes.openStream(h2Client, new RequestOptions().setMethod(HttpMethod.GET)
           .setHost("127.0.0.1").setPort(node.httpPort()).setURI("/v1/orders/t1/changes"), frames).await(30, TimeUnit.SECONDS);
       assertThat(stream.version()).isEqualTo(HttpVersion.HTTP_2);
-      await("the stream over HTTP/2 opens with the state", () -> !frames.isEmpty());
+      Await.until("the stream over HTTP/2 opens with the state", () -> !frames.isEmpty());
       assertThat(frames.get(0)).startsWith("event: state\nid: 1");
 
       assertThatThrownBy(() -> TestNodes.call(plain, HttpMethod.GET, node.httpPort(), "/v1/orders/t1", null, Map.of()))
@@ -113,7 +114,7 @@ class HttpTlsTest {
       // A renewed certificate, another key: written in place, as a certificate manager does.
       TestCa.Issued renewed = pki.ca.issue("kfold-renewed");
       renewed.writeTo(pki.certificate, pki.key);
-      await("a new connection gets the renewed certificate", () -> served(vertx, pki, node, "/health").serial()
+      Await.until("a new connection gets the renewed certificate", () -> served(vertx, pki, node, "/health").serial()
           .equals(renewed.serial()));
       assertThat(served(vertx, pki, node, "/health").version()).isEqualTo(HttpVersion.HTTP_2);
       assertThat(metric(https, node, "kfold_http_tls_reloads_total")).isEqualTo(1);
@@ -145,7 +146,7 @@ class HttpTlsTest {
                                    Change change) throws Exception {
     long failures = metric(https, node, "kfold_http_tls_reload_failures_total");
     change.apply();
-    await("the node refused the files", () -> metric(https, node, "kfold_http_tls_reload_failures_total") > failures);
+    Await.until("the node refused the files", () -> metric(https, node, "kfold_http_tls_reload_failures_total") > failures);
     Served served = served(vertx, pki, node, "/health");
     assertThat(served.serial()).as("the certificate served after a refused reload").isEqualTo(renewed.serial());
     assertThat(served.status()).isEqualTo(200);
@@ -170,7 +171,7 @@ class HttpTlsTest {
     WebClient https = WebClient.create(vertx, new WebClientOptions().setSsl(true)
         .setTrustOptions(new PemTrustOptions().addCertPath(pki.trust.toString())));
     try {
-      await("two nodes share the partitions and know each other's https URLs", () -> splitAndKnown(https, a, b));
+      Await.until("two nodes share the partitions and know each other's https URLs", () -> splitAndKnown(https, a, b));
       String nameOfB = TestNodes.call(https, HttpMethod.GET, b.httpPort(), "/v1/_cluster", null, Map.of()).body()
           .path("node").asText();
       Ownership ofB = new Ownership(second, Map.of("orders", 4), b.progress());
@@ -256,24 +257,18 @@ class HttpTlsTest {
         .setVerifyHost(true).setTrustOptions(new PemTrustOptions().addCertPath(pki.trust.toString()));
   }
 
+  /** Both nodes share the partitions and know each other, by https URLs only. */
   private static boolean splitAndKnown(WebClient client, KfoldNode a, KfoldNode b) throws Exception {
-    if (!a.progress().caughtUp() || !b.progress().caughtUp() || a.progress().lag().isEmpty() || b.progress().lag().isEmpty()
-        || a.progress().lag().size() + b.progress().lag().size() != TestNodes.SHIPPED_PARTITIONS) {
-      return false;
-    }
-    for (KfoldNode node : List.of(a, b)) {
+    return TestNodes.splitAndKnown(a, b, node -> {
       JsonNode cluster = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_cluster", null, Map.of()).body();
-      Set<String> claimed = new HashSet<>();
+      ArrayNode overHttps = JsonNodeFactory.instance.arrayNode();
       cluster.path("nodes").forEach(n -> {
         if (n.path("url").asText().startsWith("https://")) {
-          n.path("partitions").forEach(p -> claimed.add(p.asText()));
+          overHttps.add(n);
         }
       });
-      if (cluster.path("nodes").size() != 2 || claimed.size() != TestNodes.SHIPPED_PARTITIONS) {
-        return false;
-      }
-    }
-    return true;
+      return JsonNodeFactory.instance.objectNode().set("nodes", overHttps);
+    });
   }
 
   /** A metric of the node's {@code /metrics} without labels. */
@@ -283,17 +278,4 @@ class HttpTlsTest {
         .findFirst().orElseThrow(() -> new AssertionError("no metric " + name + " in " + text));
   }
 
-  private interface Condition {
-    boolean holds() throws Exception;
-  }
-
-  private static void await(String what, Condition condition) throws Exception {
-    long deadline = System.currentTimeMillis() + 60_000;
-    while (!condition.holds()) {
-      if (System.currentTimeMillis() > deadline) {
-        throw new AssertionError("not within 60 s: " + what);
-      }
-      Thread.sleep(50);
-    }
-  }
 }
