@@ -1,7 +1,6 @@
 package io.kfold.cluster;
 
 import io.kfold.KfoldConfig;
-import io.kfold.auth.NodeProof;
 import io.kfold.entity.IndexDefinition;
 import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldWatch;
@@ -15,11 +14,11 @@ import io.kfold.view.ViewType;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.PoolOptions;
 import io.vertx.ext.web.client.WebClient;
 import org.apache.kafka.common.TopicPartition;
 
-import java.time.Clock;
 import java.io.IOException;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
@@ -81,7 +80,7 @@ public final class ClusterQueries {
   private final LocalQueries local;
   private final FoldWatch watch;
   private final WebClient client;
-  private final NodeProof proof;
+  private final Forwarder forwarder;
 
   /**
    * A query's {@code ?minPosition=&timeoutMs=}: the node that folds the position's partition answers
@@ -130,15 +129,15 @@ public final class ClusterQueries {
   private record Part(Page page, boolean stale) {}
 
   public ClusterQueries(Vertx vertx, KfoldConfig config, Ownership ownership, NodeDirectory directory,
-                        LocalQueries local, FoldWatch watch) {
+                        Forwarder forwarder, LocalQueries local, FoldWatch watch) {
     this.vertx = vertx;
     this.watch = watch;
     this.config = config;
     this.ownership = ownership;
     this.directory = directory;
+    this.forwarder = forwarder;
     this.local = local;
     this.client = WebClient.create(vertx, NodeClients.web(config), new PoolOptions().setHttp1MaxSize(64));
-    this.proof = new NodeProof(config.auth().clusterSecret(), Clock.systemUTC());
   }
 
   /**
@@ -417,16 +416,11 @@ public final class ClusterQueries {
     String view = ViewType.viewName(type);
     String path = view == null ? "/v1/" + type : "/v1/_views/" + view;
     String uri = path + (queryString.isEmpty() ? "" : "?" + queryString);
-    var ask = client.getAbs(url + uri)
-        .timeout(config.http().maxWaitMs() + config.http().forwardWaitMs() + 5_000)
-        .putHeader(Forwarder.FORWARDED_BY, directory.node())
-        .putHeader(PARTITIONS, numbers);
     // The node asks on its own account: the caller's read was checked where the query came in.
-    String signed = proof.sign(directory.node(), "GET", uri);
-    if (signed != null) {
-      ask.putHeader(NodeProof.HEADER, signed);
-    }
-    return ask.send()
+    return forwarder.fromThisNode(client.getAbs(url + uri), HttpMethod.GET, uri)
+        .timeout(config.http().maxWaitMs() + config.http().forwardWaitMs() + 5_000)
+        .putHeader(PARTITIONS, numbers)
+        .send()
         // Not reached (it stopped, or is stopping): the partitions may have another node by now.
         .recover(e -> Future.failedFuture(new KfoldException(503, "Unavailable", "asking " + url + " for " + type
             + " partitions " + numbers + " failed: " + e.getMessage(), Map.of(UNANSWERED, names(partitions)))))

@@ -27,6 +27,7 @@ import java.time.Clock;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BiConsumer;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.BiFunction;
 
@@ -178,12 +179,16 @@ public final class Forwarder {
    * (the receiver refuses a forwarded request without one). {@code uri} is the path and query as sent.
    */
   public <T> HttpRequest<T> fromThisNode(HttpRequest<T> request, HttpMethod method, String uri) {
-    request.putHeader(FORWARDED_BY, directory.node());
+    markAsThisNode(request::putHeader, method, uri);
+    return request;
+  }
+
+  private void markAsThisNode(BiConsumer<String, String> header, HttpMethod method, String uri) {
+    header.accept(FORWARDED_BY, directory.node());
     String signed = proof.sign(directory.node(), method.name(), uri);
     if (signed != null) {
-      request.putHeader(NodeProof.HEADER, signed);
+      header.accept(NodeProof.HEADER, signed);
     }
-    return request;
   }
 
   /** The failure another node answered, with its status, title, detail and extra members. */
@@ -282,12 +287,8 @@ public final class Forwarder {
    */
   private Future<Void> relay(RoutingContext ctx, String url) {
     forwarded.increment();
-    RequestOptions options = new RequestOptions().setMethod(HttpMethod.GET).setAbsoluteURI(url + ctx.request().uri())
-        .putHeader(FORWARDED_BY, directory.node());
-    String signed = proof.sign(directory.node(), HttpMethod.GET.name(), ctx.request().uri());
-    if (signed != null) {
-      options.putHeader(NodeProof.HEADER, signed);
-    }
+    RequestOptions options = new RequestOptions().setMethod(HttpMethod.GET).setAbsoluteURI(url + ctx.request().uri());
+    markAsThisNode(options::putHeader, HttpMethod.GET, ctx.request().uri());
     for (String header : List.of("Last-Event-ID", "Authorization")) {
       String value = ctx.request().getHeader(header);
       if (value != null) {

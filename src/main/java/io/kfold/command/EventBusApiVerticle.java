@@ -94,7 +94,7 @@ public final class EventBusApiVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     forwarder = new Forwarder(vertx, config, ownership, directory);
-    queries = new ClusterQueries(vertx, config, ownership, directory, new LocalQueries(store), watch);
+    queries = new ClusterQueries(vertx, config, ownership, directory, forwarder, new LocalQueries(store), watch);
     viewPositions = new ViewPositions(vertx, config, ownership, forwarder, watch);
     List<Future<Void>> registered = new ArrayList<>();
     for (EntityType type : types.all()) {
