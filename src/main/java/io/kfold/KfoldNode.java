@@ -130,10 +130,11 @@ public final class KfoldNode {
     List<String> typeNames = types.folded().stream().map(EntityType::name).toList();
     Map<String, Integer> partitions = new java.util.concurrent.ConcurrentHashMap<>();
     java.util.concurrent.atomic.AtomicReference<String> transactionalId = new java.util.concurrent.atomic.AtomicReference<>();
+    java.util.concurrent.atomic.AtomicReference<ServerCertificate> certificate = new java.util.concurrent.atomic.AtomicReference<>();
     return vertx.executeBlocking(() -> {
-      // A missing or wrong TLS file stops the start before anything runs.
+      // A missing or wrong TLS file stops the start before anything runs; the HTTP API serves what was read here.
       if (config.http().tls().enabled()) {
-        ServerCertificate.read(vertx, config.http().tls());
+        certificate.set(ServerCertificate.read(vertx, config.http().tls()));
       }
       NodeClients.checkTrust(config.http().tls());
       try (Admin admin = KafkaCheck.admin(config.kafka(), config.app() + "-topics")) {
@@ -166,7 +167,7 @@ public final class KfoldNode {
             effects.put(effect.name(), worker.stats());
           }
           HttpApiVerticle http = new HttpApiVerticle(config, types, store, watch, progress, writer, effects, ownership,
-              directory, supervisor);
+              directory, supervisor, certificate.get());
           KfoldNode node = new KfoldNode(vertx, store, producer, progress, http, directory, plugins);
           Future<Void> chain = node.deploy(new FoldVerticle(config, types, store, watch, progress,
                   () -> directory.standbys(config.fold().standbyReplicas()), supervisor, options.foldMaxPollInterval(),

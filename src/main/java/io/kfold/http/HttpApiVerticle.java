@@ -78,6 +78,8 @@ public final class HttpApiVerticle extends VerticleBase {
   private final Map<String, EffectStats> effects;
   private final NodeDirectory directory;
   private final Ownership ownership;
+  /** The server's certificate as the node's start read and checked it; null without TLS. */
+  private final ServerCertificate certificate;
   private Forwarder forwarder;
   private ClusterQueries queries;
   private ViewPositions viewPositions;
@@ -91,8 +93,10 @@ public final class HttpApiVerticle extends VerticleBase {
 
   public HttpApiVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
                          FoldProgress progress, EntityWriter writer, Map<String, EffectStats> effects,
-                         Ownership ownership, NodeDirectory directory, Supervisor supervisor) {
+                         Ownership ownership, NodeDirectory directory, Supervisor supervisor,
+                         ServerCertificate certificate) {
     this.supervisor = supervisor;
+    this.certificate = certificate;
     this.config = config;
     this.types = types;
     this.store = store;
@@ -117,24 +121,22 @@ public final class HttpApiVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     forwarder = new Forwarder(vertx, config, ownership, directory);
-    queries = new ClusterQueries(vertx, config, ownership, directory, new LocalQueries(store), watch);
+    queries = new ClusterQueries(vertx, config, ownership, directory, forwarder, new LocalQueries(store), watch);
     viewPositions = new ViewPositions(vertx, config, ownership, forwarder, watch);
     stateReads = new StateReads(context, store);
     changeStreams = new ChangeStream(vertx, types, store, watch, config.http().streamMaxPendingBytes());
     access = new HttpAccess(vertx, config.auth());
-    KfoldConfig.Tls tls = config.http().tls();
     return vertx.executeBlocking(() -> {
       admin = Admin.create(KafkaClients.admin(config.kafka(), config.app() + "-readiness"));
-      // The certificate's files are read here, off the event loop, and checked before the server listens.
-      return tls.enabled() ? ServerCertificate.read(vertx, tls) : null;
-    }).compose(certificate -> {
+      return null;
+    }).compose(v -> {
       HttpServerOptions options = serverOptions(certificate);
       return vertx.createHttpServer(options).requestHandler(router()).listen().onSuccess(s -> {
         server = s;
         LOG.info("HTTP API on {}://{}:{}{}", config.http().scheme(), config.http().host(), s.actualPort(),
             certificate == null ? "" : " (HTTP/2 and HTTP/1.1), certificate " + certificate.describe());
         if (certificate != null) {
-          reloader = new CertificateReloader(vertx, s, options.getSslOptions(), tls, certificate);
+          reloader = new CertificateReloader(vertx, s, options.getSslOptions(), config.http().tls(), certificate);
         }
       });
     });
