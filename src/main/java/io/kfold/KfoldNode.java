@@ -5,11 +5,12 @@ import io.kfold.command.EventBusApiVerticle;
 import io.kfold.cluster.NodeClients;
 import io.kfold.cluster.NodeDirectory;
 import io.kfold.cluster.Ownership;
+import io.kfold.config.NodeConfig;
 import io.kfold.effects.EffectConfig;
 import io.kfold.effects.EffectStats;
 import io.kfold.effects.EffectVerticle;
 import io.kfold.entity.EntityType;
-import io.kfold.entity.EntityTypes;
+import io.kfold.types.EntityTypes;
 import io.kfold.fold.FoldProgress;
 import io.kfold.fold.FoldVerticle;
 import io.kfold.fold.FoldWatch;
@@ -22,7 +23,7 @@ import io.kfold.log.Topics;
 import io.kfold.plugin.Plugins;
 import io.kfold.store.EntityStore;
 import io.kfold.store.RocksEntityStore;
-import io.kfold.view.ViewDefinition;
+import io.kfold.entity.ViewDefinition;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.Vertx;
@@ -111,12 +112,12 @@ public final class KfoldNode {
   }
 
   /** Starts a node on the cluster named by {@code config.kafka().bootstrap()}. */
-  public static Future<KfoldNode> start(Vertx vertx, KfoldConfig config) {
+  public static Future<KfoldNode> start(Vertx vertx, NodeConfig config) {
     return start(vertx, config, Options.DEFAULTS);
   }
 
   /** The same, with {@code options}. */
-  public static Future<KfoldNode> start(Vertx vertx, KfoldConfig config, Options options) {
+  public static Future<KfoldNode> start(Vertx vertx, NodeConfig config, Options options) {
     // Read at once, before anything starts: a bad plugin stops the start here, named.
     Plugins plugins = Plugins.open(config.plugins());
     EntityTypes types;
@@ -229,7 +230,7 @@ public final class KfoldNode {
   }
 
   /** Once an hour, the store forgets the idempotency keys older than the window. */
-  private void forgetExpiredIdempotencyKeys(KfoldConfig config) {
+  private void forgetExpiredIdempotencyKeys(NodeConfig config) {
     long window = config.writes().idempotencyWindowMs();
     sweeper = vertx.setPeriodic(Math.min(window, 3_600_000), id -> {
       if (stopping) {

@@ -1,6 +1,8 @@
 package io.kfold;
 
-import io.kfold.entity.EntityTypes;
+import io.kfold.config.ConfigSource;
+import io.kfold.config.NodeConfig;
+import io.kfold.types.EntityTypes;
 import io.kfold.log.KafkaCheck;
 import io.kfold.plugin.Plugins;
 import io.kfold.log.LocalBroker;
@@ -34,10 +36,10 @@ public final class Main {
       return;
     }
     ConfigSource source;
-    KfoldConfig config;
+    NodeConfig config;
     try {
       source = ConfigSource.read(System.getenv());
-      config = KfoldConfig.from(source);
+      config = NodeConfig.from(source);
     } catch (IllegalArgumentException e) {
       LOG.error("{}", e.getMessage());
       System.exit(INVALID_CONFIGURATION);
@@ -114,7 +116,7 @@ public final class Main {
     ConfigSource source;
     try {
       source = ConfigSource.read(withFile);
-      KfoldConfig config = KfoldConfig.from(source);
+      NodeConfig config = NodeConfig.from(source);
       // The types and views too, their classes loaded as a start would: a bad plugin fails the check.
       try (Plugins plugins = Plugins.open(config.plugins())) {
         EntityTypes.from(config, plugins, List.of());

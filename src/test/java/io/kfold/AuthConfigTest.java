@@ -3,6 +3,8 @@ package io.kfold;
 import io.kfold.auth.AuthConfig;
 import io.kfold.ConfigCommandsTest.Run;
 import io.kfold.auth.Grant;
+import io.kfold.config.ConfigSource;
+import io.kfold.config.NodeConfig;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -83,28 +85,28 @@ class AuthConfigTest {
     Files.writeString(keys, "deploy-bot: {sha256: " + OTHER_HASH.toUpperCase() + ", roles: [append, admin]}\n");
     String file = ConfigSourceTest.userFile("auth:\n  mode: api-keys\n  apiKeysFile: " + keys + "\n  apiKeys:\n"
         + "    ci: {sha256: " + HASH + ", roles: [read, \"write:orders\"]}\n");
-    AuthConfig auth = KfoldConfig.load(env("KFOLD_CONFIG", file, "KFOLD_AUTH_CLUSTER_SECRET", SECRET)).auth();
+    AuthConfig auth = NodeConfig.load(env("KFOLD_CONFIG", file, "KFOLD_AUTH_CLUSTER_SECRET", SECRET)).auth();
     assertThat(auth.apiKeys()).containsOnlyKeys("ci", "deploy-bot");
     assertThat(auth.apiKeys().get("ci").grants()).containsExactly(new Grant(Grant.Role.READ, null),
         new Grant(Grant.Role.WRITE, "orders"));
 
     String plainKey = ConfigSourceTest.userFile("auth:\n  mode: api-keys\n  apiKeys:\n"
         + "    ci: {sha256: my-plain-api-key, roles: [read]}\n");
-    assertThatThrownBy(() -> KfoldConfig.load(env("KFOLD_CONFIG", plainKey, "KFOLD_AUTH_CLUSTER_SECRET", SECRET)))
+    assertThatThrownBy(() -> NodeConfig.load(env("KFOLD_CONFIG", plainKey, "KFOLD_AUTH_CLUSTER_SECRET", SECRET)))
         .hasMessageContaining("auth.apiKeys.ci.sha256").hasMessageNotContaining("my-plain-api-key");
     String twice = ConfigSourceTest.userFile("auth:\n  mode: api-keys\n  apiKeys:\n    a: {sha256: " + HASH
         + ", roles: [read]}\n    b: {sha256: " + HASH + ", roles: [admin]}\n");
-    assertThatThrownBy(() -> KfoldConfig.load(env("KFOLD_CONFIG", twice, "KFOLD_AUTH_CLUSTER_SECRET", SECRET)))
+    assertThatThrownBy(() -> NodeConfig.load(env("KFOLD_CONFIG", twice, "KFOLD_AUTH_CLUSTER_SECRET", SECRET)))
         .hasMessageContaining("'a' and 'b' have the same sha256");
     Path emptyJwks = TestNodes.tempDir("jwks").resolve("jwks.json");
     Files.writeString(emptyJwks, "{\"keys\": []}");
     String jwt = ConfigSourceTest.userFile("auth:\n  mode: jwt\n  jwt: {jwks: " + emptyJwks + ", issuer: i, audience: a}\n");
-    assertThatThrownBy(() -> KfoldConfig.load(env("KFOLD_CONFIG", jwt, "KFOLD_AUTH_CLUSTER_SECRET", SECRET)))
+    assertThatThrownBy(() -> NodeConfig.load(env("KFOLD_CONFIG", jwt, "KFOLD_AUTH_CLUSTER_SECRET", SECRET)))
         .as("vertx-auth-jwt without a key would take unsigned tokens").hasMessageContaining("holds no keys");
     for (String role : new String[] {"delete", "admin:orders", "read:Orders"}) {
       String bad = ConfigSourceTest.userFile("auth:\n  mode: api-keys\n  apiKeys:\n    ci: {sha256: " + HASH
           + ", roles: [\"" + role + "\"]}\n");
-      assertThatThrownBy(() -> KfoldConfig.load(env("KFOLD_CONFIG", bad, "KFOLD_AUTH_CLUSTER_SECRET", SECRET)))
+      assertThatThrownBy(() -> NodeConfig.load(env("KFOLD_CONFIG", bad, "KFOLD_AUTH_CLUSTER_SECRET", SECRET)))
           .as(role).hasMessageContaining("auth.apiKeys.ci.roles");
     }
   }

@@ -1,5 +1,6 @@
 package io.kfold;
 
+import io.kfold.config.ConfigSource;
 import io.kfold.log.LocalBroker;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;

@@ -1,5 +1,7 @@
 package io.kfold;
 
+import io.kfold.config.ConfigSource;
+import io.kfold.config.NodeConfig;
 import io.kfold.effects.EffectConfig;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -40,23 +42,23 @@ class ConfigSourceTest {
   @Test
   @DisplayName("a user's file that changes one nested key keeps every other default")
   void userFileChangesOnlyWhatItNames() {
-    KfoldConfig config = KfoldConfig.load(Map.of("KFOLD_CONFIG", userFile("fold:\n  maxPollRecords: 7\n")));
-    KfoldConfig defaults = KfoldConfig.load(Map.of());
+    NodeConfig config = NodeConfig.load(Map.of("KFOLD_CONFIG", userFile("fold:\n  maxPollRecords: 7\n")));
+    NodeConfig defaults = NodeConfig.load(Map.of());
     assertThat(config.fold().maxPollRecords()).isEqualTo(7);
     assertThat(config.fold().cacheEntries()).isEqualTo(defaults.fold().cacheEntries());
     assertThat(config.fold().transactions()).isEqualTo(defaults.fold().transactions());
     assertThat(config.http()).isEqualTo(defaults.http());
     assertThat(config.types()).isEqualTo(defaults.types());
-    assertThat(config.views()).extracting(KfoldConfig.ViewConfig::name)
-        .containsExactlyElementsOf(defaults.views().stream().map(KfoldConfig.ViewConfig::name).toList());
+    assertThat(config.views()).extracting(NodeConfig.ViewConfig::name)
+        .containsExactlyElementsOf(defaults.views().stream().map(NodeConfig.ViewConfig::name).toList());
     assertThat(config.effects()).extracting(EffectConfig::name).containsExactly("shipment-request");
   }
 
   @Test
   @DisplayName("a list replaces the default one; a file with its own types brings its own views and workers")
   void listsAndTheApplicationReplace() {
-    KfoldConfig config = KfoldConfig.load(Map.of("KFOLD_CONFIG", userFile("types:\n  - {name: items, fold: merge}\n")));
-    assertThat(config.types()).extracting(KfoldConfig.TypeConfig::name).containsExactly("items");
+    NodeConfig config = NodeConfig.load(Map.of("KFOLD_CONFIG", userFile("types:\n  - {name: items, fold: merge}\n")));
+    assertThat(config.types()).extracting(NodeConfig.TypeConfig::name).containsExactly("items");
     assertThat(config.views()).isEmpty();
     assertThat(config.effects()).isEmpty();
     assertThat(config.http().port()).isEqualTo(8080);
@@ -65,7 +67,7 @@ class ConfigSourceTest {
   @Test
   @DisplayName("KFOLD_* variables win over the user's file, and reach kafka.properties in the Kafka image's style")
   void environmentOverFile() {
-    KfoldConfig config = KfoldConfig.load(Map.of(
+    NodeConfig config = NodeConfig.load(Map.of(
         "KFOLD_CONFIG", userFile("http:\n  port: 9000\nkafka:\n  properties:\n    sasl.mechanism: PLAIN\n"),
         "KFOLD_HTTP_PORT", "9001",
         "KFOLD_KAFKA_PROPERTIES_SASL_MECHANISM", "SCRAM-SHA-512",
@@ -79,7 +81,7 @@ class ConfigSourceTest {
   @DisplayName("${file:} is the file's content, trimmed, and ${env:} the variable, also inside a value")
   void referencesResolve() {
     Path password = secretFile("s3cret-from-file\n");
-    KfoldConfig config = KfoldConfig.load(Map.of(
+    NodeConfig config = NodeConfig.load(Map.of(
         "KFOLD_CONFIG", userFile("""
             kafka:
               properties:
@@ -96,7 +98,7 @@ class ConfigSourceTest {
   @Test
   @DisplayName("a reference to a missing file or variable stops the start, naming the key and the reference")
   void missingReferences() {
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of(
+    assertThatThrownBy(() -> NodeConfig.load(Map.of(
         "KFOLD_CONFIG", userFile("kafka:\n  properties:\n    ssl.key.password: ${file:/nonexistent/kfold/key}\n"),
         "KFOLD_KAFKA_PROPERTIES_SASL_JAAS_CONFIG", "${env:NOT_SET_ANYWHERE}")))
         .isInstanceOf(ConfigSource.Problems.class)
@@ -109,9 +111,9 @@ class ConfigSourceTest {
   @Test
   @DisplayName("an unknown key or Kafka setting stops the start, naming the nearest known one")
   void nearestKnownKey() {
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_CONFIG", userFile("fold:\n  maxPolRecords: 3\n"))))
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_CONFIG", userFile("fold:\n  maxPolRecords: 3\n"))))
         .hasMessageContaining("unknown key 'fold.maxPolRecords' — did you mean 'fold.maxPollRecords'?");
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_KAFKA_PROPERTIES_SASL_MECHANSIM", "PLAIN")))
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_KAFKA_PROPERTIES_SASL_MECHANSIM", "PLAIN")))
         .hasMessageContaining("'kafka.properties.sasl.mechansim' is no setting of a Kafka producer, consumer or admin"
             + " client — did you mean 'kafka.properties.sasl.mechanism'?");
   }
@@ -119,7 +121,7 @@ class ConfigSourceTest {
   @Test
   @DisplayName("kafka.properties may not weaken kfold's guarantees: each such setting is refused with its reason")
   void guaranteesAreRefused() {
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_CONFIG", userFile("""
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_CONFIG", userFile("""
         kafka:
           properties:
             isolation.level: read_uncommitted
@@ -160,7 +162,7 @@ class ConfigSourceTest {
   @Test
   @DisplayName("a message about an invalid value never quotes a secret")
   void secretsStayOutOfMessages() {
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_HTTP_PORT", "${env:PORT_SECRET}", "PORT_SECRET", "hunter22")))
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_HTTP_PORT", "${env:PORT_SECRET}", "PORT_SECRET", "hunter22")))
         .hasMessageContaining("'port' is '" + ConfigSource.MASK + "'")
         .hasMessageNotContaining("hunter22");
   }

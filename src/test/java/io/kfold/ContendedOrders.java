@@ -1,7 +1,7 @@
 package io.kfold;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;

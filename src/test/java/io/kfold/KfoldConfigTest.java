@@ -1,5 +1,6 @@
 package io.kfold;
 
+import io.kfold.config.NodeConfig;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -17,19 +18,19 @@ class KfoldConfigTest {
   @Test
   @DisplayName("the defaults come from conf/kfold.yaml and declare the users merge type")
   void defaults() {
-    KfoldConfig config = KfoldConfig.load(Map.of());
+    NodeConfig config = NodeConfig.load(Map.of());
     assertThat(config.app()).isEqualTo("kfold");
     assertThat(config.http().port()).isEqualTo(8080);
     assertThat(config.http().host()).isEqualTo("127.0.0.1");
     assertThat(config.kafka().embedded()).isTrue();
-    assertThat(config.types()).extracting(KfoldConfig.TypeConfig::name).contains("users");
+    assertThat(config.types()).extracting(NodeConfig.TypeConfig::name).contains("users");
     assertThat(config.eventsTopic("users")).isEqualTo("kfold.users.events");
   }
 
   @Test
   @DisplayName("KFOLD_* variables override the file, by path in upper snake case")
   void environmentOverrides() {
-    KfoldConfig config = KfoldConfig.load(Map.of("KFOLD_HTTP_PORT", "9000", "KFOLD_KAFKA_BOOTSTRAP", "k:9092",
+    NodeConfig config = NodeConfig.load(Map.of("KFOLD_HTTP_PORT", "9000", "KFOLD_KAFKA_BOOTSTRAP", "k:9092",
         "KFOLD_FOLD_MAX_POLL_RECORDS", "77", "KFOLD_APP", "shop"));
     assertThat(config.http().port()).isEqualTo(9000);
     assertThat(config.kafka().bootstrap()).isEqualTo("k:9092");
@@ -41,13 +42,13 @@ class KfoldConfigTest {
   @Test
   @DisplayName("an invalid value stops the start with a message naming the field and what it expects")
   void invalidValues() {
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_HTTP_PORT", "eighty")))
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_HTTP_PORT", "eighty")))
         .hasMessageContaining("'port' is 'eighty'").hasMessageContaining("whole number");
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_KAFKA_PARTITIONS", "0")))
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_KAFKA_PARTITIONS", "0")))
         .hasMessageContaining("'partitions' is '0'");
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_APP", "no spaces")))
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_APP", "no spaces")))
         .hasMessageContaining("'app' is 'no spaces'");
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_CONFIG", "/nonexistent/kfold.yaml")))
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_CONFIG", "/nonexistent/kfold.yaml")))
         .hasMessageContaining("/nonexistent/kfold.yaml");
   }
 
@@ -67,39 +68,39 @@ class KfoldConfigTest {
   @Test
   @DisplayName("an unknown key in the file stops the start, naming the key and the nearest known one")
   void unknownKeyInFile() {
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_CONFIG", shippedWith("maxPollRecords:", "maxPolRecords:"))))
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_CONFIG", shippedWith("maxPollRecords:", "maxPolRecords:"))))
         .hasMessageContaining("unknown key 'fold.maxPolRecords'")
         .hasMessageContaining("did you mean 'fold.maxPollRecords'?");
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_CONFIG", shippedWith("  port: 8080", "  prot: 8080"))))
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_CONFIG", shippedWith("  port: 8080", "  prot: 8080"))))
         .hasMessageContaining("unknown key 'http.prot'").hasMessageContaining("'http.port'");
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_CONFIG", shippedWith("    class: io.kfold.example.Orders",
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_CONFIG", shippedWith("    class: io.kfold.example.Orders",
         "    clas: io.kfold.example.Orders"))))
         .hasMessageContaining("unknown key 'types[1].clas'").hasMessageContaining("'types[1].class'");
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_CONFIG", shippedWith("dataDir:", "dataDirectory:"))))
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_CONFIG", shippedWith("dataDir:", "dataDirectory:"))))
         .hasMessageContaining("unknown key 'dataDirectory'").hasMessageContaining("did you mean 'dataDir'?");
   }
 
   @Test
   @DisplayName("a KFOLD_* variable that names no key stops the start, naming the nearest variable that does")
   void unknownEnvironmentVariable() {
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_FOLD_MAX_POL_RECORDS", "10")))
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_FOLD_MAX_POL_RECORDS", "10")))
         .hasMessageContaining("KFOLD_FOLD_MAX_POL_RECORDS")
         .hasMessageContaining("did you mean KFOLD_FOLD_MAX_POLL_RECORDS (fold.maxPollRecords)?");
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_HTTP_PROT", "80")))
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_HTTP_PROT", "80")))
         .hasMessageContaining("KFOLD_HTTP_PROT").hasMessageContaining("KFOLD_HTTP_PORT");
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_EFFECTS_SHIPMENT_REQEST_ENABLED", "false")))
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_EFFECTS_SHIPMENT_REQEST_ENABLED", "false")))
         .hasMessageContaining("KFOLD_EFFECTS_SHIPMENT_REQEST_ENABLED")
         .hasMessageContaining("KFOLD_EFFECTS_SHIPMENT_REQUEST_ENABLED");
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_HTTP", "x")))
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_HTTP", "x")))
         .hasMessageContaining("KFOLD_HTTP names a section, not a value");
-    assertThatThrownBy(() -> KfoldConfig.load(Map.of("KFOLD_TYPES_0_NAME", "x")))
+    assertThatThrownBy(() -> NodeConfig.load(Map.of("KFOLD_TYPES_0_NAME", "x")))
         .hasMessageContaining("KFOLD_TYPES_0_NAME names an item of the list 'types'");
   }
 
   @Test
   @DisplayName("KFOLD_CONFIG names the file and no key: it is not refused")
   void configVariableIsNotAKey() {
-    KfoldConfig config = KfoldConfig.load(Map.of("KFOLD_CONFIG", shippedWith("app: kfold", "app: shop"),
+    NodeConfig config = NodeConfig.load(Map.of("KFOLD_CONFIG", shippedWith("app: kfold", "app: shop"),
         "KFOLD_HTTP_PORT", "9001"));
     assertThat(config.app()).isEqualTo("shop");
     assertThat(config.http().port()).isEqualTo(9001);

@@ -1,6 +1,7 @@
 package io.kfold;
 
 import io.kfold.TestNodes.Reply;
+import io.kfold.config.NodeConfig;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.ext.web.client.WebClient;
@@ -12,11 +13,11 @@ import java.util.concurrent.TimeUnit;
 public final class RunningNode implements AutoCloseable {
 
   public final Vertx vertx = Vertx.vertx();
-  public final KfoldConfig config;
+  public final NodeConfig config;
   public final WebClient client = WebClient.create(vertx);
   private KfoldNode node;
 
-  private RunningNode(KfoldConfig config) throws Exception {
+  private RunningNode(NodeConfig config) throws Exception {
     this.config = config;
     this.node = TestNodes.startCaughtUp(vertx, config);
   }
@@ -26,7 +27,7 @@ public final class RunningNode implements AutoCloseable {
     return new RunningNode(TestNodes.config(TestNodes.newApp(name), TestNodes.tempDir(name)));
   }
 
-  public static RunningNode start(KfoldConfig config) throws Exception {
+  public static RunningNode start(NodeConfig config) throws Exception {
     return new RunningNode(config);
   }
 

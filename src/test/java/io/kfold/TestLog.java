@@ -1,7 +1,7 @@
 package io.kfold;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.consumer.ConsumerConfig;

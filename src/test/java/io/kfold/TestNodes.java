@@ -4,7 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import io.kfold.entity.Envelopes;
+import io.kfold.config.NodeConfig;
+import io.kfold.types.Envelopes;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
 import io.vertx.core.MultiMap;
@@ -53,8 +54,8 @@ public final class TestNodes {
     return env;
   }
 
-  public static KfoldConfig config(String app, Path dataDir) {
-    return KfoldConfig.load(env(app, dataDir));
+  public static NodeConfig config(String app, Path dataDir) {
+    return NodeConfig.load(env(app, dataDir));
   }
 
   /**
@@ -68,8 +69,8 @@ public final class TestNodes {
   }
 
   /** As {@link #config}, with {@link #quickRebalances}. */
-  public static KfoldConfig quickRebalancesConfig(String app, Path dataDir) {
-    return KfoldConfig.load(quickRebalances(env(app, dataDir)));
+  public static NodeConfig quickRebalancesConfig(String app, Path dataDir) {
+    return NodeConfig.load(quickRebalances(env(app, dataDir)));
   }
 
   /**
@@ -147,7 +148,7 @@ public final class TestNodes {
   }
 
   /** Starts a node in this JVM and waits until it has folded everything its partitions hold. */
-  public static KfoldNode startCaughtUp(Vertx vertx, KfoldConfig config) throws Exception {
+  public static KfoldNode startCaughtUp(Vertx vertx, NodeConfig config) throws Exception {
     KfoldNode node = KfoldNode.start(vertx, config).await(60, TimeUnit.SECONDS);
     awaitCaughtUp(node);
     return node;

@@ -3,7 +3,7 @@ package io.kfold.auth;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import io.kfold.ConfigKeys;
+import io.kfold.config.ConfigKeys;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

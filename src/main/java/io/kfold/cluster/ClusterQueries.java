@@ -1,6 +1,6 @@
 package io.kfold.cluster;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.entity.IndexDefinition;
 import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldWatch;
@@ -74,7 +74,7 @@ public final class ClusterQueries {
   private static final long RETRY_EVERY_MS = 100;
 
   private final Vertx vertx;
-  private final KfoldConfig config;
+  private final NodeConfig config;
   private final Ownership ownership;
   private final NodeDirectory directory;
   private final LocalQueries local;
@@ -128,7 +128,7 @@ public final class ClusterQueries {
   /** The page of some partitions, and whether one of them was read from a copy. */
   private record Part(Page page, boolean stale) {}
 
-  public ClusterQueries(Vertx vertx, KfoldConfig config, Ownership ownership, NodeDirectory directory,
+  public ClusterQueries(Vertx vertx, NodeConfig config, Ownership ownership, NodeDirectory directory,
                         Forwarder forwarder, LocalQueries local, FoldWatch watch) {
     this.vertx = vertx;
     this.watch = watch;

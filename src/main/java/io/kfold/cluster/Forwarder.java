@@ -2,9 +2,9 @@ package io.kfold.cluster;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.MissingNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.auth.NodeProof;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.entity.KfoldException;
 import io.kfold.view.ViewType;
 import io.netty.handler.codec.http.HttpResponseStatus;
@@ -52,7 +52,7 @@ public final class Forwarder {
   private static final List<String> RESPONSE_HEADERS = List.of("content-type", "ETag", ANSWERED_BY, "WWW-Authenticate");
 
   private final Vertx vertx;
-  private final KfoldConfig config;
+  private final NodeConfig config;
   private final Ownership ownership;
   private final NodeDirectory directory;
   private final WebClient client;
@@ -61,7 +61,7 @@ public final class Forwarder {
   private final LongAdder forwarded = new LongAdder();
   private final LongAdder waitingForOwner = new LongAdder();
 
-  public Forwarder(Vertx vertx, KfoldConfig config, Ownership ownership, NodeDirectory directory) {
+  public Forwarder(Vertx vertx, NodeConfig config, Ownership ownership, NodeDirectory directory) {
     this.vertx = vertx;
     this.config = config;
     this.ownership = ownership;

@@ -1,6 +1,6 @@
 package io.kfold.cluster;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.net.PemTrustOptions;
 import io.vertx.ext.web.client.WebClientOptions;
@@ -22,11 +22,11 @@ public final class NodeClients {
 
   private NodeClients() {}
 
-  public static WebClientOptions web(KfoldConfig config) {
+  public static WebClientOptions web(NodeConfig config) {
     return trusting(new WebClientOptions(), config.http().tls());
   }
 
-  public static HttpClientOptions http(KfoldConfig config) {
+  public static HttpClientOptions http(NodeConfig config) {
     return trusting(new HttpClientOptions(), config.http().tls());
   }
 
@@ -34,7 +34,7 @@ public final class NodeClients {
    * Fails, naming the file and why, when {@code http.tls.trust} is set but holds no certificate
    * that can be read: else every forwarded request would fail later. Blocking.
    */
-  public static void checkTrust(KfoldConfig.Tls tls) {
+  public static void checkTrust(NodeConfig.Tls tls) {
     if (tls.trust().isEmpty()) {
       return;
     }
@@ -54,7 +54,7 @@ public final class NodeClients {
     }
   }
 
-  private static <T extends HttpClientOptions> T trusting(T options, KfoldConfig.Tls tls) {
+  private static <T extends HttpClientOptions> T trusting(T options, NodeConfig.Tls tls) {
     // Vert.x reads the trust file when it first builds a TLS context, on a worker thread.
     options.setVerifyHost(true);
     if (!tls.trust().isEmpty()) {

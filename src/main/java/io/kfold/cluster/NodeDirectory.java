@@ -4,8 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
-import io.kfold.entity.Envelopes;
+import io.kfold.config.NodeConfig;
+import io.kfold.types.Envelopes;
 import io.kfold.fold.FoldProgress;
 import io.kfold.log.KafkaConsumerLoop;
 import io.kfold.log.KafkaClients;
@@ -56,7 +56,7 @@ public final class NodeDirectory implements AutoCloseable {
   /** One node's claim. */
   public record Claim(String node, String url, int generation, Set<String> partitions) {}
 
-  private final KfoldConfig config;
+  private final NodeConfig config;
   private final String node;
   private final FoldProgress progress;
   private final ClusterView view;
@@ -72,11 +72,11 @@ public final class NodeDirectory implements AutoCloseable {
   private KafkaProducer<String, byte[]> producer;
   private Supervisor.Running loop;
 
-  public NodeDirectory(KfoldConfig config, String node, FoldProgress progress, Supervisor supervisor) {
+  public NodeDirectory(NodeConfig config, String node, FoldProgress progress, Supervisor supervisor) {
     this(config, node, progress, supervisor, Clock.systemUTC());
   }
 
-  NodeDirectory(KfoldConfig config, String node, FoldProgress progress, Supervisor supervisor, Clock clock) {
+  NodeDirectory(NodeConfig config, String node, FoldProgress progress, Supervisor supervisor, Clock clock) {
     this.config = config;
     this.node = node;
     this.progress = progress;

@@ -1,6 +1,6 @@
 package io.kfold.cluster;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.fold.FoldProgress;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.utils.Utils;
@@ -16,11 +16,11 @@ import java.util.Map;
  */
 public final class Ownership {
 
-  private final KfoldConfig config;
+  private final NodeConfig config;
   private final Map<String, Integer> partitionsByType;
   private final FoldProgress progress;
 
-  public Ownership(KfoldConfig config, Map<String, Integer> partitionsByType, FoldProgress progress) {
+  public Ownership(NodeConfig config, Map<String, Integer> partitionsByType, FoldProgress progress) {
     this.config = config;
     this.partitionsByType = Map.copyOf(partitionsByType);
     this.progress = progress;

@@ -1,6 +1,6 @@
 package io.kfold.cluster;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldWatch;
 import io.kfold.log.KafkaClients;
@@ -47,7 +47,7 @@ import java.util.concurrent.TimeoutException;
 public final class ViewPositions {
 
   private final Vertx vertx;
-  private final KfoldConfig config;
+  private final NodeConfig config;
   private final Ownership ownership;
   private final Forwarder forwarder;
   private final FoldWatch watch;
@@ -55,7 +55,7 @@ public final class ViewPositions {
   private Admin admin;
   private boolean closed;
 
-  public ViewPositions(Vertx vertx, KfoldConfig config, Ownership ownership, Forwarder forwarder, FoldWatch watch) {
+  public ViewPositions(Vertx vertx, NodeConfig config, Ownership ownership, Forwarder forwarder, FoldWatch watch) {
     this.vertx = vertx;
     this.config = config;
     this.ownership = ownership;

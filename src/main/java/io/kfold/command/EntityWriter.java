@@ -4,13 +4,13 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.cluster.Ownership;
 import io.kfold.entity.Command;
 import io.kfold.entity.EntityType;
-import io.kfold.entity.EntityTypes;
+import io.kfold.types.EntityTypes;
 import io.kfold.entity.Envelope;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.entity.KfoldException;
 import io.kfold.entity.NewEvent;
 import io.kfold.fold.FoldWatch;
@@ -105,7 +105,7 @@ public final class EntityWriter {
   private static final int RETRIES = 3;
 
   private final Vertx vertx;
-  private final KfoldConfig config;
+  private final NodeConfig config;
   private final EntityTypes types;
   private final EntityStore store;
   private final FoldWatch watch;
@@ -113,7 +113,7 @@ public final class EntityWriter {
   private final Ownership ownership;
   private final EntityQueue queue = new EntityQueue();
 
-  public EntityWriter(Vertx vertx, KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
+  public EntityWriter(Vertx vertx, NodeConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
                       KafkaWriteStream<String, byte[]> producer, Ownership ownership) {
     this.vertx = vertx;
     this.config = config;

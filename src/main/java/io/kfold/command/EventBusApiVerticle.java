@@ -3,7 +3,7 @@ package io.kfold.command;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.cluster.ClusterQueries;
 import io.kfold.cluster.Forwarder;
 import io.kfold.cluster.NodeDirectory;
@@ -11,10 +11,10 @@ import io.kfold.cluster.Ownership;
 import io.kfold.cluster.ViewPositions;
 import io.kfold.command.EntityWriter.Options;
 import io.kfold.entity.Command;
-import io.kfold.entity.EntityIds;
+import io.kfold.types.EntityIds;
 import io.kfold.entity.EntityType;
-import io.kfold.entity.EntityTypes;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.EntityTypes;
+import io.kfold.types.Envelopes;
 import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldWatch;
 import io.kfold.query.LocalQueries;
@@ -69,7 +69,7 @@ import java.util.function.Supplier;
  */
 public final class EventBusApiVerticle extends VerticleBase {
 
-  private final KfoldConfig config;
+  private final NodeConfig config;
   private final EntityTypes types;
   private final EntityStore store;
   private final FoldWatch watch;
@@ -80,7 +80,7 @@ public final class EventBusApiVerticle extends VerticleBase {
   private ClusterQueries queries;
   private ViewPositions viewPositions;
 
-  public EventBusApiVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
+  public EventBusApiVerticle(NodeConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
                              EntityWriter writer, Ownership ownership, NodeDirectory directory) {
     this.config = config;
     this.types = types;

@@ -1,6 +1,6 @@
 package io.kfold.effects;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.log.KafkaClients;
 import io.kfold.log.KafkaConsumerLoop;
 import io.vertx.core.Context;
@@ -79,7 +79,7 @@ final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
   /** The worker holds too many changes: pause every partition until it does not. */
   record Overloaded(boolean overloaded) implements Command {}
 
-  private final KfoldConfig config;
+  private final NodeConfig config;
   private final EffectConfig effect;
   private final Context context;
   private final EffectStats stats;
@@ -95,7 +95,7 @@ final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
   private final Map<TopicPartition, Commit> toCommit = new HashMap<>();
   private boolean overloaded;
 
-  ChangesLoop(KfoldConfig config, EffectConfig effect, Context context, EffectStats stats, Listener listener) {
+  ChangesLoop(NodeConfig config, EffectConfig effect, Context context, EffectStats stats, Listener listener) {
     this.config = config;
     this.effect = effect;
     this.context = context;

@@ -2,8 +2,8 @@ package io.kfold.effects;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
-import io.kfold.entity.Envelopes;
+import io.kfold.config.NodeConfig;
+import io.kfold.types.Envelopes;
 import io.kfold.log.KafkaConsumerLoop;
 import io.kfold.log.KafkaClients;
 import io.kfold.log.Supervisor;
@@ -52,7 +52,7 @@ final class DeadLetterTopic {
 
   private final Vertx vertx;
   private final Context context;
-  private final KfoldConfig config;
+  private final NodeConfig config;
   private final String worker;
   private final String topic;
   private final Supervisor supervisor;
@@ -67,7 +67,7 @@ final class DeadLetterTopic {
   private Supervisor.Running reader;
 
   /** @param listener told, on the event loop, what each record meant for replay and skip requests */
-  DeadLetterTopic(Vertx vertx, Context context, KfoldConfig config, String worker, Supervisor supervisor,
+  DeadLetterTopic(Vertx vertx, Context context, NodeConfig config, String worker, Supervisor supervisor,
                   Consumer<ParkingLot.Applied> listener) {
     this.vertx = vertx;
     this.context = context;

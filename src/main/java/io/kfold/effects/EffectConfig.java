@@ -2,7 +2,7 @@ package io.kfold.effects;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.NullNode;
-import io.kfold.ConfigKeys;
+import io.kfold.config.ConfigKeys;
 
 import java.util.ArrayList;
 import java.util.List;

@@ -2,7 +2,7 @@ package io.kfold.effects;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.cluster.Forwarder;
 import io.kfold.cluster.NodeDirectory;
 import io.kfold.cluster.Ownership;
@@ -13,7 +13,7 @@ import io.kfold.effects.ChangesLoop.Overloaded;
 import io.kfold.effects.ChangesLoop.Resume;
 import io.kfold.effects.EffectConfig.Delivery;
 import io.kfold.effects.ParkingLot.Request;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.entity.KfoldException;
 import io.kfold.log.Supervisor;
 import io.vertx.core.Future;
@@ -90,7 +90,7 @@ public final class EffectVerticle extends VerticleBase {
     }
   }
 
-  private final KfoldConfig config;
+  private final NodeConfig config;
   private final EffectConfig effect;
   private final EntityWriter writer;
   private final Ownership ownership;
@@ -121,7 +121,7 @@ public final class EffectVerticle extends VerticleBase {
   /** The replay and skip requests this node asked for, by request id, waiting for their outcome. */
   private final Map<String, Promise<ObjectNode>> asked = new HashMap<>();
 
-  public EffectVerticle(KfoldConfig config, EffectConfig effect, EntityWriter writer, Ownership ownership,
+  public EffectVerticle(NodeConfig config, EffectConfig effect, EntityWriter writer, Ownership ownership,
                         NodeDirectory directory, Supervisor supervisor) {
     this.directory = directory;
     this.config = config;

@@ -1,6 +1,6 @@
 package io.kfold.fold;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.log.KafkaClients;
 import io.kfold.store.ChangelogItem;
 import io.kfold.store.EntityStore;
@@ -77,13 +77,13 @@ final class ChangePublisher implements AutoCloseable {
    * @param group           the fold consumer's group metadata, which fences the transactions
    * @param published       told what is published, as it becomes so (fold thread)
    */
-  ChangePublisher(KfoldConfig config, Fold fold, EntityStore store, Clock clock, String transactionalId,
+  ChangePublisher(NodeConfig config, Fold fold, EntityStore store, Clock clock, String transactionalId,
                   Supplier<ConsumerGroupMetadata> group, Consumer<Map<TopicPartition, Long>> published) {
     this.fold = fold;
     this.published = published;
     this.store = store;
     this.clock = clock;
-    KfoldConfig.Kafka kafka = config.kafka();
+    NodeConfig.Kafka kafka = config.kafka();
     if (transactionalId != null) {
       transactions = new FoldTransactions(KafkaClients.transactionalPublisher(kafka, config.app() + "-fold-publisher",
           transactionalId), group);

@@ -1,6 +1,6 @@
 package io.kfold.fold;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.log.KafkaClients;
 import io.kfold.store.ChangelogItem;
 import io.kfold.store.EntityStore;
@@ -54,13 +54,13 @@ final class ChangelogReader implements AutoCloseable {
    */
   private final Map<TopicPartition, Long> stoppedAt = new HashMap<>();
 
-  ChangelogReader(KfoldConfig config, Fold fold, EntityStore store, FoldProgress progress, Clock clock) {
+  ChangelogReader(NodeConfig config, Fold fold, EntityStore store, FoldProgress progress, Clock clock) {
     this.fold = fold;
     this.store = store;
     this.progress = progress;
     this.clock = clock;
     this.restores = new Restores(progress, clock);
-    KfoldConfig.Kafka kafka = config.kafka();
+    NodeConfig.Kafka kafka = config.kafka();
     restoreConsumer = new KafkaConsumer<>(KafkaClients.logReader(kafka, config.app() + "-fold-restore", 10),
         new ByteArrayDeserializer(), new ByteArrayDeserializer());
     standbyConsumer = new KafkaConsumer<>(KafkaClients.logReader(kafka, config.app() + "-fold-standby", 500),

@@ -2,11 +2,11 @@ package io.kfold.fold;
 
 import com.fasterxml.jackson.core.io.JsonStringEncoder;
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.entity.EntityType;
-import io.kfold.entity.EntityTypes;
+import io.kfold.types.EntityTypes;
 import io.kfold.entity.Envelope;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.entity.MergeEntityType;
 import io.kfold.fold.FoldWatch.Verdict;
 import io.kfold.query.IndexEntries;
@@ -73,7 +73,7 @@ final class Fold {
   /** An event's verdict; when it was applied, the entity's version after it and the change record's value. */
   record Report(String type, String key, String eventId, Verdict verdict, long version, byte[] change) {}
 
-  private final KfoldConfig config;
+  private final NodeConfig config;
   private final EntityStore store;
   private final Map<String, EntityType> typeByTopic = new HashMap<>();
   private final Map<String, EntityType> typeByName = new HashMap<>();
@@ -89,7 +89,7 @@ final class Fold {
   /** The views' builds from stored states, and which versions a change contributes to. */
   private final ViewBuilds builds;
 
-  Fold(KfoldConfig config, EntityTypes types, EntityStore store, FoldProgress progress) {
+  Fold(NodeConfig config, EntityTypes types, EntityStore store, FoldProgress progress) {
     this.config = config;
     this.store = store;
     this.progress = progress;

@@ -1,7 +1,7 @@
 package io.kfold.fold;
 
-import io.kfold.KfoldConfig;
-import io.kfold.entity.EntityTypes;
+import io.kfold.config.NodeConfig;
+import io.kfold.types.EntityTypes;
 import io.kfold.log.KafkaConsumerLoop;
 import io.kfold.log.KafkaClients;
 import io.kfold.store.EntityStore;
@@ -42,7 +42,7 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
   private static final Duration POLL = Duration.ofMillis(100);
   private static final Duration LAG_TOOL_COMMIT_INTERVAL = Duration.ofSeconds(1);
 
-  private final KfoldConfig config;
+  private final NodeConfig config;
   private final EntityTypes types;
   private final EntityStore store;
   private final FoldWatch watch;
@@ -65,7 +65,7 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
   /** Assigned partitions ready to go on from the store's offset, once their outbox is published again. */
   private final Set<TopicPartition> toResume = new LinkedHashSet<>();
 
-  FoldLoop(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch, FoldProgress progress,
+  FoldLoop(NodeConfig config, EntityTypes types, EntityStore store, FoldWatch watch, FoldProgress progress,
            EventBus eventBus, Supplier<Set<TopicPartition>> standbysWanted, Duration maxPollInterval, String transactionalId,
            Clock clock) {
     this.transactionalId = transactionalId;
@@ -262,7 +262,7 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
 
   private static com.fasterxml.jackson.databind.JsonNode parse(byte[] state) {
     try {
-      return io.kfold.entity.Envelopes.parse(state);
+      return io.kfold.types.Envelopes.parse(state);
     } catch (java.io.IOException e) {
       throw new IllegalStateException("a stored state is not JSON", e);
     }

@@ -1,7 +1,7 @@
 package io.kfold.fold;
 
-import io.kfold.KfoldConfig;
-import io.kfold.entity.EntityTypes;
+import io.kfold.config.NodeConfig;
+import io.kfold.types.EntityTypes;
 import io.kfold.log.Supervisor;
 import io.kfold.query.IndexBuilds;
 import io.kfold.store.EntityStore;
@@ -28,7 +28,7 @@ import java.util.function.Supplier;
  */
 public final class FoldVerticle extends VerticleBase {
 
-  private final KfoldConfig config;
+  private final NodeConfig config;
   private final EntityTypes types;
   private final EntityStore store;
   private final FoldWatch watch;
@@ -40,7 +40,7 @@ public final class FoldVerticle extends VerticleBase {
   private Supervisor.Running loop;
   private Supervisor.Running builds;
 
-  public FoldVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
+  public FoldVerticle(NodeConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
                       FoldProgress progress, Supplier<Set<TopicPartition>> standbysWanted, Supervisor supervisor,
                       Duration maxPollInterval, String transactionalId) {
     this.transactionalId = transactionalId;

@@ -3,8 +3,8 @@ package io.kfold.fold;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
-import io.kfold.entity.Envelopes;
+import io.kfold.config.NodeConfig;
+import io.kfold.types.Envelopes;
 import io.kfold.store.ChangelogItem;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoreBatch;
@@ -57,13 +57,13 @@ final class ViewBuilds {
   static final int CHUNK = 1000;
   private static final String OUTBOX = "#build.";
 
-  private final KfoldConfig config;
+  private final NodeConfig config;
   private final EntityStore store;
   private final Map<String, List<ViewType>> viewsByType;
   /** The builds' states of the source partitions read so far, by entity key. */
   private final Map<String, ObjectNode> states = new HashMap<>();
 
-  ViewBuilds(KfoldConfig config, EntityStore store, Map<String, List<ViewType>> viewsByType) {
+  ViewBuilds(NodeConfig config, EntityStore store, Map<String, List<ViewType>> viewsByType) {
     this.config = config;
     this.store = store;
     this.viewsByType = viewsByType;

@@ -1,6 +1,6 @@
 package io.kfold.http;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServer;
@@ -24,7 +24,7 @@ final class CertificateReloader {
   private final Vertx vertx;
   private final HttpServer server;
   private final ServerSSLOptions sslOptions;
-  private final KfoldConfig.Tls tls;
+  private final NodeConfig.Tls tls;
   private final long timer;
   private final LongAdder reloads = new LongAdder();
   private final LongAdder failures = new LongAdder();
@@ -38,7 +38,7 @@ final class CertificateReloader {
   /**
    * @param sslOptions the server's TLS options, of which a reload replaces the key and certificate only
    */
-  CertificateReloader(Vertx vertx, HttpServer server, ServerSSLOptions sslOptions, KfoldConfig.Tls tls,
+  CertificateReloader(Vertx vertx, HttpServer server, ServerSSLOptions sslOptions, NodeConfig.Tls tls,
                       ServerCertificate current) {
     this.vertx = vertx;
     this.server = server;

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.core.io.JsonStringEncoder;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.auth.Grant.Role;
 import io.kfold.command.EntityWriter;
 import io.kfold.cluster.ClusterQueries;
@@ -16,10 +16,10 @@ import io.kfold.command.EntityWriter.Options;
 import io.kfold.command.EntityWriter.Written;
 import io.kfold.entity.Command;
 import io.kfold.entity.NewEvent;
-import io.kfold.entity.EntityIds;
+import io.kfold.types.EntityIds;
 import io.kfold.entity.EntityType;
-import io.kfold.entity.EntityTypes;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.EntityTypes;
+import io.kfold.types.Envelopes;
 import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldProgress;
 import io.kfold.fold.FoldWatch;
@@ -68,7 +68,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private static final Pattern VERSION = Pattern.compile("(W/)?\"?([0-9]{1,18})\"?");
   private static final int MAX_HISTORY_PAGE = 1000;
 
-  private final KfoldConfig config;
+  private final NodeConfig config;
   private final EntityTypes types;
   private final EntityStore store;
   private final FoldWatch watch;
@@ -91,7 +91,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private CertificateReloader reloader;
   private final List<String> routes = new ArrayList<>();
 
-  public HttpApiVerticle(KfoldConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
+  public HttpApiVerticle(NodeConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
                          FoldProgress progress, EntityWriter writer, Map<String, EffectStats> effects,
                          Ownership ownership, NodeDirectory directory, Supervisor supervisor,
                          ServerCertificate certificate) {

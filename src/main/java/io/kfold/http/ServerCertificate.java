@@ -1,6 +1,6 @@
 package io.kfold.http;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.net.PemKeyCertOptions;
@@ -31,12 +31,12 @@ import java.util.Collections;
 public record ServerCertificate(Buffer chain, Buffer key, X509Certificate certificate) {
 
   /** Reads and checks the files that {@code tls} names; fails with a message naming the file and what is wrong. */
-  public static ServerCertificate read(Vertx vertx, KfoldConfig.Tls tls) {
+  public static ServerCertificate read(Vertx vertx, NodeConfig.Tls tls) {
     return check(vertx, tls, file("http.tls.certificate", tls.certificate()), file("http.tls.key", tls.key()));
   }
 
   /** The same, unless the files hold what {@code current} was read from: then null. */
-  static ServerCertificate readIfChanged(Vertx vertx, KfoldConfig.Tls tls, ServerCertificate current) {
+  static ServerCertificate readIfChanged(Vertx vertx, NodeConfig.Tls tls, ServerCertificate current) {
     Buffer chain = file("http.tls.certificate", tls.certificate());
     Buffer key = file("http.tls.key", tls.key());
     return chain.equals(current.chain()) && key.equals(current.key()) ? null : check(vertx, tls, chain, key);
@@ -53,7 +53,7 @@ public record ServerCertificate(Buffer chain, Buffer key, X509Certificate certif
         + certificate.getSerialNumber().toString(16) + ", valid until " + certificate.getNotAfter().toInstant();
   }
 
-  private static ServerCertificate check(Vertx vertx, KfoldConfig.Tls tls, Buffer chain, Buffer key) {
+  private static ServerCertificate check(Vertx vertx, NodeConfig.Tls tls, Buffer chain, Buffer key) {
     X509Certificate certificate;
     try {
       certificate = (X509Certificate) CertificateFactory.getInstance("X.509")

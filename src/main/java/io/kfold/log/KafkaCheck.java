@@ -1,6 +1,6 @@
 package io.kfold.log;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.DescribeClusterOptions;
@@ -42,7 +42,7 @@ public final class KafkaCheck {
    * cannot even be built (a truststore file that is missing, a JAAS line Kafka cannot parse) fails
    * the same way as a check.
    */
-  public static Admin admin(KfoldConfig.Kafka kafka, String clientId) {
+  public static Admin admin(NodeConfig.Kafka kafka, String clientId) {
     try {
       return Admin.create(KafkaClients.admin(kafka, clientId));
     } catch (KafkaException e) {
@@ -52,7 +52,7 @@ public final class KafkaCheck {
   }
 
   /** Blocks up to {@link #TIMEOUT}: run it on a worker thread. */
-  public static void check(Admin admin, KfoldConfig.Kafka kafka) {
+  public static void check(Admin admin, NodeConfig.Kafka kafka) {
     int timeoutMs = (int) TIMEOUT.toMillis();
     try {
       // The call's own deadline ends it; the wait's is only a backstop.
@@ -69,7 +69,7 @@ public final class KafkaCheck {
   }
 
   /** The sentence for what went wrong; the causes' messages are Kafka's and the JDK's, which hold no password. */
-  static Failed failure(KfoldConfig.Kafka kafka, Throwable cause) {
+  static Failed failure(NodeConfig.Kafka kafka, Throwable cause) {
     String at = "Kafka at " + kafka.bootstrap();
     String protocol = kafka.properties().getOrDefault(CommonClientConfigs.SECURITY_PROTOCOL_CONFIG, "PLAINTEXT");
     if (cause instanceof SaslAuthenticationException) {

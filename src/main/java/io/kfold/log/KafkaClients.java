@@ -1,6 +1,6 @@
 package io.kfold.log;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.producer.ProducerConfig;
@@ -79,19 +79,19 @@ public final class KafkaClients {
    * {@code own}, the client's, over them. Every method here starts from it; a client with settings
    * of its own takes them through it too.
    */
-  public static Map<String, Object> settings(KfoldConfig.Kafka kafka, Map<String, Object> own) {
+  public static Map<String, Object> settings(NodeConfig.Kafka kafka, Map<String, Object> own) {
     Map<String, Object> conf = new HashMap<>(kafka.properties());
     conf.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrap());
     conf.putAll(own);
     return conf;
   }
 
-  public static Map<String, Object> admin(KfoldConfig.Kafka kafka, String clientId) {
+  public static Map<String, Object> admin(NodeConfig.Kafka kafka, String clientId) {
     return settings(kafka, Map.of(AdminClientConfig.CLIENT_ID_CONFIG, clientId));
   }
 
   /** Idempotent and acknowledged by all in-sync replicas: an appended event is neither lost nor doubled. */
-  public static Map<String, Object> producer(KfoldConfig.Kafka kafka, String clientId) {
+  public static Map<String, Object> producer(NodeConfig.Kafka kafka, String clientId) {
     Map<String, Object> conf = settings(kafka, Map.of());
     conf.put(ProducerConfig.CLIENT_ID_CONFIG, clientId);
     conf.put(ProducerConfig.ACKS_CONFIG, "all");
@@ -106,7 +106,7 @@ public final class KafkaClients {
    * The fold's publisher of change records: as safe as {@link #producer}, and tuned for volume (one
    * change per event, about a kilobyte each): bigger batches, compressed.
    */
-  public static Map<String, Object> changePublisher(KfoldConfig.Kafka kafka, String clientId) {
+  public static Map<String, Object> changePublisher(NodeConfig.Kafka kafka, String clientId) {
     Map<String, Object> conf = producer(kafka, clientId);
     conf.put(ProducerConfig.LINGER_MS_CONFIG, 5);
     conf.put(ProducerConfig.BATCH_SIZE_CONFIG, 256 * 1024);
@@ -122,7 +122,7 @@ public final class KafkaClients {
    * died blocks what read-committed readers see behind it until it times out: 10 s, as Kafka
    * Streams sets for exactly-once, is far above one poll's transaction.
    */
-  public static Map<String, Object> transactionalPublisher(KfoldConfig.Kafka kafka, String clientId,
+  public static Map<String, Object> transactionalPublisher(NodeConfig.Kafka kafka, String clientId,
                                                            String transactionalId) {
     Map<String, Object> conf = changePublisher(kafka, clientId);
     conf.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
@@ -139,7 +139,7 @@ public final class KafkaClients {
    * {@code fetchMaxWaitMs} is how long the broker holds a fetch at the end of a partition: short
    * for a reader that moves from partition to partition, whose next fetch waits for the last one.
    */
-  public static Map<String, Object> logReader(KfoldConfig.Kafka kafka, String clientId, int fetchMaxWaitMs) {
+  public static Map<String, Object> logReader(NodeConfig.Kafka kafka, String clientId, int fetchMaxWaitMs) {
     Map<String, Object> conf = settings(kafka, Map.of());
     conf.put(ConsumerConfig.CLIENT_ID_CONFIG, clientId);
     conf.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
@@ -157,7 +157,7 @@ public final class KafkaClients {
    * {@code maxPollIntervalMs}: the longest the fold may go between two polls before the group gives
    * its partitions to other nodes.
    */
-  public static Map<String, Object> foldConsumer(KfoldConfig.Kafka kafka, String groupId, String groupInstanceId,
+  public static Map<String, Object> foldConsumer(NodeConfig.Kafka kafka, String groupId, String groupInstanceId,
                                                  int maxPollRecords, int sessionTimeoutMs, int maxPollIntervalMs) {
     Map<String, Object> conf = settings(kafka, Map.of());
     conf.put(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG, maxPollIntervalMs);

@@ -1,6 +1,6 @@
 package io.kfold.log;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
@@ -28,7 +28,7 @@ public final class Topics {
   private Topics() {}
 
   /** Blocks: run it on a worker thread. Answers the number of partitions of each type's events topic. */
-  public static Map<String, Integer> ensure(Admin admin, KfoldConfig config, Collection<String> types)
+  public static Map<String, Integer> ensure(Admin admin, NodeConfig config, Collection<String> types)
       throws InterruptedException, ExecutionException, java.util.concurrent.TimeoutException {
     Set<String> existing = admin.listTopics().names().get(TIMEOUT_MS, TimeUnit.MILLISECONDS);
     List<NewTopic> missing = new ArrayList<>();
@@ -99,7 +99,7 @@ public final class Topics {
     }
   }
 
-  private static NewTopic topic(String name, int partitions, KfoldConfig config, Map<String, String> settings) {
+  private static NewTopic topic(String name, int partitions, NodeConfig config, Map<String, String> settings) {
     return new NewTopic(name, partitions, config.kafka().replicationFactor()).configs(settings);
   }
 

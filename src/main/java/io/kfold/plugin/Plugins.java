@@ -1,6 +1,6 @@
 package io.kfold.plugin;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -47,7 +47,7 @@ public final class Plugins implements AutoCloseable {
    * The jars of the configured folder. The default folder may be missing (no plugins); a folder
    * the configuration names must exist. A jar that cannot be read stops here, named.
    */
-  public static Plugins open(KfoldConfig.Plugins config) {
+  public static Plugins open(NodeConfig.Plugins config) {
     Path dir = config.folder();
     if (!Files.isDirectory(dir)) {
       if (config.configured()) {

@@ -2,8 +2,8 @@ package io.kfold.query;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.entity.EntityType;
-import io.kfold.entity.EntityTypes;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.EntityTypes;
+import io.kfold.types.Envelopes;
 import io.kfold.entity.IndexDefinition;
 import io.kfold.entity.KfoldException;
 import io.kfold.store.EntityStore;

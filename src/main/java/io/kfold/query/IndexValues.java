@@ -4,7 +4,7 @@ import com.fasterxml.jackson.core.JsonPointer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.POJONode;
 import com.fasterxml.jackson.databind.util.RawValue;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.entity.IndexDefinition;
 
 import java.io.IOException;

@@ -3,7 +3,7 @@ package io.kfold.query;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.util.ByteArrayBuilder;
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.store.EntityStore;
 import io.kfold.store.IndexScan;
 import io.kfold.store.StoredEntity;

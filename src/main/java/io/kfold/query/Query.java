@@ -3,7 +3,7 @@ package io.kfold.query;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.entity.IndexDefinition;
 import io.kfold.store.EntityStore;
 import io.kfold.store.IndexScan;

@@ -4,7 +4,8 @@ import com.fasterxml.jackson.core.JsonPointer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
+import io.kfold.entity.ViewDefinition;
 import io.kfold.query.IndexValues;
 
 import java.io.IOException;

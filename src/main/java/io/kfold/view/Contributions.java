@@ -3,7 +3,8 @@ package io.kfold.view;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
+import io.kfold.entity.ViewDefinition;
 
 import java.util.ArrayList;
 import java.util.List;

@@ -1,6 +1,7 @@
 package io.kfold.view;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
+import io.kfold.entity.ViewDefinition;
 import io.kfold.plugin.Plugins;
 
 import java.util.ArrayList;
@@ -23,16 +24,16 @@ public final class ViewDefinitions {
 
   private ViewDefinitions() {}
 
-  public static ViewDefinitions from(KfoldConfig config) {
+  public static ViewDefinitions from(NodeConfig config) {
     Set<String> types = new LinkedHashSet<>();
     config.types().forEach(type -> types.add(type.name()));
     return of(configured(config, Plugins.none()), types);
   }
 
   /** The configuration's views, those named by {@code class:} loaded through {@code plugins}; not yet checked. */
-  public static List<ViewDefinition> configured(KfoldConfig config, Plugins plugins) {
+  public static List<ViewDefinition> configured(NodeConfig config, Plugins plugins) {
     List<ViewDefinition> views = new ArrayList<>();
-    for (KfoldConfig.ViewConfig view : config.views()) {
+    for (NodeConfig.ViewConfig view : config.views()) {
       views.add(view.view() != null ? view.view() : instantiate(view, plugins));
     }
     return views;
@@ -65,7 +66,7 @@ public final class ViewDefinitions {
     return definitions;
   }
 
-  private static ViewDefinition instantiate(KfoldConfig.ViewConfig view, Plugins plugins) {
+  private static ViewDefinition instantiate(NodeConfig.ViewConfig view, Plugins plugins) {
     ViewDefinition definition = plugins.create(view.className(), ViewDefinition.class,
         "configuration: view '" + view.name() + "'");
     if (!view.name().equals(definition.name())) {

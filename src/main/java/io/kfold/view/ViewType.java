@@ -6,9 +6,10 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.entity.Command;
 import io.kfold.entity.Envelope;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.entity.KfoldException;
 import io.kfold.entity.NewEvent;
+import io.kfold.entity.ViewDefinition;
 import io.kfold.store.StoredEntity;
 
 import java.io.IOException;

@@ -1,5 +1,7 @@
 package io.kfold.view;
 
+import io.kfold.entity.ViewDefinition;
+
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;

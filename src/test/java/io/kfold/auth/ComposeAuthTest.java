@@ -3,7 +3,7 @@ package io.kfold.auth;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.RunningNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -73,9 +73,9 @@ class ComposeAuthTest {
 
     Map<String, String> withoutAuth = new HashMap<>(env);
     withoutAuth.put("KFOLD_HTTP_HOST", "0.0.0.0");
-    assertThatThrownBy(() -> KfoldConfig.load(withoutAuth)).hasMessageContaining("loopback");
+    assertThatThrownBy(() -> NodeConfig.load(withoutAuth)).hasMessageContaining("loopback");
 
-    try (RunningNode node = RunningNode.start(KfoldConfig.load(asComposeRunsIt))) {
+    try (RunningNode node = RunningNode.start(NodeConfig.load(asComposeRunsIt))) {
       Map<String, String> admin = Map.of("Authorization", "Bearer " + adminKey);
       assertThat(node.call(HttpMethod.GET, "/v1/_cluster", null, Map.of()).status()).isEqualTo(401);
       assertThat(node.call(HttpMethod.GET, "/metrics", null, Map.of()).status()).isEqualTo(401);

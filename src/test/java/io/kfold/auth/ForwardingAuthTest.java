@@ -2,7 +2,7 @@ package io.kfold.auth;
 
 import io.kfold.Await;
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -47,8 +47,8 @@ class ForwardingAuthTest {
       + " forwarded mark without a proof is refused and appends nothing")
   void forwardingKeepsTheIdentity() throws Exception {
     String app = TestNodes.newApp("fwd-auth");
-    KfoldConfig first = config(app, "fwd-auth-a");
-    KfoldConfig second = config(app, "fwd-auth-b");
+    NodeConfig first = config(app, "fwd-auth-a");
+    NodeConfig second = config(app, "fwd-auth-b");
     Vertx vertxA = Vertx.vertx();
     Vertx vertxB = Vertx.vertx();
     KfoldNode a = KfoldNode.start(vertxA, first).await(60, TimeUnit.SECONDS);
@@ -124,9 +124,9 @@ class ForwardingAuthTest {
     }
   }
 
-  private static KfoldConfig config(String app, String name) {
+  private static NodeConfig config(String app, String name) {
     Path dir = TestNodes.tempDir(name);
-    return KfoldConfig.load(TestNodes.withSection(TestNodes.env(app, dir), dir, "auth",
+    return NodeConfig.load(TestNodes.withSection(TestNodes.env(app, dir), dir, "auth",
         HttpAuthTest.apiKeysSection("open")));
   }
 

@@ -3,9 +3,9 @@ package io.kfold.auth;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.OpenApiContract;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.RunningNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -97,7 +97,7 @@ class HttpAuthTest {
     Path dir = TestNodes.tempDir("auth");
     String app = TestNodes.newApp("auth");
     Map<String, String> env = TestNodes.withSection(TestNodes.env(app, dir), dir, "auth", apiKeysSection("admin"));
-    running = RunningNode.start(KfoldConfig.load(env));
+    running = RunningNode.start(NodeConfig.load(env));
     http = running.vertx.createHttpClient();
   }
 

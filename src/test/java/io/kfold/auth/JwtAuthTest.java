@@ -1,7 +1,7 @@
 package io.kfold.auth;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.RunningNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -56,7 +56,7 @@ class JwtAuthTest {
     String auth = "mode: jwt\nclusterSecret: " + HttpAuthTest.SECRET + "\njwt:\n  publicKey: " + publicKey
         + "\n  algorithm: RS256\n  issuer: " + ISSUER + "\n  audience: " + AUDIENCE + "\n  rolesClaim: roles\n";
     Map<String, String> env = TestNodes.withSection(TestNodes.env(TestNodes.newApp("jwt"), dir), dir, "auth", auth);
-    running = RunningNode.start(KfoldConfig.load(env));
+    running = RunningNode.start(NodeConfig.load(env));
   }
 
   @AfterAll

@@ -1,12 +1,12 @@
 package io.kfold.cluster;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldProcess;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
 import io.kfold.TestNodes;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -58,7 +58,7 @@ class AddNodeTest {
       + " and the partitions end spread over the three")
   void addTwoNodesUnderLoad() throws Exception {
     String app = TestNodes.newApp("addnode");
-    KfoldConfig config = TestNodes.config(app, TestNodes.tempDir("addnode-config"));
+    NodeConfig config = TestNodes.config(app, TestNodes.tempDir("addnode-config"));
     List<KfoldProcess> nodes = ClusterClient.processes(app, "addnode", 10_000, Map.of());
     ExecutorService writers = Executors.newFixedThreadPool(WRITERS);
     AtomicBoolean stop = new AtomicBoolean();

@@ -2,7 +2,7 @@ package io.kfold.cluster;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.InterceptedStore;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.KfoldProcess;
 import io.kfold.RunningNode;
@@ -59,7 +59,7 @@ class ChangelogRestoreTest {
   void restoresFromTheChangelog() throws Exception {
     String app = TestNodes.newApp("restore");
     Path dataOfA = TestNodes.tempDir("restore-a");
-    KfoldConfig first = TestNodes.config(app, dataOfA);
+    NodeConfig first = TestNodes.config(app, dataOfA);
     Map<String, String> states = new HashMap<>();
     Map<String, String> histories = new HashMap<>();
     Reply idempotent;
@@ -87,7 +87,7 @@ class ChangelogRestoreTest {
     SortedMap<String, SortedMap<String, String>> original = StoreContents.read(dataOfA.resolve("store"));
     int eventsInLog = TestLog.records(first.eventsTopic("users")).size();
 
-    KfoldConfig second = TestNodes.config(app, TestNodes.tempDir("restore-b"));
+    NodeConfig second = TestNodes.config(app, TestNodes.tempDir("restore-b"));
     try (RunningNode b = RunningNode.start(second)) {
       assertThat(b.node().progress().applied.sum()).as("events folded again after the restore").isZero();
       assertSameStore(original, StoreContents.read(second.dataDir().resolve("store")));
@@ -122,8 +122,8 @@ class ChangelogRestoreTest {
   void standbyTakesOver() throws Exception {
     String app = TestNodes.newApp("standby");
     Path dataOfA = TestNodes.tempDir("standby-a");
-    KfoldConfig first = TestNodes.config(app, dataOfA);
-    KfoldConfig second = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("standby-b"));
+    NodeConfig first = TestNodes.config(app, dataOfA);
+    NodeConfig second = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("standby-b"));
     KfoldProcess a = process(app, dataOfA, "standby");
     RunningNode b = null;
     try {
@@ -188,7 +188,7 @@ class ChangelogRestoreTest {
   void longRestoreKeepsTheAssignment() throws Exception {
     Map<String, String> env = TestNodes.env(TestNodes.newApp("long-restore"), TestNodes.tempDir("long-restore-a"));
     env.put("KFOLD_FOLD_STANDBY_REPLICAS", "0");
-    KfoldConfig first = KfoldConfig.load(env);
+    NodeConfig first = NodeConfig.load(env);
     Map<String, Long> versions = foldManyEvents(first);
     int items = TestLog.records(first.changelogTopic("users")).size();
 
@@ -199,7 +199,7 @@ class ChangelogRestoreTest {
     env.put("KFOLD_DATA_DIR", TestNodes.tempDir("long-restore-b").toString());
     Vertx vertx = Vertx.vertx();
     try {
-      KfoldNode b = KfoldNode.start(vertx, KfoldConfig.load(env),
+      KfoldNode b = KfoldNode.start(vertx, NodeConfig.load(env),
           slowStore(100_000).withFoldMaxPollInterval(maxPollInterval)).await(60, TimeUnit.SECONDS);
       int restoringSeen = 0;
       long deadline = System.currentTimeMillis() + 90_000;
@@ -238,21 +238,21 @@ class ChangelogRestoreTest {
   void restoreStopsWhenItsPartitionMoves() throws Exception {
     Map<String, String> env = TestNodes.quickRebalances(TestNodes.env(TestNodes.newApp("moved-restore"), TestNodes.tempDir("moved-restore-a")));
     env.put("KFOLD_FOLD_STANDBY_REPLICAS", "0");
-    KfoldConfig first = KfoldConfig.load(env);
+    NodeConfig first = NodeConfig.load(env);
     Map<String, Long> versions = foldManyEvents(first);
     env.put("KFOLD_DATA_DIR", TestNodes.tempDir("moved-restore-b").toString());
     Vertx vertx = Vertx.vertx();
     RunningNode c = null;
     try {
       // 0.2 ms per item: a restore of many seconds, that the third node's join lands in.
-      KfoldNode b = KfoldNode.start(vertx, KfoldConfig.load(env), slowStore(200_000)).await(60, TimeUnit.SECONDS);
+      KfoldNode b = KfoldNode.start(vertx, NodeConfig.load(env), slowStore(200_000)).await(60, TimeUnit.SECONDS);
       long deadline = System.currentTimeMillis() + 60_000;
       while (b.progress().restoring().values().stream().noneMatch(records -> records[0] > 0)) {
         assertThat(System.currentTimeMillis()).as("the second node starts restoring").isLessThan(deadline);
         Thread.sleep(20);
       }
       env.put("KFOLD_DATA_DIR", TestNodes.tempDir("moved-restore-c").toString());
-      c = RunningNode.start(KfoldConfig.load(env));
+      c = RunningNode.start(NodeConfig.load(env));
       TestNodes.awaitCaughtUp(b);
       assertThat(b.progress().assignments.sum()).as("assignments the group gave the second node").isGreaterThan(1);
       assertThat(b.progress().applied.sum() + c.node().progress().applied.sum()).as("events folded again").isZero();
@@ -275,7 +275,7 @@ class ChangelogRestoreTest {
   }
 
   /** Events of 2,000 users from an outside producer, folded by a node with {@code config}; answers each user's version. */
-  private static Map<String, Long> foldManyEvents(KfoldConfig config) throws Exception {
+  private static Map<String, Long> foldManyEvents(NodeConfig config) throws Exception {
     Map<String, Long> versions = new HashMap<>();
     try (RunningNode a = RunningNode.start(config)) {
       try (KafkaProducer<byte[], byte[]> outside = TestNodes.plainProducer()) {
@@ -305,7 +305,7 @@ class ChangelogRestoreTest {
    * Four appends per user through the node at {@code port} (one with an idempotency key) and one
    * outside event without a version.
    */
-  private static Reply writeUsers(WebClient client, int port, KfoldConfig config, String prefix) throws Exception {
+  private static Reply writeUsers(WebClient client, int port, NodeConfig config, String prefix) throws Exception {
     Reply idempotent = null;
     for (int round = 0; round < 4; round++) {
       for (int u = 0; u < USERS; u++) {
@@ -370,7 +370,7 @@ class ChangelogRestoreTest {
    * Waits until, for every type, the committed changelog holds in each partition a marker at the
    * end of the events partition: everything the node folded has been sent to the changelog.
    */
-  private static void awaitChangelogComplete(KfoldConfig config) throws Exception {
+  private static void awaitChangelogComplete(NodeConfig config) throws Exception {
     await("the changelog holds everything the node folded", () -> {
       for (String type : TYPES) {
         Map<Integer, Long> folded = new HashMap<>();

@@ -7,7 +7,7 @@ import io.kfold.TestLog;
 import io.kfold.TestNodes;
 import io.kfold.cluster.ClusterClient.Kill;
 import io.kfold.cluster.ClusterClient.Reply;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;

@@ -8,7 +8,7 @@ import io.kfold.TestLog;
 import io.kfold.TestNodes;
 import io.kfold.cluster.ClusterClient.Kill;
 import io.kfold.cluster.ClusterClient.Reply;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.query.Position;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;

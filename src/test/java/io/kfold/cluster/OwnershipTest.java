@@ -2,7 +2,7 @@ package io.kfold.cluster;
 
 import io.kfold.Await;
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
@@ -47,8 +47,8 @@ class OwnershipTest {
   void anyNodeAnswers() throws Exception {
     Vertx vertx = Vertx.vertx();
     String app = TestNodes.newApp("owners");
-    KfoldConfig first = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("owner-a"));
-    KfoldConfig second = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("owner-b"));
+    NodeConfig first = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("owner-a"));
+    NodeConfig second = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("owner-b"));
     KfoldNode a = KfoldNode.start(vertx, first).await(60, TimeUnit.SECONDS);
     KfoldNode b = KfoldNode.start(vertx, second).await(60, TimeUnit.SECONDS);
     WebClient client = WebClient.create(vertx);
@@ -145,10 +145,10 @@ class OwnershipTest {
   void waitsForTheOwner() throws Exception {
     Vertx vertx = Vertx.vertx();
     String app = TestNodes.newApp("owner-wait");
-    KfoldConfig first = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("owner-wait-a"));
+    NodeConfig first = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("owner-wait-a"));
     Map<String, String> env = TestNodes.quickRebalances(TestNodes.env(app, TestNodes.tempDir("owner-wait-b")));
     env.put("KFOLD_HTTP_FORWARD_WAIT_MS", "4000");
-    KfoldConfig second = KfoldConfig.load(env);
+    NodeConfig second = NodeConfig.load(env);
     KfoldNode a = KfoldNode.start(vertx, first).await(60, TimeUnit.SECONDS);
     KfoldNode b = KfoldNode.start(vertx, second).await(60, TimeUnit.SECONDS);
     WebClient client = WebClient.create(vertx);

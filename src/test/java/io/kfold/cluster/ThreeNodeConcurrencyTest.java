@@ -3,7 +3,7 @@ package io.kfold.cluster;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.ContendedOrders;
 import io.kfold.ContendedOrders.Answer;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldProcess;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -40,7 +40,7 @@ class ThreeNodeConcurrencyTest {
       + "every 200 in the log once, every 409 appended nothing, and every node answers every order alike")
   void hammerTheSameOrdersThroughThreeNodes() throws Exception {
     String app = TestNodes.newApp("three");
-    KfoldConfig config = TestNodes.config(app, TestNodes.tempDir("three-config"));
+    NodeConfig config = TestNodes.config(app, TestNodes.tempDir("three-config"));
     List<KfoldProcess> nodes = ClusterClient.processes(app, "three", 10_000, Map.of());
     Vertx vertx = Vertx.vertx();
     ExecutorService starter = Executors.newFixedThreadPool(nodes.size());

@@ -1,12 +1,12 @@
 package io.kfold.cluster;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldProcess;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
 import io.kfold.TestNodes;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.store.ChangelogItem;
 import io.kfold.store.RocksEntityStore;
 import io.kfold.store.StoreBatch;
@@ -95,7 +95,7 @@ class ZombieFencingTest {
       + " or the changelog after its successor's, and a restore from the changelog equals the owners' stores")
   void frozenNodeWritesNothingAfterItsSuccessor() throws Exception {
     String app = TestNodes.newApp("zombie");
-    KfoldConfig config = TestNodes.config(app, TestNodes.tempDir("zombie-names"));
+    NodeConfig config = TestNodes.config(app, TestNodes.tempDir("zombie-names"));
     // -Dzombie.transactions=false runs the same scenario without fencing, to see it fail.
     List<KfoldProcess> nodes = ClusterClient.processes(app, "zombie", 2, SESSION_TIMEOUT_MS,
         Map.of("KFOLD_FOLD_TRANSACTIONS", System.getProperty("zombie.transactions", "true")));

@@ -1,14 +1,14 @@
 package io.kfold.command;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.OpenApiContract;
 import io.kfold.RunningNode;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClient;
@@ -40,7 +40,7 @@ class CommandsApiTest {
       + "\"items\":[{\"sku\":\"book\",\"quantity\":2,\"price\":12.5}]}}";
 
   private static RunningNode running;
-  private static KfoldConfig config;
+  private static NodeConfig config;
   private static WebClient client;
   private static Vertx vertx;
 

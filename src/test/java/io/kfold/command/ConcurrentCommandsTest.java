@@ -1,7 +1,7 @@
 package io.kfold.command;
 
 import io.kfold.ContendedOrders;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -24,7 +24,7 @@ class ConcurrentCommandsTest {
   @DisplayName("32 clients, 10 orders, If-Match: contiguous versions, no version twice, every 200 in the log once, every 409 appended nothing")
   void hammerTheSameOrders() throws Exception {
     Vertx vertx = Vertx.vertx();
-    KfoldConfig config = TestNodes.config(TestNodes.newApp("hammer"), TestNodes.tempDir("hammer"));
+    NodeConfig config = TestNodes.config(TestNodes.newApp("hammer"), TestNodes.tempDir("hammer"));
     KfoldNode node = TestNodes.startCaughtUp(vertx, config);
     ContendedOrders orders = new ContendedOrders(vertx, List.of(node.httpPort()));
     try {

@@ -1,7 +1,7 @@
 package io.kfold.command;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -116,7 +116,7 @@ class EventBusApiTest {
     Vertx vertxA = Vertx.vertx();
     Vertx vertxB = Vertx.vertx();
     String app = TestNodes.newApp("bus-owner");
-    KfoldConfig configA = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("bus-owner-a"));
+    NodeConfig configA = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("bus-owner-a"));
     KfoldNode a = KfoldNode.start(vertxA, configA).await(60, TimeUnit.SECONDS);
     KfoldNode b = KfoldNode.start(vertxB, TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("bus-owner-b"))).await(60, TimeUnit.SECONDS);
     WebClient client = WebClient.create(vertxB);

@@ -3,7 +3,7 @@ package io.kfold.command;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.RunningNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -56,7 +56,7 @@ class FailingDecideTest {
   @DisplayName("a command whose decide throws answers 500 problem+json, and the entity's next command is answered")
   void decideThrows() throws Exception {
     Path dir = TestNodes.tempDir("crash");
-    KfoldConfig config = KfoldConfig.load(TestNodes.withSection(TestNodes.env(TestNodes.newApp("crash"), dir), dir,
+    NodeConfig config = NodeConfig.load(TestNodes.withSection(TestNodes.env(TestNodes.newApp("crash"), dir), dir,
         "types", "- name: counters\n  class: " + Counters.class.getName() + "\n- name: orders\n  class: io.kfold.example.Orders\n"
             + "- name: shipments\n  fold: merge\n"));
     try (RunningNode running = RunningNode.start(config)) {

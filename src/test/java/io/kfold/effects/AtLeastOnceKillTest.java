@@ -1,6 +1,6 @@
 package io.kfold.effects;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldProcess;
 import io.kfold.TestBroker;
 import io.kfold.effects.TargetServer.Call;
@@ -38,7 +38,7 @@ class AtLeastOnceKillTest {
     // running, and waiting in the worker.
     server.answerAfterMs = body -> 10;
     KillsDuringDelivery.Worker worker = KillsDuringDelivery.Worker.of("alo", "at-least-once", server);
-    KfoldConfig config = worker.config();
+    NodeConfig config = worker.config();
     KfoldProcess kfold = worker.process();
     try {
       kfold.start();

@@ -2,7 +2,7 @@ package io.kfold.effects;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldProcess;
 import io.kfold.TestBroker;
 import io.vertx.core.Vertx;
@@ -47,7 +47,7 @@ class AtMostOnceKillTest {
     AtomicBoolean killing = new AtomicBoolean(true);
     server.answerAfterMs = body -> killing.get() && slow.contains(body.getJsonObject("event").getString("key")) ? 5_000 : 10;
     KillsDuringDelivery.Worker worker = KillsDuringDelivery.Worker.of("amo", "at-most-once", server);
-    KfoldConfig config = worker.config();
+    NodeConfig config = worker.config();
     KfoldProcess kfold = worker.process();
     try {
       kfold.start();

@@ -3,7 +3,7 @@ package io.kfold.effects;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.TestNodes;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -17,15 +17,15 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 class EffectConfigTest {
 
-  private static KfoldConfig load(String effects) {
-    return KfoldConfig.load(TestNodes.withEffects(Map.of("KFOLD_KAFKA_BOOTSTRAP", "127.0.0.1:1"), TestNodes.tempDir("cfg"),
+  private static NodeConfig load(String effects) {
+    return NodeConfig.load(TestNodes.withEffects(Map.of("KFOLD_KAFKA_BOOTSTRAP", "127.0.0.1:1"), TestNodes.tempDir("cfg"),
         effects));
   }
 
   @Test
   @DisplayName("the default configuration declares the shipment reaction, and leaves e-mail and index off")
   void defaults() {
-    KfoldConfig config = KfoldConfig.load(java.util.Map.of());
+    NodeConfig config = NodeConfig.load(java.util.Map.of());
     assertThat(config.effects()).extracting(EffectConfig::name).containsExactly("shipment-request");
     EffectConfig shipment = config.effects().get(0);
     assertThat(shipment.kind()).isEqualTo(EffectConfig.Kind.COMMAND);
@@ -36,7 +36,7 @@ class EffectConfigTest {
   @Test
   @DisplayName("a worker of the default configuration is turned on and pointed elsewhere by environment variables")
   void enabledByEnvironment() {
-    KfoldConfig config = KfoldConfig.load(java.util.Map.of("KFOLD_EFFECTS_ORDERS_INDEX_ENABLED", "true",
+    NodeConfig config = NodeConfig.load(java.util.Map.of("KFOLD_EFFECTS_ORDERS_INDEX_ENABLED", "true",
         "KFOLD_EFFECTS_ORDERS_INDEX_TARGET_URL", "http://search.internal:9200"));
     EffectConfig index = config.effects().stream().filter(e -> e.name().equals("orders-index")).findFirst().orElseThrow();
     assertThat(((EffectConfig.IndexTarget) index.target()).url()).isEqualTo("http://search.internal:9200");
@@ -45,7 +45,7 @@ class EffectConfigTest {
   @Test
   @DisplayName("a full worker is read with its retry, breaker and target")
   void fullWorker() {
-    KfoldConfig config = load("w:\n  kind: http\n  delivery: at-most-once\n  entities: [users]\n  events: [A, B]\n"
+    NodeConfig config = load("w:\n  kind: http\n  delivery: at-most-once\n  entities: [users]\n  events: [A, B]\n"
         + "  maxInFlightKeys: 3\n  timeoutMs: 500\n  retry: { attempts: 7, initialDelayMs: 5, maxDelayMs: 50, jitter: 0.5 }\n"
         + "  breaker: { failures: 9, openMs: 99 }\n  target: { method: PUT, url: \"http://h/{{key}}\", body: { v: \"{{version}}\" } }\n");
     EffectConfig w = config.effects().get(0);
@@ -80,7 +80,7 @@ class EffectConfigTest {
   @Test
   @DisplayName("KFOLD_* variables set worker fields the file lacks: camelCase names, nested sections, names with dashes")
   void environmentSetsFieldsTheFileLacks() {
-    KfoldConfig config = KfoldConfig.load(Map.of(
+    NodeConfig config = NodeConfig.load(Map.of(
         "KFOLD_EFFECTS_SHIPMENT_REQUEST_MAX_IN_FLIGHT_KEYS", "3",
         "KFOLD_EFFECTS_SHIPMENT_REQUEST_DELIVERY", "at-most-once",
         "KFOLD_EFFECTS_SHIPMENT_REQUEST_RETRY_ATTEMPTS", "9",
@@ -117,7 +117,7 @@ class EffectConfigTest {
   @Test
   @DisplayName("every optional field of each kind's target is accepted, and free-form bodies and commands keep any keys")
   void optionalFieldsOfEachKind() {
-    KfoldConfig config = load("mail:\n  kind: email\n  entities: [users]\n"
+    NodeConfig config = load("mail:\n  kind: email\n  entities: [users]\n"
         + "  target: { host: h, port: 465, ssl: true, startTls: false, username: u, password: p, from: a@b.c, to: x@y.z,"
         + " subject: s, body: b }\n"
         + "search:\n  kind: index\n  entities: [users]\n  target: { url: \"http://x\", index: i, deleteOn: [Gone] }\n"
@@ -130,7 +130,7 @@ class EffectConfigTest {
     assertThat(mail.username()).isEqualTo("u");
   }
 
-  private static EffectConfig worker(KfoldConfig config, String name) {
+  private static EffectConfig worker(NodeConfig config, String name) {
     return config.effects().stream().filter(e -> e.name().equals(name)).findFirst().orElseThrow();
   }
 
@@ -141,7 +141,7 @@ class EffectConfigTest {
     Map<String, String> allOn = new HashMap<>();
     shipped.path("effects").fieldNames().forEachRemaining(name ->
         allOn.put("KFOLD_EFFECTS_" + name.replace('-', '_').toUpperCase() + "_ENABLED", "true"));
-    KfoldConfig config = KfoldConfig.load(allOn);
+    NodeConfig config = NodeConfig.load(allOn);
     assertThat(config.effects()).hasSize(shipped.path("effects").size());
     assertThat(config.effects()).extracting(EffectConfig::kind).containsExactlyInAnyOrder(EffectConfig.Kind.values());
     assertThat(config.effects()).extracting(EffectConfig::delivery).contains(EffectConfig.Delivery.values());

@@ -3,7 +3,7 @@ package io.kfold.effects;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.icegreen.greenmail.junit5.GreenMailExtension;
 import com.icegreen.greenmail.util.ServerSetupTest;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
@@ -47,7 +47,7 @@ class EmailEffectTest {
         + "    to: \"{{state.customerEmail}}\"\n"
         + "    subject: \"Your order {{key}}\"\n"
         + "    body: \"Thank you. Total: {{state.total}}\"\n";
-    KfoldConfig config = KfoldConfig.load(TestNodes.envWithEffects(TestNodes.newApp("mail"), TestNodes.tempDir("mail"), worker));
+    NodeConfig config = NodeConfig.load(TestNodes.envWithEffects(TestNodes.newApp("mail"), TestNodes.tempDir("mail"), worker));
     KfoldNode node = TestNodes.startCaughtUp(vertx, config);
     WebClient client = WebClient.create(vertx);
     try {

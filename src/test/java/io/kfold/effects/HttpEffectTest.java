@@ -1,6 +1,6 @@
 package io.kfold.effects;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -46,11 +46,11 @@ class HttpEffectTest {
         + "  target: { url: \"" + url + "\" }\n";
   }
 
-  private static void produce(KfoldConfig config, String key, String... payloads) {
+  private static void produce(NodeConfig config, String key, String... payloads) {
     produceTo(config, "users", key, payloads);
   }
 
-  private static void produceTo(KfoldConfig config, String type, String key, String... payloads) {
+  private static void produceTo(NodeConfig config, String type, String key, String... payloads) {
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       for (String payload : payloads) {
         producer.send(new ProducerRecord<>(config.eventsTopic(type), key.getBytes(StandardCharsets.UTF_8),
@@ -78,7 +78,7 @@ class HttpEffectTest {
     server.failureRate = 0.3;
     String app = TestNodes.newApp("hook");
     Path dir = TestNodes.tempDir("hook");
-    KfoldConfig config = KfoldConfig.load(TestNodes.envWithEffects(app, dir, worker(server.url(), "  delivery: at-least-once\n")));
+    NodeConfig config = NodeConfig.load(TestNodes.envWithEffects(app, dir, worker(server.url(), "  delivery: at-least-once\n")));
     KfoldNode node = TestNodes.startCaughtUp(vertx, config);
     try {
       int entities = 40;
@@ -130,7 +130,7 @@ class HttpEffectTest {
     TargetServer server = new TargetServer(vertx);
     String app = TestNodes.newApp("twotypes");
     String worker = worker(server.url(), "").replace("entities: [users]", "entities: [users, shipments]");
-    KfoldConfig config = KfoldConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("twotypes"), worker));
+    NodeConfig config = NodeConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("twotypes"), worker));
     KfoldNode node = TestNodes.startCaughtUp(vertx, config);
     try {
       List<String> ids = List.of("o-1", "o-2", "o-3");
@@ -166,7 +166,7 @@ class HttpEffectTest {
     TargetServer server = new TargetServer(vertx);
     server.refuse = body -> body.getJsonObject("event").getJsonObject("payload").getBoolean("poison", false);
     String app = TestNodes.newApp("park");
-    KfoldConfig config = KfoldConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("park"),
+    NodeConfig config = NodeConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("park"),
         worker(server.url(), "")));
     KfoldNode node = TestNodes.startCaughtUp(vertx, config);
     WebClient client = WebClient.create(vertx);
@@ -237,7 +237,7 @@ class HttpEffectTest {
         + "  retry: { attempts: 3, initialDelayMs: 10, maxDelayMs: 50 }\n"
         + "  breaker: { failures: 3, openMs: " + openMs + " }\n"
         + "  target: { url: \"" + server.url() + "\" }\n";
-    KfoldConfig config = KfoldConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("breaker"), worker));
+    NodeConfig config = NodeConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("breaker"), worker));
     KfoldNode node = TestNodes.startCaughtUp(vertx, config);
     WebClient client = WebClient.create(vertx);
     int entities = 3;
@@ -293,7 +293,7 @@ class HttpEffectTest {
     String workers = "failing:\n  kind: http\n" + settings + "  target: { url: \"" + server.url() + "\" }\n"
         + "unreachable:\n  kind: http\n" + settings
         + "  target: { url: \"http://127.0.0.1:" + LocalBroker.freePort() + "/nobody\" }\n";
-    KfoldConfig config = KfoldConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("amofail"), workers));
+    NodeConfig config = NodeConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("amofail"), workers));
     KfoldNode node = TestNodes.startCaughtUp(vertx, config);
     WebClient client = WebClient.create(vertx);
     int entities = 10;

@@ -1,12 +1,12 @@
 package io.kfold.effects;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
 import io.kfold.TestNodes;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.ext.web.client.WebClient;
@@ -51,7 +51,7 @@ class IndexEffectTest {
         + "  kind: index\n"
         + "  entities: [orders]\n"
         + "  target: { url: \"" + TestOpenSearch.url() + "\", index: " + index + ", deleteOn: [OrderCancelled] }\n";
-    KfoldConfig config = KfoldConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("index"), worker));
+    NodeConfig config = NodeConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("index"), worker));
     node = TestNodes.startCaughtUp(vertx, config);
     WebClient client = WebClient.create(vertx);
     try {
@@ -126,7 +126,7 @@ class IndexEffectTest {
    * Waits until the worker has committed past every record now in the changes topic, so that each one
    * was delivered or skipped as seen already, then checks how many it delivered since the node started.
    */
-  private void awaitDone(WebClient client, KfoldConfig config, int delivered) throws Exception {
+  private void awaitDone(WebClient client, NodeConfig config, int delivered) throws Exception {
     String topic = config.changesTopic("orders");
     Map<TopicPartition, Long> ends = new HashMap<>();
     for (ConsumerRecord<byte[], byte[]> record : TestLog.records(topic)) {

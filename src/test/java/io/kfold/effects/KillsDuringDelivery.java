@@ -1,7 +1,7 @@
 package io.kfold.effects;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldProcess;
 import io.kfold.TestNodes;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -33,7 +33,7 @@ final class KillsDuringDelivery {
   private KillsDuringDelivery() {}
 
   /** A kfold process, not started, whose one worker delivers the users' changes to {@code server}. */
-  record Worker(KfoldConfig config, KfoldProcess process) {
+  record Worker(NodeConfig config, KfoldProcess process) {
 
     /** @param delivery {@code at-least-once} or {@code at-most-once} */
     static Worker of(String name, String delivery, TargetServer server) throws IOException {
@@ -45,7 +45,7 @@ final class KillsDuringDelivery {
           + "  maxInFlightKeys: 16\n"
           + "  target: { url: \"" + server.url() + "\" }\n");
       env.put("KFOLD_KAFKA_GROUP_INSTANCE_ID", name + "-node");
-      return new Worker(KfoldConfig.load(env), new KfoldProcess(env, Path.of("target", name + "-" + app + ".log")));
+      return new Worker(NodeConfig.load(env), new KfoldProcess(env, Path.of("target", name + "-" + app + ".log")));
     }
   }
 
@@ -57,7 +57,7 @@ final class KillsDuringDelivery {
     private final AtomicBoolean stopping = new AtomicBoolean();
     private final CompletableFuture<Integer> produced;
 
-    Producing(KfoldConfig config, int perTick) {
+    Producing(NodeConfig config, int perTick) {
       produced = CompletableFuture.supplyAsync(() -> {
         int i = 0;
         try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
@@ -96,7 +96,7 @@ final class KillsDuringDelivery {
    * worker has delivered each and runs nothing: a partition's changes are read in order, so every
    * change before the sentinels has been read, and with nothing running, dealt with.
    */
-  static void awaitSentinels(KfoldConfig config, KfoldProcess kfold, TargetServer server) throws Exception {
+  static void awaitSentinels(NodeConfig config, KfoldProcess kfold, TargetServer server) throws Exception {
     Set<String> sentinels = new HashSet<>();
     Set<Integer> partitions = new HashSet<>();
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {

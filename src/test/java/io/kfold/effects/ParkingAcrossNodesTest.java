@@ -1,7 +1,7 @@
 package io.kfold.effects;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -53,7 +53,7 @@ class ParkingAcrossNodesTest {
     String worker = "hook:\n  kind: http\n  entities: [users]\n  timeoutMs: 1000\n"
         + "  retry: { attempts: 3, initialDelayMs: 10, maxDelayMs: 50 }\n"
         + "  target: { url: \"" + server.url() + "\" }\n";
-    KfoldConfig config = config(app, worker, "topics");
+    NodeConfig config = config(app, worker, "topics");
     List<Node> nodes = new ArrayList<>();
     WebClient client = WebClient.create(vertx);
     try (Admin admin = Admin.create(KafkaClients.admin(config.kafka(), app + "-test"))) {
@@ -97,10 +97,10 @@ class ParkingAcrossNodesTest {
     }
   }
 
-  private static KfoldConfig config(String app, String worker, String name) {
+  private static NodeConfig config(String app, String worker, String name) {
     Map<String, String> env = TestNodes.quickRebalances(TestNodes.envWithEffects(app, TestNodes.tempDir("parkmove-" + name), worker));
     env.put("KFOLD_KAFKA_PARTITIONS", "1");
-    return KfoldConfig.load(env);
+    return NodeConfig.load(env);
   }
 
   private static Node start(String app, String worker, String name) throws Exception {
@@ -109,7 +109,7 @@ class ParkingAcrossNodesTest {
   }
 
   /** Waits until every node's worker has joined the group and one holds the partition; answers that one. */
-  private static Node awaitOwner(WebClient client, Admin admin, KfoldConfig config, List<Node> nodes) throws Exception {
+  private static Node awaitOwner(WebClient client, Admin admin, NodeConfig config, List<Node> nodes) throws Exception {
     String group = config.effectGroup("hook");
     await("the workers of " + nodes.size() + " nodes share the partition", () -> {
       try {
@@ -153,7 +153,7 @@ class ParkingAcrossNodesTest {
     }
   }
 
-  private static void produce(KfoldConfig config, String key, String... payloads) {
+  private static void produce(NodeConfig config, String key, String... payloads) {
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       for (String payload : payloads) {
         producer.send(new ProducerRecord<>(config.eventsTopic("users"), key.getBytes(StandardCharsets.UTF_8),

@@ -1,6 +1,6 @@
 package io.kfold.effects;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -44,9 +44,9 @@ class ReactionAcrossNodesTest {
     WebClient client = WebClient.create(vertxA);
     List<KfoldNode> nodes = new ArrayList<>();
     try {
-      nodes.add(TestNodes.startCaughtUp(vertxA, KfoldConfig.load(TestNodes.quickRebalances(TestNodes.envWithEffects(app,
+      nodes.add(TestNodes.startCaughtUp(vertxA, NodeConfig.load(TestNodes.quickRebalances(TestNodes.envWithEffects(app,
           TestNodes.tempDir("react2-a"), worker)))));
-      nodes.add(TestNodes.startCaughtUp(vertxB, KfoldConfig.load(TestNodes.quickRebalances(TestNodes.envWithEffects(app,
+      nodes.add(TestNodes.startCaughtUp(vertxB, NodeConfig.load(TestNodes.quickRebalances(TestNodes.envWithEffects(app,
           TestNodes.tempDir("react2-b"), worker)))));
       for (KfoldNode node : nodes) {
         TestNodes.awaitCaughtUp(node);

@@ -1,6 +1,6 @@
 package io.kfold.effects;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
@@ -27,7 +27,7 @@ class ReactionTest {
   @DisplayName("a paid order leads to exactly one ShipmentRequested, also when the paid change is delivered twice")
   void paidOrderRequestsOneShipment() throws Exception {
     Vertx vertx = Vertx.vertx();
-    KfoldConfig config = TestNodes.config(TestNodes.newApp("reaction"), TestNodes.tempDir("reaction"));
+    NodeConfig config = TestNodes.config(TestNodes.newApp("reaction"), TestNodes.tempDir("reaction"));
     node = TestNodes.startCaughtUp(vertx, config);
     WebClient client = WebClient.create(vertx);
     try {

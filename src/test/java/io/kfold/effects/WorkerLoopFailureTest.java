@@ -1,7 +1,7 @@
 package io.kfold.effects;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -39,7 +39,7 @@ class WorkerLoopFailureTest {
     Map<String, String> env = TestNodes.envWithEffects(app, TestNodes.tempDir("fenced"),
         "hook:\n  kind: http\n  entities: [users]\n  target: { url: \"" + server.url() + "\" }\n");
     env.put("KFOLD_KAFKA_GROUP_INSTANCE_ID", "node-1");
-    KfoldConfig config = KfoldConfig.load(env);
+    NodeConfig config = NodeConfig.load(env);
     KfoldNode node = TestNodes.startCaughtUp(vertx, config);
     WebClient client = WebClient.create(vertx);
     try {
@@ -87,7 +87,7 @@ class WorkerLoopFailureTest {
     }
   }
 
-  private static void produce(KfoldConfig config, String key, String payload) {
+  private static void produce(NodeConfig config, String key, String payload) {
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       producer.send(new ProducerRecord<>(config.eventsTopic("users"), key.getBytes(StandardCharsets.UTF_8),
           payload.getBytes(StandardCharsets.UTF_8)));

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.entity.Command;
 import io.kfold.entity.CommandRejectedException;
 import io.kfold.entity.Envelope;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.entity.KfoldException;
 import io.kfold.entity.NewEvent;
 import org.junit.jupiter.api.DisplayName;

@@ -1,11 +1,11 @@
 package io.kfold.fold;
 
 import io.kfold.InterceptedStore;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.entity.EntityType;
-import io.kfold.entity.EntityTypes;
+import io.kfold.types.EntityTypes;
 import io.kfold.log.KafkaClients;
 import io.kfold.log.Topics;
 import io.kfold.store.ChangelogItem;
@@ -35,7 +35,7 @@ class ChangelogReaderTest {
 
   private static final int ITEMS = 30_000;
 
-  private KfoldConfig config;
+  private NodeConfig config;
   private EntityStore store;
   private Fold fold;
   private final FoldProgress progress = new FoldProgress();

@@ -1,12 +1,12 @@
 package io.kfold.fold;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.RunningNode;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
 import io.kfold.TestNodes;
 import io.kfold.entity.EntityType;
-import io.kfold.entity.EntityTypes;
+import io.kfold.types.EntityTypes;
 import io.kfold.log.KafkaClients;
 import io.kfold.log.Topics;
 import io.kfold.store.RocksEntityStore;
@@ -44,7 +44,7 @@ class DeadLetterRepublishTest {
       + " from the outbox when the node comes back")
   void deadLetterSentButNotAcknowledged() throws Exception {
     Path dir = TestNodes.tempDir("dlq-unacknowledged");
-    KfoldConfig config = TestNodes.config(TestNodes.newApp("dlq-unacknowledged"), dir);
+    NodeConfig config = TestNodes.config(TestNodes.newApp("dlq-unacknowledged"), dir);
     createTopics(config);
     TopicPartition events = new TopicPartition(config.eventsTopic("users"), 0);
     List<ConsumerRecord<byte[], byte[]>> log = append(events, "not json", "{\"a\":1}");
@@ -64,7 +64,7 @@ class DeadLetterRepublishTest {
   @DisplayName("a dead letter that its dying node never sent, before changes that it did publish, is published once by the"
       + " node that folds the partition again from the log")
   void deadLetterNeverSent() throws Exception {
-    KfoldConfig config = TestNodes.config(TestNodes.newApp("dlq-unsent"), TestNodes.tempDir("dlq-unsent"));
+    NodeConfig config = TestNodes.config(TestNodes.newApp("dlq-unsent"), TestNodes.tempDir("dlq-unsent"));
     createTopics(config);
     TopicPartition events = new TopicPartition(config.eventsTopic("users"), 0);
     List<ConsumerRecord<byte[], byte[]>> log = append(events, "{\"a\":1}", "not json", "{\"b\":2}");
@@ -81,7 +81,7 @@ class DeadLetterRepublishTest {
     assertThat(sourceOffsets(config.changesTopic("users"), events)).as("changes of offset").containsExactly(0L, 2L);
   }
 
-  private static void createTopics(KfoldConfig config) throws Exception {
+  private static void createTopics(NodeConfig config) throws Exception {
     try (Admin admin = Admin.create(KafkaClients.admin(config.kafka(), config.app() + "-test"))) {
       Topics.ensure(admin, config, EntityTypes.from(config).all().stream().map(EntityType::name).toList());
     }
@@ -102,7 +102,7 @@ class DeadLetterRepublishTest {
   }
 
   /** Folds the records as one poll into the store, as the fold does; answers what it would publish. */
-  private static List<ProducerRecord<String, byte[]>> foldAndWrite(KfoldConfig config, RocksEntityStore store,
+  private static List<ProducerRecord<String, byte[]>> foldAndWrite(NodeConfig config, RocksEntityStore store,
                                                                    TopicPartition events,
                                                                    List<ConsumerRecord<byte[], byte[]>> records) {
     Fold fold = new Fold(config, EntityTypes.from(config), store, new FoldProgress());

@@ -3,7 +3,7 @@ package io.kfold.fold;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.RunningNode;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
@@ -69,7 +69,7 @@ class DeadLetterTest {
       + " dead-letter topic with the exact source topic, partition and offset, and the fold goes on")
   void undecodableAndFailingRecords() throws Exception {
     Path dir = TestNodes.tempDir("dlq-kinds");
-    KfoldConfig config = KfoldConfig.load(TestNodes.withSection(TestNodes.env(TestNodes.newApp("dlq-kinds"), dir), dir,
+    NodeConfig config = NodeConfig.load(TestNodes.withSection(TestNodes.env(TestNodes.newApp("dlq-kinds"), dir), dir,
         "types", "- name: fragile\n  class: " + Fragile.class.getName() + "\n- name: users\n  fold: merge\n"
             + "- name: orders\n  class: io.kfold.example.Orders\n- name: shipments\n  fold: merge\n"));
     String topic = config.eventsTopic("fragile");

@@ -4,12 +4,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.store.StoredEntity;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
@@ -77,7 +77,7 @@ class FoldMatchesReferenceTest {
       + " race and outside events, folds to the same states and histories as a reference fold")
   void foldEqualsReference() throws Exception {
     String app = TestNodes.newApp("reference");
-    KfoldConfig config = TestNodes.config(app, TestNodes.tempDir("reference"));
+    NodeConfig config = TestNodes.config(app, TestNodes.tempDir("reference"));
     String topic = config.eventsTopic("users");
     Random random = new Random(42);
     Map<String, Reference> reference = new HashMap<>();

@@ -2,7 +2,7 @@ package io.kfold.fold;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.InterceptedStore;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -42,7 +42,7 @@ class FoldRestartTest {
         throw new StoreException(INJECTED, null);
       }
     }));
-    KfoldConfig config = TestNodes.config(TestNodes.newApp("restart"), TestNodes.tempDir("restart"));
+    NodeConfig config = TestNodes.config(TestNodes.newApp("restart"), TestNodes.tempDir("restart"));
     Vertx vertx = Vertx.vertx();
     WebClient client = WebClient.create(vertx);
     try {

@@ -2,10 +2,10 @@ package io.kfold.fold;
 
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.TestNodes;
-import io.kfold.entity.EntityTypes;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.EntityTypes;
+import io.kfold.types.Envelopes;
 import io.kfold.fold.FoldWatch.Verdict;
 import io.kfold.store.ChangelogItem;
 import io.kfold.store.RocksEntityStore;
@@ -29,7 +29,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 /** The fold's version rules on one poll, against a real RocksDB store; no broker needed. */
 class FoldVersionRulesTest {
 
-  private KfoldConfig config;
+  private NodeConfig config;
   private RocksEntityStore store;
   private Fold fold;
   private TopicPartition partition;
@@ -38,7 +38,7 @@ class FoldVersionRulesTest {
   @BeforeEach
   void setUp() {
     Path dir = TestNodes.tempDir("rules");
-    config = KfoldConfig.load(Map.of("KFOLD_APP", "rules", "KFOLD_DATA_DIR", dir.toString(),
+    config = NodeConfig.load(Map.of("KFOLD_APP", "rules", "KFOLD_DATA_DIR", dir.toString(),
         "KFOLD_KAFKA_BOOTSTRAP", "127.0.0.1:1"));
     store = new RocksEntityStore(dir.resolve("store"));
     fold = new Fold(config, EntityTypes.from(config), store, new FoldProgress());

@@ -1,12 +1,12 @@
 package io.kfold.fold;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldProcess;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
 import io.kfold.TestNodes;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.store.RocksEntityStore;
 import io.kfold.store.StoredEntity;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -63,7 +63,7 @@ class KillNineTest {
     // Static membership: the restarted process takes its partitions back without waiting for the
     // group to time the killed one out.
     env.put("KFOLD_KAFKA_GROUP_INSTANCE_ID", "kill9-node");
-    KfoldConfig config = KfoldConfig.load(env);
+    NodeConfig config = NodeConfig.load(env);
     KfoldProcess kfold = new KfoldProcess(env, Path.of("target", "kill9-" + app + ".log"));
     kfold.start();
 
@@ -131,7 +131,7 @@ class KillNineTest {
   }
 
   /** Writes the events at a bounded rate, so that the kills land while the fold is busy. */
-  private static void produce(KfoldConfig config, Map<String, List<Integer>> produced) {
+  private static void produce(NodeConfig config, Map<String, List<Integer>> produced) {
     Random random = new Random(7);
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       for (int i = 0; i < EVENTS; i++) {

@@ -1,12 +1,12 @@
 package io.kfold.http;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.RunningNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.vertx.core.http.HttpClient;
 import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpMethod;
@@ -46,7 +46,7 @@ class ChangeStreamTest {
   static void start() throws Exception {
     Map<String, String> env = TestNodes.env(TestNodes.newApp("sse"), TestNodes.tempDir("sse"));
     env.put("KFOLD_HTTP_STREAM_MAX_PENDING_BYTES", Integer.toString(BOUND));
-    running = RunningNode.start(KfoldConfig.load(env));
+    running = RunningNode.start(NodeConfig.load(env));
   }
 
   @AfterAll

@@ -1,7 +1,7 @@
 package io.kfold.http;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.RunningNode;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
@@ -38,7 +38,7 @@ class HttpApiTest {
   private static final String APPEND_ONE = "{\"events\":[{\"type\":\"Registered\",\"payload\":{\"name\":\"Ada\"}}]}";
 
   private static RunningNode running;
-  private static KfoldConfig config;
+  private static NodeConfig config;
   private static WebClient client;
 
   @BeforeAll

@@ -4,7 +4,7 @@ import io.kfold.Await;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
@@ -76,7 +76,7 @@ class HttpTlsTest {
     Pki pki = Pki.create("tls-one");
     TestCa.Issued first = pki.ca.issue("kfold-first");
     first.writeTo(pki.certificate, pki.key);
-    KfoldConfig config = KfoldConfig.load(pki.env(TestNodes.newApp("tls-one"), "tls-one"));
+    NodeConfig config = NodeConfig.load(pki.env(TestNodes.newApp("tls-one"), "tls-one"));
     Vertx vertx = Vertx.vertx();
     KfoldNode node = TestNodes.startCaughtUp(vertx, config);
     WebClient https = WebClient.create(vertx, new WebClientOptions().setSsl(true).setVerifyHost(true)
@@ -160,8 +160,8 @@ class HttpTlsTest {
     pki.ca.issue("kfold-node").writeTo(pki.certificate, pki.key);
     String app = TestNodes.newApp("tls-two");
     // Quick rebalances: the two starts come apart anyway, and the later join is taken up within a second.
-    KfoldConfig first = KfoldConfig.load(TestNodes.quickRebalances(pki.env(app, "tls-two-a")));
-    KfoldConfig second = KfoldConfig.load(TestNodes.quickRebalances(pki.env(app, "tls-two-b")));
+    NodeConfig first = NodeConfig.load(TestNodes.quickRebalances(pki.env(app, "tls-two-a")));
+    NodeConfig second = NodeConfig.load(TestNodes.quickRebalances(pki.env(app, "tls-two-b")));
     Vertx vertx = Vertx.vertx();
     // Started together, the two join the group in one rebalance rather than two.
     Future<KfoldNode> startA = KfoldNode.start(vertx, first);
@@ -221,7 +221,7 @@ class HttpTlsTest {
 
       Map<String, String> onlyCertificate = pki.env(app, "tls-bad");
       onlyCertificate.remove("KFOLD_HTTP_TLS_KEY");
-      assertThatThrownBy(() -> KfoldConfig.load(onlyCertificate))
+      assertThatThrownBy(() -> NodeConfig.load(onlyCertificate))
           .hasMessageContaining("'http.tls'").hasMessageContaining("'key' is empty");
     } finally {
       vertx.close().await(30, TimeUnit.SECONDS);
@@ -229,7 +229,7 @@ class HttpTlsTest {
   }
 
   private static String startFailure(Vertx vertx, Map<String, String> env) throws Exception {
-    KfoldConfig config = KfoldConfig.load(env);
+    NodeConfig config = NodeConfig.load(env);
     Throwable failure = KfoldNode.start(vertx, config).transform(done -> Future.succeededFuture(
         done.cause())).await(60, TimeUnit.SECONDS);
     assertThat(failure).as("the start's failure").isNotNull();

@@ -1,6 +1,6 @@
 package io.kfold.log;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -49,7 +49,7 @@ class KafkaPropertiesTest {
     String app = TestNodes.newApp("props");
     Map<String, String> env = new java.util.HashMap<>(TestNodes.env(app, TestNodes.tempDir("props")));
     env.put("KFOLD_KAFKA_PROPERTIES_METADATA_MAX_AGE_MS", "299999");
-    KfoldConfig config = KfoldConfig.load(env);
+    NodeConfig config = NodeConfig.load(env);
     String worker = config.effectGroup("shipment-request");
     Set<String> expected = new TreeSet<>(List.of(app + "-topics", app + "-writer", app + "-readiness", app + "-fold",
         app + "-fold-publisher", app + "-fold-tail-reader", app + "-fold-restore", app + "-fold-standby",

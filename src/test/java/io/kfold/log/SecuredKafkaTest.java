@@ -1,6 +1,6 @@
 package io.kfold.log;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.Main;
 import io.kfold.TestNodes;
@@ -93,7 +93,7 @@ class SecuredKafkaTest {
         ""), StandardCharsets.UTF_8);
     Map<String, String> env = env(app, data);
     env.put("KFOLD_CONFIG", file.toString());
-    KfoldConfig config = KfoldConfig.load(env);
+    NodeConfig config = NodeConfig.load(env);
 
     Vertx vertx = Vertx.vertx();
     WebClient client = WebClient.create(vertx);
@@ -128,7 +128,7 @@ class SecuredKafkaTest {
   void wrongPasswordFailsTheStart() throws Exception {
     Map<String, String> env = securedEnv(TestNodes.newApp("sasl-bad"), TestNodes.tempDir("sasl-bad"), broker.trustedPem());
     env.put("KAFKA_PASSWORD", WRONG_PASSWORD);
-    String message = failedStart(KfoldConfig.load(env));
+    String message = failedStart(NodeConfig.load(env));
     assertThat(message).startsWith("Kafka refused kfold's credentials (SASL authentication failed) at "
         + broker.bootstrap()).doesNotContain(WRONG_PASSWORD).doesNotContain(PASSWORD);
     assertNoPasswordLogged();
@@ -140,7 +140,7 @@ class SecuredKafkaTest {
     Map<String, String> env = securedEnv(TestNodes.newApp("sasl-tls"), TestNodes.tempDir("sasl-tls"),
         broker.untrustedPem());
     env.put("KAFKA_PASSWORD", PASSWORD);
-    String message = failedStart(KfoldConfig.load(env));
+    String message = failedStart(NodeConfig.load(env));
     assertThat(message).startsWith("TLS handshake with Kafka at " + broker.bootstrap()
         + " failed: the broker's certificate is not trusted").doesNotContain(PASSWORD);
     assertNoPasswordLogged();
@@ -152,7 +152,7 @@ class SecuredKafkaTest {
     Path missing = dir.resolve("no-such-ca.pem");
     Map<String, String> env = securedEnv(TestNodes.newApp("sasl-nots"), TestNodes.tempDir("sasl-nots"), missing);
     env.put("KAFKA_PASSWORD", PASSWORD);
-    String message = failedStart(KfoldConfig.load(env));
+    String message = failedStart(NodeConfig.load(env));
     assertThat(message).startsWith("cannot set up a Kafka client for " + broker.bootstrap() + " from kafka.properties: ")
         .contains(missing.toString()).doesNotContain(PASSWORD);
   }
@@ -186,7 +186,7 @@ class SecuredKafkaTest {
   }
 
   /** The start's failure, within 30 s: its message. */
-  private static String failedStart(KfoldConfig config) throws Exception {
+  private static String failedStart(NodeConfig config) throws Exception {
     Vertx vertx = Vertx.vertx();
     try {
       Future<KfoldNode> start = KfoldNode.start(vertx, config);

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.KfoldProcess;
 import io.kfold.Main;
@@ -80,6 +80,7 @@ class PluginsTest {
       package acme.pay;
       import com.fasterxml.jackson.databind.JsonNode;
       import com.fasterxml.jackson.databind.node.ObjectNode;
+      import io.kfold.entity.*;
       import io.kfold.view.*;
       import java.util.List;
       import java.util.Map;
@@ -264,7 +265,7 @@ class PluginsTest {
           class: %s
         """.formatted(className), null);
     env.put("KFOLD_PLUGINS_DIR", pluginsDir.toString());
-    KfoldConfig config = KfoldConfig.load(env);
+    NodeConfig config = NodeConfig.load(env);
     Throwable[] failure = new Throwable[1];
     assertThatThrownBy(() -> KfoldNode.start(vertx, config).await(30, TimeUnit.SECONDS))
         .isInstanceOf(IllegalArgumentException.class)

@@ -4,12 +4,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.InterceptedStore;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.store.EntityStore;
 import io.kfold.store.IndexBuild;
 import io.kfold.store.IndexScan;
@@ -79,7 +79,7 @@ class IndexBuildTest {
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       // A store written with one index, then stripped of every entry and build record: as a store
       // written before indexes existed.
-      KfoldConfig v1 = config(app, dir, "[{name: tag, path: /tag}]");
+      NodeConfig v1 = config(app, dir, "[{name: tag, path: /tag}]");
       KfoldNode node = TestNodes.startCaughtUp(vertx, v1);
       for (int i = 0; i < ENTITIES; i++) {
         ObjectNode state = JsonNodeFactory.instance.objectNode()
@@ -98,7 +98,7 @@ class IndexBuildTest {
       }
 
       // The stripped store, with an added index: every index of items is built; the gate lets one chunk through.
-      KfoldConfig v2 = config(app, dir, "[{name: tag, path: /tag}, {name: city, path: /address/city}]");
+      NodeConfig v2 = config(app, dir, "[{name: tag, path: /tag}, {name: city, path: /address/city}]");
       gate.allow(1);
       node = start(vertx, v2, gate);
       KfoldNode building = node;
@@ -148,7 +148,7 @@ class IndexBuildTest {
       node.stop().await(60, TimeUnit.SECONDS);
 
       // The tag index now follows another path, and the city index is gone.
-      KfoldConfig v3 = config(app, dir, "[{name: tag, path: /label}]");
+      NodeConfig v3 = config(app, dir, "[{name: tag, path: /label}]");
       Gate held = new Gate();
       try {
         node = start(vertx, v3, held);
@@ -204,7 +204,7 @@ class IndexBuildTest {
     }
   }
 
-  private static KfoldNode start(Vertx vertx, KfoldConfig config, Gate gate) throws Exception {
+  private static KfoldNode start(Vertx vertx, NodeConfig config, Gate gate) throws Exception {
     KfoldNode node = KfoldNode.start(vertx, config,
         KfoldNode.Options.DEFAULTS.withStore(store -> new InterceptedStore(store, batch -> { }, gate::pass)))
         .await(60, TimeUnit.SECONDS);
@@ -213,8 +213,8 @@ class IndexBuildTest {
   }
 
   /** One type, "items", a merge type with the given indexes. */
-  private static KfoldConfig config(String app, Path dir, String indexes) throws Exception {
-    return KfoldConfig.load(IndexModel.env(app, dir, indexes));
+  private static NodeConfig config(String app, Path dir, String indexes) throws Exception {
+    return NodeConfig.load(IndexModel.env(app, dir, indexes));
   }
 
   private final List<ProducerRecord<byte[], byte[]>> toSend = new ArrayList<>();
@@ -246,7 +246,7 @@ class IndexBuildTest {
   }
 
   /** Sends what put and patch gathered, from an outside producer, and notes where each partition ends. */
-  private void send(KafkaProducer<byte[], byte[]> producer, KfoldConfig config) throws Exception {
+  private void send(KafkaProducer<byte[], byte[]> producer, NodeConfig config) throws Exception {
     List<Future<RecordMetadata>> sent = new ArrayList<>();
     for (ProducerRecord<byte[], byte[]> record : toSend) {
       sent.add(producer.send(new ProducerRecord<>(config.eventsTopic("items"), record.key(), record.value())));
@@ -260,7 +260,7 @@ class IndexBuildTest {
   }
 
   /** Waits until the node's store has folded every event written (the store's offsets, no sleep as evidence). */
-  private void awaitFolded(KfoldNode node, KfoldConfig config) throws InterruptedException {
+  private void awaitFolded(KfoldNode node, NodeConfig config) throws InterruptedException {
     await("every event folded", () -> written.entrySet().stream().allMatch(partition ->
         node.store().nextOffset(config.eventsTopic("items"), partition.getKey()).orElse(0) >= partition.getValue()));
   }

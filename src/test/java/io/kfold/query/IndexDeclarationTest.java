@@ -1,10 +1,10 @@
 package io.kfold.query;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.TestNodes;
 import io.kfold.entity.Envelope;
 import io.kfold.entity.EntityType;
-import io.kfold.entity.EntityTypes;
+import io.kfold.types.EntityTypes;
 import io.kfold.entity.IndexDefinition;
 import io.kfold.entity.IndexDefinition.Kind;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -27,7 +27,7 @@ class IndexDeclarationTest {
   @Test
   @DisplayName("the shipped configuration indexes orders by customer and status, and users by email")
   void defaults() {
-    EntityTypes types = EntityTypes.from(KfoldConfig.load(Map.of()));
+    EntityTypes types = EntityTypes.from(NodeConfig.load(Map.of()));
     assertThat(types.indexes("orders")).containsExactly(IndexDefinition.of("customer", "/customerEmail"),
         IndexDefinition.of("status", "/status"));
     assertThat(types.indexes("users")).containsExactly(IndexDefinition.of("email", "/email"));
@@ -37,7 +37,7 @@ class IndexDeclarationTest {
   @Test
   @DisplayName("an index takes a kind, string by default; an unknown key in it names the nearest one")
   void kindsAndUnknownKeys() throws IOException {
-    KfoldConfig config = load("""
+    NodeConfig config = load("""
         types:
           - name: users
             fold: merge
@@ -117,11 +117,11 @@ class IndexDeclarationTest {
   }
 
   /** The shipped configuration with its types replaced by {@code typesYaml}, and no workers. */
-  private static KfoldConfig load(String typesYaml) throws IOException {
+  private static NodeConfig load(String typesYaml) throws IOException {
     String shipped = Files.readString(Path.of("conf", "kfold.yaml"));
     String head = shipped.substring(0, shipped.indexOf("\ntypes:\n") + 1);
     Path file = TestNodes.tempDir("idx").resolve("kfold.yaml");
     Files.writeString(file, head + typesYaml + "effects: {}\n");
-    return KfoldConfig.load(Map.of("KFOLD_CONFIG", file.toString()));
+    return NodeConfig.load(Map.of("KFOLD_CONFIG", file.toString()));
   }
 }

@@ -1,6 +1,6 @@
 package io.kfold.query;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -39,7 +39,7 @@ class IndexFoldTest {
     Path firstDir = TestNodes.tempDir("index-a");
     Vertx vertx = Vertx.vertx();
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
-      KfoldConfig first = KfoldConfig.load(IndexModel.env(app, firstDir));
+      NodeConfig first = NodeConfig.load(IndexModel.env(app, firstDir));
       KfoldNode node = TestNodes.startCaughtUp(vertx, first);
       writeRandomHistory(producer, first, 2500);
       awaitFolded(node, first);
@@ -52,7 +52,7 @@ class IndexFoldTest {
       check(node, "after a restart on the same store");
       node.stop().await(60, TimeUnit.SECONDS);
 
-      KfoldConfig fresh = KfoldConfig.load(IndexModel.env(app, TestNodes.tempDir("index-b")));
+      NodeConfig fresh = NodeConfig.load(IndexModel.env(app, TestNodes.tempDir("index-b")));
       node = TestNodes.startCaughtUp(vertx, fresh);
       awaitFolded(node, fresh);
       check(node, "after a restore on an empty node");
@@ -68,7 +68,7 @@ class IndexFoldTest {
   }
 
   /** Patches from an outside producer: set, change or remove (null) tags, n and the city, at random. */
-  private void writeRandomHistory(KafkaProducer<byte[], byte[]> producer, KfoldConfig config, int events) throws Exception {
+  private void writeRandomHistory(KafkaProducer<byte[], byte[]> producer, NodeConfig config, int events) throws Exception {
     List<Future<RecordMetadata>> sent = new ArrayList<>();
     for (int i = 0; i < events; i++) {
       sent.add(producer.send(model.nextPatch(config.eventsTopic(IndexModel.TYPE))));
@@ -80,7 +80,7 @@ class IndexFoldTest {
   }
 
   /** Waits until the node's store has folded every event written (a sentinel per partition, no sleep as evidence). */
-  private void awaitFolded(KfoldNode node, KfoldConfig config) throws InterruptedException {
+  private void awaitFolded(KfoldNode node, NodeConfig config) throws InterruptedException {
     long deadline = System.currentTimeMillis() + 60_000;
     for (Map.Entry<Integer, Long> partition : model.written().entrySet()) {
       while (node.store().nextOffset(config.eventsTopic(IndexModel.TYPE), partition.getKey()).orElse(0)

@@ -1,6 +1,6 @@
 package io.kfold.query;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.KfoldProcess;
 import io.kfold.TestBroker;
@@ -70,7 +70,7 @@ class IndexKillTest {
     // Static membership: the restarted process, and then the node on the empty store, take the
     // partitions at once instead of waiting for the group to time the previous one out.
     env.put("KFOLD_KAFKA_GROUP_INSTANCE_ID", "index-kill-node");
-    KfoldConfig config = KfoldConfig.load(env);
+    NodeConfig config = NodeConfig.load(env);
     String topic = config.eventsTopic(IndexModel.TYPE);
     KfoldProcess kfold = new KfoldProcess(env, Path.of("target", "index-kill-" + app + ".log"));
     Vertx vertx = Vertx.vertx();
@@ -113,7 +113,7 @@ class IndexKillTest {
 
       Map<String, String> emptyEnv = IndexModel.env(app, TestNodes.tempDir("index-kill-b"));
       emptyEnv.put("KFOLD_KAFKA_GROUP_INSTANCE_ID", "index-kill-node");
-      restored = TestNodes.startCaughtUp(vertx, KfoldConfig.load(emptyEnv));
+      restored = TestNodes.startCaughtUp(vertx, NodeConfig.load(emptyEnv));
       awaitFolded(restored.httpPort(), topic);
       LOG.info("restored on an empty node; checking");
       when = "after a restore on an empty node";

@@ -1,7 +1,7 @@
 package io.kfold.query;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.entity.IndexDefinition;
 import io.kfold.entity.IndexDefinition.Kind;
 import org.junit.jupiter.api.DisplayName;

@@ -3,13 +3,13 @@ package io.kfold.query;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.OpenApiContract;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.ext.web.client.WebClient;
@@ -65,7 +65,7 @@ class QueryApiTest {
     String app = TestNodes.newApp("query1");
     Vertx vertx = Vertx.vertx();
     WebClient client = WebClient.create(vertx);
-    KfoldConfig config = TestNodes.config(app, TestNodes.tempDir("query1"));
+    NodeConfig config = TestNodes.config(app, TestNodes.tempDir("query1"));
     KfoldNode node = TestNodes.startCaughtUp(vertx, config);
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       writeUsers(producer, config);
@@ -130,7 +130,7 @@ class QueryApiTest {
     }
     WebClient client = WebClient.create(vertxes.get(0));
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
-      KfoldConfig config = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir(name + "-0"));
+      NodeConfig config = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir(name + "-0"));
       // Started together: the group shares the partitions out once rather than once per newcomer.
       // Their joins still come apart (a start takes a while), and each later one waits for the
       // members' next heartbeat: quick rebalances make that a second.
@@ -225,7 +225,7 @@ class QueryApiTest {
    * Users {@code u0…} (ids of several lengths, so that id order is not write order) with an email
    * among seven, some with an array of two, some with none.
    */
-  private void writeUsers(KafkaProducer<byte[], byte[]> producer, KfoldConfig config) throws Exception {
+  private void writeUsers(KafkaProducer<byte[], byte[]> producer, NodeConfig config) throws Exception {
     List<Future<RecordMetadata>> sent = new ArrayList<>();
     for (int i = 0; i < USERS; i++) {
       String key = "u" + i;
@@ -330,7 +330,7 @@ class QueryApiTest {
   }
 
   /** Waits until each users partition's node has folded every event written to it (a sentinel per partition). */
-  private void awaitFolded(List<KfoldNode> nodes, KfoldConfig config) throws InterruptedException {
+  private void awaitFolded(List<KfoldNode> nodes, NodeConfig config) throws InterruptedException {
     long deadline = System.currentTimeMillis() + 60_000;
     for (Map.Entry<Integer, Long> partition : written.entrySet()) {
       TopicPartition topicPartition = new TopicPartition(config.eventsTopic("users"), partition.getKey());
@@ -350,7 +350,7 @@ class QueryApiTest {
    * shows both nodes' claims covering every partition the two fold: then a query through either
    * node reads some partitions here and asks the other node for the rest.
    */
-  static void awaitSplitAndKnown(WebClient client, List<KfoldNode> nodes, KfoldConfig config) throws Exception {
+  static void awaitSplitAndKnown(WebClient client, List<KfoldNode> nodes, NodeConfig config) throws Exception {
     long deadline = System.currentTimeMillis() + 60_000;
     while (!splitAndKnown(client, nodes, config)) {
       if (System.currentTimeMillis() > deadline) {
@@ -360,7 +360,7 @@ class QueryApiTest {
     }
   }
 
-  private static boolean splitAndKnown(WebClient client, List<KfoldNode> nodes, KfoldConfig config) throws Exception {
+  private static boolean splitAndKnown(WebClient client, List<KfoldNode> nodes, NodeConfig config) throws Exception {
     Set<String> folded = new HashSet<>();
     for (KfoldNode node : nodes) {
       if (!node.progress().caughtUp()

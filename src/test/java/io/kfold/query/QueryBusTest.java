@@ -3,12 +3,12 @@ package io.kfold.query;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.vertx.core.Vertx;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.ReplyException;
@@ -60,7 +60,7 @@ class QueryBusTest {
     List<KfoldNode> nodes = new ArrayList<>();
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       // B joins the group A is in: with quick rebalances A hears of it within a second.
-      KfoldConfig config = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("qbus-a"));
+      NodeConfig config = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("qbus-a"));
       nodes.add(TestNodes.startCaughtUp(vertxA, config));
       nodes.add(TestNodes.startCaughtUp(vertxB, TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("qbus-b"))));
       QueryApiTest.awaitSplitAndKnown(client, nodes, config);
@@ -220,7 +220,7 @@ class QueryBusTest {
   }
 
   /** Waits until each users partition's node has folded every event written to it. */
-  private static void awaitFolded(List<KfoldNode> nodes, KfoldConfig config, Map<Integer, Long> ends)
+  private static void awaitFolded(List<KfoldNode> nodes, NodeConfig config, Map<Integer, Long> ends)
       throws InterruptedException {
     long deadline = System.currentTimeMillis() + 60_000;
     for (Map.Entry<Integer, Long> end : ends.entrySet()) {

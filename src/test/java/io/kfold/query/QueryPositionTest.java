@@ -2,13 +2,13 @@ package io.kfold.query;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.OpenApiContract;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.ext.web.client.WebClient;
@@ -58,7 +58,7 @@ class QueryPositionTest {
     List<KfoldNode> nodes = new ArrayList<>();
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       // B joins the group A is in: with quick rebalances A hears of it within a second.
-      KfoldConfig config = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("qpos-a"));
+      NodeConfig config = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("qpos-a"));
       nodes.add(TestNodes.startCaughtUp(vertxA, config));
       nodes.add(TestNodes.startCaughtUp(vertxB, TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("qpos-b"))));
       QueryApiTest.awaitSplitAndKnown(client, nodes, config);

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.DecimalNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kfold.entity.ViewDefinition;
 import io.kfold.view.ConfiguredView.Aggregate;
 import io.kfold.view.ConfiguredView.Field;
 import org.junit.jupiter.api.DisplayName;

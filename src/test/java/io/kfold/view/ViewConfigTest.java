@@ -3,8 +3,9 @@ package io.kfold.view;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.TestNodes;
+import io.kfold.entity.ViewDefinition;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -68,7 +69,7 @@ class ViewConfigTest {
   }
 
   /** The shipped configuration with its views replaced by {@code views} (YAML list items), loaded. */
-  private static KfoldConfig withViews(String views) {
+  private static NodeConfig withViews(String views) {
     try {
       String shipped = Files.readString(Path.of("conf", "kfold.yaml"));
       int start = shipped.indexOf("\nviews:\n") + "\nviews:\n".length();
@@ -76,7 +77,7 @@ class ViewConfigTest {
       assertThat(start).isPositive();
       Path file = TestNodes.tempDir("views").resolve("kfold.yaml");
       Files.writeString(file, shipped.substring(0, start) + views + shipped.substring(end));
-      return KfoldConfig.load(Map.of("KFOLD_CONFIG", file.toString()));
+      return NodeConfig.load(Map.of("KFOLD_CONFIG", file.toString()));
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
@@ -92,7 +93,7 @@ class ViewConfigTest {
   @Test
   @DisplayName("the shipped configuration declares the customers and order-status views")
   void shippedViews() {
-    ViewDefinitions views = ViewDefinitions.from(KfoldConfig.load(Map.of()));
+    ViewDefinitions views = ViewDefinitions.from(NodeConfig.load(Map.of()));
     assertThat(views.all()).extracting(ViewDefinition::name).containsExactly("customers", "order-status");
     assertThat(views.readingFrom("orders")).hasSize(2);
     assertThat(views.readingFrom("users")).isEmpty();

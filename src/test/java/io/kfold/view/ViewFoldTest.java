@@ -6,11 +6,11 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.InterceptedStore;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.store.StoredEntity;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
@@ -90,7 +90,7 @@ class ViewFoldTest {
           }
         }));
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
-      KfoldConfig config = KfoldConfig.load(env(app, TestNodes.tempDir("view-a")));
+      NodeConfig config = NodeConfig.load(env(app, TestNodes.tempDir("view-a")));
       KfoldNode node = start(vertx, config, options);
       for (int round = 0; round < 5; round++) {
         writeRandomPatches(producer, config, 400);
@@ -104,7 +104,7 @@ class ViewFoldTest {
       settleAndCheck(node, config, producer, http, "after a restart on the same store");
       node.stop().await(60, TimeUnit.SECONDS);
 
-      KfoldConfig fresh = KfoldConfig.load(env(app, TestNodes.tempDir("view-b")));
+      NodeConfig fresh = NodeConfig.load(env(app, TestNodes.tempDir("view-b")));
       node = start(vertx, fresh, KfoldNode.Options.DEFAULTS.withView(new ViewFoldTestView()));
       settleAndCheck(node, fresh, producer, http, "after a restore on an empty node");
       node.stop().await(60, TimeUnit.SECONDS);
@@ -113,7 +113,7 @@ class ViewFoldTest {
     }
   }
 
-  private static KfoldNode start(Vertx vertx, KfoldConfig config, KfoldNode.Options options) throws Exception {
+  private static KfoldNode start(Vertx vertx, NodeConfig config, KfoldNode.Options options) throws Exception {
     KfoldNode node = KfoldNode.start(vertx, config, options).await(60, TimeUnit.SECONDS);
     TestNodes.awaitCaughtUp(node);
     return node;
@@ -135,7 +135,7 @@ class ViewFoldTest {
   }
 
   /** Random patches: a member joins, changes or leaves (null) a group, its n changes or goes, or both. */
-  private void writeRandomPatches(KafkaProducer<byte[], byte[]> producer, KfoldConfig config, int events)
+  private void writeRandomPatches(KafkaProducer<byte[], byte[]> producer, NodeConfig config, int events)
       throws Exception {
     List<Future<RecordMetadata>> sent = new ArrayList<>();
     for (int i = 0; i < events; i++) {
@@ -183,7 +183,7 @@ class ViewFoldTest {
    * are duplicates the view must skip, and once the view has folded past them, it has folded all
    * that came before.
    */
-  private void settleAndCheck(KfoldNode node, KfoldConfig config, KafkaProducer<byte[], byte[]> producer,
+  private void settleAndCheck(KfoldNode node, NodeConfig config, KafkaProducer<byte[], byte[]> producer,
                               WebClient http, String when) throws Exception {
     long deadline = System.currentTimeMillis() + 60_000;
     String events = config.eventsTopic(ViewFoldTestView.TYPE);

@@ -3,6 +3,7 @@ package io.kfold.view;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kfold.entity.ViewDefinition;
 
 import java.util.List;
 

@@ -5,11 +5,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldProcess;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
@@ -159,7 +159,7 @@ class ViewKillTest {
       }
       nodes.add(new KfoldProcess(env, Path.of("target", "view-kill-" + app + "-" + i + ".log")));
     }
-    KfoldConfig config = KfoldConfig.load(env(app, TestNodes.tempDir("view-kill-config")));
+    NodeConfig config = NodeConfig.load(env(app, TestNodes.tempDir("view-kill-config")));
     KfoldProcess killed = nodes.get(0);
     KfoldProcess stopped = nodes.get(1);
     KfoldProcess survivor = nodes.get(2);
@@ -269,7 +269,7 @@ class ViewKillTest {
    * Writes the random patches at a bounded pace, so that the nodes are folding when one is killed,
    * and stops at {@code rebalanceAt} until the second node has been told to stop.
    */
-  private void produce(KfoldConfig config) {
+  private void produce(NodeConfig config) {
     Random random = new Random(1414);
     String topic = config.eventsTopic(TYPE);
     List<Future<RecordMetadata>> sent = new ArrayList<>();
@@ -360,7 +360,7 @@ class ViewKillTest {
    * events partition are published in its order): once each sentinel row counts its sentinels,
    * every patch is folded and every contribution applied.
    */
-  private void writeSentinelsAndAwait(KfoldConfig config, KfoldProcess node) throws Exception {
+  private void writeSentinelsAndAwait(NodeConfig config, KfoldProcess node) throws Exception {
     int partitions = config.kafka().partitions();
     Map<String, Long> sentinelRows = new LinkedHashMap<>();  // "<view>/<row>" → its sentinels
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
@@ -542,7 +542,7 @@ class ViewKillTest {
   }
 
   /** Until the node sees every partition claimed by {@code nodes} live nodes of one generation. */
-  private static void awaitClaimedBy(KfoldProcess node, int nodes, KfoldConfig config) throws Exception {
+  private static void awaitClaimedBy(KfoldProcess node, int nodes, NodeConfig config) throws Exception {
     int partitions = config.kafka().partitions() * (1 + VIEWS.size());
     long deadline = System.currentTimeMillis() + 60_000;
     while (true) {

@@ -1,14 +1,14 @@
 package io.kfold.view;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.OpenApiContract;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
 import io.kfold.cluster.Forwarder;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.query.Position;
 import io.vertx.core.Vertx;
 import io.vertx.core.eventbus.ReplyException;
@@ -63,12 +63,12 @@ class ViewPositionTest {
     }
     WebClient client = WebClient.create(vertxes.get(0));
     try {
-      KfoldConfig config = null;
+      NodeConfig config = null;
       List<io.vertx.core.Future<KfoldNode>> starting = new ArrayList<>();
       for (int i = 0; i < NODES; i++) {
         var dir = TestNodes.tempDir("vpos-" + i);
         // No side effects: the test reads views only, and a reaction's writes would only add load.
-        config = KfoldConfig.load(TestNodes.withEffects(TestNodes.env(app, dir), dir, "{}"));
+        config = NodeConfig.load(TestNodes.withEffects(TestNodes.env(app, dir), dir, "{}"));
         starting.add(KfoldNode.start(vertxes.get(i), config, KfoldNode.Options.DEFAULTS));
       }
       for (var node : starting) {
@@ -248,7 +248,7 @@ class ViewPositionTest {
    * every node's claims covering the partitions they fold: then each read through one node can be
    * forwarded to the others.
    */
-  private static void awaitSplitAndKnown(WebClient client, List<KfoldNode> nodes, KfoldConfig config) throws Exception {
+  private static void awaitSplitAndKnown(WebClient client, List<KfoldNode> nodes, NodeConfig config) throws Exception {
     long deadline = System.currentTimeMillis() + 60_000;
     while (!splitAndKnown(client, nodes, config)) {
       assertThat(System.currentTimeMillis()).as("the partitions split over the nodes, known by each").isLessThan(deadline);
@@ -256,7 +256,7 @@ class ViewPositionTest {
     }
   }
 
-  private static boolean splitAndKnown(WebClient client, List<KfoldNode> nodes, KfoldConfig config) throws Exception {
+  private static boolean splitAndKnown(WebClient client, List<KfoldNode> nodes, NodeConfig config) throws Exception {
     Set<String> folded = new HashSet<>();
     for (KfoldNode node : nodes) {
       var partitions = node.progress().lag().keySet();

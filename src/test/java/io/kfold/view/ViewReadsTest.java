@@ -3,13 +3,13 @@ package io.kfold.view;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.OpenApiContract;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.vertx.core.Vertx;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.ReplyException;
@@ -75,13 +75,13 @@ class ViewReadsTest {
     HttpClient streams = vertxes.get(0).createHttpClient();
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       List<io.vertx.core.Future<KfoldNode>> starting = new ArrayList<>();
-      KfoldConfig config = null;
+      NodeConfig config = null;
       for (int i = 0; i < 2; i++) {
         Map<String, String> env = new HashMap<>(ViewFoldTest.env(app, TestNodes.tempDir("vreads-" + i)));
         // No standby copies: a read that does not reach the node folding the row then finds no row,
         // where an equal copy of the row would hide it.
         env.put("KFOLD_FOLD_STANDBY_REPLICAS", "0");
-        config = KfoldConfig.load(env);
+        config = NodeConfig.load(env);
         starting.add(KfoldNode.start(vertxes.get(i), config, KfoldNode.Options.DEFAULTS.withView(new ViewFoldTestView())));
       }
       for (io.vertx.core.Future<KfoldNode> node : starting) {
@@ -212,7 +212,7 @@ class ViewReadsTest {
   }
 
   /** Until both nodes fold some partitions of the members and of the view's rows, and know each other's claims. */
-  private static void awaitSplit(WebClient client, List<KfoldNode> nodes, KfoldConfig config) throws Exception {
+  private static void awaitSplit(WebClient client, List<KfoldNode> nodes, NodeConfig config) throws Exception {
     long deadline = System.currentTimeMillis() + 60_000;
     String members = config.eventsTopic(ViewFoldTestView.TYPE);
     String rows = config.eventsTopic(ViewType.typeName(VIEW));
@@ -237,7 +237,7 @@ class ViewReadsTest {
    * Random patches: a member joins a row of one of several key families (so that prefixes select
    * some), changes its n, or leaves every row; some rows lose all their members.
    */
-  private void writeRandomPatches(KafkaProducer<byte[], byte[]> producer, KfoldConfig config, int events)
+  private void writeRandomPatches(KafkaProducer<byte[], byte[]> producer, NodeConfig config, int events)
       throws Exception {
     String[] families = {"ab", "abc", "b", "c:", "d-"};
     List<Future<RecordMetadata>> sent = new ArrayList<>();
@@ -260,14 +260,14 @@ class ViewReadsTest {
     }
   }
 
-  private void write(KafkaProducer<byte[], byte[]> producer, KfoldConfig config, String key, ObjectNode patch)
+  private void write(KafkaProducer<byte[], byte[]> producer, NodeConfig config, String key, ObjectNode patch)
       throws Exception {
     Future<RecordMetadata> sent = send(producer, config, key, patch);
     producer.flush();
     sent.get(30, TimeUnit.SECONDS);
   }
 
-  private Future<RecordMetadata> send(KafkaProducer<byte[], byte[]> producer, KfoldConfig config, String key,
+  private Future<RecordMetadata> send(KafkaProducer<byte[], byte[]> producer, NodeConfig config, String key,
                                       ObjectNode patch) {
     ObjectNode state = model.computeIfAbsent(key, k -> JsonNodeFactory.instance.objectNode());
     patch.fields().forEachRemaining(member -> {

@@ -3,11 +3,11 @@ package io.kfold.view;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 import io.kfold.KfoldNode;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
-import io.kfold.entity.Envelopes;
+import io.kfold.types.Envelopes;
 import io.kfold.store.StoredEntity;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
@@ -61,7 +61,7 @@ class ViewRebuildTest {
     Vertx vertx = Vertx.vertx();
     WebClient http = WebClient.create(vertx);
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
-      KfoldConfig config = KfoldConfig.load(ViewFoldTest.env(app, TestNodes.tempDir("rebuild")));
+      NodeConfig config = NodeConfig.load(ViewFoldTest.env(app, TestNodes.tempDir("rebuild")));
       String events = config.eventsTopic(ViewFoldTestView.TYPE);
 
       // Entities first, without the view.
@@ -131,7 +131,7 @@ class ViewRebuildTest {
     }
   }
 
-  private static KfoldNode start(Vertx vertx, KfoldConfig config, KfoldNode.Options options) throws Exception {
+  private static KfoldNode start(Vertx vertx, NodeConfig config, KfoldNode.Options options) throws Exception {
     KfoldNode node = KfoldNode.start(vertx, config, options).await(60, TimeUnit.SECONDS);
     TestNodes.awaitCaughtUp(node);
     return node;

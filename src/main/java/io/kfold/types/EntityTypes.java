@@ -1,8 +1,12 @@
-package io.kfold.entity;
+package io.kfold.types;
 
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
+import io.kfold.entity.EntityType;
+import io.kfold.entity.IndexDefinition;
+import io.kfold.entity.KfoldException;
+import io.kfold.entity.MergeEntityType;
 import io.kfold.plugin.Plugins;
-import io.kfold.view.ViewDefinition;
+import io.kfold.entity.ViewDefinition;
 import io.kfold.view.ViewDefinitions;
 import io.kfold.view.ViewType;
 
@@ -28,12 +32,12 @@ public final class EntityTypes {
 
   private EntityTypes() {}
 
-  public static EntityTypes from(KfoldConfig config) {
+  public static EntityTypes from(NodeConfig config) {
     return from(config, List.of());
   }
 
   /** The configuration's types and views, and {@code views} written in Java over them. */
-  public static EntityTypes from(KfoldConfig config, List<ViewDefinition> views) {
+  public static EntityTypes from(NodeConfig config, List<ViewDefinition> views) {
     return from(config, Plugins.none(), views);
   }
 
@@ -41,9 +45,9 @@ public final class EntityTypes {
    * The same, the classes that the configuration names loaded through {@code plugins}, with the
    * types that plugin jars list for {@link java.util.ServiceLoader} added after the configuration's.
    */
-  public static EntityTypes from(KfoldConfig config, Plugins plugins, List<ViewDefinition> views) {
+  public static EntityTypes from(NodeConfig config, Plugins plugins, List<ViewDefinition> views) {
     EntityTypes types = new EntityTypes();
-    for (KfoldConfig.TypeConfig type : config.types()) {
+    for (NodeConfig.TypeConfig type : config.types()) {
       EntityType entityType = type.fold().equals("merge") ? new MergeEntityType(type.name())
           : plugins.create(type.className(), EntityType.class, "configuration: type '" + type.name() + "'");
       if (!entityType.name().equals(type.name())) {
@@ -88,7 +92,7 @@ public final class EntityTypes {
    * configuration adds its indexes); any other type with a name already taken is an error, since
    * two folds of one topic would disagree.
    */
-  private void addServices(KfoldConfig config, Plugins plugins) {
+  private void addServices(NodeConfig config, Plugins plugins) {
     Map<String, String> declaredBy = new LinkedHashMap<>();
     config.types().forEach(type -> declaredBy.put(type.name(), type.className().isEmpty()
         ? "the configuration (fold: " + type.fold() + ")" : "the configuration (class " + type.className() + ")"));
@@ -96,7 +100,7 @@ public final class EntityTypes {
       EntityType type = service.instance();
       String name = type.name();
       String by = service.className() + " listed by " + service.jar();
-      if (name == null || !KfoldConfig.TYPE_NAME.matcher(name).matches()) {
+      if (name == null || !NodeConfig.TYPE_NAME.matcher(name).matches()) {
         throw new IllegalArgumentException("plugins: " + by + ": its name() '" + name + "' is not a type name:"
             + " lower-case letters, digits and '-', starting with a letter");
       }

@@ -1,4 +1,4 @@
-package io.kfold;
+package io.kfold.config;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -7,6 +7,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.databind.node.TextNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
+import io.kfold.config.ConfigKeys;
+import io.kfold.config.NodeConfig;
 import io.kfold.log.KafkaClients;
 import io.vertx.core.json.JsonObject;
 
@@ -101,9 +103,9 @@ public final class ConfigSource {
       merged.mergeIn(new JsonObject(toMap(user)), true);
     }
     ObjectNode tree = fromJson(merged);
-    List<String> problems = new ArrayList<>(ConfigKeys.unknownKeys(tree, KfoldConfig.KEYS));
+    List<String> problems = new ArrayList<>(ConfigKeys.unknownKeys(tree, NodeConfig.KEYS));
     try {
-      ConfigKeys.applyEnvironment(tree, KfoldConfig.KEYS, "KFOLD", env, KfoldConfig.NOT_KEYS);
+      ConfigKeys.applyEnvironment(tree, NodeConfig.KEYS, "KFOLD", env, NodeConfig.NOT_KEYS);
     } catch (IllegalArgumentException e) {
       problems.add(e.getMessage().replaceFirst("^configuration: ", ""));
     }
@@ -118,7 +120,7 @@ public final class ConfigSource {
     return source;
   }
 
-  /** The merged, resolved tree, secrets included: for {@link KfoldConfig#from} only. */
+  /** The merged, resolved tree, secrets included: for {@link NodeConfig#from} only. */
   ObjectNode tree() {
     return tree;
   }

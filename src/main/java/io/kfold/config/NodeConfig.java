@@ -1,7 +1,9 @@
-package io.kfold;
+package io.kfold.config;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.auth.AuthConfig;
+import io.kfold.config.ConfigKeys;
+import io.kfold.config.ConfigSource;
 import io.kfold.effects.EffectConfig;
 import io.kfold.entity.IndexDefinition;
 import io.kfold.log.KafkaClients;
@@ -24,7 +26,7 @@ import java.util.regex.Pattern;
  * The whole configuration of a node, built once by {@link ConfigSource} from the bundled defaults, the file named by
  * {@code KFOLD_CONFIG} and {@code KFOLD_*} environment variables, then passed through constructors.
  */
-public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Writes writes,
+public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Writes writes,
                           List<TypeConfig> types, List<EffectConfig> effects, List<ViewConfig> views, AuthConfig auth,
                           Plugins plugins) {
 
@@ -107,7 +109,7 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
 
   /**
    * A view: declared ({@code view} holds it), or {@code class:} naming a Java
-   * {@link io.kfold.view.ViewDefinition} with a public no-argument constructor ({@code view} is null).
+   * {@link io.kfold.entity.ViewDefinition} with a public no-argument constructor ({@code view} is null).
    */
   public record ViewConfig(String name, String className, ConfiguredView view) {}
 
@@ -161,12 +163,12 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
    * Reads the configuration: the bundled defaults, the file named by {@code KFOLD_CONFIG} over them,
    * the {@code KFOLD_*} variables over both, references to files and variables resolved.
    */
-  public static KfoldConfig load(Map<String, String> env) {
+  public static NodeConfig load(Map<String, String> env) {
     return from(ConfigSource.read(env));
   }
 
   /** The typed configuration of what {@code source} read; a message about a value never holds a secret. */
-  public static KfoldConfig from(ConfigSource source) {
+  public static NodeConfig from(ConfigSource source) {
     try {
       return from(source.tree());
     } catch (IllegalArgumentException e) {
@@ -178,7 +180,7 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
     }
   }
 
-  static KfoldConfig from(JsonNode tree) {
+  static NodeConfig from(JsonNode tree) {
     String app = text(tree, "app");
     if (!APP_ID.matcher(app).matches()) {
       throw invalid("app", app, "letters, digits, '_' and '-', at most 63");
@@ -220,7 +222,7 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
       }
       effects.add(effect);
     }
-    return new KfoldConfig(app, Path.of(text(tree, "dataDir")),
+    return new NodeConfig(app, Path.of(text(tree, "dataDir")),
         new Http(text(http, "host"), intIn(http, "port", 0, 65535), intIn(http, "maxBodyBytes", 1, Integer.MAX_VALUE),
             intIn(http, "maxWaitMs", 0, Integer.MAX_VALUE), http.path("advertisedUrl").asText(""),
             intIn(http, "forwardWaitMs", 0, Integer.MAX_VALUE), intIn(http, "streamMaxPendingBytes", 1024, Integer.MAX_VALUE),
@@ -451,8 +453,8 @@ public record KfoldConfig(String app, Path dataDir, Http http, Kafka kafka, Fold
     return List.copyOf(indexes);
   }
 
-  public KfoldConfig withBootstrap(String bootstrap) {
-    return new KfoldConfig(app, dataDir, http,
+  public NodeConfig withBootstrap(String bootstrap) {
+    return new NodeConfig(app, dataDir, http,
         new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort, kafka.groupInstanceId,
             kafka.sessionTimeoutMs, kafka.properties), fold,
         writes, types, effects, views, auth, plugins);

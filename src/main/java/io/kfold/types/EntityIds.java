@@ -1,4 +1,6 @@
-package io.kfold.entity;
+package io.kfold.types;
+
+import io.kfold.entity.KfoldException;
 
 import java.util.regex.Pattern;
 

@@ -1,4 +1,4 @@
-package io.kfold;
+package io.kfold.config;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;

@@ -1,4 +1,4 @@
-package io.kfold.view;
+package io.kfold.entity;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
