@@ -6,6 +6,7 @@ import io.kfold.types.EntityTypes;
 import io.kfold.log.KafkaCheck;
 import io.kfold.plugin.Plugins;
 import io.kfold.log.LocalBroker;
+import io.kfold.node.NodeRuntime;
 import io.vertx.core.Vertx;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -53,9 +54,9 @@ public final class Main {
       config = config.withBootstrap(broker.bootstrap());
     }
     Vertx vertx = Vertx.vertx();
-    KfoldNode node;
+    NodeRuntime node;
     try {
-      node = KfoldNode.start(vertx, config).await(120, TimeUnit.SECONDS);
+      node = NodeRuntime.start(vertx, config).await(120, TimeUnit.SECONDS);
     } catch (Exception e) {
       KafkaCheck.Failed kafkaFailed = kafkaCheckFailure(e);
       if (kafkaFailed != null) {

@@ -1,6 +1,7 @@
 package io.kfold;
 
 import io.kfold.TestNodes.Reply;
+import io.kfold.node.NodeRuntime;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.ext.web.client.WebClient;
@@ -23,7 +24,7 @@ class CleanupTest {
   void nothingLeftOpen() throws Exception {
     Vertx vertx = Vertx.vertx();
     String app = TestNodes.newApp("cleanup");
-    KfoldNode node = TestNodes.startCaughtUp(vertx, TestNodes.config(app, TestNodes.tempDir("cleanup")));
+    NodeRuntime node = TestNodes.startCaughtUp(vertx, TestNodes.config(app, TestNodes.tempDir("cleanup")));
     WebClient client = WebClient.create(vertx);
     Reply reply = TestNodes.call(client, HttpMethod.POST, node.httpPort(), "/v1/users/c/events",
         "{\"events\":[{\"type\":\"Created\",\"payload\":{}}]}", Map.of());

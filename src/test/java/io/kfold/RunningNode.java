@@ -2,6 +2,7 @@ package io.kfold;
 
 import io.kfold.TestNodes.Reply;
 import io.kfold.config.NodeConfig;
+import io.kfold.node.NodeRuntime;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.ext.web.client.WebClient;
@@ -15,7 +16,7 @@ public final class RunningNode implements AutoCloseable {
   public final Vertx vertx = Vertx.vertx();
   public final NodeConfig config;
   public final WebClient client = WebClient.create(vertx);
-  private KfoldNode node;
+  private NodeRuntime node;
 
   private RunningNode(NodeConfig config) throws Exception {
     this.config = config;
@@ -31,7 +32,7 @@ public final class RunningNode implements AutoCloseable {
     return new RunningNode(config);
   }
 
-  public KfoldNode node() {
+  public NodeRuntime node() {
     return node;
   }
 

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.config.NodeConfig;
+import io.kfold.node.NodeRuntime;
 import io.kfold.types.Envelopes;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
@@ -124,19 +125,19 @@ public final class TestNodes {
 
   /** How a test reads a node's {@code /v1/_cluster} (with its credentials, over its transport). */
   public interface ClusterOf {
-    JsonNode of(KfoldNode node) throws Exception;
+    JsonNode of(NodeRuntime node) throws Exception;
   }
 
   /**
    * Whether two nodes share every partition, both caught up, and each one's {@code /v1/_cluster}
    * shows both of them with every partition claimed: forwarding between them can be tested.
    */
-  public static boolean splitAndKnown(KfoldNode a, KfoldNode b, ClusterOf clusterOf) throws Exception {
+  public static boolean splitAndKnown(NodeRuntime a, NodeRuntime b, ClusterOf clusterOf) throws Exception {
     if (!a.progress().caughtUp() || !b.progress().caughtUp() || a.progress().lag().isEmpty() || b.progress().lag().isEmpty()
         || a.progress().lag().size() + b.progress().lag().size() != SHIPPED_PARTITIONS) {
       return false;
     }
-    for (KfoldNode node : List.of(a, b)) {
+    for (NodeRuntime node : List.of(a, b)) {
       JsonNode cluster = clusterOf.of(node);
       Set<String> claimed = new HashSet<>();
       cluster.path("nodes").forEach(n -> n.path("partitions").forEach(p -> claimed.add(p.asText())));
@@ -148,13 +149,13 @@ public final class TestNodes {
   }
 
   /** Starts a node in this JVM and waits until it has folded everything its partitions hold. */
-  public static KfoldNode startCaughtUp(Vertx vertx, NodeConfig config) throws Exception {
-    KfoldNode node = KfoldNode.start(vertx, config).await(60, TimeUnit.SECONDS);
+  public static NodeRuntime startCaughtUp(Vertx vertx, NodeConfig config) throws Exception {
+    NodeRuntime node = NodeRuntime.start(vertx, config).await(60, TimeUnit.SECONDS);
     awaitCaughtUp(node);
     return node;
   }
 
-  public static void awaitCaughtUp(KfoldNode node) throws InterruptedException {
+  public static void awaitCaughtUp(NodeRuntime node) throws InterruptedException {
     long deadline = System.currentTimeMillis() + 60_000;
     while (!node.progress().caughtUp()) {
       if (System.currentTimeMillis() > deadline) {

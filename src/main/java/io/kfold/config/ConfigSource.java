@@ -84,15 +84,38 @@ public final class ConfigSource {
    */
   public static ConfigSource read(Map<String, String> env) {
     String file = env.get("KFOLD_CONFIG");
-    String where = "configuration" + (file != null ? " " + file : "");
+    return read("configuration" + (file != null ? " " + file : ""), file == null ? null : userFile(Path.of(file)), env, env);
+  }
+
+  /**
+   * The configuration of an application that embeds kfold: {@code yaml} over the bundled defaults, merged
+   * as a {@code KFOLD_CONFIG} file is and checked alike. {@code KFOLD_*} variables do not apply (the
+   * application's code names its configuration); {@code ${env:NAME}} references are resolved in {@code env}.
+   *
+   * @param where names the YAML in messages: its file, or where the code gave it
+   */
+  public static ConfigSource fromYaml(String where, String yaml, Map<String, String> env) {
+    ObjectNode user;
+    try {
+      user = objectAt(YAML.readTree(yaml), where);
+    } catch (IOException e) {
+      throw new IllegalArgumentException("cannot read configuration " + where + ": " + e.getMessage());
+    }
+    return read("configuration " + where, user, Map.of(), env);
+  }
+
+  private static ObjectNode userFile(Path file) {
+    try {
+      return objectAt(YAML.readTree(file.toFile()), file.toString());
+    } catch (IOException e) {
+      throw new IllegalArgumentException("cannot read configuration " + file + ": " + e.getMessage());
+    }
+  }
+
+  /** {@code user} (null: none) over the defaults, then {@code variables}' KFOLD_* values, references resolved in {@code env}. */
+  private static ConfigSource read(String where, ObjectNode user, Map<String, String> variables, Map<String, String> env) {
     JsonObject merged = new JsonObject(toMap(defaults()));
-    if (file != null) {
-      ObjectNode user;
-      try {
-        user = objectAt(YAML.readTree(Path.of(file).toFile()), file);
-      } catch (IOException e) {
-        throw new IllegalArgumentException("cannot read configuration " + file + ": " + e.getMessage());
-      }
+    if (user != null) {
       if (user.has(TYPES)) {
         merged.remove("views");
         merged.remove("effects");
@@ -105,7 +128,7 @@ public final class ConfigSource {
     ObjectNode tree = fromJson(merged);
     List<String> problems = new ArrayList<>(ConfigKeys.unknownKeys(tree, NodeConfig.KEYS));
     try {
-      ConfigKeys.applyEnvironment(tree, NodeConfig.KEYS, "KFOLD", env, NodeConfig.NOT_KEYS);
+      ConfigKeys.applyEnvironment(tree, NodeConfig.KEYS, "KFOLD", variables, NodeConfig.NOT_KEYS);
     } catch (IllegalArgumentException e) {
       problems.add(e.getMessage().replaceFirst("^configuration: ", ""));
     }

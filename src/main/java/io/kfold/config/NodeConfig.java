@@ -200,27 +200,13 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
       }
       types.add(new TypeConfig(name, fold, className, indexes(name, type.path("indexes"))));
     }
-    if (types.isEmpty()) {
-      throw new IllegalArgumentException("configuration: 'types' must declare at least one entity type");
-    }
     List<EffectConfig> effects = new ArrayList<>();
-    Set<String> typeNames = new HashSet<>();
-    types.forEach(t -> typeNames.add(t.name()));
     for (Iterator<Map.Entry<String, JsonNode>> it = tree.path("effects").fields(); it.hasNext(); ) {
       Map.Entry<String, JsonNode> worker = it.next();
       if (!worker.getValue().path("enabled").asBoolean(true)) {
         continue;
       }
-      EffectConfig effect = EffectConfig.from(worker.getKey(), worker.getValue());
-      for (String entity : effect.entities()) {
-        if (!typeNames.contains(entity)) {
-          throw invalid("effects." + effect.name() + ".entities", entity, "one of the declared types " + typeNames);
-        }
-      }
-      if (effect.target() instanceof EffectConfig.CommandTarget command && !typeNames.contains(command.entity())) {
-        throw invalid("effects." + effect.name() + ".target.entity", command.entity(), "one of the declared types " + typeNames);
-      }
-      effects.add(effect);
+      effects.add(EffectConfig.from(worker.getKey(), worker.getValue()));
     }
     return new NodeConfig(app, Path.of(text(tree, "dataDir")),
         new Http(text(http, "host"), intIn(http, "port", 0, 65535), intIn(http, "maxBodyBytes", 1, Integer.MAX_VALUE),
@@ -239,7 +225,7 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
         new Writes(intIn(section(tree, "writes"), "timeoutMs", 1, Integer.MAX_VALUE),
             intIn(section(tree, "writes"), "maxEvents", 1, 10_000),
             longIn(section(tree, "writes"), "idempotencyWindowMs", 1, Long.MAX_VALUE)),
-        List.copyOf(types), List.copyOf(effects), views(tree.path("views"), typeNames),
+        List.copyOf(types), List.copyOf(effects), views(tree.path("views")),
         AuthConfig.from(tree.path("auth"), text(http, "host")),
         new Plugins(tree.path("plugins").path("dir").asText("").trim()));
   }
@@ -248,7 +234,7 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
    * The views: each checked whole here, so that a bad one stops the start with its place named
    * ({@code views[0].fields.spent}); a Java view is checked when its class is loaded.
    */
-  private static List<ViewConfig> views(JsonNode declared, Set<String> typeNames) {
+  private static List<ViewConfig> views(JsonNode declared) {
     if (declared.isMissingNode() || declared.isNull()) {
       return List.of();
     }
@@ -286,11 +272,9 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
       if (fromNode.isMissingNode() || fromNode.isNull() || fromNode.isEmpty() && fromNode.isArray()) {
         throw at(at + ".from", "name the entity types whose entities count in the view, such as [orders]");
       }
-      Set<String> known = new TreeSet<>(typeNames);
       for (JsonNode type : fromNode.isArray() ? fromNode : List.of(fromNode)) {
-        if (!type.isTextual() || !known.contains(type.asText())) {
-          throw at(at + ".from", "unknown type " + type + (type.isTextual() ? " — did you mean '"
-              + ConfigKeys.nearest(type.asText(), known) + "'?" : "") + " The declared types are " + known);
+        if (!type.isTextual()) {
+          throw at(at + ".from", "expected the names of entity types, not " + type);
         }
         if (from.contains(type.asText())) {
           throw at(at + ".from", "the type '" + type.asText() + "' is named twice");
@@ -341,6 +325,39 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
       }
     }
     return List.copyOf(views);
+  }
+
+  /**
+   * The types that views and workers name must be among {@code known}, the node's types. Checked
+   * when they are known, at start and by {@code --check-config}, not when the file is read: a type
+   * may come from a plugin jar or be given in code.
+   */
+  public void checkTypeNames(Set<String> known) {
+    if (known.isEmpty()) {
+      throw new IllegalArgumentException("configuration: 'types' must declare at least one entity type"
+          + " (or the node be given one in code)");
+    }
+    Set<String> sorted = new TreeSet<>(known);
+    for (int i = 0; i < views.size(); i++) {
+      ConfiguredView view = views.get(i).view();
+      for (String type : view == null ? List.<String>of() : view.from()) {
+        if (!known.contains(type)) {
+          throw at("views[" + i + "].from", "unknown type \"" + type + "\" — did you mean '"
+              + ConfigKeys.nearest(type, sorted) + "'? The declared types are " + sorted);
+        }
+      }
+    }
+    for (EffectConfig effect : effects) {
+      for (String entity : effect.entities()) {
+        if (!known.contains(entity)) {
+          throw invalid("effects." + effect.name() + ".entities", entity, "one of the declared types " + sorted);
+        }
+      }
+      if (effect.target() instanceof EffectConfig.CommandTarget command && !known.contains(command.entity())) {
+        throw invalid("effects." + effect.name() + ".target.entity", command.entity(),
+            "one of the declared types " + sorted);
+      }
+    }
   }
 
   /** A field: {@code count}, or one aggregate of a pointer ({@code {sum: /total}}). */

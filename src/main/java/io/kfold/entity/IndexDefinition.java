@@ -3,9 +3,7 @@ package io.kfold.entity;
 import com.fasterxml.jackson.core.JsonPointer;
 
 import java.util.Locale;
-import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.regex.Pattern;
 
 /**
@@ -42,7 +40,6 @@ public record IndexDefinition(String name, String path, Kind kind) {
   }
 
   private static final Pattern NAME = Pattern.compile("[A-Za-z][A-Za-z0-9_-]{0,62}");
-  private static final Map<String, JsonPointer> POINTERS = new ConcurrentHashMap<>();
   /** Names a query gives another meaning: an index cannot take them. */
   public static final Set<String> RESERVED = Set.of("limit", "after", "fields", "stale", "minPosition", "timeoutMs");
 
@@ -69,10 +66,5 @@ public record IndexDefinition(String name, String path, Kind kind) {
   /** A string index. */
   public static IndexDefinition of(String name, String path) {
     return new IndexDefinition(name, path, Kind.STRING);
-  }
-
-  /** The compiled path; compiled once per path, as the fold asks for it for every entity it writes. */
-  public JsonPointer pointer() {
-    return POINTERS.computeIfAbsent(path, JsonPointer::compile);
   }
 }

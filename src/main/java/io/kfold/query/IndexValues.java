@@ -14,6 +14,8 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The values an index holds for a state, each as bytes whose unsigned lexicographic order is the
@@ -25,6 +27,9 @@ import java.util.List;
  */
 public final class IndexValues {
 
+  /** Each index's path compiled once, as the fold asks for the values of every entity it writes. */
+  private static final Map<String, JsonPointer> POINTERS = new ConcurrentHashMap<>();
+
   private IndexValues() {}
 
   /**
@@ -33,7 +38,7 @@ public final class IndexValues {
    * index) not a number.
    */
   public static List<byte[]> of(JsonNode state, IndexDefinition index) {
-    JsonNode value = at(state, index.pointer());
+    JsonNode value = at(state, POINTERS.computeIfAbsent(index.path(), JsonPointer::compile));
     List<byte[]> values = new ArrayList<>();
     if (value == null) {
       return values;

@@ -29,6 +29,8 @@ public final class EntityTypes {
   private final Map<String, ViewType> viewsByName = new LinkedHashMap<>();
   /** Per type, its indexes: those its Java class declares, then those of the configuration. */
   private final Map<String, List<IndexDefinition>> indexesByName = new LinkedHashMap<>();
+  /** Per type, where it was declared: for the message when a name is taken twice. */
+  private final Map<String, String> declaredBy = new LinkedHashMap<>();
 
   private EntityTypes() {}
 
@@ -46,6 +48,15 @@ public final class EntityTypes {
    * types that plugin jars list for {@link java.util.ServiceLoader} added after the configuration's.
    */
   public static EntityTypes from(NodeConfig config, Plugins plugins, List<ViewDefinition> views) {
+    return from(config, plugins, List.of(), views);
+  }
+
+  /**
+   * The same, with {@code given}: types written in Java and given in code, added last. The names
+   * that views and workers use are checked once all types are known, so that they may name a type
+   * of a plugin jar or one given in code.
+   */
+  public static EntityTypes from(NodeConfig config, Plugins plugins, List<EntityType> given, List<ViewDefinition> views) {
     EntityTypes types = new EntityTypes();
     for (NodeConfig.TypeConfig type : config.types()) {
       EntityType entityType = type.fold().equals("merge") ? new MergeEntityType(type.name())
@@ -58,8 +69,14 @@ public final class EntityTypes {
         throw new IllegalArgumentException("configuration: type '" + type.name() + "' is declared twice");
       }
       types.indexesByName.put(type.name(), indexesOf(entityType, type.indexes()));
+      types.declaredBy.put(type.name(), type.className().isEmpty()
+          ? "the configuration (fold: " + type.fold() + ")" : "the configuration (class " + type.className() + ")");
     }
     types.addServices(config, plugins);
+    for (EntityType type : given) {
+      types.add(type, "code (class " + type.getClass().getName() + ")");
+    }
+    config.checkTypeNames(types.byName.keySet());
     // The configuration's views (declared, or Java classes it names), then those given in code;
     // ViewDefinitions checks them all: valid unique names, known types.
     List<ViewDefinition> all = new ArrayList<>(ViewDefinitions.configured(config, plugins));
@@ -93,30 +110,32 @@ public final class EntityTypes {
    * two folds of one topic would disagree.
    */
   private void addServices(NodeConfig config, Plugins plugins) {
-    Map<String, String> declaredBy = new LinkedHashMap<>();
-    config.types().forEach(type -> declaredBy.put(type.name(), type.className().isEmpty()
-        ? "the configuration (fold: " + type.fold() + ")" : "the configuration (class " + type.className() + ")"));
     for (Plugins.Service<EntityType> service : plugins.services(EntityType.class)) {
       EntityType type = service.instance();
       String name = type.name();
-      String by = service.className() + " listed by " + service.jar();
-      if (name == null || !NodeConfig.TYPE_NAME.matcher(name).matches()) {
-        throw new IllegalArgumentException("plugins: " + by + ": its name() '" + name + "' is not a type name:"
-            + " lower-case letters, digits and '-', starting with a letter");
-      }
       EntityType known = byName.get(name);
       if (known != null && known.getClass().getName().equals(service.className())
           && config.types().stream().anyMatch(t -> t.name().equals(name))) {
         continue;
       }
-      if (known != null) {
-        throw new IllegalArgumentException("plugins: the type '" + name + "' is declared twice: by "
-            + declaredBy.get(name) + " and by " + by);
-      }
-      byName.put(name, type);
-      declaredBy.put(name, by);
-      indexesByName.put(name, indexesOf(type, List.of()));
+      add(type, service.className() + " listed by " + service.jar());
     }
+  }
+
+  /** A type that no configuration entry declares, {@code by} saying where it comes from in messages. */
+  private void add(EntityType type, String by) {
+    String name = type.name();
+    if (name == null || !NodeConfig.TYPE_NAME.matcher(name).matches()) {
+      throw new IllegalArgumentException("types: " + by + ": its name() '" + name + "' is not a type name:"
+          + " lower-case letters, digits and '-', starting with a letter");
+    }
+    if (byName.containsKey(name)) {
+      throw new IllegalArgumentException("types: the type '" + name + "' is declared twice: by "
+          + declaredBy.get(name) + " and by " + by);
+    }
+    byName.put(name, type);
+    declaredBy.put(name, by);
+    indexesByName.put(name, indexesOf(type, List.of()));
   }
 
   /** The type, or a 404 {@link KfoldException} naming the known ones. */

@@ -27,6 +27,7 @@ public final class ViewDefinitions {
   public static ViewDefinitions from(NodeConfig config) {
     Set<String> types = new LinkedHashSet<>();
     config.types().forEach(type -> types.add(type.name()));
+    config.checkTypeNames(types);
     return of(configured(config, Plugins.none()), types);
   }
 

@@ -3,7 +3,7 @@ package io.kfold.auth;
 import io.kfold.Await;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
@@ -51,8 +51,8 @@ class ForwardingAuthTest {
     NodeConfig second = config(app, "fwd-auth-b");
     Vertx vertxA = Vertx.vertx();
     Vertx vertxB = Vertx.vertx();
-    KfoldNode a = KfoldNode.start(vertxA, first).await(60, TimeUnit.SECONDS);
-    KfoldNode b = KfoldNode.start(vertxB, second).await(60, TimeUnit.SECONDS);
+    NodeRuntime a = NodeRuntime.start(vertxA, first).await(60, TimeUnit.SECONDS);
+    NodeRuntime b = NodeRuntime.start(vertxB, second).await(60, TimeUnit.SECONDS);
     WebClient client = WebClient.create(vertxA);
     HttpClient http = vertxA.createHttpClient();
     try {
@@ -130,7 +130,7 @@ class ForwardingAuthTest {
         HttpAuthTest.apiKeysSection("open")));
   }
 
-  private static Reply call(WebClient client, KfoldNode node, HttpMethod method, String path, String body,
+  private static Reply call(WebClient client, NodeRuntime node, HttpMethod method, String path, String body,
                             Map<String, String> headers) throws Exception {
     Map<String, String> all = new HashMap<>(headers);
     if (body != null) {

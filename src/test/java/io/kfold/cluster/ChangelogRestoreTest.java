@@ -3,7 +3,7 @@ package io.kfold.cluster;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.InterceptedStore;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.KfoldProcess;
 import io.kfold.RunningNode;
 import io.kfold.TestBroker;
@@ -199,7 +199,7 @@ class ChangelogRestoreTest {
     env.put("KFOLD_DATA_DIR", TestNodes.tempDir("long-restore-b").toString());
     Vertx vertx = Vertx.vertx();
     try {
-      KfoldNode b = KfoldNode.start(vertx, NodeConfig.load(env),
+      NodeRuntime b = NodeRuntime.start(vertx, NodeConfig.load(env),
           slowStore(100_000).withFoldMaxPollInterval(maxPollInterval)).await(60, TimeUnit.SECONDS);
       int restoringSeen = 0;
       long deadline = System.currentTimeMillis() + 90_000;
@@ -245,7 +245,7 @@ class ChangelogRestoreTest {
     RunningNode c = null;
     try {
       // 0.2 ms per item: a restore of many seconds, that the third node's join lands in.
-      KfoldNode b = KfoldNode.start(vertx, NodeConfig.load(env), slowStore(200_000)).await(60, TimeUnit.SECONDS);
+      NodeRuntime b = NodeRuntime.start(vertx, NodeConfig.load(env), slowStore(200_000)).await(60, TimeUnit.SECONDS);
       long deadline = System.currentTimeMillis() + 60_000;
       while (b.progress().restoring().values().stream().noneMatch(records -> records[0] > 0)) {
         assertThat(System.currentTimeMillis()).as("the second node starts restoring").isLessThan(deadline);
@@ -258,7 +258,7 @@ class ChangelogRestoreTest {
       assertThat(b.progress().applied.sum() + c.node().progress().applied.sum()).as("events folded again").isZero();
       Ownership ownership = new Ownership(first, Map.of("users", 4), b.progress());
       for (Map.Entry<String, Long> user : versions.entrySet()) {
-        KfoldNode owner = ownership.owns("users", user.getKey()) ? b : c.node();
+        NodeRuntime owner = ownership.owns("users", user.getKey()) ? b : c.node();
         assertThat(owner.store().get("users", user.getKey()).version()).as("version of %s", user.getKey())
             .isEqualTo(user.getValue());
       }
@@ -296,8 +296,8 @@ class ChangelogRestoreTest {
   }
 
   /** A node whose store takes {@code nanosPerItem} for each item it writes. */
-  private static KfoldNode.Options slowStore(long nanosPerItem) {
-    return KfoldNode.Options.DEFAULTS.withStore(store -> new InterceptedStore(store,
+  private static NodeRuntime.Options slowStore(long nanosPerItem) {
+    return NodeRuntime.Options.DEFAULTS.withStore(store -> new InterceptedStore(store,
         batch -> LockSupport.parkNanos(batch.size() * nanosPerItem)));
   }
 

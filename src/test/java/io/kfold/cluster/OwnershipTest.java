@@ -3,7 +3,7 @@ package io.kfold.cluster;
 import io.kfold.Await;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
 import io.kfold.TestNodes;
@@ -49,22 +49,22 @@ class OwnershipTest {
     String app = TestNodes.newApp("owners");
     NodeConfig first = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("owner-a"));
     NodeConfig second = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("owner-b"));
-    KfoldNode a = KfoldNode.start(vertx, first).await(60, TimeUnit.SECONDS);
-    KfoldNode b = KfoldNode.start(vertx, second).await(60, TimeUnit.SECONDS);
+    NodeRuntime a = NodeRuntime.start(vertx, first).await(60, TimeUnit.SECONDS);
+    NodeRuntime b = NodeRuntime.start(vertx, second).await(60, TimeUnit.SECONDS);
     WebClient client = WebClient.create(vertx);
     HttpClient http = vertx.createHttpClient();
     try {
       Await.until("two nodes share the partitions and know it", () -> TestNodes.splitAndKnown(a, b, node -> cluster(client, node)));
-      List<KfoldNode> nodes = List.of(a, b);
-      Map<KfoldNode, String> names = Map.of(a, nodeName(client, a), b, nodeName(client, b));
+      List<NodeRuntime> nodes = List.of(a, b);
+      Map<NodeRuntime, String> names = Map.of(a, nodeName(client, a), b, nodeName(client, b));
       Ownership ofA = new Ownership(first, Map.of("orders", 4), a.progress());
       // Requests each node got for orders the other folds: the ones it must have forwarded.
-      Map<KfoldNode, Long> forwarded = new HashMap<>(Map.of(a, 0L, b, 0L));
+      Map<NodeRuntime, Long> forwarded = new HashMap<>(Map.of(a, 0L, b, 0L));
       for (int i = 0; i < 10; i++) {
         String order = "o" + i;
         String owner = names.get(ofA.owns("orders", order) ? a : b);
-        KfoldNode asked = nodes.get(i % 2);
-        KfoldNode other = nodes.get((i + 1) % 2);
+        NodeRuntime asked = nodes.get(i % 2);
+        NodeRuntime other = nodes.get((i + 1) % 2);
         Reply placed = TestNodes.call(client, HttpMethod.POST, asked.httpPort(), "/v1/orders/" + order + "/commands",
             PLACE, Map.of());
         assertThat(placed.status()).as("place %s", order).isEqualTo(200);
@@ -78,10 +78,10 @@ class OwnershipTest {
         // Whichever node was asked, the owner decided: one of the two writes was forwarded to it.
         assertThat(List.of(placed.header("Kfold-Node"), paid.header("Kfold-Node"), outdated.header("Kfold-Node")))
             .as("nodes that decided the writes of %s", order).containsOnly(owner);
-        for (KfoldNode node : List.of(asked, other, asked)) {
+        for (NodeRuntime node : List.of(asked, other, asked)) {
           forwarded.merge(node, names.get(node).equals(owner) ? 0L : 1L, Long::sum);
         }
-        for (KfoldNode node : nodes) {
+        for (NodeRuntime node : nodes) {
           Reply read = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/orders/" + order, null, Map.of());
           assertThat(read.status()).isEqualTo(200);
           assertThat(read.header("Kfold-Node")).as("node that answered the read of %s", order).isEqualTo(owner);
@@ -91,7 +91,7 @@ class OwnershipTest {
         }
         assertThat(TestLog.events(first.eventsTopic("orders"), order)).hasSize(2);
       }
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         assertThat(metric(client, node, "kfold_http_forwarded_total")).as("requests %s forwarded", names.get(node))
             .isEqualTo(forwarded.get(node));
       }
@@ -99,7 +99,7 @@ class OwnershipTest {
       // plain read to the owner: only a read with ?stale=true is answered from the copy.
       for (int i = 0; i < 10; i++) {
         String order = "/v1/orders/o" + i;
-        KfoldNode other = ofA.owns("orders", "o" + i) ? b : a;
+        NodeRuntime other = ofA.owns("orders", "o" + i) ? b : a;
         String owner = names.get(ofA.owns("orders", "o" + i) ? a : b);
         Await.until("the copy of o" + i + " on the other node", () -> {
           Reply stale = TestNodes.call(client, HttpMethod.GET, other.httpPort(), order + "?stale=true", null, Map.of());
@@ -149,8 +149,8 @@ class OwnershipTest {
     Map<String, String> env = TestNodes.quickRebalances(TestNodes.env(app, TestNodes.tempDir("owner-wait-b")));
     env.put("KFOLD_HTTP_FORWARD_WAIT_MS", "4000");
     NodeConfig second = NodeConfig.load(env);
-    KfoldNode a = KfoldNode.start(vertx, first).await(60, TimeUnit.SECONDS);
-    KfoldNode b = KfoldNode.start(vertx, second).await(60, TimeUnit.SECONDS);
+    NodeRuntime a = NodeRuntime.start(vertx, first).await(60, TimeUnit.SECONDS);
+    NodeRuntime b = NodeRuntime.start(vertx, second).await(60, TimeUnit.SECONDS);
     WebClient client = WebClient.create(vertx);
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       Await.until("two nodes share the partitions and know it", () -> TestNodes.splitAndKnown(a, b, node -> cluster(client, node)));
@@ -202,17 +202,17 @@ class OwnershipTest {
     }
   }
 
-  private static JsonNode cluster(WebClient client, KfoldNode node) throws Exception {
+  private static JsonNode cluster(WebClient client, NodeRuntime node) throws Exception {
     return TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_cluster", null, Map.of()).body();
   }
 
   /** The node's name, as {@code /v1/_cluster} and the Kfold-Node header give it. */
-  private static String nodeName(WebClient client, KfoldNode node) throws Exception {
+  private static String nodeName(WebClient client, NodeRuntime node) throws Exception {
     return cluster(client, node).path("node").asText();
   }
 
   /** A metric of the node's {@code /metrics} without labels. */
-  private static long metric(WebClient client, KfoldNode node, String name) throws Exception {
+  private static long metric(WebClient client, NodeRuntime node, String name) throws Exception {
     String text = client.get(node.httpPort(), "127.0.0.1", "/metrics").send().await(10, TimeUnit.SECONDS).bodyAsString();
     return text.lines().filter(line -> line.startsWith(name + " ")).mapToLong(line -> Long.parseLong(line.split(" ")[1]))
         .findFirst().orElseThrow(() -> new AssertionError("no metric " + name + " in " + text));
@@ -222,7 +222,7 @@ class OwnershipTest {
    * Opens the change stream of an order through {@code node}, every frame buffered into {@code frames}
    * (comments left out), frames split over chunks joined.
    */
-  private static HttpClientResponse openStream(HttpClient http, KfoldNode node, String order, String lastEventId,
+  private static HttpClientResponse openStream(HttpClient http, NodeRuntime node, String order, String lastEventId,
                                                List<String> frames) throws Exception {
     RequestOptions options = new RequestOptions().setMethod(HttpMethod.GET).setPort(node.httpPort()).setHost("127.0.0.1")
         .setURI("/v1/orders/" + order + "/changes");

@@ -2,7 +2,7 @@ package io.kfold.command;
 
 import io.kfold.ContendedOrders;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.vertx.core.Vertx;
@@ -25,7 +25,7 @@ class ConcurrentCommandsTest {
   void hammerTheSameOrders() throws Exception {
     Vertx vertx = Vertx.vertx();
     NodeConfig config = TestNodes.config(TestNodes.newApp("hammer"), TestNodes.tempDir("hammer"));
-    KfoldNode node = TestNodes.startCaughtUp(vertx, config);
+    NodeRuntime node = TestNodes.startCaughtUp(vertx, config);
     ContendedOrders orders = new ContendedOrders(vertx, List.of(node.httpPort()));
     try {
       orders.place();

@@ -2,7 +2,7 @@ package io.kfold.command;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
@@ -77,7 +77,7 @@ class EventBusApiTest {
   @DisplayName("a verticle places and pays an order, reads it and follows its changes over the event bus alone")
   void eventBusOnly() throws Exception {
     Vertx vertx = Vertx.vertx();
-    KfoldNode node = TestNodes.startCaughtUp(vertx, TestNodes.config(TestNodes.newApp("bus"), TestNodes.tempDir("bus")));
+    NodeRuntime node = TestNodes.startCaughtUp(vertx, TestNodes.config(TestNodes.newApp("bus"), TestNodes.tempDir("bus")));
     try {
       Shop shop = new Shop();
       vertx.deployVerticle(shop).await(30, TimeUnit.SECONDS);
@@ -117,8 +117,8 @@ class EventBusApiTest {
     Vertx vertxB = Vertx.vertx();
     String app = TestNodes.newApp("bus-owner");
     NodeConfig configA = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("bus-owner-a"));
-    KfoldNode a = KfoldNode.start(vertxA, configA).await(60, TimeUnit.SECONDS);
-    KfoldNode b = KfoldNode.start(vertxB, TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("bus-owner-b"))).await(60, TimeUnit.SECONDS);
+    NodeRuntime a = NodeRuntime.start(vertxA, configA).await(60, TimeUnit.SECONDS);
+    NodeRuntime b = NodeRuntime.start(vertxB, TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("bus-owner-b"))).await(60, TimeUnit.SECONDS);
     WebClient client = WebClient.create(vertxB);
     try {
       long deadline = System.currentTimeMillis() + 60_000;
@@ -188,7 +188,7 @@ class EventBusApiTest {
   }
 
   /** Both nodes fold some of the partitions, all together, and A's directory shows B's claim. */
-  private static boolean splitAndKnownBy(WebClient client, KfoldNode a, KfoldNode b) throws Exception {
+  private static boolean splitAndKnownBy(WebClient client, NodeRuntime a, NodeRuntime b) throws Exception {
     if (!a.progress().caughtUp() || !b.progress().caughtUp() || a.progress().lag().isEmpty() || b.progress().lag().isEmpty()
         || a.progress().lag().size() + b.progress().lag().size() != TestNodes.SHIPPED_PARTITIONS) {
       return false;

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.icegreen.greenmail.junit5.GreenMailExtension;
 import com.icegreen.greenmail.util.ServerSetupTest;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
 import io.kfold.TestNodes;
@@ -48,7 +48,7 @@ class EmailEffectTest {
         + "    subject: \"Your order {{key}}\"\n"
         + "    body: \"Thank you. Total: {{state.total}}\"\n";
     NodeConfig config = NodeConfig.load(TestNodes.envWithEffects(TestNodes.newApp("mail"), TestNodes.tempDir("mail"), worker));
-    KfoldNode node = TestNodes.startCaughtUp(vertx, config);
+    NodeRuntime node = TestNodes.startCaughtUp(vertx, config);
     WebClient client = WebClient.create(vertx);
     try {
       for (int i = 0; i < 5; i++) {

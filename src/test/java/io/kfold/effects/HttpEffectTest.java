@@ -1,7 +1,7 @@
 package io.kfold.effects;
 
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
@@ -79,7 +79,7 @@ class HttpEffectTest {
     String app = TestNodes.newApp("hook");
     Path dir = TestNodes.tempDir("hook");
     NodeConfig config = NodeConfig.load(TestNodes.envWithEffects(app, dir, worker(server.url(), "  delivery: at-least-once\n")));
-    KfoldNode node = TestNodes.startCaughtUp(vertx, config);
+    NodeRuntime node = TestNodes.startCaughtUp(vertx, config);
     try {
       int entities = 40;
       int perEntity = 10;
@@ -131,7 +131,7 @@ class HttpEffectTest {
     String app = TestNodes.newApp("twotypes");
     String worker = worker(server.url(), "").replace("entities: [users]", "entities: [users, shipments]");
     NodeConfig config = NodeConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("twotypes"), worker));
-    KfoldNode node = TestNodes.startCaughtUp(vertx, config);
+    NodeRuntime node = TestNodes.startCaughtUp(vertx, config);
     try {
       List<String> ids = List.of("o-1", "o-2", "o-3");
       for (String id : ids) {
@@ -168,7 +168,7 @@ class HttpEffectTest {
     String app = TestNodes.newApp("park");
     NodeConfig config = NodeConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("park"),
         worker(server.url(), "")));
-    KfoldNode node = TestNodes.startCaughtUp(vertx, config);
+    NodeRuntime node = TestNodes.startCaughtUp(vertx, config);
     WebClient client = WebClient.create(vertx);
     try {
       produce(config, "a", "{\"n\":1}", "{\"n\":2,\"poison\":true}", "{\"n\":3}", "{\"n\":4}");
@@ -238,7 +238,7 @@ class HttpEffectTest {
         + "  breaker: { failures: 3, openMs: " + openMs + " }\n"
         + "  target: { url: \"" + server.url() + "\" }\n";
     NodeConfig config = NodeConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("breaker"), worker));
-    KfoldNode node = TestNodes.startCaughtUp(vertx, config);
+    NodeRuntime node = TestNodes.startCaughtUp(vertx, config);
     WebClient client = WebClient.create(vertx);
     int entities = 3;
     try {
@@ -294,7 +294,7 @@ class HttpEffectTest {
         + "unreachable:\n  kind: http\n" + settings
         + "  target: { url: \"http://127.0.0.1:" + LocalBroker.freePort() + "/nobody\" }\n";
     NodeConfig config = NodeConfig.load(TestNodes.envWithEffects(app, TestNodes.tempDir("amofail"), workers));
-    KfoldNode node = TestNodes.startCaughtUp(vertx, config);
+    NodeRuntime node = TestNodes.startCaughtUp(vertx, config);
     WebClient client = WebClient.create(vertx);
     int entities = 10;
     try {
@@ -343,7 +343,7 @@ class HttpEffectTest {
     return answered;
   }
 
-  private static com.fasterxml.jackson.databind.JsonNode effects(WebClient client, KfoldNode node) {
+  private static com.fasterxml.jackson.databind.JsonNode effects(WebClient client, NodeRuntime node) {
     try {
       return call(client, node, HttpMethod.GET, "/v1/_effects").body().path("workers");
     } catch (Exception e) {
@@ -351,7 +351,7 @@ class HttpEffectTest {
     }
   }
 
-  private static Reply call(WebClient client, KfoldNode node, HttpMethod method, String path) throws Exception {
+  private static Reply call(WebClient client, NodeRuntime node, HttpMethod method, String path) throws Exception {
     return TestNodes.call(client, method, node.httpPort(), path, null, Map.of());
   }
 }

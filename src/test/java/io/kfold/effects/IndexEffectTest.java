@@ -2,7 +2,7 @@ package io.kfold.effects;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
 import io.kfold.TestNodes;
@@ -37,7 +37,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 class IndexEffectTest {
 
   private final HttpClient http = HttpClient.newHttpClient();
-  private KfoldNode node;
+  private NodeRuntime node;
 
   @Test
   @DisplayName("a real OpenSearch index holds one document per order with its latest state; neither a late copy of a"

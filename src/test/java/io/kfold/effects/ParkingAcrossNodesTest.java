@@ -2,7 +2,7 @@ package io.kfold.effects;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
@@ -36,7 +36,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 class ParkingAcrossNodesTest {
 
   /** A node with a Vert.x of its own, as a separate process would have: event bus requests stay on it. */
-  private record Node(Vertx vertx, KfoldNode kfold) {
+  private record Node(Vertx vertx, NodeRuntime kfold) {
     void stop() throws Exception {
       kfold.stop().await(60, TimeUnit.SECONDS);
       vertx.close().await(30, TimeUnit.SECONDS);

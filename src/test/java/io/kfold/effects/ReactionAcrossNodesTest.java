@@ -1,7 +1,7 @@
 package io.kfold.effects;
 
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
@@ -42,13 +42,13 @@ class ReactionAcrossNodesTest {
     Vertx vertxA = Vertx.vertx();
     Vertx vertxB = Vertx.vertx();
     WebClient client = WebClient.create(vertxA);
-    List<KfoldNode> nodes = new ArrayList<>();
+    List<NodeRuntime> nodes = new ArrayList<>();
     try {
       nodes.add(TestNodes.startCaughtUp(vertxA, NodeConfig.load(TestNodes.quickRebalances(TestNodes.envWithEffects(app,
           TestNodes.tempDir("react2-a"), worker)))));
       nodes.add(TestNodes.startCaughtUp(vertxB, NodeConfig.load(TestNodes.quickRebalances(TestNodes.envWithEffects(app,
           TestNodes.tempDir("react2-b"), worker)))));
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         TestNodes.awaitCaughtUp(node);
       }
       // Every pair of source and target partitions: with two nodes, some targets are folded by
@@ -70,14 +70,14 @@ class ReactionAcrossNodesTest {
         assertThat(shipment.status()).as("shipment %s: %s", target, shipment.body()).isEqualTo(200);
         assertThat(shipment.body().path("version").asLong()).isEqualTo(1);
       }
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         Reply effects = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_effects", null, Map.of());
         assertThat(effects.body().path("workers").path("request").path("deadLettered").asLong())
             .as("dead letters on node %d", node.httpPort()).isZero();
       }
     } finally {
       client.close();
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         node.stop().await(60, TimeUnit.SECONDS);
       }
       vertxA.close().await(30, TimeUnit.SECONDS);

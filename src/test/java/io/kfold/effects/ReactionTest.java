@@ -1,7 +1,7 @@
 package io.kfold.effects;
 
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
 import io.kfold.TestNodes;
@@ -21,7 +21,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 @ExtendWith(TestBroker.class)
 class ReactionTest {
 
-  private KfoldNode node;
+  private NodeRuntime node;
 
   @Test
   @DisplayName("a paid order leads to exactly one ShipmentRequested, also when the paid change is delivered twice")
@@ -64,7 +64,7 @@ class ReactionTest {
     }
   }
 
-  private static Reply call(WebClient client, KfoldNode node, HttpMethod method, String path, String body) throws Exception {
+  private static Reply call(WebClient client, NodeRuntime node, HttpMethod method, String path, String body) throws Exception {
     return TestNodes.call(client, method, node.httpPort(), path, body, Map.of());
   }
 }

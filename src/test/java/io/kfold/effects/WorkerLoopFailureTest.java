@@ -2,7 +2,7 @@ package io.kfold.effects;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.vertx.core.Vertx;
@@ -40,7 +40,7 @@ class WorkerLoopFailureTest {
         "hook:\n  kind: http\n  entities: [users]\n  target: { url: \"" + server.url() + "\" }\n");
     env.put("KFOLD_KAFKA_GROUP_INSTANCE_ID", "node-1");
     NodeConfig config = NodeConfig.load(env);
-    KfoldNode node = TestNodes.startCaughtUp(vertx, config);
+    NodeRuntime node = TestNodes.startCaughtUp(vertx, config);
     WebClient client = WebClient.create(vertx);
     try {
       produce(config, "u1", "{\"n\":1}");
@@ -78,7 +78,7 @@ class WorkerLoopFailureTest {
   }
 
   /** The worker's loop as {@code /health} shows it. */
-  private static JsonNode worker(WebClient client, KfoldNode node) {
+  private static JsonNode worker(WebClient client, NodeRuntime node) {
     try {
       return TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/health", null, Map.of()).body()
           .path("loops").path("effects.hook");

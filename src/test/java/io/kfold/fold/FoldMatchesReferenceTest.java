@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
@@ -128,7 +128,7 @@ class FoldMatchesReferenceTest {
 
     Vertx vertx = Vertx.vertx();
     WebClient client = WebClient.create(vertx);
-    KfoldNode node = KfoldNode.start(vertx, config).await(60, TimeUnit.SECONDS);
+    NodeRuntime node = NodeRuntime.start(vertx, config).await(60, TimeUnit.SECONDS);
     try {
       List<Future<RecordMetadata>> sent = new ArrayList<>(records.size());
       try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {

@@ -3,7 +3,7 @@ package io.kfold.fold;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.InterceptedStore;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
@@ -37,7 +37,7 @@ class FoldRestartTest {
       + " opens again from the store's offsets, and the writes made after the failure are applied exactly once")
   void foldRestartsAfterAFailedWrite() throws Exception {
     AtomicBoolean failing = new AtomicBoolean();
-    KfoldNode.Options faultyStore = KfoldNode.Options.DEFAULTS.withStore(store -> new InterceptedStore(store, batch -> {
+    NodeRuntime.Options faultyStore = NodeRuntime.Options.DEFAULTS.withStore(store -> new InterceptedStore(store, batch -> {
       if (failing.get()) {
         throw new StoreException(INJECTED, null);
       }
@@ -46,7 +46,7 @@ class FoldRestartTest {
     Vertx vertx = Vertx.vertx();
     WebClient client = WebClient.create(vertx);
     try {
-      KfoldNode node = KfoldNode.start(vertx, config, faultyStore).await(60, TimeUnit.SECONDS);
+      NodeRuntime node = NodeRuntime.start(vertx, config, faultyStore).await(60, TimeUnit.SECONDS);
       TestNodes.awaitCaughtUp(node);
       assertThat(append(client, node, 1).status()).isEqualTo(200);
 
@@ -85,11 +85,11 @@ class FoldRestartTest {
     return "{\"events\":[{\"type\":\"Renamed\",\"payload\":{\"n\":" + n + "}}]}";
   }
 
-  private static Reply append(WebClient client, KfoldNode node, int n) throws Exception {
+  private static Reply append(WebClient client, NodeRuntime node, int n) throws Exception {
     return TestNodes.call(client, HttpMethod.POST, node.httpPort(), "/v1/users/w/events", events(n), Map.of());
   }
 
-  private static JsonNode awaitHealth(WebClient client, KfoldNode node, int status) throws Exception {
+  private static JsonNode awaitHealth(WebClient client, NodeRuntime node, int status) throws Exception {
     long deadline = System.currentTimeMillis() + 60_000;
     Reply last;
     do {

@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestLog;
 import io.kfold.TestNodes;
@@ -78,7 +78,7 @@ class HttpTlsTest {
     first.writeTo(pki.certificate, pki.key);
     NodeConfig config = NodeConfig.load(pki.env(TestNodes.newApp("tls-one"), "tls-one"));
     Vertx vertx = Vertx.vertx();
-    KfoldNode node = TestNodes.startCaughtUp(vertx, config);
+    NodeRuntime node = TestNodes.startCaughtUp(vertx, config);
     WebClient https = WebClient.create(vertx, new WebClientOptions().setSsl(true).setVerifyHost(true)
         .setTrustOptions(new PemTrustOptions().addCertPath(pki.trust.toString())));
     WebClient plain = WebClient.create(vertx);
@@ -142,7 +142,7 @@ class HttpTlsTest {
   }
 
   /** Once the node has checked the files that {@code change} writes and refused them, it still serves {@code renewed}. */
-  private static void keepsRenewed(Vertx vertx, Pki pki, WebClient https, KfoldNode node, TestCa.Issued renewed,
+  private static void keepsRenewed(Vertx vertx, Pki pki, WebClient https, NodeRuntime node, TestCa.Issued renewed,
                                    Change change) throws Exception {
     long failures = metric(https, node, "kfold_http_tls_reload_failures_total");
     change.apply();
@@ -164,10 +164,10 @@ class HttpTlsTest {
     NodeConfig second = NodeConfig.load(TestNodes.quickRebalances(pki.env(app, "tls-two-b")));
     Vertx vertx = Vertx.vertx();
     // Started together, the two join the group in one rebalance rather than two.
-    Future<KfoldNode> startA = KfoldNode.start(vertx, first);
-    Future<KfoldNode> startB = KfoldNode.start(vertx, second);
-    KfoldNode a = startA.await(60, TimeUnit.SECONDS);
-    KfoldNode b = startB.await(60, TimeUnit.SECONDS);
+    Future<NodeRuntime> startA = NodeRuntime.start(vertx, first);
+    Future<NodeRuntime> startB = NodeRuntime.start(vertx, second);
+    NodeRuntime a = startA.await(60, TimeUnit.SECONDS);
+    NodeRuntime b = startB.await(60, TimeUnit.SECONDS);
     WebClient https = WebClient.create(vertx, new WebClientOptions().setSsl(true)
         .setTrustOptions(new PemTrustOptions().addCertPath(pki.trust.toString())));
     try {
@@ -230,7 +230,7 @@ class HttpTlsTest {
 
   private static String startFailure(Vertx vertx, Map<String, String> env) throws Exception {
     NodeConfig config = NodeConfig.load(env);
-    Throwable failure = KfoldNode.start(vertx, config).transform(done -> Future.succeededFuture(
+    Throwable failure = NodeRuntime.start(vertx, config).transform(done -> Future.succeededFuture(
         done.cause())).await(60, TimeUnit.SECONDS);
     assertThat(failure).as("the start's failure").isNotNull();
     return failure.getMessage();
@@ -239,7 +239,7 @@ class HttpTlsTest {
   /** What one new connection, offering HTTP/2 and HTTP/1.1, got: the version, the status and the certificate's serial. */
   private record Served(HttpVersion version, int status, BigInteger serial) {}
 
-  private static Served served(Vertx vertx, Pki pki, KfoldNode node, String path) throws Exception {
+  private static Served served(Vertx vertx, Pki pki, NodeRuntime node, String path) throws Exception {
     HttpClient client = vertx.createHttpClient(h2Options(pki));  // a client of its own: a new connection
     try {
       HttpClientResponse response = client.request(HttpMethod.GET, node.httpPort(), "127.0.0.1", path)
@@ -258,7 +258,7 @@ class HttpTlsTest {
   }
 
   /** Both nodes share the partitions and know each other, by https URLs only. */
-  private static boolean splitAndKnown(WebClient client, KfoldNode a, KfoldNode b) throws Exception {
+  private static boolean splitAndKnown(WebClient client, NodeRuntime a, NodeRuntime b) throws Exception {
     return TestNodes.splitAndKnown(a, b, node -> {
       JsonNode cluster = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_cluster", null, Map.of()).body();
       ArrayNode overHttps = JsonNodeFactory.instance.arrayNode();
@@ -272,7 +272,7 @@ class HttpTlsTest {
   }
 
   /** A metric of the node's {@code /metrics} without labels. */
-  private static long metric(WebClient client, KfoldNode node, String name) throws Exception {
+  private static long metric(WebClient client, NodeRuntime node, String name) throws Exception {
     String text = client.get(node.httpPort(), "127.0.0.1", "/metrics").send().await(10, TimeUnit.SECONDS).bodyAsString();
     return text.lines().filter(line -> line.startsWith(name + " ")).mapToLong(line -> Long.parseLong(line.split(" ")[1]))
         .findFirst().orElseThrow(() -> new AssertionError("no metric " + name + " in " + text));

@@ -1,7 +1,7 @@
 package io.kfold.log;
 
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.vertx.core.Vertx;
@@ -60,7 +60,7 @@ class KafkaPropertiesTest {
     Runnable stopCapture = capture(logged);
     Vertx vertx = Vertx.vertx();
     try {
-      KfoldNode node = TestNodes.startCaughtUp(vertx, config);
+      NodeRuntime node = TestNodes.startCaughtUp(vertx, config);
       try {
         long deadline = System.currentTimeMillis() + 60_000;
         while (!clientIds(logged).containsAll(expected) && System.currentTimeMillis() < deadline) {

@@ -1,7 +1,7 @@
 package io.kfold.log;
 
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.Main;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
@@ -97,7 +97,7 @@ class SecuredKafkaTest {
 
     Vertx vertx = Vertx.vertx();
     WebClient client = WebClient.create(vertx);
-    KfoldNode node = TestNodes.startCaughtUp(vertx, config);
+    NodeRuntime node = TestNodes.startCaughtUp(vertx, config);
     try {
       String place = "{\"type\":\"place\",\"payload\":{\"customerEmail\":\"ada@example.com\","
           + "\"items\":[{\"sku\":\"book\",\"quantity\":1,\"price\":10}]}}";
@@ -189,10 +189,10 @@ class SecuredKafkaTest {
   private static String failedStart(NodeConfig config) throws Exception {
     Vertx vertx = Vertx.vertx();
     try {
-      Future<KfoldNode> start = KfoldNode.start(vertx, config);
+      Future<NodeRuntime> start = NodeRuntime.start(vertx, config);
       Throwable failure;
       try {
-        KfoldNode node = start.await(30, TimeUnit.SECONDS);
+        NodeRuntime node = start.await(30, TimeUnit.SECONDS);
         node.stop().await(60, TimeUnit.SECONDS);
         throw new AssertionError("the node started");
       } catch (java.util.concurrent.TimeoutException e) {
@@ -230,7 +230,7 @@ class SecuredKafkaTest {
     return env;
   }
 
-  private static Reply call(WebClient client, KfoldNode node, HttpMethod method, String path, String body) throws Exception {
+  private static Reply call(WebClient client, NodeRuntime node, HttpMethod method, String path, String body) throws Exception {
     return TestNodes.call(client, method, node.httpPort(), path, body, Map.of());
   }
 

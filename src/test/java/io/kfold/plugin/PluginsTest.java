@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.KfoldProcess;
 import io.kfold.Main;
 import io.kfold.TestBroker;
@@ -267,7 +267,7 @@ class PluginsTest {
     env.put("KFOLD_PLUGINS_DIR", pluginsDir.toString());
     NodeConfig config = NodeConfig.load(env);
     Throwable[] failure = new Throwable[1];
-    assertThatThrownBy(() -> KfoldNode.start(vertx, config).await(30, TimeUnit.SECONDS))
+    assertThatThrownBy(() -> NodeRuntime.start(vertx, config).await(30, TimeUnit.SECONDS))
         .isInstanceOf(IllegalArgumentException.class)
         .satisfies(e -> failure[0] = e);
     return failure[0].getMessage();

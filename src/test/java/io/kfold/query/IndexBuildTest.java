@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.InterceptedStore;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
@@ -80,7 +80,7 @@ class IndexBuildTest {
       // A store written with one index, then stripped of every entry and build record: as a store
       // written before indexes existed.
       NodeConfig v1 = config(app, dir, "[{name: tag, path: /tag}]");
-      KfoldNode node = TestNodes.startCaughtUp(vertx, v1);
+      NodeRuntime node = TestNodes.startCaughtUp(vertx, v1);
       for (int i = 0; i < ENTITIES; i++) {
         ObjectNode state = JsonNodeFactory.instance.objectNode()
             .put("tag", TAGS[random.nextInt(TAGS.length)]).put("label", LABELS[random.nextInt(LABELS.length)]);
@@ -101,7 +101,7 @@ class IndexBuildTest {
       NodeConfig v2 = config(app, dir, "[{name: tag, path: /tag}, {name: city, path: /address/city}]");
       gate.allow(1);
       node = start(vertx, v2, gate);
-      KfoldNode building = node;
+      NodeRuntime building = node;
       // One chunk indexes every index of the type: when these two have it, the list has it too.
       await("the first chunk of the builds", () -> builtSoFar(building, "tag") == IndexBuilds.CHUNK
           && builtSoFar(building, "city") == IndexBuilds.CHUNK);
@@ -166,7 +166,7 @@ class IndexBuildTest {
       } finally {
         held.open();
       }
-      KfoldNode rebuilt = node;
+      NodeRuntime rebuilt = node;
       await("the tag index built again", () -> ready(rebuilt, "tag"));
       checkIndex(node.store(), "tag", s -> List.of(s.path("label").asText()), "after the tag path changed");
       checkQuery(client, node, "tag=y", keysWhere(s -> s.path("label").asText().equals("y")));
@@ -204,9 +204,9 @@ class IndexBuildTest {
     }
   }
 
-  private static KfoldNode start(Vertx vertx, NodeConfig config, Gate gate) throws Exception {
-    KfoldNode node = KfoldNode.start(vertx, config,
-        KfoldNode.Options.DEFAULTS.withStore(store -> new InterceptedStore(store, batch -> { }, gate::pass)))
+  private static NodeRuntime start(Vertx vertx, NodeConfig config, Gate gate) throws Exception {
+    NodeRuntime node = NodeRuntime.start(vertx, config,
+        NodeRuntime.Options.DEFAULTS.withStore(store -> new InterceptedStore(store, batch -> { }, gate::pass)))
         .await(60, TimeUnit.SECONDS);
     TestNodes.awaitCaughtUp(node);
     return node;
@@ -260,7 +260,7 @@ class IndexBuildTest {
   }
 
   /** Waits until the node's store has folded every event written (the store's offsets, no sleep as evidence). */
-  private void awaitFolded(KfoldNode node, NodeConfig config) throws InterruptedException {
+  private void awaitFolded(NodeRuntime node, NodeConfig config) throws InterruptedException {
     await("every event folded", () -> written.entrySet().stream().allMatch(partition ->
         node.store().nextOffset(config.eventsTopic("items"), partition.getKey()).orElse(0) >= partition.getValue()));
   }
@@ -275,12 +275,12 @@ class IndexBuildTest {
     }
   }
 
-  private static long builtSoFar(KfoldNode node, String index) {
+  private static long builtSoFar(NodeRuntime node, String index) {
     IndexBuild build = node.store().indexBuild("items", index);
     return build == null ? -1 : build.built();
   }
 
-  private static boolean ready(KfoldNode node, String index) {
+  private static boolean ready(NodeRuntime node, String index) {
     IndexBuild build = node.store().indexBuild("items", index);
     return build != null && build.ready();
   }
@@ -314,7 +314,7 @@ class IndexBuildTest {
   }
 
   /** Walks every page of the query through HTTP, 1000 at a time: together they are exactly {@code expected}, states included. */
-  private void checkQuery(WebClient client, KfoldNode node, String query, List<String> expected) throws Exception {
+  private void checkQuery(WebClient client, NodeRuntime node, String query, List<String> expected) throws Exception {
     List<String> walked = new ArrayList<>();
     String after = null;
     do {
@@ -331,7 +331,7 @@ class IndexBuildTest {
     assertThat(walked).as("pages of '%s'", query).containsExactlyElementsOf(expected);
   }
 
-  private static Reply get(WebClient client, KfoldNode node, String query) throws Exception {
+  private static Reply get(WebClient client, NodeRuntime node, String query) throws Exception {
     return TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/items?" + query, null, Map.of());
   }
 }

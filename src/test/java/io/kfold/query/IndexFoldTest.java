@@ -1,7 +1,7 @@
 package io.kfold.query;
 
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.vertx.core.Vertx;
@@ -40,7 +40,7 @@ class IndexFoldTest {
     Vertx vertx = Vertx.vertx();
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       NodeConfig first = NodeConfig.load(IndexModel.env(app, firstDir));
-      KfoldNode node = TestNodes.startCaughtUp(vertx, first);
+      NodeRuntime node = TestNodes.startCaughtUp(vertx, first);
       writeRandomHistory(producer, first, 2500);
       awaitFolded(node, first);
       check(node, "after the first half");
@@ -62,7 +62,7 @@ class IndexFoldTest {
     }
   }
 
-  private void check(KfoldNode node, String when) throws Exception {
+  private void check(NodeRuntime node, String when) throws Exception {
     model.checkStore(node.store(), when);
     model.checkQueries(IndexModel.local(node.store()), when, PAGE_SIZES);
   }
@@ -80,7 +80,7 @@ class IndexFoldTest {
   }
 
   /** Waits until the node's store has folded every event written (a sentinel per partition, no sleep as evidence). */
-  private void awaitFolded(KfoldNode node, NodeConfig config) throws InterruptedException {
+  private void awaitFolded(NodeRuntime node, NodeConfig config) throws InterruptedException {
     long deadline = System.currentTimeMillis() + 60_000;
     for (Map.Entry<Integer, Long> partition : model.written().entrySet()) {
       while (node.store().nextOffset(config.eventsTopic(IndexModel.TYPE), partition.getKey()).orElse(0)

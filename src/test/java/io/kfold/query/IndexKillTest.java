@@ -1,7 +1,7 @@
 package io.kfold.query;
 
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.KfoldProcess;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -74,7 +74,7 @@ class IndexKillTest {
     String topic = config.eventsTopic(IndexModel.TYPE);
     KfoldProcess kfold = new KfoldProcess(env, Path.of("target", "index-kill-" + app + ".log"));
     Vertx vertx = Vertx.vertx();
-    KfoldNode restored = null;
+    NodeRuntime restored = null;
     CompletableFuture<Void> producing = null;
     try {
       kfold.start();

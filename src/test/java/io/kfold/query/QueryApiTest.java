@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.OpenApiContract;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -66,7 +66,7 @@ class QueryApiTest {
     Vertx vertx = Vertx.vertx();
     WebClient client = WebClient.create(vertx);
     NodeConfig config = TestNodes.config(app, TestNodes.tempDir("query1"));
-    KfoldNode node = TestNodes.startCaughtUp(vertx, config);
+    NodeRuntime node = TestNodes.startCaughtUp(vertx, config);
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       writeUsers(producer, config);
       awaitFolded(List.of(node), config);
@@ -122,7 +122,7 @@ class QueryApiTest {
   private void walksWhileWriting(String name, int count) throws Exception {
     String app = TestNodes.newApp(name);
     List<Vertx> vertxes = new ArrayList<>();
-    List<KfoldNode> nodes = new ArrayList<>();
+    List<NodeRuntime> nodes = new ArrayList<>();
     AtomicBoolean writing = new AtomicBoolean(true);
     Thread concurrentWriter = null;
     for (int i = 0; i < count; i++) {
@@ -134,12 +134,12 @@ class QueryApiTest {
       // Started together: the group shares the partitions out once rather than once per newcomer.
       // Their joins still come apart (a start takes a while), and each later one waits for the
       // members' next heartbeat: quick rebalances make that a second.
-      List<io.vertx.core.Future<KfoldNode>> starting = new ArrayList<>();
+      List<io.vertx.core.Future<NodeRuntime>> starting = new ArrayList<>();
       for (int i = 0; i < count; i++) {
-        starting.add(KfoldNode.start(vertxes.get(i),
+        starting.add(NodeRuntime.start(vertxes.get(i),
             i == 0 ? config : TestNodes.quickRebalancesConfig(app, TestNodes.tempDir(name + "-" + i))));
       }
-      for (io.vertx.core.Future<KfoldNode> node : starting) {
+      for (io.vertx.core.Future<NodeRuntime> node : starting) {
         nodes.add(node.await(60, TimeUnit.SECONDS));
       }
       awaitSplitAndKnown(client, nodes, config);
@@ -167,7 +167,7 @@ class QueryApiTest {
 
       for (Map.Entry<String, List<String>> query : expectedQueries().entrySet()) {
         for (int size : PAGE_SIZES) {
-          for (KfoldNode node : nodes) {
+          for (NodeRuntime node : nodes) {
             List<String> walked = walk(client, node, query.getKey(), size, null);
             String as = "pages of " + (query.getKey().isEmpty() ? "every user" : query.getKey()) + " at size " + size
                 + " through the node on " + node.httpPort() + " of " + count;
@@ -187,7 +187,7 @@ class QueryApiTest {
         concurrentWriter.join(10_000);
       }
       client.close();
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         node.stop().await(60, TimeUnit.SECONDS);
       }
       for (Vertx vertx : vertxes) {
@@ -287,7 +287,7 @@ class QueryApiTest {
   }
 
   /** The keys of every page of a query, following next until it is null. */
-  private static List<String> walk(WebClient client, KfoldNode node, String query, int size, OpenApiContract api)
+  private static List<String> walk(WebClient client, NodeRuntime node, String query, int size, OpenApiContract api)
       throws Exception {
     List<String> keys = new ArrayList<>();
     String after = null;
@@ -312,15 +312,15 @@ class QueryApiTest {
     throw new AssertionError("the pages of " + query + " did not end");
   }
 
-  private static JsonNode walkFirst(WebClient client, KfoldNode node, String query) throws Exception {
+  private static JsonNode walkFirst(WebClient client, NodeRuntime node, String query) throws Exception {
     return TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/users?" + query, null, Map.of()).body();
   }
 
-  private static String openApi(WebClient client, KfoldNode node) throws Exception {
+  private static String openApi(WebClient client, NodeRuntime node) throws Exception {
     return client.get(node.httpPort(), "127.0.0.1", "/openapi.yaml").send().await(10, TimeUnit.SECONDS).bodyAsString();
   }
 
-  private static void assertBadRequest(WebClient client, KfoldNode node, OpenApiContract api, String query, String detail)
+  private static void assertBadRequest(WebClient client, NodeRuntime node, OpenApiContract api, String query, String detail)
       throws Exception {
     Reply reply = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/users?" + query, null, Map.of());
     assertThat(reply.status()).as("%s: %s", query, reply.body()).isEqualTo(400);
@@ -330,7 +330,7 @@ class QueryApiTest {
   }
 
   /** Waits until each users partition's node has folded every event written to it (a sentinel per partition). */
-  private void awaitFolded(List<KfoldNode> nodes, NodeConfig config) throws InterruptedException {
+  private void awaitFolded(List<NodeRuntime> nodes, NodeConfig config) throws InterruptedException {
     long deadline = System.currentTimeMillis() + 60_000;
     for (Map.Entry<Integer, Long> partition : written.entrySet()) {
       TopicPartition topicPartition = new TopicPartition(config.eventsTopic("users"), partition.getKey());
@@ -350,7 +350,7 @@ class QueryApiTest {
    * shows both nodes' claims covering every partition the two fold: then a query through either
    * node reads some partitions here and asks the other node for the rest.
    */
-  static void awaitSplitAndKnown(WebClient client, List<KfoldNode> nodes, NodeConfig config) throws Exception {
+  static void awaitSplitAndKnown(WebClient client, List<NodeRuntime> nodes, NodeConfig config) throws Exception {
     long deadline = System.currentTimeMillis() + 60_000;
     while (!splitAndKnown(client, nodes, config)) {
       if (System.currentTimeMillis() > deadline) {
@@ -360,16 +360,16 @@ class QueryApiTest {
     }
   }
 
-  private static boolean splitAndKnown(WebClient client, List<KfoldNode> nodes, NodeConfig config) throws Exception {
+  private static boolean splitAndKnown(WebClient client, List<NodeRuntime> nodes, NodeConfig config) throws Exception {
     Set<String> folded = new HashSet<>();
-    for (KfoldNode node : nodes) {
+    for (NodeRuntime node : nodes) {
       if (!node.progress().caughtUp()
           || node.progress().lag().keySet().stream().noneMatch(p -> p.topic().equals(config.eventsTopic("users")))) {
         return false;
       }
       node.progress().lag().keySet().forEach(p -> folded.add(p.toString()));
     }
-    for (KfoldNode node : nodes) {
+    for (NodeRuntime node : nodes) {
       JsonNode claims = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_cluster", null, Map.of()).body()
           .path("nodes");
       Set<String> claimed = new HashSet<>();

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
@@ -57,14 +57,14 @@ class QueryBusTest {
     Vertx vertxA = Vertx.vertx();
     Vertx vertxB = Vertx.vertx();
     WebClient client = WebClient.create(vertxA);
-    List<KfoldNode> nodes = new ArrayList<>();
+    List<NodeRuntime> nodes = new ArrayList<>();
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       // B joins the group A is in: with quick rebalances A hears of it within a second.
       NodeConfig config = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("qbus-a"));
       nodes.add(TestNodes.startCaughtUp(vertxA, config));
       nodes.add(TestNodes.startCaughtUp(vertxB, TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("qbus-b"))));
       QueryApiTest.awaitSplitAndKnown(client, nodes, config);
-      KfoldNode a = nodes.get(0);
+      NodeRuntime a = nodes.get(0);
 
       // Users u0… with an email among seven (some none), written by an outside producer.
       Map<String, String> emails = new TreeMap<>();
@@ -177,7 +177,7 @@ class QueryBusTest {
       assertThat(fresh.header("Kfold-Stale")).as("stale=false answer of node A").isNull();
     } finally {
       client.close();
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         node.stop().await(60, TimeUnit.SECONDS);
       }
       vertxA.close().await(30, TimeUnit.SECONDS);
@@ -220,7 +220,7 @@ class QueryBusTest {
   }
 
   /** Waits until each users partition's node has folded every event written to it. */
-  private static void awaitFolded(List<KfoldNode> nodes, NodeConfig config, Map<Integer, Long> ends)
+  private static void awaitFolded(List<NodeRuntime> nodes, NodeConfig config, Map<Integer, Long> ends)
       throws InterruptedException {
     long deadline = System.currentTimeMillis() + 60_000;
     for (Map.Entry<Integer, Long> end : ends.entrySet()) {

@@ -3,7 +3,7 @@ package io.kfold.query;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.OpenApiContract;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -55,7 +55,7 @@ class QueryPositionTest {
     Vertx vertxA = Vertx.vertx();
     Vertx vertxB = Vertx.vertx();
     WebClient client = WebClient.create(vertxA);
-    List<KfoldNode> nodes = new ArrayList<>();
+    List<NodeRuntime> nodes = new ArrayList<>();
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       // B joins the group A is in: with quick rebalances A hears of it within a second.
       NodeConfig config = TestNodes.quickRebalancesConfig(app, TestNodes.tempDir("qpos-a"));
@@ -73,7 +73,7 @@ class QueryPositionTest {
       for (int i = 0; i < PLACE_ROUNDS; i++) {
         String order = "h" + i;
         TopicPartition partition = new TopicPartition(orders, partitionOf(order, config.kafka().partitions()));
-        KfoldNode through = notFolding(nodes, partition);
+        NodeRuntime through = notFolding(nodes, partition);
         String email = order + "@y.example";
         Reply placed = TestNodes.call(client, HttpMethod.POST, through.httpPort(), "/v1/orders/" + order + "/commands",
             "{\"type\": \"place\", \"payload\": {\"customerEmail\": \"" + email + "\", \"items\": [{\"sku\": \"s\","
@@ -95,7 +95,7 @@ class QueryPositionTest {
         String email = key + "@y";
         RecordMetadata sent = producer.send(new ProducerRecord<>(topic, key.getBytes(StandardCharsets.UTF_8),
             Envelopes.toBytes(JsonNodeFactory.instance.objectNode().put("email", email)))).get(30, TimeUnit.SECONDS);
-        KfoldNode through = notFolding(nodes, new TopicPartition(topic, sent.partition()));
+        NodeRuntime through = notFolding(nodes, new TopicPartition(topic, sent.partition()));
         String token = new Position(topic, sent.partition(), sent.offset()).token();
         assertThat(listed(client, through, "users", "email", email, token, api))
             .as("round %d: users with email %s through the node on %d, at the record's position", i, email,
@@ -104,7 +104,7 @@ class QueryPositionTest {
       }
 
       // A position the log has not reached: the owner waits timeoutMs, then 504, also through the other node.
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         String far = new Position(topic, 0, 1_000_000_000L).token();
         Reply late = TestNodes.call(client, HttpMethod.GET, node.httpPort(),
             "/v1/users?minPosition=" + far + "&timeoutMs=200", null, Map.of());
@@ -123,7 +123,7 @@ class QueryPositionTest {
       }
     } finally {
       client.close();
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         node.stop().await(60, TimeUnit.SECONDS);
       }
       vertxA.close().await(30, TimeUnit.SECONDS);
@@ -132,7 +132,7 @@ class QueryPositionTest {
   }
 
   /** The keys of the entities whose index has this value, as the query with the position answers them. */
-  private static Set<String> listed(WebClient client, KfoldNode node, String type, String index, String value,
+  private static Set<String> listed(WebClient client, NodeRuntime node, String type, String index, String value,
                                     String token, OpenApiContract api) throws Exception {
     String path = "/v1/" + type + "?" + index + "=" + URLEncoder.encode(value, StandardCharsets.UTF_8) + "&minPosition="
         + URLEncoder.encode(token, StandardCharsets.UTF_8) + "&timeoutMs=10000";
@@ -151,7 +151,7 @@ class QueryPositionTest {
   }
 
   /** The node that does not fold the partition (the split leaves each partition to one of the two). */
-  private static KfoldNode notFolding(List<KfoldNode> nodes, TopicPartition partition) {
+  private static NodeRuntime notFolding(List<NodeRuntime> nodes, TopicPartition partition) {
     return nodes.stream().filter(n -> !n.progress().folds(partition)).findFirst()
         .orElseThrow(() -> new AssertionError("both nodes fold " + partition));
   }

@@ -7,7 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.InterceptedStore;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.types.Envelopes;
@@ -79,7 +79,7 @@ class ViewFoldTest {
     // Two fold writes fail while the outbox of "members" holds what the poll before sent in the
     // open transaction: that transaction is aborted, so those contributions reach the view only
     // through the outbox, published again when the fold reopens.
-    KfoldNode.Options options = KfoldNode.Options.DEFAULTS.withView(new ViewFoldTestView())
+    NodeRuntime.Options options = NodeRuntime.Options.DEFAULTS.withView(new ViewFoldTestView())
         .withStore(store -> new InterceptedStore(store, batch -> {
           boolean pending = false;
           for (int partition = 0; partition < 4; partition++) {
@@ -91,7 +91,7 @@ class ViewFoldTest {
         }));
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
       NodeConfig config = NodeConfig.load(env(app, TestNodes.tempDir("view-a")));
-      KfoldNode node = start(vertx, config, options);
+      NodeRuntime node = start(vertx, config, options);
       for (int round = 0; round < 5; round++) {
         writeRandomPatches(producer, config, 400);
       }
@@ -100,12 +100,12 @@ class ViewFoldTest {
       node.stop().await(60, TimeUnit.SECONDS);
 
       writeRandomPatches(producer, config, 1500);
-      node = start(vertx, config, KfoldNode.Options.DEFAULTS.withView(new ViewFoldTestView()));
+      node = start(vertx, config, NodeRuntime.Options.DEFAULTS.withView(new ViewFoldTestView()));
       settleAndCheck(node, config, producer, http, "after a restart on the same store");
       node.stop().await(60, TimeUnit.SECONDS);
 
       NodeConfig fresh = NodeConfig.load(env(app, TestNodes.tempDir("view-b")));
-      node = start(vertx, fresh, KfoldNode.Options.DEFAULTS.withView(new ViewFoldTestView()));
+      node = start(vertx, fresh, NodeRuntime.Options.DEFAULTS.withView(new ViewFoldTestView()));
       settleAndCheck(node, fresh, producer, http, "after a restore on an empty node");
       node.stop().await(60, TimeUnit.SECONDS);
     } finally {
@@ -113,8 +113,8 @@ class ViewFoldTest {
     }
   }
 
-  private static KfoldNode start(Vertx vertx, NodeConfig config, KfoldNode.Options options) throws Exception {
-    KfoldNode node = KfoldNode.start(vertx, config, options).await(60, TimeUnit.SECONDS);
+  private static NodeRuntime start(Vertx vertx, NodeConfig config, NodeRuntime.Options options) throws Exception {
+    NodeRuntime node = NodeRuntime.start(vertx, config, options).await(60, TimeUnit.SECONDS);
     TestNodes.awaitCaughtUp(node);
     return node;
   }
@@ -183,7 +183,7 @@ class ViewFoldTest {
    * are duplicates the view must skip, and once the view has folded past them, it has folded all
    * that came before.
    */
-  private void settleAndCheck(KfoldNode node, NodeConfig config, KafkaProducer<byte[], byte[]> producer,
+  private void settleAndCheck(NodeRuntime node, NodeConfig config, KafkaProducer<byte[], byte[]> producer,
                               WebClient http, String when) throws Exception {
     long deadline = System.currentTimeMillis() + 60_000;
     String events = config.eventsTopic(ViewFoldTestView.TYPE);
@@ -265,7 +265,7 @@ class ViewFoldTest {
     return rows;
   }
 
-  private void checkRows(KfoldNode node, String when) throws Exception {
+  private void checkRows(NodeRuntime node, String when) throws Exception {
     Map<String, long[]> oracle = oracle();
     long entities = 0;
     long matching = model.values().stream().filter(state -> state.has("group")).count();
@@ -293,7 +293,7 @@ class ViewFoldTest {
    * Reads answer once the node directory has seen the view's version complete in every partition
    * (a node that just started does not know that yet, and answers 503).
    */
-  private static void awaitLive(KfoldNode node, WebClient http, String when) throws Exception {
+  private static void awaitLive(NodeRuntime node, WebClient http, String when) throws Exception {
     long deadline = System.currentTimeMillis() + 30_000;
     JsonNode view;
     do {
@@ -307,7 +307,7 @@ class ViewFoldTest {
   }
 
   /** Every row through HTTP: {key, row, entities}, 404 for a group without members; the internal type is not a type. */
-  private void checkReads(KfoldNode node, WebClient http, String when) throws Exception {
+  private void checkReads(NodeRuntime node, WebClient http, String when) throws Exception {
     Map<String, long[]> oracle = oracle();
     int port = node.httpPort();
     for (String group : GROUPS) {

@@ -2,7 +2,7 @@ package io.kfold.view;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.OpenApiContract;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -57,26 +57,26 @@ class ViewPositionTest {
   void readYourWritesThroughAThirdNode() throws Exception {
     String app = TestNodes.newApp("vpos");
     List<Vertx> vertxes = new ArrayList<>();
-    List<KfoldNode> nodes = new ArrayList<>();
+    List<NodeRuntime> nodes = new ArrayList<>();
     for (int i = 0; i < NODES; i++) {
       vertxes.add(Vertx.vertx());
     }
     WebClient client = WebClient.create(vertxes.get(0));
     try {
       NodeConfig config = null;
-      List<io.vertx.core.Future<KfoldNode>> starting = new ArrayList<>();
+      List<io.vertx.core.Future<NodeRuntime>> starting = new ArrayList<>();
       for (int i = 0; i < NODES; i++) {
         var dir = TestNodes.tempDir("vpos-" + i);
         // No side effects: the test reads views only, and a reaction's writes would only add load.
         config = NodeConfig.load(TestNodes.withEffects(TestNodes.env(app, dir), dir, "{}"));
-        starting.add(KfoldNode.start(vertxes.get(i), config, KfoldNode.Options.DEFAULTS));
+        starting.add(NodeRuntime.start(vertxes.get(i), config, NodeRuntime.Options.DEFAULTS));
       }
       for (var node : starting) {
         nodes.add(node.await(60, TimeUnit.SECONDS));
       }
       awaitSplitAndKnown(client, nodes, config);
       List<String> names = new ArrayList<>();
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         names.add(TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_cluster", null, Map.of()).body()
             .path("node").asText());
       }
@@ -93,7 +93,7 @@ class ViewPositionTest {
         TopicPartition orderPartition = new TopicPartition(orders, partitionOf(order, config.kafka().partitions()));
         int rowOwner = answeredBy(client, nodes, names, "/v1/_views/customers/" + email);
         int through = neither(nodes, orderPartition, rowOwner);
-        KfoldNode node = nodes.get(through);
+        NodeRuntime node = nodes.get(through);
         String as = "round " + i + ", " + order + " of " + email + " through node " + through;
 
         String placedAt = write(client, node, api, order, "{\"type\": \"place\", \"payload\": {\"customerEmail\": \""
@@ -128,7 +128,7 @@ class ViewPositionTest {
       }
 
       // The wait the views' reads begin with, asked of every node: the last write is published.
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         Reply published = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_positions/" + last
             + "?timeoutMs=10000", null, Map.of());
         assertThat(published.status()).as("the last position through %d: %s", node.httpPort(), published.body())
@@ -138,7 +138,7 @@ class ViewPositionTest {
 
       // A position the log has not reached: 504 after timeoutMs, saying what was not reached.
       String far = new Position(orders, 0, 1_000_000_000L).token();
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         Reply late = TestNodes.call(client, HttpMethod.GET, node.httpPort(),
             "/v1/_views/customers/c0@v.example?minPosition=" + far + "&timeoutMs=200", null, Map.of());
         assertThat(late.status()).as("far position, row through %d: %s", node.httpPort(), late.body()).isEqualTo(504);
@@ -169,7 +169,7 @@ class ViewPositionTest {
       }
     } finally {
       client.close();
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         node.stop().await(60, TimeUnit.SECONDS);
       }
       for (Vertx vertx : vertxes) {
@@ -179,7 +179,7 @@ class ViewPositionTest {
   }
 
   /** A command of the order through {@code node}; its answer's position, once checked against the contract. */
-  private static String write(WebClient client, KfoldNode node, OpenApiContract api, String order, String command)
+  private static String write(WebClient client, NodeRuntime node, OpenApiContract api, String order, String command)
       throws Exception {
     Reply written = TestNodes.call(client, HttpMethod.POST, node.httpPort(), "/v1/orders/" + order + "/commands",
         command, Map.of());
@@ -188,7 +188,7 @@ class ViewPositionTest {
     return written.body().path("position").asText();
   }
 
-  private static Reply row(WebClient client, KfoldNode node, String view, String key, String position,
+  private static Reply row(WebClient client, NodeRuntime node, String view, String key, String position,
                            OpenApiContract api) throws Exception {
     Reply reply = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_views/" + view + "/" + key
         + "?minPosition=" + position + "&timeoutMs=10000", null, Map.of());
@@ -208,7 +208,7 @@ class ViewPositionTest {
   }
 
   /** The rows of order-status, status → entities, as the list read with the position answers them. */
-  private static Map<String, Long> statusList(WebClient client, KfoldNode node, String position, OpenApiContract api)
+  private static Map<String, Long> statusList(WebClient client, NodeRuntime node, String position, OpenApiContract api)
       throws Exception {
     Reply page = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_views/order-status?minPosition="
         + position + "&timeoutMs=10000", null, Map.of());
@@ -221,7 +221,7 @@ class ViewPositionTest {
   }
 
   /** The index of the node that answers {@code path} (a read forwarded to the node that folds it). */
-  private static int answeredBy(WebClient client, List<KfoldNode> nodes, List<String> names, String path)
+  private static int answeredBy(WebClient client, List<NodeRuntime> nodes, List<String> names, String path)
       throws Exception {
     Reply reply = TestNodes.call(client, HttpMethod.GET, nodes.get(0).httpPort(), path, null, Map.of());
     String name = reply.header(Forwarder.ANSWERED_BY);
@@ -230,7 +230,7 @@ class ViewPositionTest {
   }
 
   /** A node that folds neither the order's partition nor the row: with three nodes there is one. */
-  private static int neither(List<KfoldNode> nodes, TopicPartition orderPartition, int rowOwner) {
+  private static int neither(List<NodeRuntime> nodes, TopicPartition orderPartition, int rowOwner) {
     for (int i = 0; i < nodes.size(); i++) {
       if (i != rowOwner && !nodes.get(i).progress().folds(orderPartition)) {
         return i;
@@ -248,7 +248,7 @@ class ViewPositionTest {
    * every node's claims covering the partitions they fold: then each read through one node can be
    * forwarded to the others.
    */
-  private static void awaitSplitAndKnown(WebClient client, List<KfoldNode> nodes, NodeConfig config) throws Exception {
+  private static void awaitSplitAndKnown(WebClient client, List<NodeRuntime> nodes, NodeConfig config) throws Exception {
     long deadline = System.currentTimeMillis() + 60_000;
     while (!splitAndKnown(client, nodes, config)) {
       assertThat(System.currentTimeMillis()).as("the partitions split over the nodes, known by each").isLessThan(deadline);
@@ -256,16 +256,16 @@ class ViewPositionTest {
     }
   }
 
-  private static boolean splitAndKnown(WebClient client, List<KfoldNode> nodes, NodeConfig config) throws Exception {
+  private static boolean splitAndKnown(WebClient client, List<NodeRuntime> nodes, NodeConfig config) throws Exception {
     Set<String> folded = new HashSet<>();
-    for (KfoldNode node : nodes) {
+    for (NodeRuntime node : nodes) {
       var partitions = node.progress().lag().keySet();
       if (!node.progress().caughtUp() || partitions.stream().noneMatch(p -> p.topic().equals(config.eventsTopic("orders")))) {
         return false;
       }
       partitions.forEach(p -> folded.add(p.toString()));
     }
-    for (KfoldNode node : nodes) {
+    for (NodeRuntime node : nodes) {
       JsonNode claims = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_cluster", null, Map.of()).body()
           .path("nodes");
       Set<String> claimed = new HashSet<>();

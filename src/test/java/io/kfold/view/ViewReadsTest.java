@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.OpenApiContract;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
@@ -70,11 +70,11 @@ class ViewReadsTest {
   void rowsThroughEitherNode() throws Exception {
     String app = TestNodes.newApp("vreads");
     List<Vertx> vertxes = List.of(Vertx.vertx(), Vertx.vertx());
-    List<KfoldNode> nodes = new ArrayList<>();
+    List<NodeRuntime> nodes = new ArrayList<>();
     WebClient client = WebClient.create(vertxes.get(0));
     HttpClient streams = vertxes.get(0).createHttpClient();
     try (KafkaProducer<byte[], byte[]> producer = TestNodes.plainProducer()) {
-      List<io.vertx.core.Future<KfoldNode>> starting = new ArrayList<>();
+      List<io.vertx.core.Future<NodeRuntime>> starting = new ArrayList<>();
       NodeConfig config = null;
       for (int i = 0; i < 2; i++) {
         Map<String, String> env = new HashMap<>(ViewFoldTest.env(app, TestNodes.tempDir("vreads-" + i)));
@@ -82,9 +82,9 @@ class ViewReadsTest {
         // where an equal copy of the row would hide it.
         env.put("KFOLD_FOLD_STANDBY_REPLICAS", "0");
         config = NodeConfig.load(env);
-        starting.add(KfoldNode.start(vertxes.get(i), config, KfoldNode.Options.DEFAULTS.withView(new ViewFoldTestView())));
+        starting.add(NodeRuntime.start(vertxes.get(i), config, NodeRuntime.Options.DEFAULTS.withView(new ViewFoldTestView())));
       }
-      for (io.vertx.core.Future<KfoldNode> node : starting) {
+      for (io.vertx.core.Future<NodeRuntime> node : starting) {
         nodes.add(node.await(60, TimeUnit.SECONDS));
       }
       awaitSplit(client, nodes, config);
@@ -96,7 +96,7 @@ class ViewReadsTest {
       assertThat(expected).as("rows of the oracle").hasSizeGreaterThan(50);
       assertThat(model.values().stream().anyMatch(state -> !state.has("group"))).as("members that left every row")
           .isTrue();
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         for (int size : PAGE_SIZES) {
           checkWalk(client, node, api, size, null);
           for (String prefix : PREFIXES) {
@@ -105,7 +105,7 @@ class ViewReadsTest {
         }
       }
 
-      KfoldNode first = nodes.get(0);
+      NodeRuntime first = nodes.get(0);
       assertBadRequest(client, first, api, "limit=0", "limit is '0'");
       assertBadRequest(client, first, api, "after=not-a-cursor", "'after' is not a cursor this API gave");
       assertBadRequest(client, first, api, "prefix=-x", "prefix '-x' starts no row key");
@@ -117,7 +117,7 @@ class ViewReadsTest {
           Map.of());
       assertThat(noRow.status()).as("a row that does not exist").isEqualTo(404);
       api.assertAnswer("GET", "/v1/_views/{view}/{key}", noRow);
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         Reply views = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_views", null, Map.of());
         assertThat(views.status()).as("GET /v1/_views: %s", views.body()).isEqualTo(200);
         api.assertAnswer("GET", "/v1/_views", views);
@@ -187,7 +187,7 @@ class ViewReadsTest {
     } finally {
       streams.close().await(10, TimeUnit.SECONDS);
       client.close();
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         node.stop().await(60, TimeUnit.SECONDS);
       }
       for (Vertx vertx : vertxes) {
@@ -207,18 +207,18 @@ class ViewReadsTest {
     }
   }
 
-  private static String openApi(WebClient client, KfoldNode node) throws Exception {
+  private static String openApi(WebClient client, NodeRuntime node) throws Exception {
     return client.get(node.httpPort(), "127.0.0.1", "/openapi.yaml").send().await(30, TimeUnit.SECONDS).bodyAsString();
   }
 
   /** Until both nodes fold some partitions of the members and of the view's rows, and know each other's claims. */
-  private static void awaitSplit(WebClient client, List<KfoldNode> nodes, NodeConfig config) throws Exception {
+  private static void awaitSplit(WebClient client, List<NodeRuntime> nodes, NodeConfig config) throws Exception {
     long deadline = System.currentTimeMillis() + 60_000;
     String members = config.eventsTopic(ViewFoldTestView.TYPE);
     String rows = config.eventsTopic(ViewType.typeName(VIEW));
     while (true) {
       boolean split = true;
-      for (KfoldNode node : nodes) {
+      for (NodeRuntime node : nodes) {
         var lag = node.progress().lag().keySet();
         split &= node.progress().caughtUp() && lag.stream().anyMatch(p -> p.topic().equals(members))
             && lag.stream().anyMatch(p -> p.topic().equals(rows))
@@ -299,7 +299,7 @@ class ViewReadsTest {
   }
 
   /** Until a walk of every row equals the oracle: the writes are folded, and so are their contributions. */
-  private void awaitRows(WebClient client, KfoldNode node) throws Exception {
+  private void awaitRows(WebClient client, NodeRuntime node) throws Exception {
     long deadline = System.currentTimeMillis() + 60_000;
     List<String> expected = oracle().values().stream().map(JsonNode::toString).toList();
     List<String> walked = List.of();
@@ -313,7 +313,7 @@ class ViewReadsTest {
     assertThat(walked).as("the rows once every write is folded").containsExactlyElementsOf(expected);
   }
 
-  private void checkWalk(WebClient client, KfoldNode node, OpenApiContract api, int size, String prefix)
+  private void checkWalk(WebClient client, NodeRuntime node, OpenApiContract api, int size, String prefix)
       throws Exception {
     List<String> walked = walk(client, node, prefix, size, api).stream().map(JsonNode::toString).toList();
     String as = "rows" + (prefix == null ? "" : " with prefix " + prefix) + " at size " + size + " through the node on "
@@ -325,7 +325,7 @@ class ViewReadsTest {
   }
 
   /** Every page of the list, in order; each answer checked against the contract when one is given. */
-  private static List<JsonNode> walk(WebClient client, KfoldNode node, String prefix, int size, OpenApiContract api)
+  private static List<JsonNode> walk(WebClient client, NodeRuntime node, String prefix, int size, OpenApiContract api)
       throws Exception {
     List<JsonNode> rows = new ArrayList<>();
     String after = null;
@@ -348,7 +348,7 @@ class ViewReadsTest {
     throw new AssertionError("the walk did not end");
   }
 
-  private static void assertBadRequest(WebClient client, KfoldNode node, OpenApiContract api, String query,
+  private static void assertBadRequest(WebClient client, NodeRuntime node, OpenApiContract api, String query,
                                        String message) throws Exception {
     Reply reply = TestNodes.call(client, HttpMethod.GET, node.httpPort(), "/v1/_views/" + VIEW + "?" + query, null,
         Map.of());

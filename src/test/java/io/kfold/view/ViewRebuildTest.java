@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.config.NodeConfig;
-import io.kfold.KfoldNode;
+import io.kfold.node.NodeRuntime;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.types.Envelopes;
@@ -65,7 +65,7 @@ class ViewRebuildTest {
       String events = config.eventsTopic(ViewFoldTestView.TYPE);
 
       // Entities first, without the view.
-      KfoldNode node = start(vertx, config, KfoldNode.Options.DEFAULTS);
+      NodeRuntime node = start(vertx, config, NodeRuntime.Options.DEFAULTS);
       writePatches(producer, events, 6000);
       awaitFolded(node, events);
       node.stop().await(60, TimeUnit.SECONDS);
@@ -73,7 +73,7 @@ class ViewRebuildTest {
       // The view added: its first version is built from the stored states while patches keep coming.
       ViewVersion first = ViewVersion.of(new ViewFoldTestView(), 1);
       Writer writer = new Writer(producer, events);
-      node = start(vertx, config, KfoldNode.Options.DEFAULTS.withView(new ViewFoldTestView()));
+      node = start(vertx, config, NodeRuntime.Options.DEFAULTS.withView(new ViewFoldTestView()));
       Reader reader = new Reader(http, node.httpPort());
       awaitLive(http, node.httpPort(), first);
       writer.stop();
@@ -117,7 +117,7 @@ class ViewRebuildTest {
       // A changed definition: the node starts with it, builds its version while the old one answers.
       ViewVersion changed = ViewVersion.of(new ViewFoldTestView(2), 1);
       writer = new Writer(producer, events);
-      node = start(vertx, config, KfoldNode.Options.DEFAULTS.withView(new ViewFoldTestView(2)));
+      node = start(vertx, config, NodeRuntime.Options.DEFAULTS.withView(new ViewFoldTestView(2)));
       reader = new Reader(http, node.httpPort());
       awaitLive(http, node.httpPort(), changed);
       writer.stop();
@@ -131,8 +131,8 @@ class ViewRebuildTest {
     }
   }
 
-  private static KfoldNode start(Vertx vertx, NodeConfig config, KfoldNode.Options options) throws Exception {
-    KfoldNode node = KfoldNode.start(vertx, config, options).await(60, TimeUnit.SECONDS);
+  private static NodeRuntime start(Vertx vertx, NodeConfig config, NodeRuntime.Options options) throws Exception {
+    NodeRuntime node = NodeRuntime.start(vertx, config, options).await(60, TimeUnit.SECONDS);
     TestNodes.awaitCaughtUp(node);
     return node;
   }
@@ -211,7 +211,7 @@ class ViewRebuildTest {
     assertThat(read).as("rows of version " + version + " against a recomputation from the states").isEqualTo(expected);
   }
 
-  private void awaitFolded(KfoldNode node, String events) throws InterruptedException {
+  private void awaitFolded(NodeRuntime node, String events) throws InterruptedException {
     long deadline = System.currentTimeMillis() + 60_000;
     for (Map.Entry<Integer, Long> partition : written.entrySet()) {
       while (node.store().nextOffset(events, partition.getKey()).orElse(0) < partition.getValue()) {

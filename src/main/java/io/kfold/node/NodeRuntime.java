@@ -1,0 +1,299 @@
+package io.kfold.node;
+
+import io.kfold.command.EntityWriter;
+import io.kfold.command.EventBusApiVerticle;
+import io.kfold.cluster.NodeClients;
+import io.kfold.cluster.NodeDirectory;
+import io.kfold.cluster.Ownership;
+import io.kfold.config.NodeConfig;
+import io.kfold.effects.EffectConfig;
+import io.kfold.effects.EffectStats;
+import io.kfold.effects.EffectVerticle;
+import io.kfold.entity.EntityType;
+import io.kfold.types.EntityTypes;
+import io.kfold.fold.FoldProgress;
+import io.kfold.fold.FoldVerticle;
+import io.kfold.fold.FoldWatch;
+import io.kfold.http.HttpApiVerticle;
+import io.kfold.http.ServerCertificate;
+import io.kfold.log.KafkaCheck;
+import io.kfold.log.KafkaClients;
+import io.kfold.log.Supervisor;
+import io.kfold.log.Topics;
+import io.kfold.plugin.Plugins;
+import io.kfold.store.EntityStore;
+import io.kfold.store.RocksEntityStore;
+import io.kfold.entity.ViewDefinition;
+import io.vertx.core.Context;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.Vertx;
+import io.vertx.kafka.client.producer.KafkaWriteStream;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+import org.apache.kafka.clients.admin.Admin;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.time.Duration;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.UnaryOperator;
+
+/**
+ * One running kfold node on a Kafka cluster: its topics, its store, its producer, and its verticles
+ * deployed in order (fold, event bus, side-effect workers, HTTP). A failed step fails the start and undoes the steps
+ * before it.
+ */
+public final class NodeRuntime {
+
+  private static final Logger LOG = LoggerFactory.getLogger(NodeRuntime.class);
+
+  private final Vertx vertx;
+  private final EntityStore store;
+  private final FoldProgress progress;
+  private final KafkaWriteStream<String, byte[]> producer;
+  /** Deployment ids, the last deployed first: they are undeployed in that order. */
+  private final List<String> deployments = new CopyOnWriteArrayList<>();
+  private final HttpApiVerticle http;
+  private long sweeper = -1;
+  /** Set by stop: no sweep of idempotency keys starts after it. */
+  private volatile boolean stopping;
+  /** The sweep of idempotency keys running, or the last one: stop closes the store only after it. */
+  private volatile Future<?> sweep = Future.succeededFuture();
+
+  private final NodeDirectory directory;
+  /** The plugin jars the node's types and views came from: closed when the node stops. */
+  private final Plugins plugins;
+
+  private NodeRuntime(Vertx vertx, EntityStore store, KafkaWriteStream<String, byte[]> producer, FoldProgress progress,
+                    HttpApiVerticle http, NodeDirectory directory, Plugins plugins) {
+    this.directory = directory;
+    this.plugins = plugins;
+    this.vertx = vertx;
+    this.store = store;
+    this.producer = producer;
+    this.progress = progress;
+    this.http = http;
+  }
+
+  /**
+   * What kfold's own code and tests may change in a node beyond its configuration (the public
+   * {@code KfoldNode.Options} offers the part that applications need).
+   *
+   * @param store                wraps the node's store, for example in a decorator that meters it
+   * @param foldMaxPollInterval  the longest the fold's consumer may go between two polls before the
+   *                             group gives its partitions to others ({@code max.poll.interval.ms})
+   * @param views                views written in Java, kept besides the configuration's
+   * @param types                entity types written in Java, served besides the configuration's
+   */
+  public record Options(UnaryOperator<EntityStore> store, Duration foldMaxPollInterval, List<ViewDefinition> views,
+                        List<EntityType> types) {
+    /** The store as it is; Kafka's default poll interval, five minutes; no Java views or types. */
+    public static final Options DEFAULTS = new Options(UnaryOperator.identity(), Duration.ofMinutes(5), List.of(), List.of());
+
+    public Options withStore(UnaryOperator<EntityStore> decorator) {
+      return new Options(decorator, foldMaxPollInterval, views, types);
+    }
+
+    public Options withFoldMaxPollInterval(Duration interval) {
+      return new Options(store, interval, views, types);
+    }
+
+    public Options withView(ViewDefinition view) {
+      return new Options(store, foldMaxPollInterval, plus(views, view), types);
+    }
+
+    public Options withType(EntityType type) {
+      return new Options(store, foldMaxPollInterval, views, plus(types, type));
+    }
+
+    private static <T> List<T> plus(List<T> list, T item) {
+      List<T> more = new ArrayList<>(list);
+      more.add(Objects.requireNonNull(item));
+      return List.copyOf(more);
+    }
+  }
+
+  /** Starts a node on the cluster named by {@code config.kafka().bootstrap()}. */
+  public static Future<NodeRuntime> start(Vertx vertx, NodeConfig config) {
+    return start(vertx, config, Options.DEFAULTS);
+  }
+
+  /** The plugin jars a node opened, and the types and views it serves, classes of those jars included. */
+  private record Loaded(Plugins plugins, EntityTypes types) {}
+
+  /** The same, with {@code options}. */
+  public static Future<NodeRuntime> start(Vertx vertx, NodeConfig config, Options options) {
+    // Opening plugin jars and creating their classes blocks: called on an event loop, it runs on a worker;
+    // called elsewhere, it runs at once, so that a bad plugin stops the start here, named.
+    if (Context.isOnEventLoopThread()) {
+      return vertx.executeBlocking(() -> load(config, options)).compose(loaded -> start(vertx, config, options, loaded));
+    }
+    return start(vertx, config, options, load(config, options));
+  }
+
+  private static Loaded load(NodeConfig config, Options options) {
+    Plugins plugins = Plugins.open(config.plugins());
+    try {
+      return new Loaded(plugins, EntityTypes.from(config, plugins, options.types(), options.views()));
+    } catch (RuntimeException e) {
+      plugins.close();
+      throw e;
+    }
+  }
+
+  private static Future<NodeRuntime> start(Vertx vertx, NodeConfig config, Options options, Loaded loaded) {
+    Plugins plugins = loaded.plugins();
+    EntityTypes types = loaded.types();
+    // The views' folded types have their topics and partitions like the user types.
+    List<String> typeNames = types.folded().stream().map(EntityType::name).toList();
+    Map<String, Integer> partitions = new java.util.concurrent.ConcurrentHashMap<>();
+    java.util.concurrent.atomic.AtomicReference<String> transactionalId = new java.util.concurrent.atomic.AtomicReference<>();
+    java.util.concurrent.atomic.AtomicReference<ServerCertificate> certificate = new java.util.concurrent.atomic.AtomicReference<>();
+    return vertx.executeBlocking(() -> {
+      // A missing or wrong TLS file stops the start before anything runs; the HTTP API serves what was read here.
+      if (config.http().tls().enabled()) {
+        certificate.set(ServerCertificate.read(vertx, config.http().tls()));
+      }
+      NodeClients.checkTrust(config.http().tls());
+      try (Admin admin = KafkaCheck.admin(config.kafka(), config.app() + "-topics")) {
+        // Before anything retries in silence: wrong credentials or an untrusted certificate fail here, said plainly.
+        KafkaCheck.check(admin, config.kafka());
+        partitions.putAll(Topics.ensure(admin, config, typeNames));
+      }
+      if (config.fold().transactions()) {
+        transactionalId.set(config.app() + "-fold-" + storedNodeId(config.dataDir()));
+      }
+      return options.store().apply(new RocksEntityStore(config.dataDir().resolve("store")));
+    }).compose(store -> vertx.executeBlocking(() -> KafkaWriteStream.create(vertx,
+            KafkaClients.producer(config.kafka(), config.app() + "-writer"),
+            new StringSerializer(), new ByteArraySerializer()))
+        .compose(producer -> {
+          FoldProgress progress = new FoldProgress();
+          Supervisor supervisor = new Supervisor();
+          FoldWatch watch = new FoldWatch(vertx, store);
+          Ownership ownership = new Ownership(config, partitions, progress);
+          EntityWriter writer = new EntityWriter(vertx, config, types, store, watch, producer, ownership);
+          String nodeName = config.kafka().groupInstanceId().isBlank() ? UUID.randomUUID().toString()
+              : config.kafka().groupInstanceId();
+          NodeDirectory directory = new NodeDirectory(config, nodeName, progress, supervisor);
+          directory.keepViews(types.views());
+          Map<String, EffectStats> effects = new LinkedHashMap<>();
+          List<EffectVerticle> workers = new ArrayList<>();
+          for (EffectConfig effect : config.effects()) {
+            EffectVerticle worker = new EffectVerticle(config, effect, writer, ownership, directory, supervisor);
+            workers.add(worker);
+            effects.put(effect.name(), worker.stats());
+          }
+          HttpApiVerticle http = new HttpApiVerticle(config, types, store, watch, progress, writer, effects, ownership,
+              directory, supervisor, certificate.get());
+          NodeRuntime node = new NodeRuntime(vertx, store, producer, progress, http, directory, plugins);
+          Future<Void> chain = node.deploy(new FoldVerticle(config, types, store, watch, progress,
+                  () -> directory.standbys(config.fold().standbyReplicas()), supervisor, options.foldMaxPollInterval(),
+                  transactionalId.get()))
+              .compose(v -> node.deploy(new EventBusApiVerticle(config, types, store, watch, writer, ownership, directory)));
+          for (EffectVerticle worker : workers) {
+            chain = chain.compose(v -> node.deploy(worker));
+          }
+          node.forgetExpiredIdempotencyKeys(config);
+          return chain.compose(v -> node.deploy(http))
+              .compose(v -> vertx.executeBlocking(() -> {
+                String advertised = config.http().advertisedUrl();
+                directory.start(advertised.isBlank()
+                    ? config.http().scheme() + "://" + config.http().host() + ":" + http.port() : advertised);
+                return null;
+              }))
+              .map(node)
+              .recover(e -> node.stop().transform(v -> Future.failedFuture(e)));
+        }, e -> {
+          store.close();
+          return Future.failedFuture(e);
+        }))
+        .onFailure(e -> plugins.close());
+  }
+
+  /**
+   * This node's id, kept in its data folder so that it stays the same across restarts: the fold's
+   * transactions are named after it, and a node that restarts after a crash aborts, by starting
+   * with the same transactional id, what it left open.
+   */
+  private static String storedNodeId(Path dataDir) throws IOException {
+    Path file = dataDir.resolve("node-id");
+    if (Files.exists(file)) {
+      return Files.readString(file, StandardCharsets.UTF_8).trim();
+    }
+    String id = UUID.randomUUID().toString();
+    Files.createDirectories(dataDir);
+    Files.writeString(file, id, StandardCharsets.UTF_8);
+    return id;
+  }
+
+  private Future<Void> deploy(VerticleBase verticle) {
+    return vertx.deployVerticle(verticle).map(id -> {
+      deployments.add(0, id);
+      return null;
+    });
+  }
+
+  public int httpPort() {
+    return http.port();
+  }
+
+  public FoldProgress progress() {
+    return progress;
+  }
+
+  public EntityStore store() {
+    return store;
+  }
+
+  /** Once an hour, the store forgets the idempotency keys older than the window. */
+  private void forgetExpiredIdempotencyKeys(NodeConfig config) {
+    long window = config.writes().idempotencyWindowMs();
+    sweeper = vertx.setPeriodic(Math.min(window, 3_600_000), id -> {
+      if (stopping) {
+        return;
+      }
+      sweep = vertx.executeBlocking(() -> store.forgetIdempotencyKeys(System.currentTimeMillis() - window), false)
+          .onSuccess(forgotten -> LOG.debug("forgot {} expired idempotency keys", forgotten))
+          .onFailure(e -> LOG.warn("forgetting expired idempotency keys failed: {}", e.toString()));
+    });
+  }
+
+  /** The routes of the HTTP API. */
+  public List<String> httpRoutes() {
+    return http.routes();
+  }
+
+  /** Undeploys the verticles in reverse order (HTTP first, the fold last), then closes the producer and the store. */
+  public Future<Void> stop() {
+    stopping = true;
+    vertx.cancelTimer(sweeper);
+    Future<Void> chain = vertx.executeBlocking(() -> {
+      directory.close();
+      return null;
+    });
+    for (String deployment : deployments) {
+      chain = chain.eventually(() -> vertx.undeploy(deployment));
+    }
+    // If a verticle (the fold above all) did not stop, it may still use the store: leave it open
+    // rather than pull native memory from under it.
+    // A sweep that began a moment before stop still runs: the store is closed after it. (Its close
+    // also waits for any call in progress, which covers a sweep that this read of the field missed.)
+    return chain.eventually(producer::close).eventually(() -> sweep).compose(v -> vertx.executeBlocking(() -> {
+      store.close();
+      plugins.close();
+      return null;
+    })).mapEmpty();
+  }
+}
