@@ -207,7 +207,7 @@ class EmbeddingTest {
   }
 
   @Test
-  @DisplayName("two types with one name fail the start, naming both; an unknown key fails the YAML")
+  @DisplayName("two types with one name fail the start, naming both; a YAML may leave every type to code; an unknown key fails it")
   void badTypesAndKeys() throws Exception {
     KfoldConfig config = KfoldConfig.fromYaml("""
         app: %s
@@ -226,6 +226,8 @@ class EmbeddingTest {
     } finally {
       vertx.close().await(30, TimeUnit.SECONDS);
     }
+    assertThat(KfoldConfig.fromYaml("app: all-in-code\ntypes: []\n").app()).as("every type may come from code")
+        .isEqualTo("all-in-code");
     assertThatThrownBy(() -> KfoldConfig.fromYaml("htp:\n  port: 8080\n"))
         .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("unknown key 'htp'");
   }
