@@ -8,6 +8,8 @@ import io.kfold.cluster.Ownership;
 import io.kfold.effects.EffectConfig;
 import io.kfold.effects.EffectStats;
 import io.kfold.effects.EffectVerticle;
+import io.kfold.effects.PluggedSinks;
+import io.kfold.entity.EffectSink;
 import io.kfold.entity.EntityType;
 import io.kfold.entity.EntityTypes;
 import io.kfold.fold.FoldProgress;
@@ -39,6 +41,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -90,23 +93,42 @@ public final class KfoldNode {
    * @param foldMaxPollInterval  the longest the fold's consumer may go between two polls before the
    *                             group gives its partitions to others ({@code max.poll.interval.ms})
    * @param views                views written in Java, kept besides the configuration's
+   * @param sinks                effect sinks written in Java, by the name a worker's {@code target: {name: ...}} gives
    */
-  public record Options(UnaryOperator<EntityStore> store, Duration foldMaxPollInterval, List<ViewDefinition> views) {
-    /** The store as it is; Kafka's default poll interval, five minutes; no Java views. */
-    public static final Options DEFAULTS = new Options(UnaryOperator.identity(), Duration.ofMinutes(5), List.of());
+  public record Options(UnaryOperator<EntityStore> store, Duration foldMaxPollInterval, List<ViewDefinition> views,
+                        Map<String, EffectSink> sinks) {
+    /** The store as it is; Kafka's default poll interval, five minutes; no Java views, no sinks. */
+    public static final Options DEFAULTS = new Options(UnaryOperator.identity(), Duration.ofMinutes(5), List.of(),
+        Map.of());
 
     public Options withStore(UnaryOperator<EntityStore> decorator) {
-      return new Options(decorator, foldMaxPollInterval, views);
+      return new Options(decorator, foldMaxPollInterval, views, sinks);
     }
 
     public Options withFoldMaxPollInterval(Duration interval) {
-      return new Options(store, interval, views);
+      return new Options(store, interval, views, sinks);
     }
 
     public Options withView(ViewDefinition view) {
       List<ViewDefinition> more = new ArrayList<>(views);
       more.add(view);
-      return new Options(store, foldMaxPollInterval, List.copyOf(more));
+      return new Options(store, foldMaxPollInterval, List.copyOf(more), sinks);
+    }
+
+    /**
+     * Registers {@code sink} under {@code name}, for the workers whose target is {@code {name: <name>}}.
+     * The sink stays the application's: kfold does not close it.
+     */
+    public Options withSink(String name, EffectSink sink) {
+      if (name == null || name.isBlank() || sink == null) {
+        throw new IllegalArgumentException("withSink needs a name and a sink");
+      }
+      if (sinks.containsKey(name)) {
+        throw new IllegalArgumentException("a sink is registered twice under the name '" + name + "'");
+      }
+      Map<String, EffectSink> more = new HashMap<>(sinks);
+      more.put(name, sink);
+      return new Options(store, foldMaxPollInterval, views, Map.copyOf(more));
     }
   }
 
@@ -120,8 +142,10 @@ public final class KfoldNode {
     // Read at once, before anything starts: a bad plugin stops the start here, named.
     Plugins plugins = Plugins.open(config.plugins());
     EntityTypes types;
+    PluggedSinks sinks;
     try {
       types = EntityTypes.from(config, plugins, options.views());
+      sinks = PluggedSinks.of(config.effects(), plugins, options.sinks());
     } catch (RuntimeException e) {
       plugins.close();
       throw e;
@@ -162,7 +186,7 @@ public final class KfoldNode {
           Map<String, EffectStats> effects = new LinkedHashMap<>();
           List<EffectVerticle> workers = new ArrayList<>();
           for (EffectConfig effect : config.effects()) {
-            EffectVerticle worker = new EffectVerticle(config, effect, writer, ownership, directory, supervisor);
+            EffectVerticle worker = new EffectVerticle(config, effect, writer, ownership, directory, supervisor, sinks);
             workers.add(worker);
             effects.put(effect.name(), worker.stats());
           }

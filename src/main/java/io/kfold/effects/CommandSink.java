@@ -9,6 +9,7 @@ import io.kfold.command.EntityWriter;
 import io.kfold.command.EntityWriter.Options;
 import io.kfold.effects.EffectConfig.CommandTarget;
 import io.kfold.entity.Command;
+import io.kfold.entity.EffectSink.PermanentFailure;
 import io.kfold.entity.EntityIds;
 import io.kfold.entity.Envelopes;
 import io.kfold.entity.KfoldException;

@@ -2,6 +2,7 @@ package io.kfold.effects;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.effects.EffectConfig.HttpTarget;
+import io.kfold.entity.EffectSink.PermanentFailure;
 import io.kfold.entity.Envelopes;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.effects.EffectConfig.IndexTarget;
+import io.kfold.entity.EffectSink.PermanentFailure;
 import io.kfold.entity.Envelopes;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
