@@ -178,7 +178,8 @@ class SinkEffectTest {
       for (int e = 0; e < entities; e++) {
         List<String> events = new ArrayList<>();
         for (int n = 1; n <= perEntity; n++) {
-          events.add(event("{\"n\": " + n + "}", "c-u" + e));
+          // The first event sets a field the later ones leave alone: the state keeps it, their payloads lack it.
+          events.add(event(n == 1 ? "{\"n\": 1, \"since\": \"v1\"}" : "{\"n\": " + n + "}", "c-u" + e));
         }
         produce(config, "u" + e, events);
       }
@@ -199,7 +200,9 @@ class SinkEffectTest {
       assertThat(sample.entity()).isEqualTo("users");
       assertThat(sample.eventType()).isEqualTo("Seen");
       assertThat(sample.payload().path("n").asInt()).isEqualTo(2);
+      assertThat(sample.payload().has("since")).isFalse();
       assertThat(sample.state().path("n").asInt()).as("the state after the event").isEqualTo(2);
+      assertThat(sample.state().path("since").asText()).as("the state after the event").isEqualTo("v1");
       assertThat(sample.correlationId()).isEqualTo("c-u3");
       assertThat(sample.time()).isNotNull();
       assertThat(sample.changeId()).isEqualTo("u3:2");

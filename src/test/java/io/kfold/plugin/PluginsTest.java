@@ -51,7 +51,8 @@ class PluginsTest {
       import com.fasterxml.jackson.databind.node.JsonNodeFactory;
       import com.fasterxml.jackson.databind.node.ObjectNode;
       import io.kfold.entity.*;
-            public class Payments implements EntityType {
+      import java.util.List;
+      public class Payments implements EntityType {
         public String name() { return "payments"; }
         public JsonNode initialState() { return JsonNodeFactory.instance.objectNode().put("paid", 0); }
         public JsonNode apply(JsonNode state, Envelope event) {
@@ -74,7 +75,8 @@ class PluginsTest {
       import com.fasterxml.jackson.databind.JsonNode;
       import com.fasterxml.jackson.databind.node.ObjectNode;
       import io.kfold.view.*;
-            import java.util.Map;
+      import java.util.List;
+      import java.util.Map;
       public class PaymentCount implements ViewDefinition {
         private final ConfiguredView counted = new ConfiguredView("payment-count", List.of("payments"), "/currency",
             Map.of(), List.of(new ConfiguredView.Field("payments", ConfiguredView.Aggregate.COUNT, null)));
