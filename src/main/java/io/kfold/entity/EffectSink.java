@@ -16,8 +16,9 @@ import io.vertx.core.Future;
  * <p>{@link #deliver} is called on the worker's event loop: it must not block; hand blocking work
  * to {@code vertx.executeBlocking} and answer with its future. A change may be delivered more than
  * once (at-least-once: after a failure or a crash), so a sink should apply a change once, for
- * example keyed by {@link Change#eventId()}.
+ * example keyed by {@link Change#eventId()}. One method to write: a lambda is a sink.
  */
+@FunctionalInterface
 public interface EffectSink {
 
   /**
