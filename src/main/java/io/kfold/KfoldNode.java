@@ -1,5 +1,6 @@
 package io.kfold;
 
+import io.kfold.entity.EffectSink;
 import io.kfold.entity.EntityType;
 import io.kfold.entity.ViewDefinition;
 import io.kfold.node.NodeRuntime;
@@ -47,6 +48,14 @@ public final class KfoldNode {
     /** A view written in Java, kept besides the configuration's. */
     public Options withView(ViewDefinition view) {
       return new Options(runtime.withView(view));
+    }
+
+    /**
+     * An effect sink written in Java, for the workers whose target is {@code {name: <name>}}. The sink
+     * stays the application's: kfold does not close it.
+     */
+    public Options withSink(String name, EffectSink sink) {
+      return new Options(runtime.withSink(name, sink));
     }
   }
 

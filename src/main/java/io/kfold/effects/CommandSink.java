@@ -11,6 +11,7 @@ import io.kfold.effects.EffectConfig.CommandTarget;
 import io.kfold.entity.Command;
 import io.kfold.types.EntityIds;
 import io.kfold.types.Envelopes;
+import io.kfold.entity.EffectSink.PermanentFailure;
 import io.kfold.entity.KfoldException;
 import io.kfold.entity.NewEvent;
 import io.vertx.core.Future;

@@ -2,7 +2,7 @@ package io.kfold.effects;
 
 import io.kfold.effects.Breaker.Admission;
 import io.kfold.effects.EffectConfig.Delivery;
-import io.kfold.effects.EffectSink.PermanentFailure;
+import io.kfold.entity.EffectSink.PermanentFailure;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 

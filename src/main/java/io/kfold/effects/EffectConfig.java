@@ -21,7 +21,7 @@ import java.util.regex.Pattern;
 public record EffectConfig(String name, Kind kind, Delivery delivery, List<String> entities, Set<String> events,
                            int maxInFlightKeys, Retry retry, Breaker breaker, long timeoutMs, Target target) {
 
-  public enum Kind { EMAIL, INDEX, HTTP, COMMAND }
+  public enum Kind { EMAIL, INDEX, HTTP, COMMAND, SINK }
 
   public enum Delivery {
     /** The offset is committed once the effect succeeded or was dead-lettered: an effect may run twice. */
@@ -37,7 +37,7 @@ public record EffectConfig(String name, Kind kind, Delivery delivery, List<Strin
   public record Breaker(int failures, long openMs) {}
 
   /** Where the effect goes; each kind has its own. Strings may hold {@code {{path}}} templates. */
-  public sealed interface Target permits EmailTarget, IndexTarget, HttpTarget, CommandTarget {}
+  public sealed interface Target permits EmailTarget, IndexTarget, HttpTarget, CommandTarget, SinkTarget {}
 
   public record EmailTarget(String host, int port, boolean ssl, boolean startTls, String username, String password,
                             String from, String to, String subject, String body) implements Target {}
@@ -53,7 +53,16 @@ public record EffectConfig(String name, Kind kind, Delivery delivery, List<Strin
    */
   public record CommandTarget(String entity, String id, JsonNode command, JsonNode events) implements Target {}
 
+  /**
+   * An application's own {@link io.kfold.entity.EffectSink}: created from {@code className} (with
+   * {@code settings}, an object, or null when the configuration gives none), or the one registered
+   * in code under {@code name}. Exactly one of className and name is set.
+   */
+  public record SinkTarget(String className, JsonNode settings, String name) implements Target {}
+
   private static final Pattern NAME = Pattern.compile("[a-z][a-z0-9-]{0,62}");
+  /** A binary class name: packages and classes, nested ones after '$'. */
+  private static final Pattern CLASS_NAME = Pattern.compile("[\\p{L}_$][\\p{L}\\p{N}_$]*(\\.[\\p{L}_$][\\p{L}\\p{N}_$]*)*");
 
   /** Every key of a worker, the target's by kind; {@link #from} reads these and no others. */
   public static final ConfigKeys.Section KEYS = new ConfigKeys.Section(Map.of(
@@ -72,7 +81,9 @@ public record EffectConfig(String name, Kind kind, Delivery delivery, List<Strin
           "index", ConfigKeys.values("url", "index", "deleteOn"),
           "http", new ConfigKeys.Section(Map.of("method", ConfigKeys.VALUE, "url", ConfigKeys.VALUE, "body", ConfigKeys.FREE)),
           "command", new ConfigKeys.Section(Map.of("entity", ConfigKeys.VALUE, "id", ConfigKeys.VALUE,
-              "command", ConfigKeys.FREE, "events", ConfigKeys.FREE))))));
+              "command", ConfigKeys.FREE, "events", ConfigKeys.FREE)),
+          "sink", new ConfigKeys.Section(Map.of("class", ConfigKeys.VALUE, "settings", ConfigKeys.FREE,
+              "name", ConfigKeys.VALUE))))));
 
   /** Reads one worker; every error names the worker and the field. */
   public static EffectConfig from(String name, JsonNode node) {
@@ -80,7 +91,7 @@ public record EffectConfig(String name, Kind kind, Delivery delivery, List<Strin
     if (!NAME.matcher(name).matches()) {
       throw f.invalid("", name, "a name of lower-case letters, digits and '-'");
     }
-    Kind kind = Kind.valueOf(f.oneOf("kind", List.of("email", "index", "http", "command"), null).toUpperCase());
+    Kind kind = Kind.valueOf(f.oneOf("kind", List.of("email", "index", "http", "command", "sink"), null).toUpperCase());
     Delivery delivery = Delivery.valueOf(f.oneOf("delivery", List.of("at-least-once", "at-most-once"), "at-least-once")
         .toUpperCase().replace('-', '_'));
     List<String> entities = f.texts("entities", true);
@@ -114,9 +125,42 @@ public record EffectConfig(String name, Kind kind, Delivery delivery, List<Strin
         yield new CommandTarget(t.text("entity", null), t.text("id", null),
             command.isMissingNode() ? null : command, appended.isMissingNode() ? null : appended);
       }
+      case SINK -> sinkTarget(node.path("target"), t);
     };
     return new EffectConfig(name, kind, delivery, entities, events, (int) f.number("maxInFlightKeys", 16, 1, 100_000),
         retry, breaker, f.number("timeoutMs", 10_000, 1, 3_600_000), target);
+  }
+
+  /** {@code {class, settings}} or {@code {name}}: the sink itself is created, or looked up, when the node starts. */
+  private static SinkTarget sinkTarget(JsonNode target, Fields t) {
+    boolean byClass = target.has("class");
+    if (byClass == target.has("name")) {
+      throw t.invalid("class", "", "either 'class' (a Java class, with optional 'settings') or 'name' (a sink"
+          + " registered in code with KfoldNode.Options.withSink)");
+    }
+    if (!byClass) {
+      if (target.has("settings")) {
+        throw t.invalid("settings", target.get("settings").toString(), "no settings with 'name': the sink registered"
+            + " in code has its own");
+      }
+      String name = t.text("name", null);
+      if (name.isBlank()) {
+        throw t.invalid("name", name, "the name a sink was registered under");
+      }
+      return new SinkTarget(null, null, name);
+    }
+    String className = t.text("class", null);
+    if (!CLASS_NAME.matcher(className).matches()) {
+      throw t.invalid("class", className, "a Java class name, such as com.acme.AuditSink");
+    }
+    JsonNode settings = target.path("settings");
+    if (settings.isMissingNode() || settings.isNull()) {
+      return new SinkTarget(className, null, null);
+    }
+    if (!settings.isObject()) {
+      throw t.invalid("settings", settings.toString(), "an object, handed to the class's constructor");
+    }
+    return new SinkTarget(className, settings.deepCopy(), null);
   }
 
   /** Reads typed fields of one section, with errors that name the field. */

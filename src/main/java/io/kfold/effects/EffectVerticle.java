@@ -98,6 +98,8 @@ public final class EffectVerticle extends VerticleBase {
   private final NodeDirectory directory;
   private final Supervisor supervisor;
   private final EffectStats stats = new EffectStats();
+  /** The application's own sinks, for a worker of kind sink. */
+  private final PluggedSinks pluggedSinks;
 
   private EffectSink sink;
   private DeliveryEngine engine;
@@ -122,8 +124,9 @@ public final class EffectVerticle extends VerticleBase {
   private final Map<String, Promise<ObjectNode>> asked = new HashMap<>();
 
   public EffectVerticle(NodeConfig config, EffectConfig effect, EntityWriter writer, Ownership ownership,
-                        NodeDirectory directory, Supervisor supervisor) {
+                        NodeDirectory directory, Supervisor supervisor, PluggedSinks pluggedSinks) {
     this.directory = directory;
+    this.pluggedSinks = pluggedSinks;
     this.config = config;
     this.effect = effect;
     this.writer = writer;
@@ -148,6 +151,7 @@ public final class EffectVerticle extends VerticleBase {
       case INDEX -> new IndexSink(vertx, (EffectConfig.IndexTarget) effect.target(), effect.timeoutMs());
       case COMMAND -> new CommandSink((EffectConfig.CommandTarget) effect.target(), writer,
           new Forwarder(vertx, config, ownership, directory));
+      case SINK -> pluggedSinks.of(effect);
     };
     Timer timer = (delayMs, action) -> {
       long id = vertx.setTimer(delayMs, t -> action.run());

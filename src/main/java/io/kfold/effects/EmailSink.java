@@ -1,6 +1,7 @@
 package io.kfold.effects;
 
 import io.kfold.effects.EffectConfig.EmailTarget;
+import io.kfold.entity.EffectSink.PermanentFailure;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.ext.mail.LoginOption;

@@ -3,6 +3,7 @@ package io.kfold.effects;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kfold.effects.EffectConfig.HttpTarget;
 import io.kfold.types.Envelopes;
+import io.kfold.entity.EffectSink.PermanentFailure;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.effects.EffectConfig.IndexTarget;
 import io.kfold.types.Envelopes;
+import io.kfold.entity.EffectSink.PermanentFailure;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;

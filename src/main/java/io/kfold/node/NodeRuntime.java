@@ -9,6 +9,8 @@ import io.kfold.config.NodeConfig;
 import io.kfold.effects.EffectConfig;
 import io.kfold.effects.EffectStats;
 import io.kfold.effects.EffectVerticle;
+import io.kfold.effects.PluggedSinks;
+import io.kfold.entity.EffectSink;
 import io.kfold.entity.EntityType;
 import io.kfold.types.EntityTypes;
 import io.kfold.fold.FoldProgress;
@@ -41,6 +43,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -95,26 +98,44 @@ public final class NodeRuntime {
    *                             group gives its partitions to others ({@code max.poll.interval.ms})
    * @param views                views written in Java, kept besides the configuration's
    * @param types                entity types written in Java, served besides the configuration's
+   * @param sinks                effect sinks written in Java, by the name a worker's {@code target: {name: ...}} gives
    */
   public record Options(UnaryOperator<EntityStore> store, Duration foldMaxPollInterval, List<ViewDefinition> views,
-                        List<EntityType> types) {
-    /** The store as it is; Kafka's default poll interval, five minutes; no Java views or types. */
-    public static final Options DEFAULTS = new Options(UnaryOperator.identity(), Duration.ofMinutes(5), List.of(), List.of());
+                        List<EntityType> types, Map<String, EffectSink> sinks) {
+    /** The store as it is; Kafka's default poll interval, five minutes; no Java views, types or sinks. */
+    public static final Options DEFAULTS = new Options(UnaryOperator.identity(), Duration.ofMinutes(5), List.of(), List.of(),
+        Map.of());
 
     public Options withStore(UnaryOperator<EntityStore> decorator) {
-      return new Options(decorator, foldMaxPollInterval, views, types);
+      return new Options(decorator, foldMaxPollInterval, views, types, sinks);
     }
 
     public Options withFoldMaxPollInterval(Duration interval) {
-      return new Options(store, interval, views, types);
+      return new Options(store, interval, views, types, sinks);
     }
 
     public Options withView(ViewDefinition view) {
-      return new Options(store, foldMaxPollInterval, plus(views, view), types);
+      return new Options(store, foldMaxPollInterval, plus(views, view), types, sinks);
     }
 
     public Options withType(EntityType type) {
-      return new Options(store, foldMaxPollInterval, views, plus(types, type));
+      return new Options(store, foldMaxPollInterval, views, plus(types, type), sinks);
+    }
+
+    /**
+     * Registers {@code sink} under {@code name}, for the workers whose target is {@code {name: <name>}}.
+     * The sink stays the application's: kfold does not close it.
+     */
+    public Options withSink(String name, EffectSink sink) {
+      if (name == null || name.isBlank() || sink == null) {
+        throw new IllegalArgumentException("withSink needs a name and a sink");
+      }
+      if (sinks.containsKey(name)) {
+        throw new IllegalArgumentException("a sink is registered twice under the name '" + name + "'");
+      }
+      Map<String, EffectSink> more = new HashMap<>(sinks);
+      more.put(name, sink);
+      return new Options(store, foldMaxPollInterval, views, types, Map.copyOf(more));
     }
 
     private static <T> List<T> plus(List<T> list, T item) {
@@ -129,8 +150,8 @@ public final class NodeRuntime {
     return start(vertx, config, Options.DEFAULTS);
   }
 
-  /** The plugin jars a node opened, and the types and views it serves, classes of those jars included. */
-  private record Loaded(Plugins plugins, EntityTypes types) {}
+  /** The plugin jars a node opened, and the types, views and effect sinks it serves, classes of those jars included. */
+  private record Loaded(Plugins plugins, EntityTypes types, PluggedSinks sinks) {}
 
   /** The same, with {@code options}. */
   public static Future<NodeRuntime> start(Vertx vertx, NodeConfig config, Options options) {
@@ -145,7 +166,8 @@ public final class NodeRuntime {
   private static Loaded load(NodeConfig config, Options options) {
     Plugins plugins = Plugins.open(config.plugins());
     try {
-      return new Loaded(plugins, EntityTypes.from(config, plugins, options.types(), options.views()));
+      EntityTypes types = EntityTypes.from(config, plugins, options.types(), options.views());
+      return new Loaded(plugins, types, PluggedSinks.of(config.effects(), plugins, options.sinks()));
     } catch (RuntimeException e) {
       plugins.close();
       throw e;
@@ -191,7 +213,8 @@ public final class NodeRuntime {
           Map<String, EffectStats> effects = new LinkedHashMap<>();
           List<EffectVerticle> workers = new ArrayList<>();
           for (EffectConfig effect : config.effects()) {
-            EffectVerticle worker = new EffectVerticle(config, effect, writer, ownership, directory, supervisor);
+            EffectVerticle worker = new EffectVerticle(config, effect, writer, ownership, directory, supervisor,
+                loaded.sinks());
             workers.add(worker);
             effects.put(effect.name(), worker.stats());
           }

@@ -1,10 +1,13 @@
 package io.kfold.plugin;
 
 import io.kfold.config.NodeConfig;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.lang.reflect.Constructor;
 import java.lang.reflect.InvocationTargetException;
 import java.net.URL;
 import java.net.URLClassLoader;
@@ -20,7 +23,7 @@ import java.util.stream.Stream;
 
 /**
  * The jars of the plugins folder, and the one class loader over them that loads the Java entity
- * types and views the configuration names by {@code class:}, or that a jar lists for
+ * types, views and effect sinks the configuration names by {@code class:}, or that a jar lists for
  * {@link java.util.ServiceLoader} in {@code META-INF/services/}. Its parent is kfold's own loader,
  * so a plugin sees kfold's API and libraries, and kfold's own classes win over a plugin's copy of
  * them. Every failure names the class and the jar it came from (or would have), so that whoever
@@ -83,6 +86,36 @@ public final class Plugins implements AutoCloseable {
    * no-argument constructor; {@code what} says who asked for it, for the message.
    */
   public <T> T create(String className, Class<T> kind, String what) {
+    Class<?> found = find(className, kind, what);
+    return construct(found, kind, what, () -> found.getConstructor().newInstance(),
+        "a public class with a public no-argument constructor");
+  }
+
+  /**
+   * The same, for a class that is given {@code settings} (an effect sink's): made with its public
+   * constructor {@code (JsonNode)} when it has one (given an empty object when settings is null),
+   * else with its no-argument one, which takes no settings.
+   */
+  public <T> T create(String className, Class<T> kind, String what, JsonNode settings) {
+    Class<?> found = find(className, kind, what);
+    Constructor<?> withSettings;
+    try {
+      withSettings = found.getConstructor(JsonNode.class);
+    } catch (NoSuchMethodException | LinkageError e) {
+      if (settings != null) {
+        throw new IllegalArgumentException(what + ": the class " + className + " (" + origin(found)
+            + ") has settings but no public constructor (com.fasterxml.jackson.databind.JsonNode settings) to take them");
+      }
+      return construct(found, kind, what, () -> found.getConstructor().newInstance(),
+          "a public class with a public constructor (com.fasterxml.jackson.databind.JsonNode settings) or none");
+    }
+    JsonNode given = settings == null ? JsonNodeFactory.instance.objectNode() : settings.deepCopy();
+    return construct(found, kind, what, () -> withSettings.newInstance(given),
+        "a public class with a public constructor (com.fasterxml.jackson.databind.JsonNode settings)");
+  }
+
+  /** {@code className} from kfold or the plugin jars, checked to be a {@code kind}. */
+  private Class<?> find(String className, Class<?> kind, String what) {
     Class<?> found;
     try {
       found = Class.forName(className, false, loader);
@@ -91,19 +124,27 @@ public final class Plugins implements AutoCloseable {
           + (jars.isEmpty() ? " (no plugin jars" + (dir == null ? "" : " in " + dir) + ")" : " or the plugin jars "
           + jars) + ": " + e, e);
     }
-    String origin = origin(found);
     if (!kind.isAssignableFrom(found)) {
-      throw new IllegalArgumentException(what + ": the class " + className + " (" + origin + ") is not an "
+      throw new IllegalArgumentException(what + ": the class " + className + " (" + origin(found) + ") is not an "
           + kind.getName());
     }
+    return found;
+  }
+
+  /** A constructor call, reflective. */
+  private interface Construction {
+    Object call() throws ReflectiveOperationException;
+  }
+
+  private <T> T construct(Class<?> found, Class<T> kind, String what, Construction construction, String expected) {
     try {
-      return kind.cast(found.getConstructor().newInstance());
+      return kind.cast(construction.call());
     } catch (InvocationTargetException e) {
-      throw new IllegalArgumentException(what + ": the class " + className + " (" + origin
+      throw new IllegalArgumentException(what + ": the class " + found.getName() + " (" + origin(found)
           + ") failed in its constructor: " + e.getCause(), e.getCause());
     } catch (ReflectiveOperationException | LinkageError e) {
-      throw new IllegalArgumentException(what + ": cannot create the class " + className + " (" + origin
-          + "), a public class with a public no-argument constructor: " + e, e);
+      throw new IllegalArgumentException(what + ": cannot create the class " + found.getName() + " (" + origin(found)
+          + "), " + expected + ": " + e, e);
     }
   }
 

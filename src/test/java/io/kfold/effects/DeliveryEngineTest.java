@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.NullNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.effects.EffectConfig.Delivery;
-import io.kfold.effects.EffectSink.PermanentFailure;
+import io.kfold.entity.EffectSink.PermanentFailure;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import org.junit.jupiter.api.DisplayName;

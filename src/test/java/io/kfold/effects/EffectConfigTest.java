@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.config.NodeConfig;
+import io.kfold.config.ConfigSource;
 import io.kfold.TestNodes;
 import io.kfold.types.EntityTypes;
 import org.junit.jupiter.api.DisplayName;
@@ -130,6 +131,44 @@ class EffectConfigTest {
     EffectConfig.EmailTarget mail = (EffectConfig.EmailTarget) worker(config, "mail").target();
     assertThat(mail.ssl()).isTrue();
     assertThat(mail.username()).isEqualTo("u");
+  }
+
+  @Test
+  @DisplayName("a sink worker names a class with free settings, or a sink registered in code; a wrong target names the field")
+  void sinkTargets() {
+    NodeConfig config = load("audit:\n  kind: sink\n  entities: [users]\n"
+        + "  target: { class: com.acme.Audit$Trail, settings: { trail: users, nested: { any: [1, 2] } } }\n"
+        + "plain:\n  kind: sink\n  entities: [users]\n  target: { class: com.acme.Plain }\n"
+        + "mine:\n  kind: sink\n  delivery: at-most-once\n  entities: [users]\n  target: { name: ledger }\n");
+    EffectConfig.SinkTarget audit = (EffectConfig.SinkTarget) worker(config, "audit").target();
+    assertThat(audit.className()).isEqualTo("com.acme.Audit$Trail");
+    assertThat(audit.settings().path("nested").path("any").get(1).asInt()).isEqualTo(2);
+    assertThat(audit.name()).isNull();
+    assertThat(((EffectConfig.SinkTarget) worker(config, "plain").target()).settings()).isNull();
+    assertThat(worker(config, "mine").target()).isEqualTo(new EffectConfig.SinkTarget(null, null, "ledger"));
+
+    assertThatThrownBy(() -> load("w:\n  kind: sink\n  entities: [users]\n  target: { settings: { a: 1 } }\n"))
+        .hasMessageContaining("'effects.w.target.class'").hasMessageContaining("either 'class'");
+    assertThatThrownBy(() -> load("w:\n  kind: sink\n  entities: [users]\n  target: { class: a.B, name: x }\n"))
+        .hasMessageContaining("'effects.w.target.class'").hasMessageContaining("or 'name'");
+    assertThatThrownBy(() -> load("w:\n  kind: sink\n  entities: [users]\n  target: { name: x, settings: { a: 1 } }\n"))
+        .hasMessageContaining("'effects.w.target.settings'");
+    assertThatThrownBy(() -> load("w:\n  kind: sink\n  entities: [users]\n  target: { class: \"com.acme.My Sink\" }\n"))
+        .hasMessageContaining("'effects.w.target.class' is 'com.acme.My Sink', expected a Java class name");
+    assertThatThrownBy(() -> load("w:\n  kind: sink\n  entities: [users]\n  target: { class: a.B, settings: [1] }\n"))
+        .hasMessageContaining("'effects.w.target.settings' is '[1]', expected an object");
+    assertThatThrownBy(() -> load("w:\n  kind: sink\n  entities: [users]\n  target: { class: a.B, setings: { a: 1 } }\n"))
+        .hasMessageContaining("unknown key 'effects.w.target.setings'").hasMessageContaining("'effects.w.target.settings'");
+  }
+
+  @Test
+  @DisplayName("a secret among a sink's settings is masked in the effective configuration")
+  void sinkSettingsSecretsMasked() {
+    Map<String, String> env = TestNodes.withEffects(Map.of("KFOLD_KAFKA_BOOTSTRAP", "127.0.0.1:1"),
+        TestNodes.tempDir("cfg"), "w:\n  kind: sink\n  entities: [users]\n"
+            + "  target: { class: a.B, settings: { trail: users, apiKey: do-not-show-me } }\n");
+    assertThat(ConfigSource.read(env).masked()).doesNotContain("do-not-show-me")
+        .contains("apiKey: " + ConfigSource.MASK, "trail: users");
   }
 
   private static EffectConfig worker(NodeConfig config, String name) {

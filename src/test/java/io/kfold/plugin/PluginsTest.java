@@ -8,6 +8,7 @@ import io.kfold.config.NodeConfig;
 import io.kfold.node.NodeRuntime;
 import io.kfold.KfoldProcess;
 import io.kfold.Main;
+import io.kfold.PluginJars;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.vertx.core.Vertx;
@@ -17,8 +18,6 @@ import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
-import javax.tools.JavaCompiler;
-import javax.tools.ToolProvider;
 import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -27,14 +26,9 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import java.util.jar.JarEntry;
-import java.util.jar.JarOutputStream;
-import java.util.stream.Stream;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -292,37 +286,8 @@ class PluginsTest {
     return withFile;
   }
 
-  /**
-   * Compiles {@code sources} (by class name) against the test's class path, as a plugin is compiled
-   * against kfold, and packs them, with {@code resources}, into {@code jar}.
-   */
   private static void jar(Path jar, Map<String, String> sources, Map<String, String> resources) throws IOException {
-    Path work = Files.createTempDirectory(root, "build");
-    Path classes = Files.createDirectories(work.resolve("classes"));
-    List<String> arguments = new ArrayList<>(List.of("-d", classes.toString(), "-cp",
-        System.getProperty("java.class.path")));
-    for (Map.Entry<String, String> source : sources.entrySet()) {
-      Path file = work.resolve(source.getKey().replace('.', '/') + ".java");
-      Files.createDirectories(file.getParent());
-      Files.writeString(file, source.getValue());
-      arguments.add(file.toString());
-    }
-    JavaCompiler compiler = ToolProvider.getSystemJavaCompiler();
-    assertThat(compiler.run(null, null, null, arguments.toArray(String[]::new))).as("javac " + sources.keySet()).isZero();
-    try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar)); Stream<Path> files = Files.walk(classes)) {
-      for (Path file : files.filter(Files::isRegularFile).toList()) {
-        put(out, classes.relativize(file).toString().replace(java.io.File.separatorChar, '/'), Files.readAllBytes(file));
-      }
-      for (Map.Entry<String, String> resource : resources.entrySet()) {
-        put(out, resource.getKey(), resource.getValue().getBytes(StandardCharsets.UTF_8));
-      }
-    }
-  }
-
-  private static void put(JarOutputStream out, String name, byte[] bytes) throws IOException {
-    out.putNextEntry(new JarEntry(name));
-    out.write(bytes);
-    out.closeEntry();
+    PluginJars.build(jar, sources, resources);
   }
 
   private static HttpResponse<String> post(HttpClient http, String url, String body) throws Exception {
