@@ -5,10 +5,12 @@ import io.kfold.KfoldClient.EntityChange;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 
 import java.util.ArrayDeque;
 import java.util.function.Consumer;
+import java.util.function.Function;
 import java.util.function.Supplier;
 
 /**
@@ -31,8 +33,21 @@ final class ChangeFeed implements Changes {
   private boolean over;
   private boolean draining;
 
-  ChangeFeed(Vertx vertx) {
-    this.context = vertx.getOrCreateContext();
+  /** @param context where the source delivers and the reader is called */
+  ChangeFeed(Context context) {
+    this.context = context;
+  }
+
+  /**
+   * Opens a feed whose source {@code subscribe} sets up on one context, the feed's: a source
+   * (a record parser above all) is then driven from the thread that feeds it.
+   */
+  static Future<Changes> open(Vertx vertx, Function<ChangeFeed, Future<?>> subscribe) {
+    Context context = vertx.getOrCreateContext();
+    ChangeFeed feed = new ChangeFeed(context);
+    Promise<Changes> subscribed = Promise.promise();
+    context.runOnContext(v -> subscribe.apply(feed).<Changes>map(feed).onComplete(subscribed));
+    return subscribed.future();
   }
 
   /** The source the feed pauses and resumes, and closes with it. */
@@ -120,29 +135,38 @@ final class ChangeFeed implements Changes {
     return this;
   }
 
-  /** Hands the reader what it asked for, then tells the source whether to go on. */
+  /**
+   * Hands the reader what it asked for, then tells the source whether to go on; round again, as a
+   * source may hand over what it held while it is told to go on.
+   */
   private void drain() {
     if (draining) {
       return;
     }
     draining = true;
     try {
-      while (!over && handler != null && demand > 0 && !pending.isEmpty()) {
-        if (demand != Long.MAX_VALUE) {
-          demand--;
+      while (!over) {
+        while (handler != null && demand > 0 && !pending.isEmpty()) {
+          if (demand != Long.MAX_VALUE) {
+            demand--;
+          }
+          handler.handle(pending.poll());
+          if (over) {
+            return;
+          }
         }
-        handler.handle(pending.poll());
-      }
-      if (!over && sourceEnded && pending.isEmpty()) {
-        over = true;
-        if (endHandler != null) {
-          endHandler.handle(null);
+        if (sourceEnded && pending.isEmpty()) {
+          over = true;
+          if (endHandler != null) {
+            endHandler.handle(null);
+          }
+          return;
         }
-        return;
-      }
-      // Paused while the reader asks for none, or while changes wait for a handler.
-      boolean pause = demand == 0 || (handler == null && !pending.isEmpty());
-      if (!over && pause != sourcePaused) {
+        // Paused while the reader asks for none, or while changes wait for a handler.
+        boolean pause = demand == 0 || (handler == null && !pending.isEmpty());
+        if (pause == sourcePaused) {
+          return;
+        }
         sourcePaused = pause;
         sourceFlowing.accept(!pause);
       }

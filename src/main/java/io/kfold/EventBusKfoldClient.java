@@ -51,8 +51,12 @@ final class EventBusKfoldClient implements KfoldClient {
   }
 
   @Override
-  public Future<Row> view(String view, String key) {
-    return request("kfold.view." + view + ".get", new JsonObject().put("key", key), 0).map(reply -> Row.from(reply.body()));
+  public Future<Row> view(String view, String key, String minPosition, Duration timeout) {
+    JsonObject request = new JsonObject().put("key", key);
+    if (minPosition != null) {
+      request.put("minPosition", minPosition).put("timeoutMs", timeout.toMillis());
+    }
+    return request("kfold.view." + view + ".get", request, timeout.toMillis()).map(reply -> Row.from(reply.body()));
   }
 
   /**
@@ -62,24 +66,25 @@ final class EventBusKfoldClient implements KfoldClient {
    */
   @Override
   public Future<Changes> changes(String type, String id) {
-    ChangeFeed feed = new ChangeFeed(vertx);
-    MessageConsumer<Buffer> consumer = vertx.eventBus().consumer("kfold." + type + ".changes");
-    consumer.handler(message -> {
-      JsonObject change = message.body().toJsonObject();
-      if (id.equals(change.getJsonObject("event").getString("key"))) {
-        feed.push(EntityChange.from(change));
-      }
+    return ChangeFeed.open(vertx, feed -> {
+      MessageConsumer<Buffer> consumer = vertx.eventBus().consumer("kfold." + type + ".changes");
+      consumer.handler(message -> {
+        JsonObject change = message.body().toJsonObject();
+        if (id.equals(change.getJsonObject("event").getString("key"))) {
+          feed.push(EntityChange.from(change));
+        }
+      });
+      consumer.exceptionHandler(feed::fail);
+      consumer.endHandler(v -> feed.end());
+      feed.source(flowing -> {
+        if (flowing) {
+          consumer.resume();
+        } else {
+          consumer.pause();
+        }
+      }, consumer::unregister);
+      return consumer.completion();
     });
-    consumer.exceptionHandler(feed::fail);
-    consumer.endHandler(v -> feed.end());
-    feed.source(flowing -> {
-      if (flowing) {
-        consumer.resume();
-      } else {
-        consumer.pause();
-      }
-    }, consumer::unregister);
-    return consumer.completion().map(v -> feed);
   }
 
   @Override

@@ -81,8 +81,10 @@ final class HttpKfoldClient implements KfoldClient {
   }
 
   @Override
-  public Future<Row> view(String view, String key) {
-    return send(HttpMethod.GET, "/v1/_views/" + segment(view) + "/" + segment(key), Map.of(), null, 0).map(Row::from);
+  public Future<Row> view(String view, String key, String minPosition, Duration timeout) {
+    String path = "/v1/_views/" + segment(view) + "/" + segment(key)
+        + (minPosition == null ? "" : "?minPosition=" + segment(minPosition) + "&timeoutMs=" + timeout.toMillis());
+    return send(HttpMethod.GET, path, Map.of(), null, timeout.toMillis()).map(Row::from);
   }
 
   /**
@@ -93,23 +95,22 @@ final class HttpKfoldClient implements KfoldClient {
    */
   @Override
   public Future<Changes> changes(String type, String id) {
-    ChangeFeed feed = new ChangeFeed(vertx);
     RequestOptions request = requestOptions(HttpMethod.GET, "/v1/" + segment(type) + "/" + segment(id) + "/changes",
         Map.of("Accept", "text/event-stream"));
-    return http.request(request)
+    return ChangeFeed.open(vertx, feed -> http.request(request)
+        .compose(req -> req.send().map(response -> {
+          follow(feed, req, response);
+          return response;
+        }))
         .recover(e -> Future.failedFuture(ClientFailures.unreachable("GET " + request.getURI(), e)))
-        .compose(req -> req.send()
-            .recover(e -> Future.failedFuture(ClientFailures.unreachable("GET " + request.getURI(), e)))
-            .compose(response -> {
-              if (response.statusCode() != 200) {
-                return answer(response).map(json -> (Changes) feed);
-              }
-              follow(feed, req, response);
-              return Future.succeededFuture(feed);
-            }));
+        .compose(response -> response.statusCode() == 200 ? Future.succeededFuture() : answer(response)));
   }
 
+  /** Reads the stream's events into the feed; a failed answer's body is left to {@link #answer}. */
   private static void follow(ChangeFeed feed, HttpClientRequest request, HttpClientResponse response) {
+    if (response.statusCode() != 200) {
+      return;
+    }
     ServerSentEvents events = new ServerSentEvents((event, data) -> {
       if ("change".equals(event)) {
         feed.push(EntityChange.from(new JsonObject(data)));

@@ -58,7 +58,15 @@ public interface KfoldClient {
   Future<Page> query(String type, JsonObject params);
 
   /** A view's row; 404 when the view has no such row. */
-  Future<Row> view(String view, String key);
+  default Future<Row> view(String view, String key) {
+    return view(view, key, null, Duration.ofSeconds(5));
+  }
+
+  /**
+   * A view's row once it holds every contribution of the writes up to {@code minPosition} (the
+   * {@code position} of a write's answer; null for the row as it is); 504 after {@code timeout}.
+   */
+  Future<Row> view(String view, String key, String minPosition, Duration timeout);
 
   /**
    * Follows the entity's changes from now on: completes once the subscription is in place, so a
