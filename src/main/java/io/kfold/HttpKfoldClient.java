@@ -102,7 +102,7 @@ final class HttpKfoldClient implements KfoldClient {
           follow(feed, req, response);
           return response;
         }))
-        .recover(e -> Future.failedFuture(ClientFailures.unreachable("GET " + request.getURI(), e)))
+        .recover(e -> Future.failedFuture(ClientFailures.unreachable("GET " + options.baseUrl() + request.getURI(), e)))
         .compose(response -> response.statusCode() == 200 ? Future.succeededFuture() : answer(response)));
   }
 
@@ -147,7 +147,7 @@ final class HttpKfoldClient implements KfoldClient {
     }
     return http.request(request)
         .compose(req -> body == null ? req.send() : req.send(body.toBuffer()))
-        .recover(e -> Future.failedFuture(ClientFailures.unreachable(method + " " + request.getURI(), e)));
+        .recover(e -> Future.failedFuture(ClientFailures.unreachable(method + " " + options.baseUrl() + path, e)));
   }
 
   /** The answer's JSON, or the typed failure of its problem. */

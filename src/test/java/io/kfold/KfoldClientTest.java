@@ -9,6 +9,7 @@ import io.kfold.entity.CommandRejectedException;
 import io.kfold.entity.KfoldException;
 import io.kfold.entity.NotFoundException;
 import io.kfold.entity.VersionConflictException;
+import io.kfold.http.TestCa;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonArray;
@@ -19,7 +20,13 @@ import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
 import java.time.Duration;
+import java.util.HexFormat;
+import java.util.Map;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -31,13 +38,30 @@ import static org.assertj.core.api.Assertions.assertThat;
 @ExtendWith(TestBroker.class)
 class KfoldClientTest {
 
+  /** The API key the HTTP client sends: only its hash is in the node's configuration. */
+  private static final String API_KEY = "key-of-the-client-test-0123456789";
+
   private static Vertx vertx;
   private static KfoldNode node;
+  private static String caPem;
 
+  /** One node whose HTTP API takes HTTPS only (a certificate of a CA of the test's) and API keys. */
   @BeforeAll
   static void startNode() throws Exception {
     vertx = Vertx.vertx();
-    node = TestNodes.startCaughtUp(vertx, TestNodes.config(TestNodes.newApp("client"), TestNodes.tempDir("client")));
+    Path dir = TestNodes.tempDir("client");
+    TestCa ca = TestCa.create("kfold client test CA");
+    ca.issue("kfold-client-test").writeTo(dir.resolve("server.pem"), dir.resolve("server.key"));
+    ca.writeCertificate(dir.resolve("ca.pem"));
+    caPem = Files.readString(dir.resolve("ca.pem"));
+    Map<String, String> env = TestNodes.env(TestNodes.newApp("client"), dir);
+    env.put("KFOLD_HTTP_TLS_CERTIFICATE", dir.resolve("server.pem").toString());
+    env.put("KFOLD_HTTP_TLS_KEY", dir.resolve("server.key").toString());
+    env.put("KFOLD_HTTP_TLS_TRUST", dir.resolve("ca.pem").toString());
+    String auth = "mode: api-keys\nclusterSecret: a-cluster-secret-for-the-client-test\napiKeys:\n"
+        + "  client: {sha256: " + HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256")
+        .digest(API_KEY.getBytes(StandardCharsets.UTF_8))) + ", roles: [read, write, append]}\n";
+    node = TestNodes.startCaughtUp(vertx, KfoldConfig.load(TestNodes.withSection(env, dir, "auth", auth)));
   }
 
   @AfterAll
@@ -50,7 +74,8 @@ class KfoldClientTest {
   @DisplayName("the same calls through the event-bus client and the HTTP client give the same answers and the same typed failures")
   void sameAnswersOverBothClients() throws Exception {
     KfoldClient bus = KfoldClient.eventBus(vertx);
-    KfoldClient http = KfoldClient.http(vertx, KfoldClient.HttpOptions.of("http://127.0.0.1:" + node.httpPort()));
+    KfoldClient http = KfoldClient.http(vertx, KfoldClient.HttpOptions.of("https://127.0.0.1:" + node.httpPort())
+        .withBearerToken(API_KEY).withTrustedCaPem(caPem));
     try {
       List<String> overBus = scenario(bus, "bus");
       List<String> overHttp = scenario(http, "http");
@@ -71,6 +96,22 @@ class KfoldClientTest {
           "changes: [1, 2] then [3] paused, then [3]");
     } finally {
       http.close().await(10, TimeUnit.SECONDS);
+    }
+  }
+
+  @Test
+  @DisplayName("over HTTP, a missing key is a 401 and a node whose certificate the client does not trust a 503, both KfoldExceptions")
+  void accessFailuresOverHttp() throws Exception {
+    String url = "https://127.0.0.1:" + node.httpPort();
+    KfoldClient noKey = KfoldClient.http(vertx, KfoldClient.HttpOptions.of(url).withTrustedCaPem(caPem));
+    KfoldClient noTrust = KfoldClient.http(vertx, KfoldClient.HttpOptions.of(url).withBearerToken(API_KEY));
+    try {
+      assertThat(failure(noKey.get("orders", "anything"))).startsWith("KfoldException 401");
+      assertThat(failure(noKey.changes("orders", "anything"))).startsWith("KfoldException 401");
+      assertThat(failure(noTrust.get("orders", "anything"))).startsWith("KfoldException 503 GET " + url + "/v1/orders/anything");
+    } finally {
+      noKey.close().await(10, TimeUnit.SECONDS);
+      noTrust.close().await(10, TimeUnit.SECONDS);
     }
   }
 
