@@ -83,12 +83,17 @@ final class ChangeFeed implements Changes {
 
   @Override
   public Future<Void> close() {
-    if (over) {
-      return Future.succeededFuture();
-    }
-    over = true;
-    pending.clear();
-    return sourceClose.get();
+    Promise<Void> closed = Promise.promise();
+    onContext(() -> {
+      if (over) {
+        closed.complete();
+        return;
+      }
+      over = true;
+      pending.clear();
+      sourceClose.get().onComplete(closed);
+    });
+    return closed.future();
   }
 
   @Override

@@ -1,5 +1,6 @@
 package io.kfold;
 
+import io.kfold.entity.KfoldException;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -69,7 +70,12 @@ final class HttpKfoldClient implements KfoldClient {
     long waitMs = 0;
     if (params != null) {
       for (Map.Entry<String, Object> member : params) {
-        // The members' texts, as the event bus reads them; what is neither is the node's to refuse.
+        // The members' texts, as the event bus reads them, which refuses anything else the same way.
+        Object value = member.getValue();
+        if (!(value instanceof String || value instanceof Number || value instanceof Boolean)) {
+          return Future.failedFuture(KfoldException.badRequest("query member '" + member.getKey()
+              + "' must be a string, a number or a boolean, was " + (value == null ? "null" : value.getClass().getSimpleName())));
+        }
         path.append(separator).append(segment(member.getKey())).append('=')
             .append(segment(String.valueOf(member.getValue())));
         separator = '&';

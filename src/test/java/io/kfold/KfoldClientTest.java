@@ -4,10 +4,8 @@ import io.kfold.KfoldClient.Changes;
 import io.kfold.KfoldClient.CommandOptions;
 import io.kfold.KfoldClient.EntityChange;
 import io.kfold.KfoldClient.Written;
-import io.kfold.entity.BadRequestException;
 import io.kfold.entity.CommandRejectedException;
 import io.kfold.entity.KfoldException;
-import io.kfold.entity.NotFoundException;
 import io.kfold.entity.VersionConflictException;
 import io.kfold.http.TestCa;
 import io.vertx.core.Future;
@@ -86,11 +84,14 @@ class KfoldClientTest {
           "conflict: VersionConflictException 409 currentVersion 1",
           "rejected: CommandRejectedException 422 reason the order is already placed (status placed)",
           "not found: NotFoundException 404 no orders 'X-none'",
-          "bad id: BadRequestException 400",
-          "bad append: BadRequestException 400",
+          "bad id: BadRequestException 400 entity id '-bad' is invalid: use 1 to 128 letters, digits and . _ ~ : @ -,"
+              + " starting with a letter or digit",
+          "bad append: BadRequestException 400 the body must be {\"events\": [{\"type\": ..., \"payload\": {...}}, ...]}"
+              + " with at least one event",
           "pay: version 2 [OrderPaid] position",
           "get at version 2: version 2 paid 9.0",
           "append: version 1 [UserRegistered] position",
+          "bad query: BadRequestException 400 query member 'email' must be a string, a number or a boolean, was JsonArray",
           "query by email: [X-user]",
           "view row: 1 orders, spent 9",
           "changes: [1, 2] then [3] paused, then [3]");
@@ -149,6 +150,8 @@ class KfoldClientTest {
     seen.add("append: " + written(registered));
     KfoldClient.Page page = await(client.query("users", new JsonObject().put("email", email)
         .put("minPosition", registered.position()).put("timeoutMs", 10_000)));
+    seen.add("bad query: " + failure(client.query("users", new JsonObject().put("email", new JsonArray().add(email))))
+        .replace(prefix, "X"));
     seen.add("query by email: " + page.items().stream().map(item -> item.getString("key").replace(prefix, "X")).toList());
     KfoldClient.Row row = await(client.view("customers", email, paid.position(), Duration.ofSeconds(10)));
     seen.add("view row: " + row.row().getValue("orders") + " orders, spent " + row.row().getValue("spent"));
@@ -197,9 +200,7 @@ class KfoldClientTest {
       seen += " currentVersion " + conflict.currentVersion();
     } else if (typed instanceof CommandRejectedException rejected) {
       seen += " reason " + rejected.reason();
-    } else if (typed instanceof NotFoundException) {
-      seen += " " + typed.getMessage();
-    } else if (!(typed instanceof BadRequestException)) {
+    } else {
       seen += " " + typed.getMessage();
     }
     return seen;
