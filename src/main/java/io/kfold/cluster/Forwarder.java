@@ -206,7 +206,7 @@ public final class Forwarder {
       }
     });
     String reason = HttpResponseStatus.valueOf(status).reasonPhrase();
-    return new KfoldException(status, problem.path("title").asText(reason),
+    return KfoldException.of(status, problem.path("title").asText(reason),
         problem.path("detail").asText("the node at " + url + " answered " + status + " " + reason), details);
   }
 

@@ -16,6 +16,7 @@ import io.kfold.entity.EntityType;
 import io.kfold.types.EntityTypes;
 import io.kfold.types.Envelopes;
 import io.kfold.entity.KfoldException;
+import io.kfold.entity.NewEvent;
 import io.kfold.fold.FoldWatch;
 import io.kfold.query.LocalQueries;
 import io.kfold.query.Position;
@@ -31,6 +32,7 @@ import io.vertx.core.json.JsonObject;
 import org.apache.kafka.common.TopicPartition;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -45,6 +47,9 @@ import java.util.function.Supplier;
  *   <li>{@code kfold.<type>.command}: request {@code {"key", "type", "payload", "expectedVersion"?,
  *   "idempotencyKey"?, "correlationId"?}}; reply {@code {key, version, events, position}} as over HTTP,
  *   decided by the node that folds the entity, sent to it over HTTP when it is another one;</li>
+ *   <li>{@code kfold.<type>.append}: request {@code {"key", "events": [{"type", "payload"}…],
+ *   "expectedVersion"?, "idempotencyKey"?, "correlationId"?}}; appends the events without a decide, as
+ *   {@code POST /v1/{type}/{id}/events}; reply and owner as for a command;</li>
  *   <li>{@code kfold.<type>.get}: request {@code {"key", "minVersion"?, "timeoutMs"?}}; reply
  *   {@code {key, version, state}}, from the node that folds the entity, asked over HTTP when it is
  *   another one, as {@code GET /v1/{type}/{id}} does;</li>
@@ -64,8 +69,10 @@ import java.util.function.Supplier;
  *   {@code timeoutMs}; 404 when the view has no such row;</li>
  * </ul>
  * a failure replies with a {@code ReplyException} whose failure code is the HTTP status (400 for a
- * bad request, 404 for an unknown entity, 409, 503, 504…). The fold publishes each accepted change
- * on {@code kfold.<type>.changes}.
+ * bad request, 404 for an unknown entity, 409, 422, 503, 504…) and whose message is the problem body
+ * the HTTP API answers, as JSON text ({@code {type, title, status, detail}}, with {@code currentVersion}
+ * on a version conflict and the reason of a rejected command as its {@code detail}). The fold
+ * publishes each accepted change on {@code kfold.<type>.changes}.
  */
 public final class EventBusApiVerticle extends VerticleBase {
 
@@ -101,11 +108,14 @@ public final class EventBusApiVerticle extends VerticleBase {
       String name = type.name();
       MessageConsumer<JsonObject> commands = vertx.eventBus().consumer("kfold." + name + ".command",
           message -> reply(message, () -> command(name, message.body())));
+      MessageConsumer<JsonObject> appends = vertx.eventBus().consumer("kfold." + name + ".append",
+          message -> reply(message, () -> append(name, message.body())));
       MessageConsumer<JsonObject> gets = vertx.eventBus().consumer("kfold." + name + ".get",
           message -> reply(message, () -> get(name, message.body())));
       MessageConsumer<JsonObject> queried = vertx.eventBus().consumer("kfold." + name + ".query",
           message -> query(name, message));
       registered.add(commands.completion());
+      registered.add(appends.completion());
       registered.add(gets.completion());
       registered.add(queried.completion());
     }
@@ -126,18 +136,42 @@ public final class EventBusApiVerticle extends VerticleBase {
 
   private Future<ObjectNode> command(String type, JsonObject body) {
     String key = key(body);
-    Object expected = body.getValue("expectedVersion");
-    if (expected != null && !(expected instanceof Number)) {
-      throw KfoldException.badRequest("expectedVersion must be a number");
-    }
+    Options options = writeOptions(body);
     JsonObject payload = body.getJsonObject("payload", new JsonObject());
     String commandType = body.getString("type");
     if (commandType == null || commandType.isBlank()) {
       throw KfoldException.badRequest("type (the command) is missing");
     }
-    Options options = new Options(expected == null ? OptionalLong.empty() : OptionalLong.of(((Number) expected).longValue()),
-        Options.checkedIdempotencyKey(body.getString("idempotencyKey")), body.getString("correlationId"));
     // Decided by the node that folds the entity, as over HTTP: only it decides against the current state.
+    Buffer command = new JsonObject().put("type", commandType).put("payload", payload).toBuffer();
+    return forwarder.command(type, key, command, headers(options)).compose(remote -> remote == null
+        ? writer.handle(type, key, new Command(commandType, toJackson(payload)), options).map(EntityWriter.Written::toJson)
+        : Future.succeededFuture((ObjectNode) toJackson(remote.getBytes())));
+  }
+
+  /** Events appended without a decide, as {@code POST /v1/{type}/{id}/events}, by the node that folds the entity. */
+  private Future<ObjectNode> append(String type, JsonObject body) {
+    String key = key(body);
+    Options options = writeOptions(body);
+    JsonNode request = toJackson(new JsonObject().put("events", body.getValue("events")));
+    List<NewEvent> events = AppendRequest.events(request, config.writes().maxEvents());
+    return forwarder.append(type, key, Buffer.buffer(Envelopes.toBytes(request)), headers(options))
+        .compose(remote -> remote == null
+            ? writer.append(type, key, events, options).map(EntityWriter.Written::toJson)
+            : Future.succeededFuture((ObjectNode) toJackson(remote.getBytes())));
+  }
+
+  private static Options writeOptions(JsonObject body) {
+    Object expected = body.getValue("expectedVersion");
+    if (expected != null && !(expected instanceof Number)) {
+      throw KfoldException.badRequest("expectedVersion must be a number");
+    }
+    return new Options(expected == null ? OptionalLong.empty() : OptionalLong.of(((Number) expected).longValue()),
+        Options.checkedIdempotencyKey(body.getString("idempotencyKey")), body.getString("correlationId"));
+  }
+
+  /** The HTTP headers that carry a write's options to the node that folds the entity. */
+  private static Map<String, String> headers(Options options) {
     Map<String, String> headers = new HashMap<>();
     options.expectedVersion().ifPresent(version -> headers.put("If-Match", "\"" + version + "\""));
     if (options.idempotencyKey() != null) {
@@ -146,10 +180,7 @@ public final class EventBusApiVerticle extends VerticleBase {
     if (options.correlationId() != null) {
       headers.put("X-Correlation-Id", options.correlationId());
     }
-    Buffer command = new JsonObject().put("type", commandType).put("payload", payload).toBuffer();
-    return forwarder.command(type, key, command, headers).compose(remote -> remote == null
-        ? writer.handle(type, key, new Command(commandType, toJackson(payload)), options).map(EntityWriter.Written::toJson)
-        : Future.succeededFuture((ObjectNode) toJackson(remote.getBytes())));
+    return headers;
   }
 
   /** Answered by the node that folds the entity: another node's copy may be behind, or missing. */
@@ -241,7 +272,7 @@ public final class EventBusApiVerticle extends VerticleBase {
     }
     answer.onSuccess(page -> message.reply(new JsonObject(Buffer.buffer(page.page().toJson())),
             page.stale() ? new DeliveryOptions().addHeader(ClusterQueries.STALE, "true") : new DeliveryOptions()))
-        .onFailure(e -> message.fail(e instanceof KfoldException k ? k.status() : 500, e.getMessage()));
+        .onFailure(e -> fail(message, e));
   }
 
   /** The members of a query message as query parameters: each a string, number or boolean, by its text. */
@@ -279,7 +310,17 @@ public final class EventBusApiVerticle extends VerticleBase {
       result = Future.failedFuture(e);
     }
     result.onSuccess(json -> message.reply(new JsonObject(Buffer.buffer(Envelopes.toBytes(json)))))
-        .onFailure(e -> message.fail(e instanceof KfoldException k ? k.status() : 500, e.getMessage()));
+        .onFailure(e -> fail(message, e));
+  }
+
+  /**
+   * Fails the message with the HTTP status of the error and, as its message, the problem body the
+   * HTTP API would answer: a caller gets {@code currentVersion} and the like, not only the status.
+   */
+  private static void fail(Message<?> message, Throwable e) {
+    KfoldException problem = e instanceof KfoldException k ? k
+        : new KfoldException(500, "Internal error", String.valueOf(e.getMessage()), Map.of());
+    message.fail(problem.status(), new String(Envelopes.toBytes(problem.problem()), StandardCharsets.UTF_8));
   }
 
   private static JsonNode toJackson(JsonObject json) {

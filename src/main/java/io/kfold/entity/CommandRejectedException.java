@@ -7,4 +7,9 @@ public class CommandRejectedException extends KfoldException {
   public CommandRejectedException(String reason) {
     super(422, "Command rejected", reason, Map.of());
   }
+
+  /** Why the domain refused the command, as its decide said. */
+  public String reason() {
+    return getMessage();
+  }
 }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.config.NodeConfig;
 import io.kfold.auth.Grant.Role;
+import io.kfold.command.AppendRequest;
 import io.kfold.command.EntityWriter;
 import io.kfold.cluster.ClusterQueries;
 import io.kfold.cluster.Forwarder;
@@ -755,27 +756,7 @@ public final class HttpApiVerticle extends VerticleBase {
   }
 
   private List<NewEvent> newEvents(JsonNode body) {
-    JsonNode events = body.path("events");
-    if (!events.isArray() || events.isEmpty()) {
-      throw KfoldException.badRequest("the body must be {\"events\": [{\"type\": ..., \"payload\": {...}}, ...]}"
-          + " with at least one event");
-    }
-    if (events.size() > config.writes().maxEvents()) {
-      throw KfoldException.badRequest("at most " + config.writes().maxEvents() + " events per append, got " + events.size());
-    }
-    List<NewEvent> result = new ArrayList<>(events.size());
-    for (int i = 0; i < events.size(); i++) {
-      JsonNode event = events.get(i);
-      JsonNode type = event.path("type");
-      if (!type.isTextual() || type.asText().isBlank() || type.asText().length() > 128) {
-        throw KfoldException.badRequest("events[" + i + "].type must be a non-empty string of at most 128 characters");
-      }
-      if (!event.path("payload").isObject()) {
-        throw KfoldException.badRequest("events[" + i + "].payload must be a JSON object");
-      }
-      result.add(new NewEvent(type.asText(), event.get("payload")));
-    }
-    return result;
+    return AppendRequest.events(body, config.writes().maxEvents());
   }
 
   private static <T> T found(T value, String type, String key) {

@@ -1,6 +1,5 @@
 package io.kfold.http;
 
-import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.types.Envelopes;
 import io.kfold.entity.KfoldException;
@@ -43,12 +42,7 @@ final class Problems {
     if (ctx.response().ended()) {
       return;
     }
-    ObjectNode body = JsonNodeFactory.instance.objectNode();
-    body.put("type", "about:blank");
-    body.put("title", e.title());
-    body.put("status", e.status());
-    body.put("detail", e.getMessage());
-    e.details().forEach((name, value) -> body.set(name, Envelopes.JSON.valueToTree(value)));
+    ObjectNode body = e.problem();
     ctx.response()
         .setStatusCode(e.status())
         .putHeader("content-type", "application/problem+json")
