@@ -7,7 +7,9 @@ import io.kfold.KfoldClient.Written;
 import io.kfold.entity.CommandRejectedException;
 import io.kfold.entity.KfoldException;
 import io.kfold.entity.VersionConflictException;
+import io.kfold.config.NodeConfig;
 import io.kfold.http.TestCa;
+import io.kfold.node.NodeRuntime;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonArray;
@@ -40,7 +42,7 @@ class KfoldClientTest {
   private static final String API_KEY = "key-of-the-client-test-0123456789";
 
   private static Vertx vertx;
-  private static KfoldNode node;
+  private static NodeRuntime node;
   private static String caPem;
 
   /** One node whose HTTP API takes HTTPS only (a certificate of a CA of the test's) and API keys. */
@@ -59,7 +61,7 @@ class KfoldClientTest {
     String auth = "mode: api-keys\nclusterSecret: a-cluster-secret-for-the-client-test\napiKeys:\n"
         + "  client: {sha256: " + HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256")
         .digest(API_KEY.getBytes(StandardCharsets.UTF_8))) + ", roles: [read, write, append]}\n";
-    node = TestNodes.startCaughtUp(vertx, KfoldConfig.load(TestNodes.withSection(env, dir, "auth", auth)));
+    node = TestNodes.startCaughtUp(vertx, NodeConfig.load(TestNodes.withSection(env, dir, "auth", auth)));
   }
 
   @AfterAll

@@ -3,6 +3,7 @@ package io.kfold.entity;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kfold.types.Envelopes;
 
 import java.util.Map;
 
