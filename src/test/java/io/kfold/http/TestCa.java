@@ -29,7 +29,7 @@ import java.util.Date;
 import java.util.concurrent.atomic.AtomicLong;
 
 /** A certificate authority made by a test, and server certificates for localhost and 127.0.0.1 signed by it, as PEM. */
-final class TestCa {
+public final class TestCa {
 
   private static final AtomicLong SERIALS = new AtomicLong(System.currentTimeMillis());
 
@@ -37,10 +37,10 @@ final class TestCa {
   private final X509CertificateHolder certificate;
 
   /** A server certificate and its private key, as the PEM text of their files. */
-  record Issued(String certificatePem, String keyPem, BigInteger serial) {
+  public record Issued(String certificatePem, String keyPem, BigInteger serial) {
 
     /** Writes the certificate and the key to these files, the certificate first. */
-    void writeTo(Path certificate, Path key) {
+    public void writeTo(Path certificate, Path key) {
       write(certificate, certificatePem);
       write(key, keyPem);
     }
@@ -51,7 +51,7 @@ final class TestCa {
     this.certificate = certificate;
   }
 
-  static TestCa create(String name) {
+  public static TestCa create(String name) {
     KeyPair keys = keyPair();
     X500Name subject = new X500Name("CN=" + name);
     try {
@@ -66,7 +66,7 @@ final class TestCa {
   }
 
   /** A new key and a certificate for it, for localhost and 127.0.0.1, subject CN={@code name}, a serial of its own. */
-  Issued issue(String name) {
+  public Issued issue(String name) {
     KeyPair server = keyPair();
     BigInteger serial = BigInteger.valueOf(SERIALS.incrementAndGet());
     try {
@@ -83,7 +83,7 @@ final class TestCa {
   }
 
   /** The CA's certificate, which clients trust. */
-  void writeCertificate(Path file) {
+  public void writeCertificate(Path file) {
     write(file, pem(certificate));
   }
 
