@@ -106,7 +106,7 @@ class EventBusClusterTest {
               new DeliveryOptions().setSendTimeout(10_000))
           .transform(ar -> Future.succeededFuture(ar.failed() ? ar.cause() : null)).await(30, TimeUnit.SECONDS);
       // Its handshake is refused, so its message is never delivered: no reply comes, whatever the wait.
-      assertThat(refused).as("the stranger's message is answered").isInstanceOf(ReplyException.class);
+      assertThat(refused).as("what the stranger's request got (a reply means it got through)").isInstanceOf(ReplyException.class);
       assertThat(((ReplyException) refused).failureType()).isEqualTo(ReplyFailure.TIMEOUT);
     } finally {
       for (Vertx vertx : joined) {
