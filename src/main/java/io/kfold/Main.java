@@ -53,7 +53,21 @@ public final class Main {
       broker = LocalBroker.start(config.dataDir().resolve("kafka"), LocalBroker.defaultLibs(), config.kafka().localPort());
       config = config.withBootstrap(broker.bootstrap());
     }
-    Vertx vertx = Vertx.vertx();
+    Vertx vertx;
+    if (config.eventBus().cluster().enabled()) {
+      try {
+        vertx = EventBusCluster.join(config).await(120, TimeUnit.SECONDS);
+      } catch (Exception e) {
+        LOG.error("kfold failed to join the event bus cluster '{}': {}", config.eventBus().cluster().name(), e.toString(), e);
+        if (broker != null) {
+          broker.close();
+        }
+        System.exit(1);
+        return;
+      }
+    } else {
+      vertx = Vertx.vertx();
+    }
     NodeRuntime node;
     try {
       node = NodeRuntime.start(vertx, config).await(120, TimeUnit.SECONDS);

@@ -121,7 +121,7 @@ public record AuthConfig(Mode mode, Map<String, ApiKey> apiKeys, Jwt jwt, boolea
   }
 
   /** 127.0.0.0/8, ::1 or localhost: reachable from this machine only. */
-  static boolean loopback(String host) {
+  public static boolean loopback(String host) {
     return host.equalsIgnoreCase("localhost") || host.equals("::1") || host.equals("[::1]")
         || host.matches("127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}");
   }

@@ -42,7 +42,8 @@ import java.util.OptionalLong;
 import java.util.function.Supplier;
 
 /**
- * The event-bus API, for verticles in the same Vert.x instance:
+ * The event-bus API, for verticles in the same Vert.x instance, or in other JVMs on a clustered event bus
+ * (where every node registers these addresses, and a message reaches one of them):
  * <ul>
  *   <li>{@code kfold.<type>.command}: request {@code {"key", "type", "payload", "expectedVersion"?,
  *   "idempotencyKey"?, "correlationId"?}}; reply {@code {key, version, events, position}} as over HTTP,

@@ -28,7 +28,13 @@ import java.util.regex.Pattern;
  */
 public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Writes writes,
                           List<TypeConfig> types, List<EffectConfig> effects, List<ViewConfig> views, AuthConfig auth,
-                          Plugins plugins) {
+                          Plugins plugins, EventBus eventBus) {
+
+  /** A node whose event bus is its own Vert.x instance's only. */
+  public NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Writes writes, List<TypeConfig> types,
+                     List<EffectConfig> effects, List<ViewConfig> views, AuthConfig auth, Plugins plugins) {
+    this(app, dataDir, http, kafka, fold, writes, types, effects, views, auth, plugins, EventBus.LOCAL);
+  }
 
   /**
    * @param advertisedUrl how other nodes reach this one; empty: http://host:port, https with TLS
@@ -130,6 +136,35 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
     }
   }
 
+  /** The event bus: local to this Vert.x instance, or shared with other JVMs through a cluster. */
+  public record EventBus(Cluster cluster) {
+    public static final EventBus LOCAL = new EventBus(Cluster.OFF);
+
+    /**
+     * A Vert.x cluster over Hazelcast: members found over TCP/IP at {@code members} (never by multicast),
+     * Hazelcast's membership on {@code host:port}, the event bus's own connections on {@code host} at a
+     * port it picks.
+     *
+     * @param name the Hazelcast cluster name; only members of the same name join each other
+     * @param tls  mutual TLS of the event bus's connections; required unless {@code host} is a loopback address
+     */
+    public record Cluster(boolean enabled, String host, int port, List<String> members, String name, ClusterTls tls) {
+      public static final Cluster OFF = new Cluster(false, "127.0.0.1", 5701, List.of(), "", ClusterTls.OFF);
+    }
+
+    /**
+     * PEM files: this member's certificate and key, presented to the others and asked of them, and the
+     * CA certificates a member's certificate must be signed by; off while all three are empty.
+     */
+    public record ClusterTls(String certificate, String key, String trust) {
+      public static final ClusterTls OFF = new ClusterTls("", "", "");
+
+      public boolean enabled() {
+        return !certificate.isEmpty();
+      }
+    }
+  }
+
   public static final Pattern TYPE_NAME = Pattern.compile("[a-z][a-z0-9-]{0,62}");
   private static final Pattern APP_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_-]{0,62}");
 
@@ -151,6 +186,9 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
       Map.entry("effects", new ConfigKeys.Named(EffectConfig.KEYS)),
       Map.entry("auth", AuthConfig.KEYS),
       Map.entry("plugins", ConfigKeys.values("dir")),
+      Map.entry("eventBus", new ConfigKeys.Section(Map.of("cluster", new ConfigKeys.Section(Map.of(
+          "enabled", ConfigKeys.VALUE, "host", ConfigKeys.VALUE, "port", ConfigKeys.VALUE, "members", ConfigKeys.VALUE,
+          "name", ConfigKeys.VALUE, "tls", ConfigKeys.values("certificate", "key", "trust")))))),
       Map.entry("views", new ConfigKeys.Listed(new ConfigKeys.Section(Map.of("name", ConfigKeys.VALUE, "class", ConfigKeys.VALUE,
           "from", ConfigKeys.VALUE, "key", ConfigKeys.VALUE, "where", ConfigKeys.FREE,
           "fields", new ConfigKeys.Named(ConfigKeys.values(ConfiguredView.Aggregate.configNames()
@@ -227,7 +265,61 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
             longIn(section(tree, "writes"), "idempotencyWindowMs", 1, Long.MAX_VALUE)),
         List.copyOf(types), List.copyOf(effects), views(tree.path("views")),
         AuthConfig.from(tree.path("auth"), text(http, "host")),
-        new Plugins(tree.path("plugins").path("dir").asText("").trim()));
+        new Plugins(tree.path("plugins").path("dir").asText("").trim()),
+        new EventBus(cluster(tree.path("eventBus").path("cluster"), app)));
+  }
+
+  /**
+   * {@code eventBus.cluster}. The clustered event bus carries commands with no credentials: on an
+   * address other machines reach it is refused unless its connections are mutual TLS.
+   */
+  private static EventBus.Cluster cluster(JsonNode cluster, String app) {
+    if (cluster.isMissingNode() || cluster.isNull()) {
+      return EventBus.Cluster.OFF;
+    }
+    boolean enabled = bool(cluster, "enabled");
+    String host = cluster.path("host").asText("").trim();
+    // An IP address: Hazelcast binds to the interface that has it.
+    if (!host.matches("\\d{1,3}(\\.\\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:]*") || host.equals("0.0.0.0")
+        || host.matches("[0:]+")) {
+      throw at("eventBus.cluster.host", "'" + host + "': the one IP address of this machine that its cluster traffic"
+          + " uses, such as 127.0.0.1 or the address of its private network, not a host name and not every address");
+    }
+    int port = intIn(cluster, "port", 1, 65535);
+    List<String> members = new ArrayList<>();
+    JsonNode declared = cluster.path("members");
+    // A list in a file; a variable (KFOLD_EVENT_BUS_CLUSTER_MEMBERS) gives them separated by commas.
+    for (JsonNode member : declared.isArray() ? declared : List.of(declared)) {
+      for (String one : member.asText("").split(",")) {
+        String trimmed = one.trim();
+        if (trimmed.isEmpty()) {
+          continue;
+        }
+        int colon = trimmed.lastIndexOf(':');
+        if (colon <= 0 || !trimmed.substring(colon + 1).matches("\\d{1,5}")
+            || Integer.parseInt(trimmed.substring(colon + 1)) > 65535) {
+          throw at("eventBus.cluster.members", "'" + trimmed + "' is not host:port (the Hazelcast port of a member,"
+              + " such as 10.0.0.7:5701)");
+        }
+        members.add(trimmed);
+      }
+    }
+    JsonNode tlsNode = cluster.path("tls");
+    EventBus.ClusterTls tls = new EventBus.ClusterTls(tlsNode.path("certificate").asText("").trim(),
+        tlsNode.path("key").asText("").trim(), tlsNode.path("trust").asText("").trim());
+    boolean anyTls = !tls.certificate().isEmpty() || !tls.key().isEmpty() || !tls.trust().isEmpty();
+    if (anyTls && (tls.certificate().isEmpty() || tls.key().isEmpty() || tls.trust().isEmpty())) {
+      throw at("eventBus.cluster.tls", "mutual TLS needs all three PEM files: 'certificate' and 'key' (this member's),"
+          + " 'trust' (the CA that signs every member's certificate)");
+    }
+    if (enabled && !tls.enabled() && !AuthConfig.loopback(host)) {
+      throw at("eventBus.cluster.host", "is '" + host + "', which is not a loopback address, and the clustered event bus"
+          + " has no TLS: its messages carry commands without credentials, so anyone who reaches the address could"
+          + " write to every entity. Set eventBus.cluster.tls (certificate, key and trust, PEM: mutual TLS between the"
+          + " members), or keep the cluster on 127.0.0.1");
+    }
+    String name = cluster.path("name").asText("").trim();
+    return new EventBus.Cluster(enabled, host, port, List.copyOf(members), name.isEmpty() ? app : name, tls);
   }
 
   /**
@@ -474,7 +566,7 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
     return new NodeConfig(app, dataDir, http,
         new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort, kafka.groupInstanceId,
             kafka.sessionTimeoutMs, kafka.properties), fold,
-        writes, types, effects, views, auth, plugins);
+        writes, types, effects, views, auth, plugins, eventBus);
   }
 
   /** A view's folded type ({@code _view.<name>}) has the topics {@code <app>.view.<name>.*}; its events are contributions. */

@@ -163,10 +163,12 @@ public final class EffectVerticle extends VerticleBase {
     changes = new ChangesLoop(config, effect, context, stats, new ChangesListener());
     return deadLetters.start().map(v -> {
       String prefix = "kfold.effects." + effect.name();
-      vertx.eventBus().<JsonObject>consumer(prefix + ".parked", m -> m.reply(jsonObject(deadLetters.lot().toJson())));
-      vertx.eventBus().<JsonObject>consumer(prefix + ".replay", m -> ask(m.body(), false)
+      // Asked by this node's HTTP API only: on a clustered event bus another node's worker must not answer
+      // for this one, and another JVM must not replay or skip without the admin role.
+      vertx.eventBus().<JsonObject>localConsumer(prefix + ".parked", m -> m.reply(jsonObject(deadLetters.lot().toJson())));
+      vertx.eventBus().<JsonObject>localConsumer(prefix + ".replay", m -> ask(m.body(), false)
           .onSuccess(r -> m.reply(jsonObject(r))).onFailure(e -> m.fail(status(e), e.getMessage())));
-      vertx.eventBus().<JsonObject>consumer(prefix + ".skip", m -> ask(m.body(), true)
+      vertx.eventBus().<JsonObject>localConsumer(prefix + ".skip", m -> ask(m.body(), true)
           .onSuccess(r -> m.reply(jsonObject(r))).onFailure(e -> m.fail(status(e), e.getMessage())));
       vertx.setPeriodic(30_000, id -> LOG.info("effect worker {}: {}", effect.name(), stats.toJson()));
       changesLoop = supervisor.start("effects." + effect.name(), changes);

@@ -82,7 +82,10 @@ public final class FoldVerticle extends VerticleBase {
     });
   }
 
-  /** The event-bus address where local verticles follow the accepted events of a type. */
+  /**
+   * The event-bus address where verticles follow the accepted events of a type: local ones, and on a
+   * clustered event bus those of every JVM, each change published once, by the node that folded it.
+   */
   public static String changesAddress(String type) {
     return "kfold." + type + ".changes";
   }

@@ -328,7 +328,8 @@ public final class HttpApiVerticle extends VerticleBase {
   }
 
   /**
-   * Lists, replays or skips a worker's parked events; the worker answers over the local event bus,
+   * Lists, replays or skips a worker's parked events; this node's worker answers over the event bus, never
+   * another node's on a clustered one,
    * a replay or skip once the node that delivers the entity has carried it out.
    */
   private void effectAdmin(RoutingContext ctx, String action) {
@@ -345,7 +346,7 @@ public final class HttpApiVerticle extends VerticleBase {
     }
     // Longer than a worker waits for a replay or skip to be carried out (30 s), so that its 504 gets through.
     vertx.eventBus().<JsonObject>request("kfold.effects." + worker + "." + action, request,
-            new DeliveryOptions().setSendTimeout(40_000))
+            new DeliveryOptions().setSendTimeout(40_000).setLocalOnly(true))
         .onSuccess(reply -> ctx.response().putHeader("content-type", "application/json").end(reply.body().toBuffer()))
         .onFailure(e -> ctx.fail(e instanceof ReplyException r && r.failureCode() >= 400
             ? new KfoldException(r.failureCode(), HttpResponseStatus.valueOf(r.failureCode()).reasonPhrase(), r.getMessage(), Map.of())
