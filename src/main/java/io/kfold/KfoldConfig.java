@@ -33,6 +33,17 @@ public final class KfoldConfig {
     return of(ConfigSource.fromYaml("given in code", yaml, System.getenv()));
   }
 
+  /**
+   * {@code yaml} over the bundled defaults, and {@code env}'s {@code KFOLD_*} variables over both, as
+   * the runnable kfold reads its {@code KFOLD_CONFIG} file: for an application that lets its operators
+   * set the port, the data folder or the Kafka cluster from the environment.
+   *
+   * @throws IllegalArgumentException naming each problem
+   */
+  public static KfoldConfig fromYaml(String yaml, Map<String, String> env) {
+    return of(ConfigSource.fromYaml("given in code", yaml, env, env));
+  }
+
   /** The same, the YAML read from {@code file}. */
   public static KfoldConfig fromFile(Path file) {
     String yaml;
@@ -59,6 +70,19 @@ public final class KfoldConfig {
   /** The application's name: the prefix of its topics and consumer groups. */
   public String app() {
     return node.app();
+  }
+
+  /** Where the node keeps its store and its id (and the local broker its data, when one is started). */
+  public Path dataDir() {
+    return node.dataDir();
+  }
+
+  /**
+   * The Kafka cluster's bootstrap servers, or an empty string when none is configured: the runnable
+   * kfold then starts a local broker, and an application may do the same with {@link LocalKafka}.
+   */
+  public String kafkaBootstrap() {
+    return node.kafka().embedded() ? "" : node.kafka().bootstrap();
   }
 
   /** The same configuration on the Kafka cluster at {@code bootstrap} (host:port, comma-separated). */

@@ -95,13 +95,18 @@ public final class ConfigSource {
    * @param where names the YAML in messages: its file, or where the code gave it
    */
   public static ConfigSource fromYaml(String where, String yaml, Map<String, String> env) {
+    return fromYaml(where, yaml, Map.of(), env);
+  }
+
+  /** The same, with {@code variables}' {@code KFOLD_*} values over the YAML, as over a {@code KFOLD_CONFIG} file. */
+  public static ConfigSource fromYaml(String where, String yaml, Map<String, String> variables, Map<String, String> env) {
     ObjectNode user;
     try {
       user = objectAt(YAML.readTree(yaml), where);
     } catch (IOException e) {
       throw new IllegalArgumentException("cannot read configuration " + where + ": " + e.getMessage());
     }
-    return read("configuration " + where, user, Map.of(), env);
+    return read("configuration " + where, user, variables, env);
   }
 
   private static ObjectNode userFile(Path file) {

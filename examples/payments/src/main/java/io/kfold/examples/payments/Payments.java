@@ -7,6 +7,7 @@ import io.kfold.entity.Command;
 import io.kfold.entity.CommandRejectedException;
 import io.kfold.entity.EntityType;
 import io.kfold.entity.Envelope;
+import io.kfold.entity.IndexDefinition;
 import io.kfold.entity.KfoldException;
 import io.kfold.entity.NewEvent;
 
@@ -33,6 +34,12 @@ public final class Payments implements EntityType {
   @Override
   public String name() {
     return "payments";
+  }
+
+  /** Payments by status ({@code GET /v1/payments?status=requested}), kept by the fold with each state. */
+  @Override
+  public List<IndexDefinition> indexes() {
+    return List.of(new IndexDefinition("status", "/status", IndexDefinition.Kind.STRING));
   }
 
   @Override

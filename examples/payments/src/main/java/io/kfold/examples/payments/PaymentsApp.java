@@ -10,16 +10,13 @@ import org.slf4j.LoggerFactory;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.util.HashMap;
+import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
  * The payments application, with kfold embedded: a kfold node in the application's own Vert.x,
- * serving the types orders and payments ({@code payments-app.yaml}), and {@link PaymentsOnOrders}
+ * serving the types orders ({@code payments-app.yaml}) and payments (given in code), and {@link PaymentsOnOrders}
  * beside it. Without {@code KFOLD_KAFKA_BOOTSTRAP} it starts a local Kafka broker under the data
  * folder. Stops all of it, in reverse order, on exit.
  */
@@ -52,48 +49,37 @@ public final class PaymentsApp implements AutoCloseable {
    * and waits until it runs. Blocks: call it from a main thread, not an event loop.
    */
   public static PaymentsApp start(Map<String, String> env) {
-    KfoldConfig config = loadConfig(env);
+    KfoldConfig config = KfoldConfig.fromYaml(configuration(), env);
     LocalKafka kafka = null;
-    if (config.kafka().bootstrap().isBlank()) {
+    if (config.kafkaBootstrap().isBlank()) {
       kafka = LocalKafka.start(config.dataDir().resolve("kafka"));
       config = config.withBootstrap(kafka.bootstrap());
     }
     Vertx vertx = Vertx.vertx();
     KfoldNode node = null;
     try {
-      node = KfoldNode.start(vertx, config).await(120, TimeUnit.SECONDS);
+      // Payments is this application's own class: given in code, no configuration names it.
+      node = KfoldNode.start(vertx, config, KfoldNode.Options.DEFAULTS.withType(new Payments()))
+          .await(120, TimeUnit.SECONDS);
       PaymentsOnOrders reactions = new PaymentsOnOrders();
       vertx.deployVerticle(reactions).await(30, TimeUnit.SECONDS);
-      LOG.info("payments running: kfold on Kafka {}, HTTP port {}", config.kafka().bootstrap(), node.httpPort());
-      return new PaymentsApp(kafka, vertx, node, reactions, config.kafka().bootstrap());
+      LOG.info("payments running: kfold on Kafka {}, HTTP port {}", config.kafkaBootstrap(), node.httpPort());
+      return new PaymentsApp(kafka, vertx, node, reactions, config.kafkaBootstrap());
     } catch (Exception e) {
-      new PaymentsApp(kafka, vertx, node, null, config.kafka().bootstrap()).close();
+      new PaymentsApp(kafka, vertx, node, null, config.kafkaBootstrap()).close();
       throw e instanceof RuntimeException runtime ? runtime : new IllegalStateException("payments did not start", e);
     }
   }
 
-  /**
-   * kfold's defaults, this application's configuration over them, {@code env}'s {@code KFOLD_*}
-   * variables over both. kfold reads a user's configuration from a file, and this one travels in
-   * the application's jar: it is read from a copy.
-   */
-  private static KfoldConfig loadConfig(Map<String, String> env) {
-    Path file = null;
+  /** This application's configuration, from its jar. */
+  private static String configuration() {
     try (InputStream in = PaymentsApp.class.getClassLoader().getResourceAsStream(CONFIG)) {
       if (in == null) {
         throw new IllegalStateException(CONFIG + " is missing from the class path");
       }
-      file = Files.createTempFile("payments-app", ".yaml");
-      Files.copy(in, file, StandardCopyOption.REPLACE_EXISTING);
-      Map<String, String> withFile = new HashMap<>(env);
-      withFile.put("KFOLD_CONFIG", file.toString());
-      return KfoldConfig.load(withFile);
+      return new String(in.readAllBytes(), StandardCharsets.UTF_8);
     } catch (IOException e) {
       throw new UncheckedIOException("cannot read " + CONFIG, e);
-    } finally {
-      if (file != null) {
-        file.toFile().delete();
-      }
     }
   }
 

@@ -1,5 +1,7 @@
 package io.kfold.examples.payments;
 
+import io.kfold.KfoldClient;
+import io.kfold.KfoldClient.CommandOptions;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.buffer.Buffer;
@@ -12,8 +14,8 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Requests the payment of each placed order: on every {@code OrderPlaced} change that kfold
- * publishes on {@code kfold.orders.changes}, it sends {@code RequestPayment} to
- * {@code kfold.payments.command}, for the payment keyed by the order's id.
+ * publishes on {@code kfold.orders.changes}, it sends {@code RequestPayment} through the typed
+ * {@link KfoldClient} (the event bus's {@code kfold.payments.command}), for the payment keyed by the order's id.
  *
  * <p>The command carries the order event's id as its idempotency key: a change seen twice (the
  * event bus may deliver a change again, for example after the partition moved between nodes)
@@ -32,11 +34,20 @@ public final class PaymentsOnOrders extends VerticleBase {
   /** Orders whose payment request kfold refused or did not answer: logged, each with its reason. */
   private final AtomicLong failed = new AtomicLong();
 
+  private KfoldClient kfold;
+
   @Override
   public Future<?> start() {
+    // The typed client over this Vert.x's event bus: the node may be in this JVM or another of the cluster.
+    kfold = KfoldClient.eventBus(vertx);
     MessageConsumer<Buffer> changes = vertx.eventBus().consumer("kfold.orders.changes",
         message -> onChange(message.body().toJsonObject()));
     return changes.completion();
+  }
+
+  @Override
+  public Future<?> stop() {
+    return kfold.close();
   }
 
   private void onChange(JsonObject change) {
@@ -45,17 +56,14 @@ public final class PaymentsOnOrders extends VerticleBase {
       return;
     }
     String orderId = event.getString("key");
-    JsonObject command = new JsonObject()
-        .put("key", orderId)
-        .put("type", "RequestPayment")
-        .put("payload", new JsonObject()
-            .put("orderId", orderId)
-            .put("amount", event.getJsonObject("payload").getValue("total")))
-        .put("idempotencyKey", event.getString("id"));
-    vertx.eventBus().<JsonObject>request("kfold.payments.command", command)
-        .onSuccess(reply -> {
+    JsonObject payment = new JsonObject()
+        .put("orderId", orderId)
+        .put("amount", event.getJsonObject("payload").getValue("total"));
+    kfold.command("payments", orderId, "RequestPayment", payment,
+            CommandOptions.NONE.withIdempotencyKey(event.getString("id")))
+        .onSuccess(written -> {
           requested.incrementAndGet();
-          LOG.info("payment of order {} requested (version {})", orderId, reply.body().getLong("version"));
+          LOG.info("payment of order {} requested (version {})", orderId, written.version());
         })
         .onFailure(e -> {
           failed.incrementAndGet();

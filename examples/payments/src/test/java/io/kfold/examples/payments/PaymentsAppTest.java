@@ -67,18 +67,18 @@ class PaymentsAppTest {
 
     ReplyException otherAmount = refused("kfold.payments.command", command("o-1", "CapturePayment", 10));
     assertThat(otherAmount.failureCode()).isEqualTo(422);
-    assertThat(otherAmount.getMessage()).isEqualTo("the amount 10 does not match the requested amount 13.5");
+    assertThat(detail(otherAmount)).isEqualTo("the amount 10 does not match the requested amount 13.5");
 
     ReplyException notRequested = refused("kfold.payments.command", command("o-unknown", "CapturePayment", 10));
     assertThat(notRequested.failureCode()).isEqualTo(422);
-    assertThat(notRequested.getMessage()).contains("no payment is requested");
+    assertThat(detail(notRequested)).contains("no payment is requested");
 
     ReplyException notCaptured = refused("kfold.payments.command", command("o-1", "RefundPayment", 5));
-    assertThat(notCaptured.getMessage()).isEqualTo("a payment that is not captured cannot be refunded");
+    assertThat(detail(notCaptured)).isEqualTo("a payment that is not captured cannot be refunded");
 
     assertThat(request("kfold.payments.command", command("o-1", "CapturePayment", 13.5)).getLong("version")).isEqualTo(2L);
     ReplyException tooMuch = refused("kfold.payments.command", command("o-1", "RefundPayment", 20));
-    assertThat(tooMuch.getMessage()).isEqualTo("the refund 20 is more than the 13.5 left to refund");
+    assertThat(detail(tooMuch)).isEqualTo("the refund 20 is more than the 13.5 left to refund");
     request("kfold.payments.command", command("o-1", "RefundPayment", 13.5));
     assertThat(request("kfold.payments.get", new JsonObject().put("key", "o-1").put("minVersion", 3))
         .getJsonObject("state").getString("status")).isEqualTo("refunded");
@@ -126,6 +126,11 @@ class PaymentsAppTest {
     } catch (Exception e) {
       throw new AssertionError(address + " " + body + " failed: " + e, e);
     }
+  }
+
+  /** A refusal's reason: the failure's message is the problem body kfold's HTTP API answers. */
+  private static String detail(ReplyException failure) {
+    return new JsonObject(failure.getMessage()).getString("detail");
   }
 
   private static ReplyException refused(String address, JsonObject body) {
