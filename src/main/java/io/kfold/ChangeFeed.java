@@ -2,6 +2,7 @@ package io.kfold;
 
 import io.kfold.KfoldClient.Changes;
 import io.kfold.KfoldClient.EntityChange;
+import io.kfold.entity.KfoldException;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
@@ -15,10 +16,16 @@ import java.util.function.Supplier;
 
 /**
  * The stream both clients hand out for an entity's changes: it keeps the changes its reader has
- * not asked for yet, and pauses its source (the event-bus consumer, the HTTP response) while the
- * reader asks for none. Driven on the context that opened it.
+ * not asked for yet (at most {@link #MAX_PENDING}), and pauses its source while the reader asks for
+ * none, where pausing loses nothing (the HTTP response). Driven on the context that opened it.
  */
 final class ChangeFeed implements Changes {
+
+  /**
+   * The most changes the feed keeps for a reader that does not take them: past it the stream fails
+   * and ends, rather than drop a change in silence. (Over HTTP the response is paused long before.)
+   */
+  static final int MAX_PENDING = 10_000;
 
   private final Context context;
   private final ArrayDeque<EntityChange> pending = new ArrayDeque<>();
@@ -57,10 +64,17 @@ final class ChangeFeed implements Changes {
   }
 
   void push(EntityChange change) {
-    if (!over) {
-      pending.add(change);
-      drain();
+    if (over || sourceEnded) {
+      return;
     }
+    if (pending.size() >= MAX_PENDING) {
+      sourceClose.get();
+      fail(KfoldException.unavailable("the reader of the changes of " + change.key() + " left " + MAX_PENDING
+          + " changes untaken: the stream ends here, without dropping any; open a new one from the entity's state"));
+      return;
+    }
+    pending.add(change);
+    drain();
   }
 
   /** The source ended: the reader gets what is pending, then the end. */

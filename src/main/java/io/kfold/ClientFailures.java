@@ -40,8 +40,8 @@ final class ClientFailures {
 
   /**
    * An event-bus request's failure: a node's failure carries its status and problem; no handler
-   * at the address is a 404 (an unknown type or view, or no kfold node on this bus); no reply in
-   * time a 504.
+   * at the address is a 503, as a node the HTTP client cannot reach (no kfold node on this bus
+   * serves it: none running yet, or an unknown type or view); no reply in time a 504.
    */
   static Throwable fromBus(Throwable failure, String address) {
     if (!(failure instanceof ReplyException reply)) {
@@ -49,8 +49,8 @@ final class ClientFailures {
     }
     KfoldException typed = switch (reply.failureType()) {
       case RECIPIENT_FAILURE -> fromProblem(reply.failureCode(), reply.getMessage());
-      case NO_HANDLERS -> KfoldException.notFound("nothing answers at " + address
-          + " on this event bus: an unknown type or view, or no kfold node on it");
+      case NO_HANDLERS -> KfoldException.unavailable("nothing answers at " + address
+          + " on this event bus: no kfold node serves it (none running, or an unknown type or view)");
       case TIMEOUT -> KfoldException.timeout("no answer at " + address + " in time: " + reply.getMessage());
       default -> KfoldException.unavailable("the request to " + address + " failed: " + reply.getMessage());
     };

@@ -45,7 +45,8 @@ final class EventBusKfoldClient implements KfoldClient {
 
   @Override
   public Future<Page> query(String type, JsonObject params) {
-    long waitMs = params == null ? 0 : params.getLong("timeoutMs", 0L);
+    // Checked by the node, as over HTTP: here only the reply's wait, from a number if it is one.
+    long waitMs = params != null && params.getValue("timeoutMs") instanceof Number wait ? wait.longValue() : 0;
     return request("kfold." + type + ".query", params == null ? new JsonObject() : params, waitMs)
         .map(reply -> Page.from(reply.body(), "true".equals(reply.headers().get(STALE))));
   }
@@ -76,13 +77,9 @@ final class EventBusKfoldClient implements KfoldClient {
       });
       consumer.exceptionHandler(feed::fail);
       consumer.endHandler(v -> feed.end());
-      feed.source(flowing -> {
-        if (flowing) {
-          consumer.resume();
-        } else {
-          consumer.pause();
-        }
-      }, consumer::unregister);
+      // Never paused: the consumer gets every change of the type, and a paused event-bus consumer drops
+      // what passes its buffer (1000 messages) in silence. The feed keeps this entity's, within its bound.
+      feed.source(flowing -> {}, consumer::unregister);
       return consumer.completion();
     });
   }

@@ -71,7 +71,8 @@ public interface KfoldClient {
   /**
    * Follows the entity's changes from now on: completes once the subscription is in place, so a
    * change accepted after that is in the stream. The stream holds the changes a paused reader has
-   * not taken (the source is paused meanwhile); {@link Changes#close()} ends the subscription.
+   * not taken, up to 10,000: past that it fails (503) and ends, never dropping one in silence;
+   * {@link Changes#close()} ends the subscription.
    * Use the stream from the context that opened it.
    */
   Future<Changes> changes(String type, String id);
@@ -129,6 +130,13 @@ public interface KfoldClient {
 
     public HttpOptions withTrustedCaPem(String pem) {
       return new HttpOptions(baseUrl, bearerToken, pem);
+    }
+
+    /** Never the token: options end up in logs. */
+    @Override
+    public String toString() {
+      return "HttpOptions[baseUrl=" + baseUrl + ", bearerToken=" + (bearerToken == null ? "none" : "<masked>")
+          + ", trustedCaPem=" + (trustedCaPem == null ? "none" : "given") + "]";
     }
   }
 

@@ -70,6 +70,14 @@ public final class KfoldNode {
    * {@code vertx} stays the caller's: the node never closes it.
    */
   public static Future<KfoldNode> start(Vertx vertx, KfoldConfig config, Options options) {
+    if (config.kafkaBootstrap().isBlank()) {
+      return Future.failedFuture(new IllegalArgumentException("configuration: no 'kafka.bootstrap': name the Kafka"
+          + " cluster, or start a local broker with LocalKafka and use config.withBootstrap(kafka.bootstrap())"));
+    }
+    if (config.node().eventBus().cluster().enabled() && !vertx.isClustered()) {
+      return Future.failedFuture(new IllegalArgumentException("configuration: 'eventBus.cluster.enabled' is true,"
+          + " but this Vert.x is not clustered: start kfold on the Vert.x that EventBusCluster.join(config) answers"));
+    }
     try {
       return NodeRuntime.start(vertx, config.node(), options.runtime).map(KfoldNode::new);
     } catch (RuntimeException e) {

@@ -245,4 +245,21 @@ class EmbeddingTest {
     return http.post(node.httpPort(), "127.0.0.1", "/v1/tickets/" + id + "/commands")
         .putHeader("Content-Type", "application/json").sendBuffer(Buffer.buffer(body)).await(30, TimeUnit.SECONDS);
   }
+
+  @Test
+  @DisplayName("a node without a Kafka cluster, or with the clustered bus on a Vert.x that is not clustered, fails to"
+      + " start saying what to do")
+  void startRefusesWhatItCannotServe() throws Exception {
+    Vertx vertx = Vertx.vertx();
+    try {
+      assertThatThrownBy(() -> KfoldNode.start(vertx, KfoldConfig.fromYaml("app: nowhere\n")).await(10, TimeUnit.SECONDS))
+          .hasMessageContaining("no 'kafka.bootstrap'").hasMessageContaining("LocalKafka");
+      KfoldConfig clustered = KfoldConfig.fromYaml("kafka: {bootstrap: \"127.0.0.1:1\"}\n"
+          + "eventBus: {cluster: {enabled: true}}\n");
+      assertThatThrownBy(() -> KfoldNode.start(vertx, clustered).await(10, TimeUnit.SECONDS))
+          .hasMessageContaining("not clustered").hasMessageContaining("EventBusCluster.join");
+    } finally {
+      vertx.close().await(10, TimeUnit.SECONDS);
+    }
+  }
 }

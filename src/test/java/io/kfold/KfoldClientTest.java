@@ -118,6 +118,36 @@ class KfoldClientTest {
     }
   }
 
+  @Test
+  @DisplayName("a paused stream over the bus keeps its entity's changes while many of other entities of the type pass")
+  void pausedBusStreamKeepsItsEntitysChanges() throws Exception {
+    KfoldClient bus = KfoldClient.eventBus(vertx);
+    Changes paused = bus.changes("users", "burst-a").await(30, TimeUnit.SECONDS);
+    List<Long> taken = new CopyOnWriteArrayList<>();
+    paused.handler(change -> taken.add(change.version()));
+    paused.pause();
+    Changes watching = bus.changes("users", "burst-a").await(30, TimeUnit.SECONDS);
+    List<Long> seen = new CopyOnWriteArrayList<>();
+    watching.handler(change -> seen.add(change.version()));
+    // More changes of the type than an event-bus consumer holds while paused (1000), then one of burst-a.
+    for (int batch = 0; batch < 12; batch++) {
+      List<JsonObject> events = new ArrayList<>();
+      for (int i = 0; i < 100; i++) {
+        events.add(new JsonObject().put("type", "Noted").put("payload", new JsonObject().put("n", batch * 100 + i)));
+      }
+      await(bus.append("users", "burst-b", events, CommandOptions.NONE));
+    }
+    await(bus.append("users", "burst-a", List.of(new JsonObject().put("type", "Noted")
+        .put("payload", new JsonObject().put("n", 0))), CommandOptions.NONE));
+    Await.until("a stream that was never paused sees burst-a's change", () -> !seen.isEmpty());
+    assertThat(taken).as("the paused stream handed over nothing").isEmpty();
+    paused.resume();
+    Await.until("the resumed stream gets burst-a's change", () -> !taken.isEmpty());
+    assertThat(taken).containsExactly(1L);
+    paused.close().await(10, TimeUnit.SECONDS);
+    watching.close().await(10, TimeUnit.SECONDS);
+  }
+
   /** Every step of the scenario on entities named by {@code prefix}, each answer written with {@code X} for it. */
   private static List<String> scenario(KfoldClient client, String prefix) throws Exception {
     List<String> seen = new ArrayList<>();

@@ -7,6 +7,7 @@ import io.vertx.core.Future;
 
 import java.time.Instant;
 import java.time.format.DateTimeParseException;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * A worker's sink that is the application's own {@link io.kfold.entity.EffectSink}: hands it each
@@ -17,6 +18,8 @@ final class PluggedSink implements EffectSink {
 
   private final io.kfold.entity.EffectSink sink;
   private final boolean owned;
+  /** Closed once: by its worker when it stops, or by a start that failed before the worker ran. */
+  private final AtomicBoolean closed = new AtomicBoolean();
 
   PluggedSink(io.kfold.entity.EffectSink sink, boolean owned) {
     this.sink = sink;
@@ -32,7 +35,7 @@ final class PluggedSink implements EffectSink {
 
   @Override
   public Future<Void> close() {
-    return owned ? sink.close() : Future.succeededFuture();
+    return owned && closed.compareAndSet(false, true) ? sink.close() : Future.succeededFuture();
   }
 
   /** A copy for each delivery: a sink that changes its JSON changes nothing of a retry's or a replay's. */

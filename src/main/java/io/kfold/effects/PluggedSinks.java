@@ -2,6 +2,7 @@ package io.kfold.effects;
 
 import io.kfold.entity.EffectSink;
 import io.kfold.plugin.Plugins;
+import io.vertx.core.Future;
 
 import java.util.HashMap;
 import java.util.List;
@@ -28,6 +29,17 @@ public final class PluggedSinks {
    */
   public static PluggedSinks of(List<EffectConfig> effects, Plugins plugins, Map<String, EffectSink> registered) {
     Map<String, PluggedSink> byWorker = new HashMap<>();
+    try {
+      add(byWorker, effects, plugins, registered);
+    } catch (RuntimeException e) {
+      new PluggedSinks(byWorker).close();  // the sinks created before the one that failed
+      throw e;
+    }
+    return new PluggedSinks(byWorker);
+  }
+
+  private static void add(Map<String, PluggedSink> byWorker, List<EffectConfig> effects, Plugins plugins,
+                          Map<String, EffectSink> registered) {
     for (EffectConfig effect : effects) {
       if (!(effect.target() instanceof EffectConfig.SinkTarget target)) {
         continue;
@@ -45,7 +57,14 @@ public final class PluggedSinks {
         byWorker.put(effect.name(), new PluggedSink(sink, false));
       }
     }
-    return new PluggedSinks(byWorker);
+  }
+
+  /**
+   * Closes the sinks kfold created, for a start that failed before their workers ran (a worker
+   * closes its own when it stops; each sink is closed once).
+   */
+  public Future<Void> close() {
+    return Future.join(byWorker.values().stream().map(PluggedSink::close).toList()).mapEmpty();
   }
 
   /** The sink of a worker of kind sink. */

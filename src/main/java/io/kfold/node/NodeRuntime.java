@@ -242,7 +242,7 @@ public final class NodeRuntime {
           store.close();
           return Future.failedFuture(e);
         }))
-        .onFailure(e -> plugins.close());
+        .onFailure(e -> loaded.sinks().close().onComplete(v -> plugins.close()));
   }
 
   /**

@@ -269,6 +269,29 @@ class SinkEffectTest {
   }
 
   @Test
+  @DisplayName("a class: sink kfold created is closed when the start fails after it (here on a missing TLS file)")
+  void pluginSinkClosedWhenTheStartFails() throws Exception {
+    String app = TestNodes.newApp("sink-failed-start");
+    Path dir = root.resolve(app);
+    Path trail = dir.resolve("trail.txt");
+    String worker = """
+        trail:
+          kind: sink
+          entities: [users]
+          target: { class: acme.sink.TrailSink, settings: { file: "%s", prefix: seen } }
+        """.formatted(trail);
+    Map<String, String> env = quick(TestNodes.envWithEffects(app, dir, worker));
+    env.put("KFOLD_PLUGINS_DIR", good.toString());
+    env.put("KFOLD_HTTP_TLS_CERTIFICATE", dir.resolve("missing-cert.pem").toString());
+    env.put("KFOLD_HTTP_TLS_KEY", dir.resolve("missing-key.pem").toString());
+    NodeConfig config = NodeConfig.load(env);
+    assertThatThrownBy(() -> NodeRuntime.start(vertx, config).await(60, TimeUnit.SECONDS))
+        .hasMessageContaining("missing-cert.pem");
+    Await.until("the sink created for the failed start is closed", () -> lines(trail).contains("closed"));
+    assertThat(lines(trail)).containsExactly("closed");
+  }
+
+  @Test
   @DisplayName("a sink class that no jar holds, that is no EffectSink, whose constructor throws or that takes no"
       + " settings, and a name that is not registered, stop the start naming the class and its jar, or the name")
   void brokenSinksStopTheStart() throws Exception {
