@@ -26,13 +26,13 @@ final class EventBusKfoldClient implements KfoldClient {
   }
 
   @Override
-  public Future<Written> command(String type, String id, String commandType, JsonObject payload, CommandOptions options) {
+  public Future<Written> command(String type, String id, String commandType, JsonObject payload, WriteOptions options) {
     JsonObject request = write(id, options).put("type", commandType).put("payload", payload == null ? new JsonObject() : payload);
     return request("kfold." + type + ".command", request, 0).map(reply -> Written.from(reply.body()));
   }
 
   @Override
-  public Future<Written> append(String type, String id, List<JsonObject> events, CommandOptions options) {
+  public Future<Written> append(String type, String id, List<JsonObject> events, WriteOptions options) {
     JsonObject request = write(id, options).put("events", new JsonArray(List.copyOf(events)));
     return request("kfold." + type + ".append", request, 0).map(reply -> Written.from(reply.body()));
   }
@@ -89,9 +89,9 @@ final class EventBusKfoldClient implements KfoldClient {
     return Future.succeededFuture();
   }
 
-  private static JsonObject write(String id, CommandOptions options) {
+  private static JsonObject write(String id, WriteOptions options) {
     JsonObject request = new JsonObject().put("key", id);
-    CommandOptions given = options == null ? CommandOptions.NONE : options;
+    WriteOptions given = options == null ? WriteOptions.NONE : options;
     if (given.expectedVersion() != null) {
       request.put("expectedVersion", given.expectedVersion());
     }

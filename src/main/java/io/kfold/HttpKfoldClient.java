@@ -44,14 +44,14 @@ final class HttpKfoldClient implements KfoldClient {
   }
 
   @Override
-  public Future<Written> command(String type, String id, String commandType, JsonObject payload, CommandOptions options) {
+  public Future<Written> command(String type, String id, String commandType, JsonObject payload, WriteOptions options) {
     JsonObject body = new JsonObject().put("type", commandType).put("payload", payload == null ? new JsonObject() : payload);
     return send(HttpMethod.POST, "/v1/" + segment(type) + "/" + segment(id) + "/commands", writeHeaders(options), body, 0)
         .map(Written::from);
   }
 
   @Override
-  public Future<Written> append(String type, String id, List<JsonObject> events, CommandOptions options) {
+  public Future<Written> append(String type, String id, List<JsonObject> events, WriteOptions options) {
     JsonObject body = new JsonObject().put("events", new JsonArray(List.copyOf(events)));
     return send(HttpMethod.POST, "/v1/" + segment(type) + "/" + segment(id) + "/events", writeHeaders(options), body, 0)
         .map(Written::from);
@@ -171,8 +171,8 @@ final class HttpKfoldClient implements KfoldClient {
     return request;
   }
 
-  private static Map<String, String> writeHeaders(CommandOptions options) {
-    CommandOptions given = options == null ? CommandOptions.NONE : options;
+  private static Map<String, String> writeHeaders(WriteOptions options) {
+    WriteOptions given = options == null ? WriteOptions.NONE : options;
     Map<String, String> headers = new LinkedHashMap<>();
     if (given.expectedVersion() != null) {
       headers.put("If-Match", "\"" + given.expectedVersion() + "\"");

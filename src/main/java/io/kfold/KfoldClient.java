@@ -33,14 +33,14 @@ public interface KfoldClient {
   }
 
   /** Decides a command against the entity's current state; the events it appended, or the typed failure. */
-  Future<Written> command(String type, String id, String commandType, JsonObject payload, CommandOptions options);
+  Future<Written> command(String type, String id, String commandType, JsonObject payload, WriteOptions options);
 
   default Future<Written> command(String type, String id, String commandType, JsonObject payload) {
-    return command(type, id, commandType, payload, CommandOptions.NONE);
+    return command(type, id, commandType, payload, WriteOptions.NONE);
   }
 
   /** Appends events as they are, without a decide: each {@code {"type", "payload"}}. */
-  Future<Written> append(String type, String id, List<JsonObject> events, CommandOptions options);
+  Future<Written> append(String type, String id, List<JsonObject> events, WriteOptions options);
 
   /** The entity's current state; 404 ({@link io.kfold.entity.NotFoundException}) when it has no events. */
   default Future<State> get(String type, String id) {
@@ -87,23 +87,23 @@ public interface KfoldClient {
    * @param idempotencyKey  a retry with the same key answers the first write's result; null for none
    * @param correlationId   carried in the events' meta; null for the command's id
    */
-  record CommandOptions(Long expectedVersion, String idempotencyKey, String correlationId) {
-    public static final CommandOptions NONE = new CommandOptions(null, null, null);
+  record WriteOptions(Long expectedVersion, String idempotencyKey, String correlationId) {
+    public static final WriteOptions NONE = new WriteOptions(null, null, null);
 
-    public static CommandOptions expecting(long version) {
+    public static WriteOptions expecting(long version) {
       return NONE.withExpectedVersion(version);
     }
 
-    public CommandOptions withExpectedVersion(Long version) {
-      return new CommandOptions(version, idempotencyKey, correlationId);
+    public WriteOptions withExpectedVersion(Long version) {
+      return new WriteOptions(version, idempotencyKey, correlationId);
     }
 
-    public CommandOptions withIdempotencyKey(String key) {
-      return new CommandOptions(expectedVersion, key, correlationId);
+    public WriteOptions withIdempotencyKey(String key) {
+      return new WriteOptions(expectedVersion, key, correlationId);
     }
 
-    public CommandOptions withCorrelationId(String id) {
-      return new CommandOptions(expectedVersion, idempotencyKey, id);
+    public WriteOptions withCorrelationId(String id) {
+      return new WriteOptions(expectedVersion, idempotencyKey, id);
     }
   }
 

@@ -1,7 +1,7 @@
 package io.kfold;
 
 import io.kfold.KfoldClient.Changes;
-import io.kfold.KfoldClient.CommandOptions;
+import io.kfold.KfoldClient.WriteOptions;
 import io.kfold.KfoldClient.EntityChange;
 import io.kfold.KfoldClient.Written;
 import io.kfold.entity.CommandRejectedException;
@@ -135,10 +135,10 @@ class KfoldClientTest {
       for (int i = 0; i < 100; i++) {
         events.add(new JsonObject().put("type", "Noted").put("payload", new JsonObject().put("n", batch * 100 + i)));
       }
-      await(bus.append("users", "burst-b", events, CommandOptions.NONE));
+      await(bus.append("users", "burst-b", events, WriteOptions.NONE));
     }
     await(bus.append("users", "burst-a", List.of(new JsonObject().put("type", "Noted")
-        .put("payload", new JsonObject().put("n", 0))), CommandOptions.NONE));
+        .put("payload", new JsonObject().put("n", 0))), WriteOptions.NONE));
     Await.until("a stream that was never paused sees burst-a's change", () -> !seen.isEmpty());
     assertThat(taken).as("the paused stream handed over nothing").isEmpty();
     paused.resume();
@@ -164,13 +164,13 @@ class KfoldClientTest {
     Written placed = await(client.command("orders", order, "place", place));
     seen.add("place: " + written(placed));
     seen.add("conflict: " + failure(client.command("orders", order, "pay", new JsonObject().put("amount", 9),
-        CommandOptions.expecting(0))));
+        WriteOptions.expecting(0))));
     seen.add("rejected: " + failure(client.command("orders", order, "place", place)));
     seen.add("not found: " + failure(client.get("orders", order.replace("order", "none"))).replace(prefix, "X"));
     seen.add("bad id: " + failure(client.get("orders", "-bad")));
-    seen.add("bad append: " + failure(client.append("users", prefix + "-user", List.of(), CommandOptions.NONE)));
+    seen.add("bad append: " + failure(client.append("users", prefix + "-user", List.of(), WriteOptions.NONE)));
     Written paid = await(client.command("orders", order, "pay", new JsonObject().put("amount", 9),
-        CommandOptions.expecting(placed.version()).withIdempotencyKey(prefix + "-pay")));
+        WriteOptions.expecting(placed.version()).withIdempotencyKey(prefix + "-pay")));
     seen.add("pay: " + written(paid));
     KfoldClient.State state = await(client.get("orders", order, paid.version(), Duration.ofSeconds(10)));
     seen.add("get at version 2: version " + state.version() + " " + state.state().getString("status") + " "
@@ -178,7 +178,7 @@ class KfoldClientTest {
 
     Written registered = await(client.append("users", prefix + "-user",
         List.of(new JsonObject().put("type", "UserRegistered").put("payload", new JsonObject().put("email", email))),
-        CommandOptions.NONE));
+        WriteOptions.NONE));
     seen.add("append: " + written(registered));
     KfoldClient.Page page = await(client.query("users", new JsonObject().put("email", email)
         .put("minPosition", registered.position()).put("timeoutMs", 10_000)));

@@ -1,7 +1,7 @@
 package io.kfold.examples.payments;
 
 import io.kfold.KfoldClient;
-import io.kfold.KfoldClient.CommandOptions;
+import io.kfold.KfoldClient.WriteOptions;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.buffer.Buffer;
@@ -60,7 +60,7 @@ public final class PaymentsOnOrders extends VerticleBase {
         .put("orderId", orderId)
         .put("amount", event.getJsonObject("payload").getValue("total"));
     kfold.command("payments", orderId, "RequestPayment", payment,
-            CommandOptions.NONE.withIdempotencyKey(event.getString("id")))
+            WriteOptions.NONE.withIdempotencyKey(event.getString("id")))
         .onSuccess(written -> {
           requested.incrementAndGet();
           LOG.info("payment of order {} requested (version {})", orderId, written.version());
