@@ -241,18 +241,9 @@ class SinkEffectTest {
   @DisplayName("a class: sink from a plugin jar is created with its settings, delivers each change, and is closed"
       + " with the node")
   void pluginSink() throws Exception {
-    String app = TestNodes.newApp("sink-plugin");
-    Path dir = root.resolve(app);
+    Path dir = root.resolve(TestNodes.newApp("sink-plugin"));
     Path trail = dir.resolve("trail.txt");
-    String worker = """
-        trail:
-          kind: sink
-          entities: [users]
-          target: { class: acme.sink.TrailSink, settings: { file: "%s", prefix: seen } }
-        """.formatted(trail);
-    Map<String, String> env = quick(TestNodes.envWithEffects(app, dir, worker));
-    env.put("KFOLD_PLUGINS_DIR", good.toString());
-    NodeConfig config = NodeConfig.load(env);
+    NodeConfig config = NodeConfig.load(withTrailSink(dir, trail));
     NodeRuntime node = NodeRuntime.start(vertx, config).await(60, TimeUnit.SECONDS);
     List<String> expected = List.of("seen users/t1:1 Seen n=1", "seen users/t1:2 Seen n=2", "seen users/t1:3 Seen n=3");
     try {
@@ -271,17 +262,9 @@ class SinkEffectTest {
   @Test
   @DisplayName("a class: sink kfold created is closed when the start fails after it (here on a missing TLS file)")
   void pluginSinkClosedWhenTheStartFails() throws Exception {
-    String app = TestNodes.newApp("sink-failed-start");
-    Path dir = root.resolve(app);
+    Path dir = root.resolve(TestNodes.newApp("sink-failed-start"));
     Path trail = dir.resolve("trail.txt");
-    String worker = """
-        trail:
-          kind: sink
-          entities: [users]
-          target: { class: acme.sink.TrailSink, settings: { file: "%s", prefix: seen } }
-        """.formatted(trail);
-    Map<String, String> env = quick(TestNodes.envWithEffects(app, dir, worker));
-    env.put("KFOLD_PLUGINS_DIR", good.toString());
+    Map<String, String> env = withTrailSink(dir, trail);
     env.put("KFOLD_HTTP_TLS_CERTIFICATE", dir.resolve("missing-cert.pem").toString());
     env.put("KFOLD_HTTP_TLS_KEY", dir.resolve("missing-key.pem").toString());
     NodeConfig config = NodeConfig.load(env);
@@ -332,6 +315,19 @@ class SinkEffectTest {
   private static String event(String payload, String correlationId) {
     return "{\"type\": \"Seen\", \"payload\": " + payload
         + (correlationId == null ? "" : ", \"meta\": {\"correlationId\": \"" + correlationId + "\"}") + "}";
+  }
+
+  /** A node of the app in {@code dir} with one worker, the plugin's TrailSink writing to {@code trail}. */
+  private static Map<String, String> withTrailSink(Path dir, Path trail) {
+    String worker = """
+        trail:
+          kind: sink
+          entities: [users]
+          target: { class: acme.sink.TrailSink, settings: { file: "%s", prefix: seen } }
+        """.formatted(trail);
+    Map<String, String> env = quick(TestNodes.envWithEffects(dir.getFileName().toString(), dir, worker));
+    env.put("KFOLD_PLUGINS_DIR", good.toString());
+    return env;
   }
 
   /** Events of one entity, as an outside producer writes them. */
