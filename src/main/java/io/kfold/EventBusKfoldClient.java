@@ -1,5 +1,6 @@
 package io.kfold;
 
+import io.kfold.cluster.ClusterQueries;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -17,7 +18,6 @@ final class EventBusKfoldClient implements KfoldClient {
 
   /** Beyond the wait a request asks the node for, the time its answer may take to come back. */
   private static final long REPLY_MARGIN_MS = 10_000;
-  private static final String STALE = "Kfold-Stale";
 
   private final Vertx vertx;
 
@@ -48,7 +48,7 @@ final class EventBusKfoldClient implements KfoldClient {
     // Checked by the node, as over HTTP: here only the reply's wait, from a number if it is one.
     long waitMs = params != null && params.getValue("timeoutMs") instanceof Number wait ? wait.longValue() : 0;
     return request("kfold." + type + ".query", params == null ? new JsonObject() : params, waitMs)
-        .map(reply -> Page.from(reply.body(), "true".equals(reply.headers().get(STALE))));
+        .map(reply -> Page.from(reply.body(), "true".equals(reply.headers().get(ClusterQueries.STALE))));
   }
 
   @Override

@@ -1,6 +1,9 @@
 package io.kfold;
 
+import io.kfold.cluster.ClusterQueries;
+import io.kfold.command.EntityWriter;
 import io.kfold.entity.KfoldException;
+import io.kfold.query.Query;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -18,9 +21,9 @@ import io.vertx.core.parsetools.RecordParser;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
 
 /** {@link KfoldClient} over a node's HTTP API; changes as its Server-Sent Events. */
 final class HttpKfoldClient implements KfoldClient {
@@ -65,25 +68,21 @@ final class HttpKfoldClient implements KfoldClient {
 
   @Override
   public Future<Page> query(String type, JsonObject params) {
+    Map<String, List<String>> parameters;
+    try {
+      parameters = Query.parameters(params);  // checked as the event bus checks them
+    } catch (KfoldException e) {
+      return Future.failedFuture(e);
+    }
     StringBuilder path = new StringBuilder("/v1/").append(segment(type));
     char separator = '?';
-    long waitMs = 0;
-    if (params != null) {
-      for (Map.Entry<String, Object> member : params) {
-        // The members' texts, as the event bus reads them, which refuses anything else the same way.
-        Object value = member.getValue();
-        if (!(value instanceof String || value instanceof Number || value instanceof Boolean)) {
-          return Future.failedFuture(KfoldException.badRequest("query member '" + member.getKey()
-              + "' must be a string, a number or a boolean, was " + (value == null ? "null" : value.getClass().getSimpleName())));
-        }
-        path.append(separator).append(segment(member.getKey())).append('=')
-            .append(segment(String.valueOf(member.getValue())));
-        separator = '&';
-      }
-      waitMs = params.getValue("timeoutMs") instanceof Number n ? n.longValue() : 0;
+    for (Map.Entry<String, List<String>> parameter : parameters.entrySet()) {
+      path.append(separator).append(segment(parameter.getKey())).append('=').append(segment(parameter.getValue().get(0)));
+      separator = '&';
     }
+    long waitMs = params != null && params.getValue("timeoutMs") instanceof Number n ? n.longValue() : 0;
     return request(HttpMethod.GET, path.toString(), Map.of(), null, waitMs)
-        .compose(response -> answer(response).map(json -> Page.from(json, "true".equals(response.getHeader("Kfold-Stale")))));
+        .compose(response -> answer(response).map(json -> Page.from(json, "true".equals(response.getHeader(ClusterQueries.STALE)))));
   }
 
   @Override
@@ -171,19 +170,11 @@ final class HttpKfoldClient implements KfoldClient {
     return request;
   }
 
+  /** The headers of a write, as kfold's own nodes send them to each other. */
   private static Map<String, String> writeHeaders(WriteOptions options) {
     WriteOptions given = options == null ? WriteOptions.NONE : options;
-    Map<String, String> headers = new LinkedHashMap<>();
-    if (given.expectedVersion() != null) {
-      headers.put("If-Match", "\"" + given.expectedVersion() + "\"");
-    }
-    if (given.idempotencyKey() != null) {
-      headers.put("Idempotency-Key", given.idempotencyKey());
-    }
-    if (given.correlationId() != null) {
-      headers.put("X-Correlation-Id", given.correlationId());
-    }
-    return headers;
+    return new EntityWriter.Options(given.expectedVersion() == null ? OptionalLong.empty()
+        : OptionalLong.of(given.expectedVersion()), given.idempotencyKey(), given.correlationId()).headers();
   }
 
   /** A path segment or query text, percent-encoded. */

@@ -31,6 +31,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
@@ -83,6 +84,22 @@ public final class EntityWriter {
       this(expectedVersion, idempotencyKey, correlationId, null);
     }
     private static final Pattern IDEMPOTENCY_KEY = Pattern.compile("[\\x21-\\x7e]{1,255}");
+
+    /**
+     * The HTTP headers that carry these options to the node that folds the entity (the principal
+     * travels with the caller's own credentials, not here).
+     */
+    public Map<String, String> headers() {
+      Map<String, String> headers = new LinkedHashMap<>();
+      expectedVersion.ifPresent(version -> headers.put("If-Match", "\"" + version + "\""));
+      if (idempotencyKey != null) {
+        headers.put("Idempotency-Key", idempotencyKey);
+      }
+      if (correlationId != null) {
+        headers.put("X-Correlation-Id", correlationId);
+      }
+      return headers;
+    }
 
     /**
      * A caller's idempotency key, checked: 1 to 255 visible ASCII characters, so that it can

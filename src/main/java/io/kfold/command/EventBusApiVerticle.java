@@ -20,6 +20,7 @@ import io.kfold.entity.NewEvent;
 import io.kfold.fold.FoldWatch;
 import io.kfold.query.LocalQueries;
 import io.kfold.query.Position;
+import io.kfold.query.Query;
 import io.kfold.store.EntityStore;
 import io.kfold.view.ViewType;
 import io.vertx.core.Future;
@@ -34,8 +35,6 @@ import org.apache.kafka.common.TopicPartition;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
@@ -145,7 +144,7 @@ public final class EventBusApiVerticle extends VerticleBase {
     }
     // Decided by the node that folds the entity, as over HTTP: only it decides against the current state.
     Buffer command = new JsonObject().put("type", commandType).put("payload", payload).toBuffer();
-    return forwarder.command(type, key, command, headers(options)).compose(remote -> remote == null
+    return forwarder.command(type, key, command, options.headers()).compose(remote -> remote == null
         ? writer.handle(type, key, new Command(commandType, toJackson(payload)), options).map(EntityWriter.Written::toJson)
         : Future.succeededFuture((ObjectNode) toJackson(remote.getBytes())));
   }
@@ -156,7 +155,7 @@ public final class EventBusApiVerticle extends VerticleBase {
     Options options = writeOptions(body);
     JsonNode request = toJackson(new JsonObject().put("events", body.getValue("events")));
     List<NewEvent> events = AppendRequest.events(request, config.writes().maxEvents());
-    return forwarder.append(type, key, Buffer.buffer(Envelopes.toBytes(request)), headers(options))
+    return forwarder.append(type, key, Buffer.buffer(Envelopes.toBytes(request)), options.headers())
         .compose(remote -> remote == null
             ? writer.append(type, key, events, options).map(EntityWriter.Written::toJson)
             : Future.succeededFuture((ObjectNode) toJackson(remote.getBytes())));
@@ -171,18 +170,6 @@ public final class EventBusApiVerticle extends VerticleBase {
         Options.checkedIdempotencyKey(body.getString("idempotencyKey")), body.getString("correlationId"));
   }
 
-  /** The HTTP headers that carry a write's options to the node that folds the entity. */
-  private static Map<String, String> headers(Options options) {
-    Map<String, String> headers = new HashMap<>();
-    options.expectedVersion().ifPresent(version -> headers.put("If-Match", "\"" + version + "\""));
-    if (options.idempotencyKey() != null) {
-      headers.put("Idempotency-Key", options.idempotencyKey());
-    }
-    if (options.correlationId() != null) {
-      headers.put("X-Correlation-Id", options.correlationId());
-    }
-    return headers;
-  }
 
   /** Answered by the node that folds the entity: another node's copy may be behind, or missing. */
   private Future<ObjectNode> get(String type, JsonObject body) {
@@ -265,7 +252,7 @@ public final class EventBusApiVerticle extends VerticleBase {
   private void query(String type, Message<JsonObject> message) {
     Future<ClusterQueries.Answer> answer;
     try {
-      answer = queries.run(queries.request(type, types.indexes(type), parameters(message.body())));
+      answer = queries.run(queries.request(type, types.indexes(type), Query.parameters(message.body())));
     } catch (ClassCastException e) {
       answer = Future.failedFuture(KfoldException.badRequest("a query must be a JSON object"));
     } catch (RuntimeException e) {
@@ -274,23 +261,6 @@ public final class EventBusApiVerticle extends VerticleBase {
     answer.onSuccess(page -> message.reply(new JsonObject(Buffer.buffer(page.page().toJson())),
             page.stale() ? new DeliveryOptions().addHeader(ClusterQueries.STALE, "true") : new DeliveryOptions()))
         .onFailure(e -> fail(message, e));
-  }
-
-  /** The members of a query message as query parameters: each a string, number or boolean, by its text. */
-  private static Map<String, List<String>> parameters(JsonObject body) {
-    Map<String, List<String>> parameters = new LinkedHashMap<>();
-    if (body == null) {
-      return parameters;
-    }
-    for (String name : body.fieldNames()) {
-      Object value = body.getValue(name);
-      if (!(value instanceof String || value instanceof Number || value instanceof Boolean)) {
-        throw KfoldException.badRequest("query member '" + name + "' must be a string, a number or a boolean, was "
-            + (value == null ? "null" : body.getValue(name).getClass().getSimpleName()));
-      }
-      parameters.put(name, List.of(value.toString()));
-    }
-    return parameters;
   }
 
   private static String key(JsonObject body) {

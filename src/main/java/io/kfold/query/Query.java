@@ -5,8 +5,10 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.types.Envelopes;
 import io.kfold.entity.IndexDefinition;
+import io.kfold.entity.KfoldException;
 import io.kfold.store.EntityStore;
 import io.kfold.store.IndexScan;
+import io.vertx.core.json.JsonObject;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -61,6 +63,27 @@ public record Query(String type, Condition scanned, List<Condition> filters, int
   /** The index the query scans. */
   public String scannedIndex() {
     return scanned == null ? EntityStore.ALL_ENTITIES : scanned.index().name();
+  }
+
+  /**
+   * The parameters of a query given as a JSON object (the event bus's {@code kfold.<type>.query}, and
+   * the typed client over HTTP, so that both refuse the same): each member a string, number or
+   * boolean, taken by its text.
+   */
+  public static Map<String, List<String>> parameters(JsonObject members) {
+    Map<String, List<String>> parameters = new LinkedHashMap<>();
+    if (members == null) {
+      return parameters;
+    }
+    for (String name : members.fieldNames()) {
+      Object value = members.getValue(name);
+      if (!(value instanceof String || value instanceof Number || value instanceof Boolean)) {
+        throw KfoldException.badRequest("query member '" + name + "' must be a string, a number or a boolean, was "
+            + (value == null ? "null" : value.getClass().getSimpleName()));
+      }
+      parameters.put(name, List.of(value.toString()));
+    }
+    return parameters;
   }
 
   /**
