@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kfold.config.NodeConfig;
+import io.kfold.effects.EffectConfig;
 import io.kfold.types.Envelopes;
 import io.kfold.fold.FoldProgress;
 import io.kfold.log.KafkaConsumerLoop;
@@ -12,12 +13,17 @@ import io.kfold.log.KafkaClients;
 import io.kfold.log.Supervisor;
 import io.kfold.view.ViewType;
 import io.kfold.view.ViewVersion;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.MemberToRemove;
+import org.apache.kafka.clients.admin.RemoveMembersFromConsumerGroupOptions;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.GroupIdNotFoundException;
+import org.apache.kafka.common.errors.UnknownMemberIdException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
@@ -36,6 +42,11 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.Collection;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * Which node folds which partition, and where it answers: each node writes a claim (its URL, the
@@ -43,6 +54,14 @@ import java.util.concurrent.ConcurrentHashMap;
  * {@code <app>.nodes} topic whenever its assignment changes, and reads everyone's claims. A node
  * whose claim a later generation has passed is dead ({@link ClusterView}): it keeps no partition,
  * and after a minute it leaves the view.
+ *
+ * <p>Claims are also the nodes' heartbeats: each node writes its claim again every half second. A
+ * node that goes silent (killed, frozen, cut off) is removed from the fold's group and the workers'
+ * groups at once by the first live node ({@link SilentNodes}), by its static member name, instead of
+ * the groups waiting for its session to time out; and its open transaction is aborted by fencing its
+ * transactional id, so that readers of the changes do not wait for the transaction to time out. A
+ * node removed while still alive is a zombie that the group and its fenced transactions refuse (see
+ * {@code FoldTransactions}); it joins again as a new member.
  *
  * <p>Its consumer runs on a thread of its own, as a loop under the node's {@link Supervisor}.
  */
@@ -57,7 +76,10 @@ public final class NodeDirectory implements AutoCloseable {
   public record Claim(String node, String url, int generation, Set<String> partitions) {}
 
   private final NodeConfig config;
+  /** This node's name, which is also its fold's static member name ({@code group.instance.id}). */
   private final String node;
+  /** The fold's transactional id, written in claims so that the others can fence it; null without transactions. */
+  private final String transactionalId;
   private final FoldProgress progress;
   private final ClusterView view;
   private final Supervisor supervisor;
@@ -69,16 +91,24 @@ public final class NodeDirectory implements AutoCloseable {
   private volatile Collection<ViewType> views = List.of();
   /** Per node, as its claim says: per partition of a view's rows it folds, the versions complete there. */
   private final Map<String, Map<String, Set<String>>> viewVersionsByNode = new ConcurrentHashMap<>();
+  /** Per node, the transactional id its claim gives. */
+  private final Map<String, String> transactionalIds = new ConcurrentHashMap<>();
   private KafkaProducer<String, byte[]> producer;
+  private Admin admin;
+  /** Removes silent nodes from the groups and fences them, off the directory's thread, which must go on beating. */
+  private ExecutorService remover;
   private Supervisor.Running loop;
 
-  public NodeDirectory(NodeConfig config, String node, FoldProgress progress, Supervisor supervisor) {
-    this(config, node, progress, supervisor, Clock.systemUTC());
+  public NodeDirectory(NodeConfig config, String node, FoldProgress progress, Supervisor supervisor,
+                       String transactionalId) {
+    this(config, node, progress, supervisor, transactionalId, Clock.systemUTC());
   }
 
-  NodeDirectory(NodeConfig config, String node, FoldProgress progress, Supervisor supervisor, Clock clock) {
+  NodeDirectory(NodeConfig config, String node, FoldProgress progress, Supervisor supervisor, String transactionalId,
+                Clock clock) {
     this.config = config;
     this.node = node;
+    this.transactionalId = transactionalId;
     this.progress = progress;
     this.supervisor = supervisor;
     this.view = new ClusterView(clock, KEEP_DEAD);
@@ -89,6 +119,12 @@ public final class NodeDirectory implements AutoCloseable {
     this.url = advertisedUrl;
     producer = new KafkaProducer<>(KafkaClients.producer(config.kafka(), config.app() + "-directory"),
         new StringSerializer(), new ByteArraySerializer());
+    admin = Admin.create(KafkaClients.admin(config.kafka(), config.app() + "-directory-admin"));
+    remover = Executors.newSingleThreadExecutor(runnable -> {
+      Thread thread = new Thread(runnable, "kfold-directory-remover");
+      thread.setDaemon(true);
+      return thread;
+    });
     loop = supervisor.start("directory", new ClaimsLoop());
   }
 
@@ -109,7 +145,7 @@ public final class NodeDirectory implements AutoCloseable {
     ViewVersion next = new ViewVersion(kept.target().definition(), kept.target().generation() + 1);
     ObjectNode asked = JsonNodeFactory.instance.objectNode().put("version", next.toString());
     producer.send(new ProducerRecord<>(config.nodesTopic(), VIEW_KEY + kept.definition().name(), Envelopes.toBytes(asked)))
-        .get(10, java.util.concurrent.TimeUnit.SECONDS);
+        .get(10, TimeUnit.SECONDS);
     kept.atLeastGeneration(next.generation());
     return kept.target();
   }
@@ -189,11 +225,16 @@ public final class NodeDirectory implements AutoCloseable {
     return view.nodes();
   }
 
-  /** Publishes this node's claim whenever its partitions or generation change, and reads everyone's. */
+  /**
+   * Publishes this node's claim whenever its partitions or generation change, and at least every
+   * beat; reads everyone's, and has silent nodes removed.
+   */
   private final class ClaimsLoop extends KafkaConsumerLoop<String, byte[]> {
     private Set<TopicPartition> claimed;
     private int claimedGeneration;
     private Map<TopicPartition, List<String>> claimedViews;
+    private long nextBeat;
+    private SilentNodes silentNodes;
 
     @Override
     public void open() {
@@ -201,6 +242,7 @@ public final class NodeDirectory implements AutoCloseable {
       claimed = null;
       claimedGeneration = -2;
       claimedViews = null;
+      silentNodes = new SilentNodes(node, Duration.ofMillis(config.kafka().sessionTimeoutMs()));
       consumer = new KafkaConsumer<>(KafkaClients.settings(config.kafka(), Map.of(
           ConsumerConfig.CLIENT_ID_CONFIG, config.app() + "-directory-reader",
           ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false)), new StringDeserializer(), new ByteArrayDeserializer());
@@ -215,26 +257,36 @@ public final class NodeDirectory implements AutoCloseable {
       int generation = progress.generation();
       Map<TopicPartition, List<String>> viewVersions = new java.util.HashMap<>(progress.viewVersionsComplete());
       viewVersions.keySet().retainAll(folded);
-      if (generation != claimedGeneration || !folded.equals(claimed) || !viewVersions.equals(claimedViews)) {
+      long now = System.currentTimeMillis();
+      if (generation != claimedGeneration || !folded.equals(claimed) || !viewVersions.equals(claimedViews)
+          || now >= nextBeat) {
         publish(folded, generation, viewVersions);
         claimed = folded;
         claimedGeneration = generation;
         claimedViews = viewVersions;
+        nextBeat = now + SilentNodes.BEAT.toMillis();
       }
-      for (ConsumerRecord<String, byte[]> record : consumer.poll(Duration.ofMillis(200))) {
+      for (ConsumerRecord<String, byte[]> record : consumer.poll(Duration.ofMillis(Math.min(200, nextBeat - now)))) {
         if (record.key().startsWith(VIEW_KEY)) {
           askedForGeneration(record);
         } else if (record.value() == null) {
           view.withdrawn(record.key());
           viewVersionsByNode.remove(record.key());
+          transactionalIds.remove(record.key());
+          silentNodes.withdrawn(record.key());
         } else {
           try {
-            view.claimed(decode(record.key(), record.value()), Instant.ofEpochMilli(record.timestamp()));
+            Instant written = Instant.ofEpochMilli(record.timestamp());
+            view.claimed(decode(record.key(), record.value()), written);
+            silentNodes.heard(record.key(), written);
           } catch (IOException e) {
             LOG.warn("skipping an unreadable claim of node {} at offset {}: {}", record.key(), record.offset(),
                 e.toString());
           }
         }
+      }
+      for (String silent : silentNodes.silent(Instant.now())) {
+        remover.execute(() -> remove(silent));
       }
       switchViews();
     }
@@ -263,8 +315,52 @@ public final class NodeDirectory implements AutoCloseable {
     }
   }
 
+  /**
+   * Removes a silent node from the fold's group and the workers' groups by its static member names,
+   * so that they give its partitions to the live nodes now, and fences its transactional id, which
+   * aborts the transaction it left open. Both are harmless when the node is gone already.
+   */
+  private void remove(String silent) {
+    LOG.info("node {} went silent: removing it from the groups and fencing its transactions", silent);
+    removeMember(config.app(), silent);
+    for (EffectConfig effect : config.effects()) {
+      removeMember(config.effectGroup(effect.name()), silent + "-" + effect.name());
+    }
+    String fenced = transactionalIds.get(silent);
+    if (fenced != null) {
+      Map<String, Object> conf = KafkaClients.transactionalPublisher(config.kafka(), config.app() + "-fencer", fenced);
+      try (KafkaProducer<byte[], byte[]> fencer = new KafkaProducer<>(conf)) {
+        fencer.initTransactions();
+        LOG.info("fenced the transactions of node {}", silent);
+      } catch (RuntimeException e) {
+        LOG.warn("fencing the transactions of silent node {} failed; they time out instead: {}", silent, e.toString());
+      }
+    }
+  }
+
+  private void removeMember(String group, String member) {
+    try {
+      admin.removeMembersFromConsumerGroup(group,
+              new RemoveMembersFromConsumerGroupOptions(List.of(new MemberToRemove(member))))
+          .all().get(10, TimeUnit.SECONDS);
+      LOG.info("removed silent node's member {} from group {}", member, group);
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof UnknownMemberIdException || e.getCause() instanceof GroupIdNotFoundException) {
+        LOG.debug("member {} is not in group {}", member, group);
+      } else {
+        LOG.warn("removing silent member {} from group {} failed; its session times out instead: {}", member, group,
+            e.getCause().toString());
+      }
+    } catch (TimeoutException e) {
+      LOG.warn("removing silent member {} from group {} timed out; its session times out instead", member, group);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
   private void publish(Set<TopicPartition> partitions, int generation, Map<TopicPartition, List<String>> viewVersions) {
-    ObjectNode claim = JsonNodeFactory.instance.objectNode().put("url", url).put("generation", generation);
+    ObjectNode claim = JsonNodeFactory.instance.objectNode().put("url", url).put("generation", generation)
+        .put("transactionalId", transactionalId);
     ArrayNode list = claim.putArray("partitions");
     partitions.stream().map(TopicPartition::toString).sorted().forEach(list::add);
     ObjectNode complete = claim.putObject("viewVersions");
@@ -285,6 +381,9 @@ public final class NodeDirectory implements AutoCloseable {
       complete.put(partition.getKey(), versions);
     });
     viewVersionsByNode.put(node, complete);
+    if (json.hasNonNull("transactionalId")) {
+      transactionalIds.put(node, json.path("transactionalId").asText());
+    }
     Set<String> partitions = new HashSet<>();
     json.path("partitions").forEach(p -> partitions.add(p.asText()));
     return new Claim(node, json.path("url").asText(), json.path("generation").asInt(-1), Set.copyOf(partitions));
@@ -299,6 +398,12 @@ public final class NodeDirectory implements AutoCloseable {
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    }
+    if (remover != null) {
+      remover.shutdownNow();
+    }
+    if (admin != null) {
+      admin.close(Duration.ofSeconds(5));
     }
     if (producer != null) {
       producer.send(new ProducerRecord<>(config.nodesTopic(), node, null));

@@ -569,6 +569,14 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
         writes, types, effects, views, auth, plugins, eventBus);
   }
 
+  /** The same, with {@code kafka.groupInstanceId} set to {@code groupInstanceId}. */
+  public NodeConfig withGroupInstanceId(String groupInstanceId) {
+    return new NodeConfig(app, dataDir, http,
+        new Kafka(kafka.bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort, groupInstanceId,
+            kafka.sessionTimeoutMs, kafka.properties), fold,
+        writes, types, effects, views, auth, plugins, eventBus);
+  }
+
   /** A view's folded type ({@code _view.<name>}) has the topics {@code <app>.view.<name>.*}; its events are contributions. */
   public String eventsTopic(String type) {
     return type.startsWith(VIEW_TYPE_PREFIX) ? viewTopic(type, "contributions") : app + "." + type + ".events";
@@ -607,6 +615,11 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
   /** The consumer group of a side-effect worker on the changes topics. */
   public String effectGroup(String worker) {
     return app + ".effects." + worker;
+  }
+
+  /** A worker's {@code group.instance.id} in its group: the fold's, and the worker's name; empty without. */
+  public String workerInstanceId(String worker) {
+    return kafka.groupInstanceId.isBlank() ? "" : kafka.groupInstanceId + "-" + worker;
   }
 
   private static JsonNode section(JsonNode tree, String name) {

@@ -126,14 +126,9 @@ final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
     conf.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 500);
     // Changes come in the fold's transactions: never deliver one of an aborted or fenced poll.
     conf.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
-    // As for the fold: how long the group waits for a silent node before its partitions move.
-    int sessionTimeoutMs = config.kafka().sessionTimeoutMs();
-    conf.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, sessionTimeoutMs);
-    conf.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, Math.max(500, sessionTimeoutMs / 6));
-    if (!config.kafka().groupInstanceId().isBlank()) {
-      // Static membership, as for the fold: a restarted node takes its partitions back at once.
-      conf.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, config.kafka().groupInstanceId() + "-" + effect.name());
-    }
+    // As for the fold: static membership (a restarted node takes its partitions back at once, the node
+    // directory removes a silent node by name) and the same session timeout.
+    KafkaClients.groupMember(conf, config.workerInstanceId(effect.name()), config.kafka().sessionTimeoutMs());
     return conf;
   }
 
@@ -321,7 +316,7 @@ final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
     if (consumer != null) {
       end(List.copyOf(leases.keySet()), true);
       try {
-        closeConsumer(Duration.ofSeconds(10));
+        closeConsumer(Duration.ofSeconds(10), stopping);
       } catch (RuntimeException e) {
         LOG.warn("effect worker {}: closing the consumer failed: {}", effect.name(), e.toString());
       }

@@ -317,7 +317,7 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
       }
     } finally {
       progress.stopped();
-      closeAll();
+      closeAll(stopping);
     }
   }
 
@@ -338,8 +338,8 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     }
   }
 
-  private void closeAll() {
-    closeQuietly("consumer", () -> closeConsumer(Duration.ofSeconds(10)));
+  private void closeAll(boolean stopping) {
+    closeQuietly("consumer", () -> closeConsumer(Duration.ofSeconds(10), stopping));
     if (publisher != null) {
       closeQuietly("publisher", publisher::close);
       publisher = null;

@@ -152,6 +152,22 @@ public final class KafkaClients {
   }
 
   /**
+   * How a group consumer of kfold's (the fold's, a worker's) belongs to its group. Static membership
+   * ({@code group.instance.id}): a node that restarts takes its partitions back without a rebalance,
+   * and the node directory can remove a node that went silent at once, by name, instead of waiting
+   * for its session to time out. A heartbeat every half second, whatever the session timeout: a
+   * member learns from its heartbeat that a rebalance began, so the heartbeat interval is how long
+   * every rebalance waits for the members to rejoin.
+   */
+  public static void groupMember(Map<String, Object> conf, String groupInstanceId, int sessionTimeoutMs) {
+    conf.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, sessionTimeoutMs);
+    conf.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, Math.min(500, sessionTimeoutMs / 3));
+    if (!groupInstanceId.isBlank()) {
+      conf.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, groupInstanceId);
+    }
+  }
+
+  /**
    * The fold's consumer: no auto-commit (the fold's offsets live in the store, Kafka's committed
    * offsets only inform lag tools), and read-committed so aborted transactional writes are never folded.
    * {@code maxPollIntervalMs}: the longest the fold may go between two polls before the group gives
@@ -161,11 +177,7 @@ public final class KafkaClients {
                                                  int maxPollRecords, int sessionTimeoutMs, int maxPollIntervalMs) {
     Map<String, Object> conf = settings(kafka, Map.of());
     conf.put(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG, maxPollIntervalMs);
-    conf.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, sessionTimeoutMs);
-    conf.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, Math.max(500, sessionTimeoutMs / 6));
-    if (!groupInstanceId.isBlank()) {
-      conf.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, groupInstanceId);
-    }
+    groupMember(conf, groupInstanceId, sessionTimeoutMs);
     conf.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
     conf.put(ConsumerConfig.CLIENT_ID_CONFIG, groupId + "-fold");
     conf.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);

@@ -58,7 +58,10 @@ public final class Topics {
       partitionsByType.put(type, partitions);
     }
     if (!existing.contains(config.nodesTopic())) {
-      missing.add(topic(config.nodesTopic(), 1, config, Map.of("cleanup.policy", "compact")));
+      // Nodes write their claims every half second as heartbeats, and a starting node reads the topic
+      // from its beginning: segments roll every ten minutes, so that compaction keeps it to the latest claims.
+      missing.add(topic(config.nodesTopic(), 1, config, Map.of("cleanup.policy", "compact",
+          "segment.ms", "600000", "min.cleanable.dirty.ratio", "0.1")));
     }
     all.add(config.nodesTopic());
     for (var effect : config.effects()) {

@@ -174,7 +174,19 @@ public final class NodeRuntime {
     }
   }
 
+  /**
+   * Names the node after the id its data folder keeps, unless {@code kafka.groupInstanceId} names it:
+   * its static group membership, its claims in the node directory and its transactions then outlive
+   * a restart, and the other nodes can remove it from the groups by that name when it goes silent.
+   */
   private static Future<NodeRuntime> start(Vertx vertx, NodeConfig config, Options options, Loaded loaded) {
+    return vertx.executeBlocking(() -> storedNodeId(config.dataDir()))
+        .compose(id -> start(vertx, config.kafka().groupInstanceId().isBlank()
+            ? config.withGroupInstanceId(config.app() + "-" + id) : config, options, loaded, id))
+        .onFailure(e -> loaded.sinks().close().onComplete(v -> loaded.plugins().close()));
+  }
+
+  private static Future<NodeRuntime> start(Vertx vertx, NodeConfig config, Options options, Loaded loaded, String nodeId) {
     Plugins plugins = loaded.plugins();
     EntityTypes types = loaded.types();
     // The views' folded types have their topics and partitions like the user types.
@@ -194,7 +206,7 @@ public final class NodeRuntime {
         partitions.putAll(Topics.ensure(admin, config, typeNames));
       }
       if (config.fold().transactions()) {
-        transactionalId.set(config.app() + "-fold-" + storedNodeId(config.dataDir()));
+        transactionalId.set(config.app() + "-fold-" + nodeId);
       }
       return options.store().apply(new RocksEntityStore(config.dataDir().resolve("store")));
     }).compose(store -> vertx.executeBlocking(() -> KafkaWriteStream.create(vertx,
@@ -206,9 +218,8 @@ public final class NodeRuntime {
           FoldWatch watch = new FoldWatch(vertx, store);
           Ownership ownership = new Ownership(config, partitions, progress);
           EntityWriter writer = new EntityWriter(vertx, config, types, store, watch, producer, ownership);
-          String nodeName = config.kafka().groupInstanceId().isBlank() ? UUID.randomUUID().toString()
-              : config.kafka().groupInstanceId();
-          NodeDirectory directory = new NodeDirectory(config, nodeName, progress, supervisor);
+          NodeDirectory directory = new NodeDirectory(config, config.kafka().groupInstanceId(), progress, supervisor,
+              transactionalId.get());
           directory.keepViews(types.views());
           Map<String, EffectStats> effects = new LinkedHashMap<>();
           List<EffectVerticle> workers = new ArrayList<>();
@@ -241,8 +252,7 @@ public final class NodeRuntime {
         }, e -> {
           store.close();
           return Future.failedFuture(e);
-        }))
-        .onFailure(e -> loaded.sinks().close().onComplete(v -> plugins.close()));
+        }));
   }
 
   /**
