@@ -278,15 +278,15 @@ public final class NodeDirectory implements AutoCloseable {
           try {
             Instant written = Instant.ofEpochMilli(record.timestamp());
             view.claimed(decode(record.key(), record.value()), written);
-            silentNodes.heard(record.key(), written);
+            silentNodes.heard(record.key(), written, Instant.now());
           } catch (IOException e) {
             LOG.warn("skipping an unreadable claim of node {} at offset {}: {}", record.key(), record.offset(),
                 e.toString());
           }
         }
       }
-      for (String silent : silentNodes.silent(Instant.now())) {
-        remover.execute(() -> remove(silent));
+      for (SilentNodes.Silent silent : silentNodes.silent(Instant.now())) {
+        remover.execute(() -> remove(silent.node(), silent.again()));
       }
       switchViews();
     }
@@ -317,17 +317,20 @@ public final class NodeDirectory implements AutoCloseable {
 
   /**
    * Removes a silent node from the fold's group and the workers' groups by its static member names,
-   * so that they give its partitions to the live nodes now, and fences its transactional id, which
-   * aborts the transaction it left open. Both are harmless when the node is gone already.
+   * so that they give its partitions to the live nodes now, and the first time fences its
+   * transactional id, which aborts the transaction it left open. Both are harmless when the node is
+   * gone already; {@code again}: the node is still silent, and a removal that failed is tried again.
    */
-  private void remove(String silent) {
-    LOG.info("node {} went silent: removing it from the groups and fencing its transactions", silent);
+  private void remove(String silent, boolean again) {
+    if (!again) {
+      LOG.info("node {} went silent: removing it from the groups and fencing its transactions", silent);
+    }
     removeMember(config.app(), silent);
     for (EffectConfig effect : config.effects()) {
       removeMember(config.effectGroup(effect.name()), silent + "-" + effect.name());
     }
     String fenced = transactionalIds.get(silent);
-    if (fenced != null) {
+    if (fenced != null && !again) {
       Map<String, Object> conf = KafkaClients.transactionalPublisher(config.kafka(), config.app() + "-fencer", fenced);
       try (KafkaProducer<byte[], byte[]> fencer = new KafkaProducer<>(conf)) {
         fencer.initTransactions();

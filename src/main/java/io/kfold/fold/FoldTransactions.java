@@ -23,8 +23,10 @@ import java.util.function.Supplier;
  * Zombie fencing: the fold publishes each poll's changes, dead letters and changelog items in one
  * Kafka transaction, and commits the poll's offsets in it for the fold's consumer group
  * ({@code sendOffsetsToTransaction} with the consumer's group metadata, KIP-447). The group
- * coordinator refuses that commit from a member of an older generation, so a node that stalled past
- * its session timeout and was replaced cannot commit anything it sends afterwards: readers of the
+ * coordinator refuses that commit from a member of an older generation, so a node that stalled and
+ * was replaced (removed by another node when its heartbeats stopped, or when its session timed out)
+ * cannot commit anything it sends afterwards; the node that removes it also fences its
+ * transactional id, which aborts the transaction it left open at once: readers of the
  * changes and changelog topics read committed records only. One transaction holds a poll's changes
  * and its changelog together, so no reader sees a changelog item whose change is missing.
  *

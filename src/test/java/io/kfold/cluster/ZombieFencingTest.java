@@ -50,16 +50,17 @@ import java.util.stream.IntStream;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * A node that stalls past its session timeout (a GC pause, a suspended VM) and then goes on where it
- * stopped — a zombie — must not write into the changes or the changelog after the node that took
+ * A node that stalls (a GC pause, a suspended VM) long enough to be taken for dead, and then goes on
+ * where it stopped — a zombie — must not write into the changes or the changelog after the node that took
  * its partitions over: a change of an entity after a newer change of it breaks the order consumers
  * rely on, and a stale changelog item after a newer one is what a later restore reads.
  *
  * <p>Two nodes share the partitions; writers go through one of them. The other, busy folding a
- * burst of events of its own partitions, is frozen with SIGSTOP for longer than its session
- * timeout, so that it stops with a poll's worth of events fetched, changes in flight and changelog
- * items not yet sent. The first node takes its partitions over and folds newer writes of the same
- * entities; then the frozen node is thawed with SIGCONT while the writers go on with other entities
+ * burst of events of its own partitions, is frozen with SIGSTOP, so that it stops with a poll's
+ * worth of events fetched, changes in flight and changelog items not yet sent. The session timeout
+ * is kfold's default, 45 s: the first node sees the frozen one's heartbeats in the node directory
+ * stop, removes it from the group and fences its transactional id within seconds, takes its
+ * partitions over and folds newer writes of the same entities; then the frozen node is thawed with SIGCONT while the writers go on with other entities
  * (a newer write of an entity would cover a stale item of it). Then, as read_committed consumers see
  * the topics:
  * <ul>
@@ -75,7 +76,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 class ZombieFencingTest {
 
   private static final Logger LOG = LoggerFactory.getLogger(ZombieFencingTest.class);
-  private static final int SESSION_TIMEOUT_MS = 6000;
+  /** kfold's default: the frozen node is taken for dead long before its session times out. */
+  private static final int SESSION_TIMEOUT_MS = 45_000;
   private static final String TYPE = "users";
   /** Entities written before and while the node is frozen. */
   private static final List<String> HOT = IntStream.range(0, 200).mapToObj(i -> "h" + i).toList();
@@ -91,7 +93,7 @@ class ZombieFencingTest {
   private final ClusterClient cluster = new ClusterClient();
 
   @Test
-  @DisplayName("a node frozen past its session timeout and thawed after its successor took over puts nothing in the changes"
+  @DisplayName("a node frozen, taken for dead and thawed after its successor took over puts nothing in the changes"
       + " or the changelog after its successor's, and a restore from the changelog equals the owners' stores")
   void frozenNodeWritesNothingAfterItsSuccessor() throws Exception {
     String app = TestNodes.newApp("zombie");
@@ -139,8 +141,9 @@ class ZombieFencingTest {
           BURST);
 
       // The takeover: the entry node folds every partition and has caught up.
+      // Before the session times out: the entry node removed the frozen one from the group.
       awaitCondition("the entry node folding all " + ClusterClient.ALL_PARTITIONS + " partitions, caught up",
-          Duration.ofMillis(SESSION_TIMEOUT_MS + 40_000), () -> foldsAllCaughtUp(entry));
+          Duration.ofMillis(SESSION_TIMEOUT_MS / 2), () -> foldsAllCaughtUp(entry));
       long tookOverAt = System.currentTimeMillis();
       long zombieWritesAtTakeover = writers.acknowledgedOnZombiePartitions.get();
       LOG.info("the entry node took over {} ms after the freeze", tookOverAt - frozenAt);
