@@ -224,11 +224,13 @@ public final class FailoverBenchmark {
       System.out.printf("%nwriters stopped in %.1f s; checking every entity's history ...%n", seconds(stopWriters));
       run.json.put("writes", writeSummary());
       run.json.put("check", checkHistories());
+      run.json.put("runSeconds", Report.round(seconds(STARTED), 0));
     }
 
     /** Stops what is still running: the writers, the nodes (SIGTERM, then SIGKILL), the second broker. */
     void close() {
       writers.forEach(Writer::stopNow);
+      nodes.forEach(Node::terminate);
       for (Node node : nodes) {
         node.stop();
       }
@@ -238,6 +240,7 @@ public final class FailoverBenchmark {
       if (restartedBroker) {
         broker.close();
       }
+      keep(brokerDir.resolve("broker.log"), "failover-broker.log");
     }
 
     /** For Ctrl-C: nothing this run started may outlive it. */
@@ -288,57 +291,56 @@ public final class FailoverBenchmark {
     private Map<String, Object> brokerRestart() throws Exception {
       String name = "broker kill -9, " + options.brokerDownSeconds() + " s down";
       System.out.printf("%n%s ...%n", name);
+      List<ReadyWatch> watches = nodes.stream().map(node -> new ReadyWatch(node, http)).toList();
+      watches.forEach(Thread::start);
       long kill = System.nanoTime();
-      ProcessHandle old = ProcessHandle.of(broker.pid()).orElseThrow();
-      old.destroyForcibly();
-      old.onExit().get(30, TimeUnit.SECONDS);
-      // When each node's /ready first said something other than 200 while the broker was down.
-      Map<Integer, Double> notReady = new TreeMap<>();
-      long downUntil = kill + TimeUnit.SECONDS.toNanos(options.brokerDownSeconds());
-      while (System.nanoTime() < downUntil) {
-        for (Node node : nodes) {
-          if (!notReady.containsKey(node.index) && node.status(http, "/ready") != 200) {
-            notReady.put(node.index, Report.round(seconds(kill), 2));
-          }
+      long back;
+      try {
+        ProcessHandle old = ProcessHandle.of(broker.pid()).orElseThrow();
+        old.destroyForcibly();
+        old.onExit().get(30, TimeUnit.SECONDS);
+        Thread.sleep(TimeUnit.SECONDS.toMillis(options.brokerDownSeconds()));
+        broker = LocalBroker.start(brokerDir, LocalBroker.defaultLibs(), 0);
+        restartedBroker = true;
+        back = System.nanoTime();
+        System.out.printf("  broker back (pid %d, answering) %.1f s after the kill%n", broker.pid(), seconds(kill));
+        long deadline = back + TimeUnit.SECONDS.toNanos(WAIT_SECONDS);
+        while (watches.stream().anyMatch(watch -> watch.firstAfter(back, true) < 0) && System.nanoTime() < deadline) {
+          Thread.sleep(50);
         }
-        Thread.sleep(250);
-      }
-      broker = LocalBroker.start(brokerDir, LocalBroker.defaultLibs(), 0);
-      restartedBroker = true;
-      long back = System.nanoTime();
-      System.out.printf("  broker back (pid %d, answering) %.1f s after the kill%n", broker.pid(), seconds(kill));
-
-      Map<Integer, Double> ready = new TreeMap<>();
-      double firstWrite = -1;
-      long deadline = back + TimeUnit.SECONDS.toNanos(WAIT_SECONDS);
-      while ((ready.size() < nodes.size() || firstWrite < 0) && System.nanoTime() < deadline) {
-        for (Node node : nodes) {
-          if (!ready.containsKey(node.index) && node.status(http, "/ready") == 200) {
-            ready.put(node.index, Report.round(seconds(back), 2));
-          }
-        }
-        if (firstWrite < 0) {
-          long first = writers.stream().mapToLong(writer -> writer.firstAckAfter(back)).filter(t -> t > 0).min().orElse(-1);
-          if (first > 0) {
-            firstWrite = Report.round((first - back) / 1e9, 2);
-          }
-        }
-        Thread.sleep(50);
-      }
-      if (ready.size() < nodes.size()) {
-        run.problems.add("after the broker restart, nodes " + ready.keySet() + " of 3 said /ready 200 within "
-            + WAIT_SECONDS + " s");
+      } finally {
+        watches.forEach(ReadyWatch::finish);
       }
       Map<String, Object> event = measure(name, kill, allEntities());
+      long firstAck = writers.stream().mapToLong(writer -> writer.firstAckAfter(back)).filter(t -> t > 0).min()
+          .orElse(-1);
+      Map<Integer, Object> ready = new TreeMap<>();
+      Map<Integer, Object> notReady = new TreeMap<>();
+      Map<Integer, Object> whileDown = new TreeMap<>();
+      for (ReadyWatch watch : watches) {
+        long readyAt = watch.firstAfter(back, true);
+        long notReadyAt = watch.firstAfter(kill, false);
+        ready.put(watch.node.index, readyAt < 0 ? null : Report.round((readyAt - back) / 1e9, 2));
+        notReady.put(watch.node.index, notReadyAt < 0 || notReadyAt > back ? null
+            : Report.round((notReadyAt - kill) / 1e9, 2));
+        whileDown.put(watch.node.index, watch.outcomesBetween(kill, back));
+      }
       event.put("brokerAnsweringSecondsAfterKill", Report.round((back - kill) / 1e9, 2));
-      event.put("firstAcknowledgedWriteSecondsAfterBrokerBack", firstWrite);
+      event.put("firstAcknowledgedWriteSecondsAfterBrokerBack", firstAck < 0 ? null
+          : Report.round((firstAck - back) / 1e9, 2));
       event.put("readySecondsAfterBrokerBackByNode", ready);
-      event.put("allReadySecondsAfterBrokerBack", ready.values().stream().mapToDouble(Double::doubleValue).max()
-          .orElse(-1));
+      event.put("allReadySecondsAfterBrokerBack", ready.containsValue(null) ? null
+          : ready.values().stream().mapToDouble(v -> (Double) v).max().orElse(0));
       event.put("notReadySecondsAfterKillByNode", notReady);
-      System.out.printf("  first acknowledged write %.2f s after the broker answered; /ready 200 on all nodes after"
-              + " %.2f s; while it was down, /ready said NOT_READY on %s%n", firstWrite,
-          event.get("allReadySecondsAfterBrokerBack"), notReady.isEmpty() ? "no node" : "nodes " + notReady);
+      event.put("readyAnswersWhileDownByNode", whileDown);
+      if (ready.containsValue(null)) {
+        run.problems.add("after the broker restart, /ready did not answer 200 on every node within " + WAIT_SECONDS
+            + " s: " + ready);
+      }
+      System.out.printf("  first acknowledged write %s s after the broker answered; /ready 200 on all nodes after %s s;"
+              + " while it was down, /ready answered (by node; -1: no answer in %d s) %s%n",
+          event.get("firstAcknowledgedWriteSecondsAfterBrokerBack"), event.get("allReadySecondsAfterBrokerBack"),
+          ReadyWatch.TIMEOUT.toSeconds(), whileDown);
       return event;
     }
 
@@ -647,10 +649,14 @@ public final class FailoverBenchmark {
       }
     }
 
-    /** The status of a GET, -1 if it could not be sent. */
     int status(HttpClient http, String path) {
+      return status(http, path, Duration.ofSeconds(2));
+    }
+
+    /** The status of a GET, -1 if it got no answer within {@code timeout}. */
+    int status(HttpClient http, String path, Duration timeout) {
       try {
-        return http.send(HttpRequest.newBuilder(uri(path)).timeout(Duration.ofSeconds(2)).build(),
+        return http.send(HttpRequest.newBuilder(uri(path)).timeout(timeout).build(),
             HttpResponse.BodyHandlers.discarding()).statusCode();
       } catch (IOException e) {
         return -1;
@@ -703,7 +709,9 @@ public final class FailoverBenchmark {
 
     /** SIGTERM: the node stops cleanly, as in a rolling restart; not waited for. */
     void terminate() {
-      process.destroy();
+      if (process != null) {
+        process.destroy();
+      }
     }
 
     /** Seconds from {@code since} until the node's process exited (waiting for it, 60 s at most). */
@@ -743,15 +751,61 @@ public final class FailoverBenchmark {
       }
     }
 
-    /** The node's log outlives the run's folder, beside the benchmark's other outputs. */
     void keepLog() {
-      try {
-        if (Files.exists(log)) {
-          Files.copy(log, Path.of("failover-node-" + index + ".log"), StandardCopyOption.REPLACE_EXISTING);
+      keep(log, "failover-node-" + index + ".log");
+    }
+  }
+
+  /** Asks one node's /ready over and over, each answer kept with its time, while the broker goes and comes back. */
+  private static final class ReadyWatch extends Thread {
+    static final Duration TIMEOUT = Duration.ofSeconds(5);
+    final Node node;
+    private final HttpClient http;
+    /** The time of each answer (System.nanoTime) and its status, -1 for none within {@link #TIMEOUT}. */
+    private final List<long[]> answers = new ArrayList<>();
+    private volatile boolean finished;
+
+    ReadyWatch(Node node, HttpClient http) {
+      super("ready-watch-" + node.index);
+      setDaemon(true);
+      this.node = node;
+      this.http = http;
+    }
+
+    @Override
+    public void run() {
+      while (!finished) {
+        int status = node.status(http, "/ready", TIMEOUT);
+        synchronized (answers) {
+          answers.add(new long[] {System.nanoTime(), status});
         }
-      } catch (IOException e) {
-        System.out.println("WARNING: node " + index + "'s log not kept: " + e);
+        try {
+          Thread.sleep(100);
+        } catch (InterruptedException e) {
+          return;
+        }
       }
+    }
+
+    /** The time of the first answer after {@code since} that was 200 ({@code ready}) or not; -1 if none. */
+    long firstAfter(long since, boolean ready) {
+      synchronized (answers) {
+        return answers.stream().filter(a -> a[0] > since && (a[1] == 200) == ready).mapToLong(a -> a[0]).findFirst()
+            .orElse(-1);
+      }
+    }
+
+    /** How many answers of each status came between the two times. */
+    Map<Long, Long> outcomesBetween(long from, long to) {
+      Map<Long, Long> outcomes = new TreeMap<>();
+      synchronized (answers) {
+        answers.stream().filter(a -> a[0] > from && a[0] <= to).forEach(a -> outcomes.merge(a[1], 1L, Long::sum));
+      }
+      return outcomes;
+    }
+
+    void finish() {
+      finished = true;
     }
   }
 
@@ -890,6 +944,20 @@ public final class FailoverBenchmark {
     }
   }
 
+  /**
+   * A log of the run, copied to the working folder (load-tests/target from run.sh), where it outlives the
+   * run's own folder: what the nodes and the broker said during the failovers.
+   */
+  private static void keep(Path log, String name) {
+    try {
+      if (Files.exists(log)) {
+        Files.copy(log, Path.of(name), StandardCopyOption.REPLACE_EXISTING);
+      }
+    } catch (IOException e) {
+      System.out.println("WARNING: " + log + " not kept: " + e);
+    }
+  }
+
   private static Path writeNodeLogConfig(Path file) throws IOException {
     // kfold's INFO lines (assignments, failover actions) into each node's log; Kafka's clients at WARN.
     Files.writeString(file, String.join("\n",
@@ -950,12 +1018,12 @@ public final class FailoverBenchmark {
     }
     for (Map<String, Object> event : Bench.list(run, "events")) {
       if (event.containsKey("brokerAnsweringSecondsAfterKill")) {
-        out.append(String.format("broker: answering again %s s after the kill; first acknowledged write %s s after"
-                + " that, /ready 200 on all nodes %s s after that; /ready NOT_READY while it was down: %s%n",
-            event.get("brokerAnsweringSecondsAfterKill"), event.get("firstAcknowledgedWriteSecondsAfterBrokerBack"),
-            event.get("allReadySecondsAfterBrokerBack"),
-            ((Map<?, ?>) event.get("notReadySecondsAfterKillByNode")).isEmpty() ? "no node"
-                : "nodes (s after the kill) " + event.get("notReadySecondsAfterKillByNode")));
+        out.append(String.format("broker: answering again %s s after the kill; then the first acknowledged write after"
+                + " %s s, /ready 200 on all nodes after %s s%n", event.get("brokerAnsweringSecondsAfterKill"),
+            event.get("firstAcknowledgedWriteSecondsAfterBrokerBack"), event.get("allReadySecondsAfterBrokerBack")));
+        out.append(String.format("  /ready while the broker was down, answers by status per node (-1: none in 5 s): %s;"
+                + " first not 200 (s after the kill): %s%n", event.get("readyAnswersWhileDownByNode"),
+            event.get("notReadySecondsAfterKillByNode")));
       }
       if (event.containsKey("nodeExitSeconds")) {
         out.append(String.format("SIGTERM: node 1 exited %s s after the signal%n", event.get("nodeExitSeconds")));
