@@ -12,6 +12,9 @@
 #                                         GETs of one order, and the fold with the default indexes on and off
 #   load-tests/run.sh views               the fold with the default views on and off, next to Kafka Streams
 #                                         computing the customers view with groupBy().aggregate()
+#   load-tests/run.sh failover            3 nodes (each its own JVM, default configuration), writers through one
+#                                         of them: kill -9 of a node, SIGTERM of another, kill -9 and restart of the
+#                                         broker; how long each entity's writes stalled, nothing lost or doubled
 #
 # fold options: --events N, --keys K[,K...], --rounds N (each input N times, with the medians of the
 # ratios), --max-poll-records N (or KFOLD_FOLD_MAX_POLL_RECORDS),
@@ -30,6 +33,9 @@
 # views options: --orders N (200000), --streams exactly_once_v2 (the default), at_least_once or none,
 # --max-poll-records N, --concurrencies 8,32 (the GETs of orders and rows), --warmup S (2), --duration S (10),
 # --warmup-phase S (10), --jfr (flight recordings of both folds under load-tests/target/).
+# failover options: --writers N (40), --warmup S (10), --after S (15: measured after every entity answered again),
+# --broker-down S (8), --pause-ms MS (50, between a writer's acknowledged write and its next),
+# --node-java-opts "..." (the nodes' JVM options; none: the JVM's defaults).
 # All: --no-build (reuse the last build). JAVA_OPTS replaces the benchmark JVM's heap settings.
 set -euo pipefail
 
@@ -46,6 +52,7 @@ case "${1:-}" in
   recovery) main=io.kfold.bench.RecoveryBenchmark; bench=recovery; shift ;;
   query) main=io.kfold.bench.QueryBenchmark; bench=query; shift ;;
   views) main=io.kfold.bench.ViewBenchmark; bench=views; shift ;;
+  failover) main=io.kfold.bench.FailoverBenchmark; bench=failover; shift ;;
 esac
 args=()
 for arg in "$@"; do
@@ -107,8 +114,15 @@ mkdir -p "$work/code/kfold" "$work/code/bench"
 cp -r target/classes "$work/code/kfold/classes"
 cp -r target/kafka-broker "$work/code/kfold/kafka-broker"
 classpath="$work/code/kfold/classes:$(cat "$classpath_file"):$hdr_jar"
-javac --release 17 -Xlint:all,-processing,-classfile -d "$work/code/bench" -cp "$classpath" \
-  $(find "$here/src" -name '*.java')
+if [[ $bench == failover ]]; then
+  # Only the classes it uses: it talks to the nodes over HTTP alone, so it does not depend on the
+  # in-process API the other benchmarks call.
+  javac --release 17 -Xlint:all,-processing,-classfile -implicit:class -d "$work/code/bench" -cp "$classpath" \
+    -sourcepath "$here/src" "$here/src/io/kfold/bench/FailoverBenchmark.java"
+else
+  javac --release 17 -Xlint:all,-processing,-classfile -d "$work/code/bench" -cp "$classpath" \
+    $(find "$here/src" -name '*.java')
+fi
 if [[ $bench == fold || $bench == views ]]; then
   # The Streams apps, with the few benchmark classes they share (Input, ViewInput, Meter, Report) compiled again
   # from src/ against its own classpath.
