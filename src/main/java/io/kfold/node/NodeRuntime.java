@@ -308,15 +308,24 @@ public final class NodeRuntime {
     return http.routes();
   }
 
-  /** Undeploys the verticles in reverse order (HTTP first, the fold last), then closes the producer and the store. */
+  /**
+   * Hands the fold's partitions over first: the fold finishes its poll, publishes what it folded and
+   * leaves the group, so that the other nodes take its partitions over at once while this node's
+   * API answers writes for them 503 (a caller's retry finds the new owner). Then withdraws the claim
+   * and undeploys the other verticles in reverse order (HTTP first), and closes the producer and the store.
+   */
   public Future<Void> stop() {
     stopping = true;
     vertx.cancelTimer(sweeper);
-    Future<Void> chain = vertx.executeBlocking(() -> {
+    List<String> inReverse = new ArrayList<>(deployments);
+    // The fold, deployed first, is the last of the list.
+    Future<Void> chain = inReverse.isEmpty() ? Future.succeededFuture()
+        : vertx.undeploy(inReverse.remove(inReverse.size() - 1));
+    chain = chain.eventually(() -> vertx.executeBlocking(() -> {
       directory.close();
       return null;
-    });
-    for (String deployment : deployments) {
+    }));
+    for (String deployment : inReverse) {
       chain = chain.eventually(() -> vertx.undeploy(deployment));
     }
     // If a verticle (the fold above all) did not stop, it may still use the store: leave it open
