@@ -79,7 +79,8 @@ class FailoverTest {
   void killOneOfThreeWithCommandsInFlight(int standbys) throws Exception {
     String app = TestNodes.newApp("failover");
     String ordersTopic = app + ".orders.events";
-    List<KfoldProcess> nodes = ClusterClient.processes(app, "failover", 6000,
+    // kfold's default session timeout: the survivors remove the dead node when its heartbeats stop.
+    List<KfoldProcess> nodes = ClusterClient.processes(app, "failover", 45_000,
         Map.of("KFOLD_FOLD_STANDBY_REPLICAS", Integer.toString(standbys)));
     ExecutorService threads = Executors.newFixedThreadPool(WRITERS);
     Run run = new Run(nodes.stream().map(KfoldProcess::port).toList());
