@@ -36,6 +36,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
 import java.util.UUID;
+import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 
 /**
@@ -327,15 +328,25 @@ public final class EntityWriter {
     return envelopes;
   }
 
-  /** Appends the events; completes with the offset of the last one. */
+  /**
+   * Appends the events; completes with the offset of the last one. While the broker is gone the
+   * producer holds the records and retries (for its delivery timeout, minutes): the caller gets a
+   * 504 after writes.timeoutMs, as when the fold gives no verdict, instead of waiting as long. The records may still be appended once
+   * the broker is back; a retry with the same idempotency key then answers their write, and a retry
+   * decided meanwhile loses to them in the fold's version check.
+   */
   private Future<Long> produce(List<Envelope> envelopes) {
     List<Future<RecordMetadata>> sends = new ArrayList<>(envelopes.size());
     for (Envelope envelope : envelopes) {
       sends.add(producer.send(new ProducerRecord<>(config.eventsTopic(envelope.entity()), envelope.key(),
           Envelopes.toBytes(envelope))));
     }
-    return Future.all(sends).map(all -> sends.get(sends.size() - 1).result().offset()).recover(e -> Future.failedFuture(KfoldException.unavailable(
-        "could not append to Kafka: " + e.getMessage())));
+    return Future.all(sends).map(all -> sends.get(sends.size() - 1).result().offset())
+        .timeout(config.writes().timeoutMs(), TimeUnit.MILLISECONDS)
+        .recover(e -> Future.failedFuture(e instanceof java.util.concurrent.TimeoutException
+            ? KfoldException.timeout("Kafka did not acknowledge the write's events within " + config.writes().timeoutMs()
+                + " ms (is the broker reachable?); they may still be appended: retry with the same Idempotency-Key")
+            : KfoldException.unavailable("could not append to Kafka: " + e.getMessage())));
   }
 
   private static JsonNode parse(byte[] json) {

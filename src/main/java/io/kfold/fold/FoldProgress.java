@@ -165,6 +165,16 @@ public final class FoldProgress {
     return folds(partition) && currentPartitions.contains(partition);
   }
 
+  /**
+   * Whether the node may say it is ready: the group gave it its partitions, none is being taken up
+   * or restored, and it has read each to its end at least once since it was given it. Unlike
+   * {@link #caughtUp}, a partition stays so while writes keep coming (its lag is rarely zero under
+   * load), so readiness does not flap with every poll.
+   */
+  public boolean foldsAllAssigned() {
+    return assigned && takingUp.isEmpty() && restoring.isEmpty() && currentPartitions.containsAll(lag.keySet());
+  }
+
   /** True once the group gave this node its partitions and it has folded all they held. */
   public boolean caughtUp() {
     return assigned && takingUp.isEmpty() && restoring.isEmpty() && lag.values().stream().allMatch(l -> l == 0);

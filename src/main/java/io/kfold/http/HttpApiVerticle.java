@@ -47,6 +47,7 @@ import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.DescribeClusterOptions;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -68,6 +69,8 @@ public final class HttpApiVerticle extends VerticleBase {
   private static final Logger LOG = LoggerFactory.getLogger(HttpApiVerticle.class);
   private static final Pattern VERSION = Pattern.compile("(W/)?\"?([0-9]{1,18})\"?");
   private static final int MAX_HISTORY_PAGE = 1000;
+  /** How long /ready waits for the broker to answer. */
+  private static final int READY_CHECK_MS = 2000;
 
   private final NodeConfig config;
   private final EntityTypes types;
@@ -624,22 +627,41 @@ public final class HttpApiVerticle extends VerticleBase {
     sendJson(ctx, body, -1);
   }
 
+  /**
+   * Readiness: the broker answers now, the fold loop runs, and it has read every partition the
+   * group gave it to its end (see {@link FoldProgress#foldsAllAssigned}). While the broker is gone
+   * no write can be appended: NOT_READY, with the reason in {@code detail}.
+   */
   private void ready(RoutingContext ctx) {
-    Future.fromCompletionStage(admin.describeCluster().nodes().toCompletionStage(), vertx.getOrCreateContext())
-        .timeout(2, TimeUnit.SECONDS)
+    // The call's own deadline ends it: calls of a probe that polls an absent broker do not pile up.
+    Future.fromCompletionStage(admin.describeCluster(new DescribeClusterOptions().timeoutMs(READY_CHECK_MS)).nodes()
+            .toCompletionStage(), vertx.getOrCreateContext())
+        .timeout(READY_CHECK_MS + 1000, TimeUnit.MILLISECONDS)
         .transform(cluster -> {
           boolean brokerUp = cluster.succeeded() && !cluster.result().isEmpty();
-          boolean caughtUp = progress.caughtUp();
+          Supervisor.Status fold = supervisor.loops().get("fold");
+          boolean foldRuns = fold != null && fold.state() == Supervisor.State.UP;
+          boolean folded = progress.foldsAllAssigned();
+          boolean ready = brokerUp && foldRuns && folded;
           ObjectNode body = JsonNodeFactory.instance.objectNode();
-          body.put("status", brokerUp && caughtUp ? "READY" : "NOT_READY");
+          body.put("status", ready ? "READY" : "NOT_READY");
+          if (!brokerUp) {
+            body.put("detail", "the Kafka cluster at " + config.kafka().bootstrap() + " does not answer"
+                + (cluster.failed() ? ": " + cluster.cause() : ""));
+          } else if (!foldRuns) {
+            body.put("detail", fold == null ? "the fold has not started"
+                : "the fold is " + fold.state() + (fold.lastError() == null ? "" : ": " + fold.lastError()));
+          } else if (!folded) {
+            body.put("detail", "the fold has not yet read every partition given to this node to its end");
+          }
           body.put("broker", brokerUp ? "reachable" : "unreachable");
           ObjectNode lag = body.putObject("lag");
           progress.lag().forEach((partition, records) -> lag.put(partition.toString(), records));
           ObjectNode restoring = body.putObject("restoring");
           progress.restoring().forEach((partition, records) -> restoring.putObject(partition.toString())
               .put("read", records[0]).put("of", records[1]));
-          body.put("caughtUp", caughtUp);
-          ctx.response().setStatusCode(brokerUp && caughtUp ? 200 : 503);
+          body.put("caughtUp", progress.caughtUp());
+          ctx.response().setStatusCode(ready ? 200 : 503);
           sendJson(ctx, body, -1);
           return Future.succeededFuture();
         });

@@ -1,6 +1,7 @@
 package io.kfold.log;
 
 import io.kfold.config.NodeConfig;
+import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.producer.ProducerConfig;
@@ -66,6 +67,12 @@ public final class KafkaClients {
     return Set.copyOf(names);
   }
 
+  /**
+   * The longest pause between a client's attempts to reach a broker, and between retries of a
+   * failed request: how long after a broker is back a client may still wait to try it again.
+   */
+  static final int RECONNECT_BACKOFF_MAX_MS = 500;
+
   private KafkaClients() {}
 
   /** Whether Kafka itself holds the setting {@code name} as a password (a JAAS line, a key, a certificate). */
@@ -81,6 +88,9 @@ public final class KafkaClients {
    */
   public static Map<String, Object> settings(NodeConfig.Kafka kafka, Map<String, Object> own) {
     Map<String, Object> conf = new HashMap<>(kafka.properties());
+    // Back within half a second of a broker that restarted, instead of Kafka's one (a user's value wins).
+    conf.putIfAbsent(CommonClientConfigs.RECONNECT_BACKOFF_MAX_MS_CONFIG, RECONNECT_BACKOFF_MAX_MS);
+    conf.putIfAbsent(CommonClientConfigs.RETRY_BACKOFF_MAX_MS_CONFIG, RECONNECT_BACKOFF_MAX_MS);
     conf.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrap());
     conf.putAll(own);
     return conf;

@@ -51,7 +51,10 @@ public final class Supervisor {
     this.maxBackoff = maxBackoff;
   }
 
-  /** Backoffs from 100 ms up to 30 s. */
+  /** The longest backoff after a failure that a retriable Kafka error caused. */
+  static final Duration UNREACHABLE_MAX_BACKOFF = Duration.ofSeconds(1);
+
+  /** Backoffs from 100 ms up to 30 s (1 s when Kafka was unreachable). */
   public Supervisor() {
     this(Clock.systemUTC(), Duration.ofMillis(100), Duration.ofSeconds(30));
   }
@@ -78,9 +81,26 @@ public final class Supervisor {
     return statuses;
   }
 
-  private long backoffMillis(int failuresInARow) {
+  /**
+   * The pause before the next try: doubling with each failure in a row, up to the maximum; up to
+   * {@link #UNREACHABLE_MAX_BACKOFF} only when Kafka itself failed the loop in a way that passes
+   * (a broker gone, restarting, a coordinator loading), so that the loop is back within a second of
+   * the broker instead of sleeping out a backoff that grew while it was gone.
+   */
+  long backoffMillis(int failuresInARow, Throwable cause) {
     long millis = firstBackoff.toMillis() << Math.min(failuresInARow - 1, 20);
-    return Math.min(maxBackoff.toMillis(), Math.max(1, millis));
+    long max = passing(cause) ? Math.min(maxBackoff.toMillis(), UNREACHABLE_MAX_BACKOFF.toMillis()) : maxBackoff.toMillis();
+    return Math.min(max, Math.max(1, millis));
+  }
+
+  /** Whether a retriable Kafka error is the failure or its cause, at any depth. */
+  static boolean passing(Throwable failure) {
+    for (Throwable t = failure; t != null; t = t.getCause() == t ? null : t.getCause()) {
+      if (t instanceof RetriableException) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** One supervised loop and its thread. */
@@ -125,6 +145,7 @@ public final class Supervisor {
 
     private void run() {
       int failuresInARow = 0;
+      Throwable lastFailure = null;
       while (running) {
         boolean failed = false;
         try {
@@ -144,19 +165,21 @@ public final class Supervisor {
             } catch (RetriableException e) {
               failuresInARow++;
               enter(State.RETRYING, e.toString());
-              LOG.warn("loop {}: {}; trying again in {} ms", name, e.toString(), backoffMillis(failuresInARow));
-              pause(backoffMillis(failuresInARow));
+              LOG.warn("loop {}: {}; trying again in {} ms", name, e.toString(), backoffMillis(failuresInARow, e));
+              pause(backoffMillis(failuresInARow, e));
             }
           }
         } catch (WakeupException | InterruptException e) {
           if (running) {
             failed = true;
             failuresInARow++;
+            lastFailure = e;
             down(e);
           }
         } catch (RuntimeException | Error e) {
           failed = true;
           failuresInARow++;
+          lastFailure = e;
           down(e);
         } finally {
           try {
@@ -167,7 +190,7 @@ public final class Supervisor {
         }
         if (failed && running) {
           restarts++;
-          pause(backoffMillis(failuresInARow));
+          pause(backoffMillis(failuresInARow, lastFailure));
         }
       }
       enter(State.STOPPED, status.lastError());

@@ -135,6 +135,19 @@ class SupervisorTest {
     assertThat(running.stop(Duration.ofSeconds(10))).isTrue();
   }
 
+  @Test
+  @DisplayName("after failures that Kafka being unreachable caused, however many in a row, the loop tries again within a second; after others the backoff keeps growing")
+  void backoffAfterAnUnreachableBrokerStaysShort() {
+    Supervisor defaults = new Supervisor();
+    RuntimeException transactionTimedOut = new IllegalStateException("the fold's transaction failed",
+        new TimeoutException("Timeout expired after 60000ms while awaiting EndTxn(true)"));
+    RuntimeException storeFault = new IllegalStateException("store fault");
+    assertThat(defaults.backoffMillis(1, transactionTimedOut)).isEqualTo(100);
+    assertThat(defaults.backoffMillis(20, transactionTimedOut)).isEqualTo(1000);
+    assertThat(defaults.backoffMillis(20, new TimeoutException("no answer"))).isEqualTo(1000);
+    assertThat(defaults.backoffMillis(20, storeFault)).isEqualTo(30_000);
+  }
+
   private static void awaitState(Supervisor.Running running, Supervisor.State state) throws InterruptedException {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
     while (running.status().state() != state) {
