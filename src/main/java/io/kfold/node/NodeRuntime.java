@@ -196,7 +196,7 @@ public final class NodeRuntime {
       if (config.fold().transactions()) {
         transactionalId.set(config.app() + "-fold-" + storedNodeId(config.dataDir()));
       }
-      return options.store().apply(new RocksEntityStore(config.dataDir().resolve("store")));
+      return options.store().apply(new RocksEntityStore(config.dataDir().resolve("store"), config.store().memoryBytes()));
     }).compose(store -> vertx.executeBlocking(() -> KafkaWriteStream.create(vertx,
             KafkaClients.producer(config.kafka(), config.app() + "-writer"),
             new StringSerializer(), new ByteArraySerializer()))
