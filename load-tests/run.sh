@@ -30,7 +30,8 @@
 # views options: --orders N (200000), --streams exactly_once_v2 (the default), at_least_once or none,
 # --max-poll-records N, --concurrencies 8,32 (the GETs of orders and rows), --warmup S (2), --duration S (10),
 # --warmup-phase S (10), --jfr (flight recordings of both folds under load-tests/target/).
-# All: --no-build (reuse the last build). JAVA_OPTS replaces the benchmark JVM's heap settings.
+# All: --no-build (reuse the last build). JAVA_OPTS replaces the benchmark JVM's heap settings,
+# KFOLD_NODE_JAVA_OPTS those of the JVMs that run a kfold node (-Xmx512m, as the README advises).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -130,7 +131,15 @@ elif [[ $bench == views ]]; then
 elif [[ $bench == http || $bench == query ]]; then
   bench_args=(--jfr-dir "$out")
 fi
-java ${JAVA_OPTS:--Xms1g -Xmx2g} \
+# A node runs with the heap the README advises: in JVMs of its own, and in the benchmark JVM itself
+# where the benchmark runs its node there (http).
+node_java_opts="${KFOLD_NODE_JAVA_OPTS:--Xmx512m}"
+bench_java_opts="-Xms1g -Xmx2g"
+if [[ $bench == http ]]; then
+  bench_java_opts="$node_java_opts"
+fi
+java ${JAVA_OPTS:-$bench_java_opts} \
+  -Dkfold.bench.nodeJavaOptions="$node_java_opts" \
   -Dlog4j2.configurationFile="$here/log4j2.properties" \
   -cp "$work/code/bench:$classpath" \
   "$main" \

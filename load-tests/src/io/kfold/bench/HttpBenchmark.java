@@ -624,6 +624,28 @@ public final class HttpBenchmark {
           + " %s)%n", (Long) commands.get("maxPerSecond"), (Integer) commands.get("connections"),
           commands.get("p99AtHalfRateMs"), Boolean.TRUE.equals(commands.get("met")) ? "met" : "not met"));
     }
+    out.append(rssPerPhase(run));
+    return out.toString();
+  }
+
+  /**
+   * The node's resident memory per phase, at its end and its peak during it: this JVM's, which runs the
+   * node (with the node's heap, see run.sh) and the bare server.
+   */
+  private static String rssPerPhase(Map<String, Object> run) {
+    List<Map<String, Object>> phases = Bench.list(run, "phases");
+    if (phases == null || phases.isEmpty()) {
+      return "";
+    }
+    String format = "%-24s %14s %14s%n";
+    StringBuilder out = new StringBuilder(String.format(format, "phase", "node peak RSS", "node RSS at end"));
+    for (Map<String, Object> phase : phases) {
+      Map<?, ?> resources = (Map<?, ?>) phase.get("serverSideResources");
+      Object peak = resources == null ? null : resources.get("benchJvmPeakRssMiB");
+      Object end = resources == null ? null : resources.get("benchJvmRssMiB");
+      out.append(String.format(format, phase.get("name"), peak == null ? "-" : peak + " MiB",
+          end == null ? "-" : end + " MiB"));
+    }
     return out.toString();
   }
 

@@ -40,9 +40,16 @@ final class KfoldRun {
    */
   static Map<String, Object> inOwnJvm(String bootstrap, Input input, int maxPollRecords, boolean transactions,
                                       Path dataDir, long brokerPid, Path jfrFile, Path workDir) throws Exception {
+    return inOwnJvm(bootstrap, input, maxPollRecords, transactions, dataDir, brokerPid, jfrFile, false, workDir);
+  }
+
+  /** As above; with {@code restore}, as {@link #run} with it. */
+  static Map<String, Object> inOwnJvm(String bootstrap, Input input, int maxPollRecords, boolean transactions,
+                                      Path dataDir, long brokerPid, Path jfrFile, boolean restore, Path workDir)
+      throws Exception {
     return inOwnJvm(bootstrap, input.app, List.of("--events", Long.toString(input.events),
-        "--keys", Integer.toString(input.keys)), Map.of(), maxPollRecords, transactions, dataDir, brokerPid, jfrFile,
-        workDir);
+        "--keys", Integer.toString(input.keys), "--restore", Boolean.toString(restore)), Map.of(), maxPollRecords,
+        transactions, dataDir, brokerPid, jfrFile, workDir);
   }
 
   /**
@@ -111,8 +118,9 @@ final class KfoldRun {
     }
     String app = options.get("--app");
     long events = Long.parseLong(options.get("--events"));
+    boolean restore = Boolean.parseBoolean(options.get("--restore"));
     StateCheck check;
-    Completion completion = (node, applied) -> applied >= events;
+    Completion completion = (node, applied) -> applied >= (restore ? 0 : events);
     if (options.containsKey("--view-orders")) {
       ViewInput orders = new ViewInput(app, Long.parseLong(options.get("--view-orders")));
       boolean rows = Boolean.parseBoolean(options.get("--view-rows"));
@@ -131,7 +139,7 @@ final class KfoldRun {
     Map<String, Object> result = run(options.get("--bootstrap"), app, events, env,
         Integer.parseInt(options.get("--max-poll-records")), Boolean.parseBoolean(options.get("--transactions")),
         Path.of(options.get("--data-dir")), Long.parseLong(options.get("--broker-pid")),
-        jfr == null ? null : Path.of(jfr), false, completion, check);
+        jfr == null ? null : Path.of(jfr), restore, completion, check);
     Report.writeJson(Path.of(options.get("--result")), result);
   }
 
