@@ -25,7 +25,7 @@ class StoreMemoryTest {
   @Test
   @DisplayName("the block cache has the budget's capacity, and the memtables count against it")
   void memtablesAreChargedToTheBudget() {
-    // Not 32 MiB: that is the capacity of the cache RocksDB makes for a table without one.
+    // Not 8 MiB: that is the capacity of the cache RocksDB makes for a table without one.
     try (RocksEntityStore store = new RocksEntityStore(TestNodes.tempDir("store-memory"), 40 * MIB)) {
       assertThat(store.memoryBudgetBytes()).isEqualTo(40 * MIB);
       // 2 MiB of states, never read, less than one memtable holds (a quarter of the budget's half):
