@@ -31,7 +31,7 @@
 # --max-poll-records N, --concurrencies 8,32 (the GETs of orders and rows), --warmup S (2), --duration S (10),
 # --warmup-phase S (10), --jfr (flight recordings of both folds under load-tests/target/).
 # All: --no-build (reuse the last build). JAVA_OPTS replaces the benchmark JVM's heap settings,
-# KFOLD_NODE_JAVA_OPTS those of the JVMs that run a kfold node (-Xmx512m, as the README advises).
+# KFOLD_NODE_JAVA_OPTS those of the JVMs that run a kfold node (-Xmx384m, as the README advises).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -133,7 +133,7 @@ elif [[ $bench == http || $bench == query ]]; then
 fi
 # A node runs with the heap the README advises: in JVMs of its own, and in the benchmark JVM itself
 # where the benchmark runs its node there (http).
-node_java_opts="${KFOLD_NODE_JAVA_OPTS:--Xmx512m}"
+node_java_opts="${KFOLD_NODE_JAVA_OPTS:--Xmx384m}"
 bench_java_opts="-Xms1g -Xmx2g"
 if [[ $bench == http ]]; then
   bench_java_opts="$node_java_opts"
