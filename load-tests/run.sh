@@ -35,8 +35,9 @@
 # --warmup-phase S (10), --jfr (flight recordings of both folds under load-tests/target/).
 # failover options: --writers N (40), --warmup S (10), --after S (15: measured after every entity answered again),
 # --broker-down S (8), --pause-ms MS (50, between a writer's acknowledged write and its next),
-# --node-java-opts "..." (the nodes' JVM options; none: the JVM's defaults).
-# All: --no-build (reuse the last build). JAVA_OPTS replaces the benchmark JVM's heap settings.
+# --node-java-opts "..." (the nodes' JVM options; KFOLD_NODE_JAVA_OPTS by default).
+# All: --no-build (reuse the last build). JAVA_OPTS replaces the benchmark JVM's heap settings,
+# KFOLD_NODE_JAVA_OPTS those of the JVMs that run a kfold node (-Xmx384m, as the README advises).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -114,15 +115,8 @@ mkdir -p "$work/code/kfold" "$work/code/bench"
 cp -r target/classes "$work/code/kfold/classes"
 cp -r target/kafka-broker "$work/code/kfold/kafka-broker"
 classpath="$work/code/kfold/classes:$(cat "$classpath_file"):$hdr_jar"
-if [[ $bench == failover ]]; then
-  # Only the classes it uses: it talks to the nodes over HTTP alone, so it does not depend on the
-  # in-process API the other benchmarks call.
-  javac --release 17 -Xlint:all,-processing,-classfile -implicit:class -d "$work/code/bench" -cp "$classpath" \
-    -sourcepath "$here/src" "$here/src/io/kfold/bench/FailoverBenchmark.java"
-else
-  javac --release 17 -Xlint:all,-processing,-classfile -d "$work/code/bench" -cp "$classpath" \
-    $(find "$here/src" -name '*.java')
-fi
+javac --release 17 -Xlint:all,-processing,-classfile -d "$work/code/bench" -cp "$classpath" \
+  $(find "$here/src" -name '*.java')
 if [[ $bench == fold || $bench == views ]]; then
   # The Streams apps, with the few benchmark classes they share (Input, ViewInput, Meter, Report) compiled again
   # from src/ against its own classpath.
@@ -144,7 +138,15 @@ elif [[ $bench == views ]]; then
 elif [[ $bench == http || $bench == query ]]; then
   bench_args=(--jfr-dir "$out")
 fi
-java ${JAVA_OPTS:--Xms1g -Xmx2g} \
+# A node runs with the heap the README advises: in JVMs of its own, and in the benchmark JVM itself
+# where the benchmark runs its node there (http).
+node_java_opts="${KFOLD_NODE_JAVA_OPTS:--Xmx384m}"
+bench_java_opts="-Xms1g -Xmx2g"
+if [[ $bench == http ]]; then
+  bench_java_opts="$node_java_opts"
+fi
+java ${JAVA_OPTS:-$bench_java_opts} \
+  -Dkfold.bench.nodeJavaOptions="$node_java_opts" \
   -Dlog4j2.configurationFile="$here/log4j2.properties" \
   -cp "$work/code/bench:$classpath" \
   "$main" \

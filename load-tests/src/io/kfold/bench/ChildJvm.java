@@ -21,15 +21,15 @@ final class ChildJvm {
   private ChildJvm() {}
 
   /**
-   * The command that runs {@code mainClass} on {@code classpath} with the benchmark JVM's heap
-   * settings (so neither fold gets more memory than the other) and log configuration.
+   * The command that runs {@code mainClass} on {@code classpath} with a kfold node's heap settings
+   * (run.sh passes them as {@code kfold.bench.nodeJavaOptions}; without them, the benchmark JVM's), and
+   * its log configuration. The Streams baselines get the same heap as kfold's node, so that neither
+   * fold gets more memory than the other.
    */
   static List<String> command(String classpath, String mainClass, List<String> arguments) {
     List<String> command = new ArrayList<>();
     command.add(ProcessHandle.current().info().command().orElse("java"));
-    ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
-        .filter(arg -> arg.startsWith("-Xms") || arg.startsWith("-Xmx"))
-        .forEach(command::add);
+    command.addAll(nodeJavaOptions());
     String logConfig = System.getProperty("log4j2.configurationFile");
     if (logConfig != null) {
       command.add("-Dlog4j2.configurationFile=" + logConfig);
@@ -37,6 +37,17 @@ final class ChildJvm {
     command.addAll(List.of("-cp", classpath, mainClass));
     command.addAll(arguments);
     return command;
+  }
+
+  /** The heap settings of a JVM that runs a kfold node. */
+  static List<String> nodeJavaOptions() {
+    String options = System.getProperty("kfold.bench.nodeJavaOptions", "").trim();
+    if (!options.isEmpty()) {
+      return List.of(options.split("\\s+"));
+    }
+    return ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
+        .filter(arg -> arg.startsWith("-Xms") || arg.startsWith("-Xmx"))
+        .toList();
   }
 
   /** Runs {@code command} to its end, its output shown; fails on a timeout or an exit code other than 0. */

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import io.kfold.KfoldConfig;
+import io.kfold.config.NodeConfig;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -23,7 +23,7 @@ final class DefaultConfig {
   private DefaultConfig() {}
 
   static ObjectNode read() throws IOException {
-    try (InputStream in = KfoldConfig.class.getResourceAsStream("/kfold.yaml")) {
+    try (InputStream in = NodeConfig.class.getResourceAsStream("/kfold.yaml")) {
       if (in == null) {
         throw new IllegalStateException("kfold.yaml is not on the classpath: build kfold first");
       }

@@ -3,9 +3,9 @@ package io.kfold.bench;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import io.kfold.KfoldConfig;
-import io.kfold.KfoldNode;
+import io.kfold.config.NodeConfig;
 import io.kfold.fold.FoldProgress;
+import io.kfold.node.NodeRuntime;
 import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -155,7 +155,7 @@ public final class EffectBenchmark {
   private static Path writeConfig(Path file, String url, int inFlight) throws IOException {
     ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
     ObjectNode tree;
-    try (InputStream in = KfoldConfig.class.getResourceAsStream("/kfold.yaml")) {
+    try (InputStream in = NodeConfig.class.getResourceAsStream("/kfold.yaml")) {
       if (in == null) {
         throw new IllegalStateException("kfold.yaml is not on the classpath: build kfold first");
       }
@@ -180,7 +180,7 @@ public final class EffectBenchmark {
     Map<String, Object> result = new LinkedHashMap<>();
     try {
       long start = System.nanoTime();
-      KfoldNode node = KfoldNode.start(vertx, KfoldConfig.load(env)).await(120, TimeUnit.SECONDS);
+      NodeRuntime node = NodeRuntime.start(vertx, NodeConfig.load(env)).await(120, TimeUnit.SECONDS);
       try {
         FoldProgress progress = node.progress();
         long deadline = start + TimeUnit.SECONDS.toNanos(TIMEOUT_SECONDS);
@@ -370,7 +370,7 @@ public final class EffectBenchmark {
     try {
       Meter meter = Meter.start(brokerPid);
       long start = System.nanoTime();
-      KfoldNode node = KfoldNode.start(vertx, KfoldConfig.load(env)).await(120, TimeUnit.SECONDS);
+      NodeRuntime node = NodeRuntime.start(vertx, NodeConfig.load(env)).await(120, TimeUnit.SECONDS);
       try {
         long deadline = start + TimeUnit.SECONDS.toNanos(TIMEOUT_SECONDS);
         long seen = -1;

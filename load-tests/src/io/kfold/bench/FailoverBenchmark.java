@@ -74,7 +74,8 @@ public final class FailoverBenchmark {
       int after = 15;
       int brokerDown = 8;
       int pause = 50;
-      List<String> javaOptions = List.of();
+      // The heap the README advises (run.sh passes KFOLD_NODE_JAVA_OPTS), as the other benchmarks' nodes.
+      List<String> javaOptions = ChildJvm.nodeJavaOptions();
       while (args.next()) {
         switch (args.option()) {
           case "--writers" -> writers = Integer.parseInt(args.value());

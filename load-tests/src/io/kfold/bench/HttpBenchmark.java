@@ -1,11 +1,11 @@
 package io.kfold.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.kfold.KfoldConfig;
-import io.kfold.KfoldNode;
 import io.kfold.bench.LoadGenerator.Mode;
 import io.kfold.bench.LoadGenerator.Workload;
+import io.kfold.config.NodeConfig;
 import io.kfold.fold.FoldProgress;
+import io.kfold.node.NodeRuntime;
 import io.vertx.core.Vertx;
 import jdk.jfr.Configuration;
 import jdk.jfr.Recording;
@@ -187,7 +187,7 @@ public final class HttpBenchmark {
       Vertx nodeVertx = Vertx.vertx();
       BareServer bare = null;
       try {
-        KfoldNode node = KfoldNode.start(nodeVertx, KfoldConfig.load(env)).await(120, TimeUnit.SECONDS);
+        NodeRuntime node = NodeRuntime.start(nodeVertx, NodeConfig.load(env)).await(120, TimeUnit.SECONDS);
         try {
           awaitApplied(node.progress(), input.events, 120);
           byte[] answer = read(node.httpPort(), "/v1/" + Input.TYPE + "/" + Input.key(0));
@@ -358,7 +358,7 @@ public final class HttpBenchmark {
   }
 
   /** Runs the phases: one load generator JVM each, with the server side metered meanwhile. */
-  private record Runner(Options options, Generator generator, Path workDir, long brokerPid, KfoldNode node,
+  private record Runner(Options options, Generator generator, Path workDir, long brokerPid, NodeRuntime node,
                         int barePort, double idleCores, double idleBrokerCores, List<String> problems) {
 
     Map<String, Object> run(Phase phase) throws Exception {
@@ -623,6 +623,28 @@ public final class HttpBenchmark {
       out.append(String.format("commands at half their maximum (%,d/s at %d connections): p99 %s ms (target < 20 ms:"
           + " %s)%n", (Long) commands.get("maxPerSecond"), (Integer) commands.get("connections"),
           commands.get("p99AtHalfRateMs"), Boolean.TRUE.equals(commands.get("met")) ? "met" : "not met"));
+    }
+    out.append(rssPerPhase(run));
+    return out.toString();
+  }
+
+  /**
+   * The node's resident memory per phase, at its end and its peak during it: this JVM's, which runs the
+   * node (with the node's heap, see run.sh) and the bare server.
+   */
+  private static String rssPerPhase(Map<String, Object> run) {
+    List<Map<String, Object>> phases = Bench.list(run, "phases");
+    if (phases == null || phases.isEmpty()) {
+      return "";
+    }
+    String format = "%-24s %14s %14s%n";
+    StringBuilder out = new StringBuilder(String.format(format, "phase", "node peak RSS", "node RSS at end"));
+    for (Map<String, Object> phase : phases) {
+      Map<?, ?> resources = (Map<?, ?>) phase.get("serverSideResources");
+      Object peak = resources == null ? null : resources.get("benchJvmPeakRssMiB");
+      Object end = resources == null ? null : resources.get("benchJvmRssMiB");
+      out.append(String.format(format, phase.get("name"), peak == null ? "-" : peak + " MiB",
+          end == null ? "-" : end + " MiB"));
     }
     return out.toString();
   }

@@ -1,11 +1,11 @@
 package io.kfold.bench;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
-import io.kfold.KfoldNode;
-import io.kfold.entity.Envelopes;
+import io.kfold.config.NodeConfig;
 import io.kfold.fold.FoldProgress;
+import io.kfold.node.NodeRuntime;
 import io.kfold.store.StoredEntity;
+import io.kfold.types.Envelopes;
 import io.vertx.core.Vertx;
 import jdk.jfr.Configuration;
 import jdk.jfr.Recording;
@@ -21,7 +21,7 @@ import java.util.concurrent.TimeUnit;
  * kfold itself: a whole node started on a fresh store, folding the input from its first offset,
  * exactly as a new node joining an existing log would.
  *
- * <p>The clock starts before {@link KfoldNode#start} so that everything a new node does before it
+ * <p>The clock starts before {@link NodeRuntime#start} so that everything a new node does before it
  * folds (its topics, opening RocksDB, joining the group) counts, and stops when the fold has applied
  * every event. The fold counts an event as applied before its batch is written, so the run also
  * waits for the node to report itself caught up (written, lag 0) and then checks the states.
@@ -40,9 +40,16 @@ final class KfoldRun {
    */
   static Map<String, Object> inOwnJvm(String bootstrap, Input input, int maxPollRecords, boolean transactions,
                                       Path dataDir, long brokerPid, Path jfrFile, Path workDir) throws Exception {
+    return inOwnJvm(bootstrap, input, maxPollRecords, transactions, dataDir, brokerPid, jfrFile, false, workDir);
+  }
+
+  /** As above; with {@code restore}, as {@link #run} with it. */
+  static Map<String, Object> inOwnJvm(String bootstrap, Input input, int maxPollRecords, boolean transactions,
+                                      Path dataDir, long brokerPid, Path jfrFile, boolean restore, Path workDir)
+      throws Exception {
     return inOwnJvm(bootstrap, input.app, List.of("--events", Long.toString(input.events),
-        "--keys", Integer.toString(input.keys)), Map.of(), maxPollRecords, transactions, dataDir, brokerPid, jfrFile,
-        workDir);
+        "--keys", Integer.toString(input.keys), "--restore", Boolean.toString(restore)), Map.of(), maxPollRecords,
+        transactions, dataDir, brokerPid, jfrFile, workDir);
   }
 
   /**
@@ -111,8 +118,9 @@ final class KfoldRun {
     }
     String app = options.get("--app");
     long events = Long.parseLong(options.get("--events"));
+    boolean restore = Boolean.parseBoolean(options.get("--restore"));
     StateCheck check;
-    Completion completion = (node, applied) -> applied >= events;
+    Completion completion = (node, applied) -> applied >= (restore ? 0 : events);
     if (options.containsKey("--view-orders")) {
       ViewInput orders = new ViewInput(app, Long.parseLong(options.get("--view-orders")));
       boolean rows = Boolean.parseBoolean(options.get("--view-rows"));
@@ -131,13 +139,13 @@ final class KfoldRun {
     Map<String, Object> result = run(options.get("--bootstrap"), app, events, env,
         Integer.parseInt(options.get("--max-poll-records")), Boolean.parseBoolean(options.get("--transactions")),
         Path.of(options.get("--data-dir")), Long.parseLong(options.get("--broker-pid")),
-        jfr == null ? null : Path.of(jfr), false, completion, check);
+        jfr == null ? null : Path.of(jfr), restore, completion, check);
     Report.writeJson(Path.of(options.get("--result")), result);
   }
 
   /** How a run checks the states its node ended with; answers how many it checked. */
   interface StateCheck {
-    int check(KfoldNode node) throws Exception;
+    int check(NodeRuntime node) throws Exception;
   }
 
   /**
@@ -146,7 +154,7 @@ final class KfoldRun {
    * work is done (see {@link ViewChecks#rowsComplete}).
    */
   interface Completion {
-    boolean done(KfoldNode node, long applied) throws Exception;
+    boolean done(NodeRuntime node, long applied) throws Exception;
 
     /** What the run adds to its results about how it got there. */
     default Map<String, Object> details(long startNanos) {
@@ -175,7 +183,7 @@ final class KfoldRun {
     env.putAll(extraEnv);
     env.put("KFOLD_FOLD_MAX_POLL_RECORDS", Integer.toString(maxPollRecords));
     env.put("KFOLD_FOLD_TRANSACTIONS", Boolean.toString(transactions));
-    KfoldConfig config = KfoldConfig.load(env);
+    NodeConfig config = NodeConfig.load(env);
 
     Recording recording = null;
     if (jfrFile != null) {
@@ -188,7 +196,7 @@ final class KfoldRun {
     try {
       Meter meter = Meter.start(brokerPid);
       long start = System.nanoTime();
-      KfoldNode node = KfoldNode.start(vertx, config).await(120, TimeUnit.SECONDS);
+      NodeRuntime node = NodeRuntime.start(vertx, config).await(120, TimeUnit.SECONDS);
       long started = System.nanoTime();
       FoldProgress progress = node.progress();
       try {
@@ -280,7 +288,7 @@ final class KfoldRun {
    * A fast wrong fold is worthless: a sample of entities must end at the last version with the last
    * {@code n}, and with all the fields the input rotates through. Returns how many were checked.
    */
-  private static int checkStates(KfoldNode node, Input input) throws Exception {
+  private static int checkStates(NodeRuntime node, Input input) throws Exception {
     long expectedVersion = input.eventsPerKey();
     int step = Math.max(1, input.keys / 100);
     List<String> wrong = new ArrayList<>();
@@ -311,7 +319,7 @@ final class KfoldRun {
    * The orders of the query benchmark: a sample must be placed (version 1) by the customer the input
    * gave them. Returns how many were checked.
    */
-  private static int checkOrders(KfoldNode node, OrderInput input) throws Exception {
+  private static int checkOrders(NodeRuntime node, OrderInput input) throws Exception {
     long step = Math.max(1, input.entities / 100);
     List<String> wrong = new ArrayList<>();
     int checked = 0;

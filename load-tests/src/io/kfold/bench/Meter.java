@@ -1,14 +1,10 @@
 package io.kfold.bench;
 
-import java.io.IOException;
 import java.lang.management.GarbageCollectorMXBean;
 import java.lang.management.ManagementFactory;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.OptionalLong;
 
 /**
  * CPU and GC spent during one measured phase, by this JVM and by the broker's JVM.
@@ -32,7 +28,7 @@ final class Meter {
   private final boolean peakReset;
 
   private Meter(long brokerPid) {
-    this.peakReset = resetPeakRss();
+    this.peakReset = Rss.resetPeak(ProcessHandle.current().pid());
     this.brokerPid = brokerPid;
     this.startNanos = System.nanoTime();
     this.startCpuNanos = processCpuNanos();
@@ -58,38 +54,16 @@ final class Meter {
     result.put("brokerCores", Report.round(brokerCpu / wall, 2));
     result.put("gcCount", gcCount() - startGcCount);
     result.put("gcMillis", gcMillis() - startGcMillis);
-    statusKib("VmRSS").ifPresent(kib -> result.put("benchJvmRssMiB", Math.round(kib / 1024.0)));
-    if (peakReset) {
-      statusKib("VmHWM").ifPresent(kib -> result.put("benchJvmPeakRssMiB", Math.round(kib / 1024.0)));
+    long pid = ProcessHandle.current().pid();
+    long rss = Rss.rssBytes(pid);
+    if (rss >= 0) {
+      result.put("benchJvmRssMiB", Math.round(rss / (1024.0 * 1024)));
+    }
+    long peak = Rss.peakRssBytes(pid);
+    if (peakReset && peak >= 0) {
+      result.put("benchJvmPeakRssMiB", Math.round(peak / (1024.0 * 1024)));
     }
     return result;
-  }
-
-  /**
-   * Writing 5 to clear_refs sets the process's peak RSS (VmHWM) back to its current RSS (Linux 4.0 and
-   * later), so that the peak read at the end of a phase belongs to that phase.
-   */
-  private static boolean resetPeakRss() {
-    try {
-      Files.writeString(Path.of("/proc/self/clear_refs"), "5");
-      return true;
-    } catch (IOException | RuntimeException e) {
-      return false;
-    }
-  }
-
-  /** A memory figure of this process from /proc/self/status, in KiB. */
-  private static OptionalLong statusKib(String name) {
-    try {
-      for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-        if (line.startsWith(name + ":")) {
-          return OptionalLong.of(Long.parseLong(line.replaceAll("[^0-9]", "")));
-        }
-      }
-    } catch (IOException | RuntimeException e) {
-      // not Linux: no memory figures
-    }
-    return OptionalLong.empty();
   }
 
   /** CPU time of this JVM so far; also what the load generator reports of its own JVM. */

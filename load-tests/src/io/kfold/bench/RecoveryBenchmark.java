@@ -83,8 +83,8 @@ public final class RecoveryBenchmark {
 
       Bench.settle();
       System.out.printf("  first fold, on an empty data folder ...%n");
-      phases.add(phase("first fold", KfoldRun.run(broker.bootstrap(), input, options.maxPollRecords(), true, dataDir,
-          broker.pid(), null, false)));
+      phases.add(phase("first fold", KfoldRun.inOwnJvm(broker.bootstrap(), input, options.maxPollRecords(), true,
+          dataDir, broker.pid(), null, false, run.workDir)));
 
       // The node has stopped and closed its store: what is lost is exactly what a lost disk would lose.
       Path store = dataDir.resolve("store");
@@ -95,8 +95,8 @@ public final class RecoveryBenchmark {
 
       Bench.settle();
       System.out.printf("  restore, from the changelog ...%n");
-      phases.add(phase("restore", KfoldRun.run(broker.bootstrap(), input, options.maxPollRecords(), true, dataDir,
-          broker.pid(), null, true)));
+      phases.add(phase("restore", KfoldRun.inOwnJvm(broker.bootstrap(), input, options.maxPollRecords(), true,
+          dataDir, broker.pid(), null, true, run.workDir)));
       run.json.put("restoreSeconds", phases.get(1).get("secondsToCaughtUp"));
       long restoredBytes = size(store);
       run.json.put("storeBytesAfterRestore", restoredBytes);
@@ -113,11 +113,12 @@ public final class RecoveryBenchmark {
       }
       Bench.settle();
       System.out.printf("  rebuild, from the log ...%n");
-      phases.add(phase("rebuild", KfoldRun.run(broker.bootstrap(), input, options.maxPollRecords(), true, dataDir,
-          broker.pid(), null, false)));
+      phases.add(phase("rebuild", KfoldRun.inOwnJvm(broker.bootstrap(), input, options.maxPollRecords(), true,
+          dataDir, broker.pid(), null, false, run.workDir)));
       run.json.put("rebuildSeconds", phases.get(2).get("secondsToAllApplied"));
       System.out.printf("  restore from the changelog / rebuild from the log: %.2f%n",
-          (Double) phases.get(1).get("secondsToCaughtUp") / (Double) phases.get(2).get("secondsToAllApplied"));
+          ((Number) phases.get(1).get("secondsToCaughtUp")).doubleValue()
+              / ((Number) phases.get(2).get("secondsToAllApplied")).doubleValue());
       // The rebuilt store should be about the size of the first: anything it keeps that the first did
       // not (such as outbox records of changes found already published) shows here.
       long rebuiltBytes = size(store);
@@ -130,26 +131,28 @@ public final class RecoveryBenchmark {
     Map<String, Object> phase = new LinkedHashMap<>();
     phase.put("phase", name);
     phase.putAll(kfold);
-    System.out.printf("  %s: all %,d events applied after %.2f s (%,d events/s), caught up after %.2f s%n", name,
-        kfold.get("events"), kfold.get("secondsToAllApplied"), kfold.get("eventsPerSecond"),
-        kfold.get("secondsToCaughtUp"));
+    Map<?, ?> resources = (Map<?, ?>) kfold.get("resources");
+    System.out.printf("  %s: all %,d events applied after %.2f s (%,d events/s), caught up after %.2f s; node RSS"
+        + " peak %s MiB, at end %s MiB%n", name, kfold.get("events"), kfold.get("secondsToAllApplied"),
+        kfold.get("eventsPerSecond"), kfold.get("secondsToCaughtUp"), orDash(resources.get("benchJvmPeakRssMiB")),
+        orDash(resources.get("benchJvmRssMiB")));
     return phase;
   }
 
   private static String table(Map<String, Object> run) {
     String format = "%-12s %14s %12s %12s %12s %14s %14s%n";
     StringBuilder out = new StringBuilder();
-    out.append(String.format(format, "phase", "all applied", "events/s", "first event", "caught up", "JVM peak RSS",
-        "JVM RSS at end"));
+    out.append(String.format(format, "phase", "all applied", "events/s", "first event", "caught up", "node peak RSS",
+        "node RSS at end"));
     out.append(String.format(format, "", "s", "", "s", "s", "MiB", "MiB"));
     for (Map<String, Object> phase : Bench.list(run, "phases")) {
       Map<?, ?> resources = (Map<?, ?>) phase.get("resources");
       out.append(String.format(format,
           phase.get("phase"),
-          String.format("%.2f", (Double) phase.get("secondsToAllApplied")),
-          String.format("%,d", (Long) phase.get("eventsPerSecond")),
-          String.format("%.2f", (Double) phase.get("secondsToFirstApplied")),
-          String.format("%.2f", (Double) phase.get("secondsToCaughtUp")),
+          String.format("%.2f", ((Number) phase.get("secondsToAllApplied")).doubleValue()),
+          String.format("%,d", ((Number) phase.get("eventsPerSecond")).longValue()),
+          String.format("%.2f", ((Number) phase.get("secondsToFirstApplied")).doubleValue()),
+          String.format("%.2f", ((Number) phase.get("secondsToCaughtUp")).doubleValue()),
           orDash(resources.get("benchJvmPeakRssMiB")),
           orDash(resources.get("benchJvmRssMiB"))));
     }

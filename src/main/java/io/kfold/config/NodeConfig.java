@@ -28,12 +28,19 @@ import java.util.regex.Pattern;
  */
 public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Writes writes,
                           List<TypeConfig> types, List<EffectConfig> effects, List<ViewConfig> views, AuthConfig auth,
-                          Plugins plugins, EventBus eventBus) {
+                          Plugins plugins, EventBus eventBus, Store store) {
 
   /** A node whose event bus is its own Vert.x instance's only. */
   public NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Writes writes, List<TypeConfig> types,
                      List<EffectConfig> effects, List<ViewConfig> views, AuthConfig auth, Plugins plugins) {
     this(app, dataDir, http, kafka, fold, writes, types, effects, views, auth, plugins, EventBus.LOCAL);
+  }
+
+  /** A node whose store has the default memory budget. */
+  public NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold fold, Writes writes, List<TypeConfig> types,
+                     List<EffectConfig> effects, List<ViewConfig> views, AuthConfig auth, Plugins plugins,
+                     EventBus eventBus) {
+    this(app, dataDir, http, kafka, fold, writes, types, effects, views, auth, plugins, eventBus, Store.DEFAULT);
   }
 
   /**
@@ -101,6 +108,17 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
    * @param idempotencyWindowMs how long an idempotency key is remembered
    */
   public record Writes(long timeoutMs, int maxEvents, long idempotencyWindowMs) {}
+
+  /**
+   * @param memoryMb the store's native memory (RocksDB's block cache, index and filter blocks, memtables), in MiB
+   */
+  public record Store(int memoryMb) {
+    public static final Store DEFAULT = new Store(256);
+
+    public long memoryBytes() {
+      return memoryMb * 1024L * 1024;
+    }
+  }
 
   /**
    * An entity type: {@code fold: merge}, or {@code class:} naming a Java {@code EntityType}.
@@ -181,6 +199,7 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
           "sessionTimeoutMs", ConfigKeys.VALUE, "properties", ConfigKeys.PROPERTIES))),
       Map.entry("fold", ConfigKeys.values("maxPollRecords", "cacheEntries", "standbyReplicas", "threads", "transactions")),
       Map.entry("writes", ConfigKeys.values("timeoutMs", "maxEvents", "idempotencyWindowMs")),
+      Map.entry("store", ConfigKeys.values("memoryMb")),
       Map.entry("types", new ConfigKeys.Listed(new ConfigKeys.Section(Map.of("name", ConfigKeys.VALUE, "fold", ConfigKeys.VALUE,
           "class", ConfigKeys.VALUE, "indexes", new ConfigKeys.Listed(ConfigKeys.values("name", "path", "kind")))))),
       Map.entry("effects", new ConfigKeys.Named(EffectConfig.KEYS)),
@@ -266,7 +285,8 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
         List.copyOf(types), List.copyOf(effects), views(tree.path("views")),
         AuthConfig.from(tree.path("auth"), text(http, "host")),
         new Plugins(tree.path("plugins").path("dir").asText("").trim()),
-        new EventBus(cluster(tree.path("eventBus").path("cluster"), app)));
+        new EventBus(cluster(tree.path("eventBus").path("cluster"), app)),
+        new Store(intIn(section(tree, "store"), "memoryMb", 16, 1_048_576)));
   }
 
   /**
@@ -566,7 +586,7 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
     return new NodeConfig(app, dataDir, http,
         new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort, kafka.groupInstanceId,
             kafka.sessionTimeoutMs, kafka.properties), fold,
-        writes, types, effects, views, auth, plugins, eventBus);
+        writes, types, effects, views, auth, plugins, eventBus, store);
   }
 
   /** The same, with {@code kafka.groupInstanceId} set to {@code groupInstanceId}. */

@@ -208,7 +208,7 @@ public final class NodeRuntime {
       if (config.fold().transactions()) {
         transactionalId.set(config.app() + "-fold-" + nodeId);
       }
-      return options.store().apply(new RocksEntityStore(config.dataDir().resolve("store")));
+      return options.store().apply(new RocksEntityStore(config.dataDir().resolve("store"), config.store().memoryBytes()));
     }).compose(store -> vertx.executeBlocking(() -> KafkaWriteStream.create(vertx,
             KafkaClients.producer(config.kafka(), config.app() + "-writer"),
             new StringSerializer(), new ByteArraySerializer()))

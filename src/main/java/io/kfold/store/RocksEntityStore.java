@@ -13,7 +13,9 @@ import org.rocksdb.RocksDB;
 import org.rocksdb.RocksDBException;
 import org.rocksdb.RocksIterator;
 import org.rocksdb.Snapshot;
+import org.rocksdb.TableProperties;
 import org.rocksdb.WriteBatch;
+import org.rocksdb.WriteBufferManager;
 import org.rocksdb.WriteOptions;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -45,6 +47,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * call goes between {@link #enter} and {@link #leave}: once {@link #close} began, a call fails with
  * a {@link StoreException} instead, and close frees the handles only after the calls in progress (an
  * idempotency sweep, a read on a worker thread) have returned.
+ *
+ * <p>Its native memory stays within one budget: a single block cache for every column family holds
+ * the data blocks read, their index and filter blocks, and (through a write buffer manager charged to
+ * it) the memtables. Otherwise each column family's memtables and each open file's index would grow
+ * on their own, beside the cache, with the number of column families and the size of the store.
  */
 public final class RocksEntityStore implements EntityStore {
 
@@ -63,8 +70,15 @@ public final class RocksEntityStore implements EntityStore {
   private static final byte[] INDEX_BUILDS = "index_builds".getBytes(StandardCharsets.UTF_8);
   private static final byte[] NO_VALUE = new byte[0];
 
+  /** The budget of a store opened without one. */
+  public static final long DEFAULT_MEMORY_BYTES = 256L * 1024 * 1024;
+  /** Below this, a memtable would be flushed every few hundred writes. */
+  private static final long MIN_MEMORY_BYTES = 16L * 1024 * 1024;
+  private static final long MAX_WRITE_BUFFER_BYTES = 32L * 1024 * 1024;
+
   private final Path path;
   private final LRUCache blockCache;
+  private final WriteBufferManager writeBuffers;
   private final ColumnFamilyOptions columnOptions;
   private final DBOptions dbOptions;
   private final WriteOptions writeOptions;
@@ -103,13 +117,37 @@ public final class RocksEntityStore implements EntityStore {
   private record OutboxPartition(String topic, int partition) {}
 
   public RocksEntityStore(Path path) {
+    this(path, DEFAULT_MEMORY_BYTES);
+  }
+
+  /**
+   * A store whose block cache, index and filter blocks and memtables together stay within
+   * {@code memoryBytes} (RocksDB may pass it briefly while a flush catches up).
+   */
+  public RocksEntityStore(Path path, long memoryBytes) {
+    if (memoryBytes < MIN_MEMORY_BYTES) {
+      throw new IllegalArgumentException("store memory " + memoryBytes + " bytes: at least " + MIN_MEMORY_BYTES);
+    }
     this.path = path;
-    blockCache = new LRUCache(64L * 1024 * 1024);
+    // A tenth kept for index and filter blocks (high priority), so that a scan of data blocks cannot evict them.
+    blockCache = new LRUCache(memoryBytes, -1, false, 0.1);
+    // Half the budget for memtables, half for what reads bring in. The fold writes to several column
+    // families at once (states, events, offsets, outbox): each memtable gets at most a quarter of the
+    // memtables' share, so that they fill up before the manager makes them all flush early.
+    long memtableBytes = memoryBytes / 2;
+    writeBuffers = new WriteBufferManager(memtableBytes, blockCache);
     columnOptions = new ColumnFamilyOptions()
-        .setWriteBufferSize(32L * 1024 * 1024)
+        .setWriteBufferSize(Math.min(MAX_WRITE_BUFFER_BYTES, memtableBytes / 4))
         .setCompressionType(CompressionType.LZ4_COMPRESSION)
-        .setTableFormatConfig(new BlockBasedTableConfig().setBlockCache(blockCache));
-    dbOptions = new DBOptions().setCreateIfMissing(true).setCreateMissingColumnFamilies(true);
+        .setTableFormatConfig(new BlockBasedTableConfig()
+            .setBlockCache(blockCache)
+            // Without these, every open file keeps its index in memory outside the budget: it grows with the store.
+            .setCacheIndexAndFilterBlocks(true)
+            .setCacheIndexAndFilterBlocksWithHighPriority(true)
+            // Level 0 files are read on every miss: their index stays pinned rather than read again.
+            .setPinL0FilterAndIndexBlocksInCache(true));
+    dbOptions = new DBOptions().setCreateIfMissing(true).setCreateMissingColumnFamilies(true)
+        .setWriteBufferManager(writeBuffers);
     writeOptions = new WriteOptions();
     readOptions = new ReadOptions();
     List<ColumnFamilyDescriptor> descriptors = List.of(
@@ -459,6 +497,18 @@ public final class RocksEntityStore implements EntityStore {
     return inBatch != null ? inBatch : outboxEmptyBelow.getOrDefault(partition, 0L);
   }
 
+  /** The size of the index blocks of the states' files; for tests of where they are kept. */
+  long indexBlockBytes() {
+    enter("read table properties");
+    try {
+      return db.getPropertiesOfAllTables(states).values().stream().mapToLong(TableProperties::getIndexSize).sum();
+    } catch (RocksDBException e) {
+      throw failure("read table properties", e);
+    } finally {
+      leave();
+    }
+  }
+
   /** Writes every column's memtable to disk and waits for it; for tests of what a flush must cope with. */
   void flush() {
     enter("flush");
@@ -466,6 +516,34 @@ public final class RocksEntityStore implements EntityStore {
       db.flush(wait, handles);
     } catch (RocksDBException e) {
       throw failure("flush", e);
+    } finally {
+      leave();
+    }
+  }
+
+  /**
+   * The memory budget as RocksDB applies it: the capacity of the block cache that the store's column
+   * families read through.
+   */
+  public long memoryBudgetBytes() {
+    return longProperty("rocksdb.block-cache-capacity");
+  }
+
+  /**
+   * What the budget holds now: cached blocks, and the memtables that the write buffer manager charges
+   * to the cache.
+   */
+  public long memoryUsedBytes() {
+    return longProperty("rocksdb.block-cache-usage");
+  }
+
+  /** A numeric property of the store (RocksDB's names), as the states column family sees it. */
+  long longProperty(String name) {
+    enter("read a property");
+    try {
+      return db.getLongProperty(states, name);
+    } catch (RocksDBException e) {
+      throw failure("read " + name, e);
     } finally {
       leave();
     }
@@ -544,6 +622,7 @@ public final class RocksEntityStore implements EntityStore {
     writeOptions.close();
     dbOptions.close();
     columnOptions.close();
+    writeBuffers.close();
     blockCache.close();
   }
 
