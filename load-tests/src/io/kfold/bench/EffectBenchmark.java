@@ -4,7 +4,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.KfoldConfig;
-import io.kfold.KfoldNode;
+import io.kfold.config.NodeConfig;
+import io.kfold.node.NodeRuntime;
 import io.kfold.fold.FoldProgress;
 import io.vertx.core.Context;
 import io.vertx.core.Vertx;
@@ -180,7 +181,7 @@ public final class EffectBenchmark {
     Map<String, Object> result = new LinkedHashMap<>();
     try {
       long start = System.nanoTime();
-      KfoldNode node = KfoldNode.start(vertx, KfoldConfig.load(env)).await(120, TimeUnit.SECONDS);
+      NodeRuntime node = NodeRuntime.start(vertx, NodeConfig.load(env)).await(120, TimeUnit.SECONDS);
       try {
         FoldProgress progress = node.progress();
         long deadline = start + TimeUnit.SECONDS.toNanos(TIMEOUT_SECONDS);
@@ -370,7 +371,7 @@ public final class EffectBenchmark {
     try {
       Meter meter = Meter.start(brokerPid);
       long start = System.nanoTime();
-      KfoldNode node = KfoldNode.start(vertx, KfoldConfig.load(env)).await(120, TimeUnit.SECONDS);
+      NodeRuntime node = NodeRuntime.start(vertx, NodeConfig.load(env)).await(120, TimeUnit.SECONDS);
       try {
         long deadline = start + TimeUnit.SECONDS.toNanos(TIMEOUT_SECONDS);
         long seen = -1;

@@ -1,8 +1,8 @@
 package io.kfold.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.kfold.KfoldConfig;
-import io.kfold.KfoldNode;
+import io.kfold.config.NodeConfig;
+import io.kfold.node.NodeRuntime;
 import io.kfold.bench.LoadGenerator.Mode;
 import io.kfold.bench.LoadGenerator.Workload;
 import io.kfold.fold.FoldProgress;
@@ -187,7 +187,7 @@ public final class HttpBenchmark {
       Vertx nodeVertx = Vertx.vertx();
       BareServer bare = null;
       try {
-        KfoldNode node = KfoldNode.start(nodeVertx, KfoldConfig.load(env)).await(120, TimeUnit.SECONDS);
+        NodeRuntime node = NodeRuntime.start(nodeVertx, NodeConfig.load(env)).await(120, TimeUnit.SECONDS);
         try {
           awaitApplied(node.progress(), input.events, 120);
           byte[] answer = read(node.httpPort(), "/v1/" + Input.TYPE + "/" + Input.key(0));
@@ -358,7 +358,7 @@ public final class HttpBenchmark {
   }
 
   /** Runs the phases: one load generator JVM each, with the server side metered meanwhile. */
-  private record Runner(Options options, Generator generator, Path workDir, long brokerPid, KfoldNode node,
+  private record Runner(Options options, Generator generator, Path workDir, long brokerPid, NodeRuntime node,
                         int barePort, double idleCores, double idleBrokerCores, List<String> problems) {
 
     Map<String, Object> run(Phase phase) throws Exception {

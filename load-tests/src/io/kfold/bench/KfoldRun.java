@@ -1,9 +1,9 @@
 package io.kfold.bench;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
-import io.kfold.KfoldNode;
-import io.kfold.entity.Envelopes;
+import io.kfold.config.NodeConfig;
+import io.kfold.node.NodeRuntime;
+import io.kfold.types.Envelopes;
 import io.kfold.fold.FoldProgress;
 import io.kfold.store.StoredEntity;
 import io.vertx.core.Vertx;
@@ -21,7 +21,7 @@ import java.util.concurrent.TimeUnit;
  * kfold itself: a whole node started on a fresh store, folding the input from its first offset,
  * exactly as a new node joining an existing log would.
  *
- * <p>The clock starts before {@link KfoldNode#start} so that everything a new node does before it
+ * <p>The clock starts before {@link NodeRuntime#start} so that everything a new node does before it
  * folds (its topics, opening RocksDB, joining the group) counts, and stops when the fold has applied
  * every event. The fold counts an event as applied before its batch is written, so the run also
  * waits for the node to report itself caught up (written, lag 0) and then checks the states.
@@ -137,7 +137,7 @@ final class KfoldRun {
 
   /** How a run checks the states its node ended with; answers how many it checked. */
   interface StateCheck {
-    int check(KfoldNode node) throws Exception;
+    int check(NodeRuntime node) throws Exception;
   }
 
   /**
@@ -146,7 +146,7 @@ final class KfoldRun {
    * work is done (see {@link ViewChecks#rowsComplete}).
    */
   interface Completion {
-    boolean done(KfoldNode node, long applied) throws Exception;
+    boolean done(NodeRuntime node, long applied) throws Exception;
 
     /** What the run adds to its results about how it got there. */
     default Map<String, Object> details(long startNanos) {
@@ -175,7 +175,7 @@ final class KfoldRun {
     env.putAll(extraEnv);
     env.put("KFOLD_FOLD_MAX_POLL_RECORDS", Integer.toString(maxPollRecords));
     env.put("KFOLD_FOLD_TRANSACTIONS", Boolean.toString(transactions));
-    KfoldConfig config = KfoldConfig.load(env);
+    NodeConfig config = NodeConfig.load(env);
 
     Recording recording = null;
     if (jfrFile != null) {
@@ -188,7 +188,7 @@ final class KfoldRun {
     try {
       Meter meter = Meter.start(brokerPid);
       long start = System.nanoTime();
-      KfoldNode node = KfoldNode.start(vertx, config).await(120, TimeUnit.SECONDS);
+      NodeRuntime node = NodeRuntime.start(vertx, config).await(120, TimeUnit.SECONDS);
       long started = System.nanoTime();
       FoldProgress progress = node.progress();
       try {
@@ -280,7 +280,7 @@ final class KfoldRun {
    * A fast wrong fold is worthless: a sample of entities must end at the last version with the last
    * {@code n}, and with all the fields the input rotates through. Returns how many were checked.
    */
-  private static int checkStates(KfoldNode node, Input input) throws Exception {
+  private static int checkStates(NodeRuntime node, Input input) throws Exception {
     long expectedVersion = input.eventsPerKey();
     int step = Math.max(1, input.keys / 100);
     List<String> wrong = new ArrayList<>();
@@ -311,7 +311,7 @@ final class KfoldRun {
    * The orders of the query benchmark: a sample must be placed (version 1) by the customer the input
    * gave them. Returns how many were checked.
    */
-  private static int checkOrders(KfoldNode node, OrderInput input) throws Exception {
+  private static int checkOrders(NodeRuntime node, OrderInput input) throws Exception {
     long step = Math.max(1, input.entities / 100);
     List<String> wrong = new ArrayList<>();
     int checked = 0;

@@ -4,8 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import io.kfold.KfoldConfig;
-import io.kfold.KfoldNode;
+import io.kfold.config.NodeConfig;
+import io.kfold.node.NodeRuntime;
 import io.kfold.bench.LoadGenerator.Workload;
 import io.vertx.core.Vertx;
 import org.apache.kafka.clients.admin.Admin;
@@ -228,7 +228,7 @@ public final class QueryBenchmark {
       run.json.put("warmupPhases", warmups);
       run.json.put("checks", new ArrayList<>());
       List<Vertx> vertxes = new ArrayList<>();
-      List<KfoldNode> nodes = new ArrayList<>();
+      List<NodeRuntime> nodes = new ArrayList<>();
       try (HttpBenchmark.Generator generator = HttpBenchmark.Generator.start()) {
         for (int count : options.nodes()) {
           while (nodes.size() < count) {
@@ -238,7 +238,7 @@ public final class QueryBenchmark {
                 broker.bootstrap());
             env.putAll(indexedEnv);
             long start = System.nanoTime();
-            nodes.add(KfoldNode.start(vertx, KfoldConfig.load(env)).await(120, TimeUnit.SECONDS));
+            nodes.add(NodeRuntime.start(vertx, NodeConfig.load(env)).await(120, TimeUnit.SECONDS));
             System.out.printf("%nnode %d started on port %d in %.1f s%n", nodes.size(), nodes.get(nodes.size() - 1)
                 .httpPort(), (System.nanoTime() - start) / 1e9);
           }
@@ -260,7 +260,7 @@ public final class QueryBenchmark {
           }
         }
       } finally {
-        for (KfoldNode node : nodes) {
+        for (NodeRuntime node : nodes) {
           node.stop().await(120, TimeUnit.SECONDS);
         }
         for (Vertx vertx : vertxes) {
@@ -276,7 +276,7 @@ public final class QueryBenchmark {
    * directory knows every node's claim, and this JVM has gone quiet (restores, standby copies and
    * the group's rebalance done): what a joining node costs is not billed to the queries.
    */
-  private static Map<String, Object> awaitReady(List<KfoldNode> nodes, OrderInput input, long brokerPid)
+  private static Map<String, Object> awaitReady(List<NodeRuntime> nodes, OrderInput input, long brokerPid)
       throws Exception {
     long start = System.nanoTime();
     long deadline = start + TimeUnit.SECONDS.toNanos(600);
@@ -306,7 +306,7 @@ public final class QueryBenchmark {
     ready.put("secondsToQuiet", Report.round(quiet, 1));
     ready.put("coresWhenQuiet", cores);
     List<Object> partitions = new ArrayList<>();
-    for (KfoldNode node : nodes) {
+    for (NodeRuntime node : nodes) {
       partitions.add(new TreeSet<>(node.progress().lag().keySet().stream()
           .filter(p -> p.topic().equals(topic)).map(p -> p.partition()).toList()));
     }
@@ -314,16 +314,16 @@ public final class QueryBenchmark {
     return ready;
   }
 
-  private static boolean splitAndKnown(List<KfoldNode> nodes, String topic) throws Exception {
+  private static boolean splitAndKnown(List<NodeRuntime> nodes, String topic) throws Exception {
     Set<String> folded = new HashSet<>();
-    for (KfoldNode node : nodes) {
+    for (NodeRuntime node : nodes) {
       if (!node.progress().caughtUp()
           || node.progress().lag().keySet().stream().noneMatch(p -> p.topic().equals(topic))) {
         return false;
       }
       node.progress().lag().keySet().forEach(p -> folded.add(p.toString()));
     }
-    for (KfoldNode node : nodes) {
+    for (NodeRuntime node : nodes) {
       JsonNode claims = read(node.httpPort(), "/v1/_cluster").path("nodes");
       Set<String> claimed = new HashSet<>();
       claims.forEach(claim -> claim.path("partitions").forEach(p -> claimed.add(p.asText())));
@@ -339,10 +339,10 @@ public final class QueryBenchmark {
    * {@code limit} of their orders (or all, if fewer), and walking the pages gives every one of their
    * orders exactly once. A wrong answer fails the run.
    */
-  private static Map<String, Object> checkQueries(List<KfoldNode> nodes, OrderInput input, int limit,
+  private static Map<String, Object> checkQueries(List<NodeRuntime> nodes, OrderInput input, int limit,
                                                   Map<String, Object> ready) throws Exception {
     int pages = 0;
-    for (KfoldNode node : nodes) {
+    for (NodeRuntime node : nodes) {
       for (int i = 0; i < CHECKED_CUSTOMERS; i++) {
         long customer = (long) i * (input.customers - 1) / Math.max(1, CHECKED_CUSTOMERS - 1);
         String email = OrderInput.customer(customer);
@@ -397,7 +397,7 @@ public final class QueryBenchmark {
 
   /** Runs the phases: the load generator's closed loops, with this JVM (the nodes) and the broker metered. */
   private record Runner(Options options, HttpBenchmark.Generator generator, Path workDir, long brokerPid,
-                        List<KfoldNode> nodes, List<String> problems) {
+                        List<NodeRuntime> nodes, List<String> problems) {
 
     Map<String, Object> run(String name, Workload workload, int clients, double warmupSeconds,
                             double durationSeconds) throws Exception {

@@ -2,8 +2,8 @@ package io.kfold.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.kfold.KfoldConfig;
-import io.kfold.KfoldNode;
+import io.kfold.config.NodeConfig;
+import io.kfold.node.NodeRuntime;
 import io.kfold.bench.LoadGenerator.Workload;
 import io.vertx.core.Vertx;
 import org.apache.kafka.clients.admin.Admin;
@@ -242,12 +242,12 @@ public final class ViewBenchmark {
     List<Map<String, Object>> phases = new ArrayList<>();
     List<Map<String, Object>> warmups = new ArrayList<>();
     Vertx vertx = Vertx.vertx();
-    KfoldNode node = null;
+    NodeRuntime node = null;
     try (HttpBenchmark.Generator generator = HttpBenchmark.Generator.start()) {
       Map<String, String> env = Bench.nodeEnv(input.app, dataDir, bootstrap);
       env.putAll(NODE_ENV);
       long start = System.nanoTime();
-      node = KfoldNode.start(vertx, KfoldConfig.load(env)).await(120, TimeUnit.SECONDS);
+      node = NodeRuntime.start(vertx, NodeConfig.load(env)).await(120, TimeUnit.SECONDS);
       long deadline = start + TimeUnit.SECONDS.toNanos(120);
       while (!node.progress().caughtUp()) {
         if (System.nanoTime() > deadline) {
@@ -284,7 +284,7 @@ public final class ViewBenchmark {
   }
 
   /** One closed loop of the load generator against the node; a non-200 answer is a problem of the run. */
-  private static Map<String, Object> phase(HttpBenchmark.Generator generator, KfoldNode node, ViewInput input,
+  private static Map<String, Object> phase(HttpBenchmark.Generator generator, NodeRuntime node, ViewInput input,
                                            Bench.Run run, String name, Workload workload, int clients,
                                            double warmupSeconds, double durationSeconds, long brokerPid)
       throws Exception {

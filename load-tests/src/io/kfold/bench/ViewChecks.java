@@ -1,9 +1,9 @@
 package io.kfold.bench;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.kfold.KfoldConfig;
-import io.kfold.KfoldNode;
-import io.kfold.entity.Envelopes;
+import io.kfold.config.NodeConfig;
+import io.kfold.node.NodeRuntime;
+import io.kfold.types.Envelopes;
 import io.kfold.store.StoredEntity;
 import io.kfold.view.ViewDefinitions;
 import io.kfold.view.ViewType;
@@ -46,7 +46,7 @@ final class ViewChecks {
    * contributions there are depends on how the polls batch an order's events.
    */
   static KfoldRun.Completion rowsComplete(ViewInput input, long events, Map<String, String> env) {
-    ViewDefinitions views = ViewDefinitions.from(KfoldConfig.load(env));
+    ViewDefinitions views = ViewDefinitions.from(NodeConfig.load(env));
     return new RowsComplete(input, events, answering(views, "customers"), answering(views, "order-status"));
   }
 
@@ -90,7 +90,7 @@ final class ViewChecks {
     }
 
     @Override
-    public boolean done(KfoldNode node, long applied) {
+    public boolean done(NodeRuntime node, long applied) {
       if (applied < events) {
         return false;  // applied counts the contributions too: necessary, not enough
       }
@@ -120,7 +120,7 @@ final class ViewChecks {
     }
 
     /** Every orders partition is assigned to the node and read to its end. */
-    private boolean ordersFolded(KfoldNode node) {
+    private boolean ordersFolded(NodeRuntime node) {
       Map<TopicPartition, Long> lag = node.progress().lag();
       for (int p = 0; p < Input.PARTITIONS; p++) {
         Long records = lag.get(new TopicPartition(input.topic, p));
@@ -132,7 +132,7 @@ final class ViewChecks {
     }
 
     /** Null if every order-status row is as the input says, else the first that is not. */
-    private String wrongStatusRow(KfoldNode node) {
+    private String wrongStatusRow(NodeRuntime node) {
       List<StoredEntity> rows = node.store().getAll(statuses.name(), statusKeys);
       for (int i = 0; i < statusKeys.size(); i++) {
         JsonNode answer = statuses.answer(statusKeys.get(i), rows.get(i));
@@ -146,7 +146,7 @@ final class ViewChecks {
     }
 
     /** Null if every customers row is as the input says, else the first that is not. */
-    private String wrongCustomerRow(KfoldNode node) {
+    private String wrongCustomerRow(NodeRuntime node) {
       List<StoredEntity> rows = node.store().getAll(customers.name(), customerKeys);
       for (int i = 0; i < customerKeys.size(); i++) {
         JsonNode answer = customers.answer(customerKeys.get(i), rows.get(i));
@@ -175,7 +175,7 @@ final class ViewChecks {
   }
 
   /** Checks a sample of orders, and with {@code rows} a sample of customers rows; answers how many. */
-  static int check(KfoldNode node, ViewInput input, boolean rows) throws Exception {
+  static int check(NodeRuntime node, ViewInput input, boolean rows) throws Exception {
     int checked = checkOrders(node, input);
     if (rows) {
       checked += checkRows(node.httpPort(), input);
@@ -187,7 +187,7 @@ final class ViewChecks {
    * Each sampled order ends at the version of its event count, with the status, customer and total
    * the input gave it, and the {@code placedAt} of its {@code OrderPlaced} where the orders state has one.
    */
-  private static int checkOrders(KfoldNode node, ViewInput input) throws Exception {
+  private static int checkOrders(NodeRuntime node, ViewInput input) throws Exception {
     long step = Math.max(1, input.orders / CHECKED_ORDERS);
     List<String> wrong = new ArrayList<>();
     int checked = 0;
