@@ -86,7 +86,7 @@ final class ChangePublisher implements AutoCloseable {
     NodeConfig.Kafka kafka = config.kafka();
     if (transactionalId != null) {
       transactions = new FoldTransactions(KafkaClients.transactionalPublisher(kafka, config.app() + "-fold-publisher",
-          transactionalId), group);
+          transactionalId), group, clock, FoldTransactions.COMMIT_INTERVAL);
       producer = null;
       changelogProducer = null;
     } else {
@@ -127,7 +127,8 @@ final class ChangePublisher implements AutoCloseable {
   /** Publishes the changes and dead letters of a batch the store now holds, with its outbox. */
   void publish(Fold.Result result) {
     if (transactions != null) {
-      published.accept(transactions.commit());  // the previous poll's, whose records went out while this one was folded
+      // The earlier polls' transaction, whose records went out while the fold went on, once it is due.
+      published.accept(transactions.commitIfDue());
     }
     result.toPublish().forEach((source, records) -> {
       long next = result.nextOffsets().get(source);

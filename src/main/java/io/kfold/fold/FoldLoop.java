@@ -157,9 +157,11 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     Fold.Result result = fold.fold(records, batch);
     store.write(batch);
     progress.batches.increment();
-    publisher.publish(result);
+    // The verdicts first: a write's answer needs its event in the store, not the publishing, which
+    // may commit a transaction (a few round trips to the broker).
     report(result.reports());
     watch.reportFolded(result.nextOffsets());
+    publisher.publish(result);
     if (!publisher.commitsOffsets()) {
       lagToolCommits.folded(result.nextOffsets());
     }

@@ -13,6 +13,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.nio.charset.StandardCharsets;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
@@ -30,17 +33,29 @@ import java.util.function.Supplier;
  * changes and changelog topics read committed records only. One transaction holds a poll's changes
  * and its changelog together, so no reader sees a changelog item whose change is missing.
  *
- * <p>A poll's transaction stays open while the next poll is folded, and is committed before that
- * poll's records are sent (or when a poll is empty): its records go out while the fold works,
- * instead of the fold waiting for them. Fold thread only. A failed transaction throws: the loop
- * restarts, and the new producer, with the same transactional id, aborts whatever the old one left open.
+ * <p>A transaction stays open while the next polls are folded, and is committed before a poll's
+ * records are sent once it has been open for {@link #COMMIT_INTERVAL}, or at once when a poll is
+ * empty: its records go out while the fold works, instead of the fold waiting for them. A commit
+ * blocks the fold for a few round trips (flush, offsets, end of the transaction) and makes the
+ * broker write a marker into every partition the transaction touched: committing after every
+ * small poll of a busy node made that the fold's main cost, and every command waited for it.
+ * Fold thread only. A failed transaction throws: the loop restarts, and the new producer, with the
+ * same transactional id, aborts whatever the old one left open.
  */
 final class FoldTransactions implements AutoCloseable {
 
   private static final Logger LOG = LoggerFactory.getLogger(FoldTransactions.class);
+  /**
+   * How long a transaction may stay open while polls keep bringing records: what it holds becomes
+   * visible to readers of the topics at most this much later (Kafka Streams' exactly-once default
+   * commit interval). An idle fold commits at once.
+   */
+  static final Duration COMMIT_INTERVAL = Duration.ofMillis(100);
 
   private final KafkaProducer<byte[], byte[]> producer;
   private final Supplier<ConsumerGroupMetadata> group;
+  private final Clock clock;
+  private final Duration commitInterval;
   /** Per source partition, the outbox offset the open transaction publishes up to. */
   private final Map<TopicPartition, Long> inTransaction = new HashMap<>();
   /** Per events partition, the next offset the open transaction commits for the group. */
@@ -48,9 +63,14 @@ final class FoldTransactions implements AutoCloseable {
   /** Per source partition, the outbox offset committed transactions published up to, to clear. */
   private final Map<TopicPartition, Long> committed = new HashMap<>();
   private boolean open;
+  /** When the open transaction began. */
+  private Instant openedAt;
 
-  FoldTransactions(Map<String, Object> producerConfig, Supplier<ConsumerGroupMetadata> group) {
+  FoldTransactions(Map<String, Object> producerConfig, Supplier<ConsumerGroupMetadata> group, Clock clock,
+                   Duration commitInterval) {
     this.group = group;
+    this.clock = clock;
+    this.commitInterval = commitInterval;
     this.producer = new KafkaProducer<>(producerConfig, new ByteArraySerializer(), new ByteArraySerializer());
     producer.initTransactions();
   }
@@ -61,6 +81,7 @@ final class FoldTransactions implements AutoCloseable {
     if (!open) {
       producer.beginTransaction();
       open = true;
+      openedAt = clock.instant();
     }
     for (ProducerRecord<String, byte[]> record : records) {
       byte[] key = record.key() == null ? null : record.key().getBytes(StandardCharsets.UTF_8);
@@ -76,6 +97,11 @@ final class FoldTransactions implements AutoCloseable {
   /** Adds to the open transaction the next offset of each events partition that its batches fold. */
   void folded(Map<TopicPartition, Long> nextOffsets) {
     nextOffsets.forEach((partition, next) -> offsets.merge(partition, next, Math::max));
+  }
+
+  /** Commits the open transaction as {@link #commit} does once it has been open for the commit interval; else nothing. */
+  Map<TopicPartition, Long> commitIfDue() {
+    return open && !clock.instant().isBefore(openedAt.plus(commitInterval)) ? commit() : Map.of();
   }
 
   /**
@@ -139,6 +165,6 @@ final class FoldTransactions implements AutoCloseable {
 
   @Override
   public void close() {
-    producer.close(java.time.Duration.ofSeconds(10));
+    producer.close(Duration.ofSeconds(10));
   }
 }
