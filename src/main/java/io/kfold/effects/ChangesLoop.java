@@ -1,6 +1,7 @@
 package io.kfold.effects;
 
 import io.kfold.config.NodeConfig;
+import io.kfold.log.BalancedAssignor;
 import io.kfold.log.KafkaClients;
 import io.kfold.log.KafkaConsumerLoop;
 import io.vertx.core.Context;
@@ -121,6 +122,8 @@ final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
     Map<String, Object> conf = KafkaClients.settings(config.kafka(), Map.of());
     conf.put(ConsumerConfig.GROUP_ID_CONFIG, config.effectGroup(effect.name()));
     conf.put(ConsumerConfig.CLIENT_ID_CONFIG, config.effectGroup(effect.name()) + "-consumer");
+    // As for the fold: every node reacts to its share of each type, and only moved partitions pause.
+    conf.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, BalancedAssignor.class.getName());
     conf.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
     conf.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     conf.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 500);

@@ -195,12 +195,14 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
 
   /**
    * Takes what the group changed during the poll into the loop's own bookkeeping; nothing here
-   * talks to Kafka, so a round that fails later finds it still to do.
+   * talks to Kafka, so a round that fails later finds it still to do. Rebalances are incremental:
+   * a change names only the partitions that came or went, and those the node keeps go on folding
+   * untouched (no pause, no seek, their cached states kept).
    */
   private void actOnPartitionChanges() {
     int generation = -1;
     for (PartitionLifecycle.Change change : lifecycle.take()) {
-      fold.forgetCachedStates();
+      fold.forgetCachedStates(change.partitions());
       if (change.kind() == PartitionLifecycle.Kind.ASSIGNED) {
         toTakeUp.addAll(change.partitions());
         generation = change.generation();

@@ -47,6 +47,9 @@ public final class KafkaClients {
     reserved.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG,
         "kfold commits an offset once what it read is folded or delivered, never before");
     reserved.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "kfold reads every topic from its beginning");
+    reserved.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG,
+        "kfold's groups spread every type's partitions evenly over the nodes and move only those that must move"
+            + " (BalancedAssignor, cooperative); all members of a group must name the same assignor");
     for (String serde : List.of(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG,
         ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG)) {
       reserved.put(serde, "kfold reads and writes its records as bytes");
@@ -152,7 +155,8 @@ public final class KafkaClients {
   }
 
   /**
-   * The fold's consumer: no auto-commit (the fold's offsets live in the store, Kafka's committed
+   * The fold's consumer: each node folds its share of every type ({@link BalancedAssignor}), and a
+   * rebalance pauses only the partitions that move; no auto-commit (the fold's offsets live in the store, Kafka's committed
    * offsets only inform lag tools), and read-committed so aborted transactional writes are never folded.
    * {@code maxPollIntervalMs}: the longest the fold may go between two polls before the group gives
    * its partitions to other nodes.
@@ -167,6 +171,7 @@ public final class KafkaClients {
       conf.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, groupInstanceId);
     }
     conf.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
+    conf.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, BalancedAssignor.class.getName());
     conf.put(ConsumerConfig.CLIENT_ID_CONFIG, groupId + "-fold");
     conf.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
     conf.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
