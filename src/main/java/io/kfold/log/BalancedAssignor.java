@@ -1,10 +1,13 @@
 package io.kfold.log;
 
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerPartitionAssignor;
+import org.apache.kafka.common.Configurable;
 import org.apache.kafka.common.Cluster;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
 
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
@@ -38,9 +41,51 @@ import java.util.TreeMap;
  * Kafka's sticky assignors do: the claim of the later generation stands; with equal generations,
  * neither (both revoke, the next round gives it out).
  */
-public final class BalancedAssignor implements ConsumerPartitionAssignor {
+public final class BalancedAssignor implements ConsumerPartitionAssignor, Configurable {
 
   public static final String NAME = "kfold-balanced";
+  /** Consumer setting (an object, not a Kafka setting): the {@link JoinListener} of the consumer's joins. */
+  public static final String JOIN_LISTENER = "kfold.join.listener";
+
+  /**
+   * Hears, on the consumer's thread inside poll, when the consumer starts to (re)join its group and
+   * when the join is complete. In between, the consumer's group metadata may name a generation the
+   * group has left behind: with cooperative rebalancing the consumer goes on fetching meanwhile,
+   * and a transaction whose offsets carry that generation would be refused.
+   */
+  public interface JoinListener {
+    /** The consumer sends its join request: the group's next generation is forming. */
+    void joining();
+
+    /** The consumer has its assignment and the new generation (before it hears of added partitions). */
+    void joined();
+  }
+
+  private JoinListener listener = new JoinListener() {
+    @Override
+    public void joining() {}
+
+    @Override
+    public void joined() {}
+  };
+
+  @Override
+  public void configure(Map<String, ?> configs) {
+    if (configs.get(JOIN_LISTENER) instanceof JoinListener given) {
+      listener = given;
+    }
+  }
+
+  @Override
+  public ByteBuffer subscriptionUserData(Set<String> topics) {
+    listener.joining();  // called as the consumer builds its join request
+    return null;
+  }
+
+  @Override
+  public void onAssignment(Assignment assignment, ConsumerGroupMetadata metadata) {
+    listener.joined();
+  }
 
   @Override
   public String name() {
