@@ -126,8 +126,9 @@ final class ChangesLoop extends KafkaConsumerLoop<String, byte[]> {
     conf.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 500);
     // Changes come in the fold's transactions: never deliver one of an aborted or fenced poll.
     conf.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
-    // As for the fold: static membership (a restarted node takes its partitions back at once, the node
-    // directory removes a silent node by name) and the same session timeout.
+    // As for the fold: every node reacts to its share of each type, only moved partitions pause, static
+    // membership (a restarted node takes its partitions back at once, the node directory removes a
+    // silent node by name) and the same session timeout.
     KafkaClients.groupMember(conf, config.workerInstanceId(effect.name()), config.kafka().sessionTimeoutMs());
     return conf;
   }

@@ -139,6 +139,20 @@ final class ChangePublisher implements AutoCloseable {
     }
   }
 
+  /** The fold's consumer starts to join its group (see {@link FoldTransactions#joining}). */
+  void joiningGroup() {
+    if (transactions != null) {
+      published.accept(transactions.joining());
+    }
+  }
+
+  /** The fold's consumer has joined its group: transactions commit again. */
+  void joinedGroup() {
+    if (transactions != null) {
+      transactions.joined();
+    }
+  }
+
   /** With transactions, commits the open one: when a poll brings nothing, what was sent is not held back. */
   void flush() {
     if (transactions != null) {
@@ -189,8 +203,9 @@ final class ChangePublisher implements AutoCloseable {
   void handOver(Collection<TopicPartition> partitions) {
     List<TopicPartition> sources = withBuildOutboxes(partitions);
     if (transactions != null) {
-      // Still in the group's generation that gave these partitions: the commit goes through.
-      published.accept(transactions.commit());
+      // In the rebalance callback, the consumer's metadata names a generation the group holds:
+      // the commit goes through.
+      published.accept(transactions.commitNow());
       StoreBatch clears = new StoreBatch();
       transactions.collectCommitted(clears);
       if (!clears.isEmpty()) {

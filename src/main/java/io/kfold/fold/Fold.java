@@ -119,10 +119,13 @@ final class Fold {
     }
   }
 
-  /** Forgets the cached states, when partitions move. */
-  void forgetCachedStates() {
-    caches.clear();
-    builds.forget();
+  /**
+   * Forgets the cached states of partitions that move: one taken away may be folded elsewhere
+   * before it comes back. The partitions kept keep theirs: only this node folds them.
+   */
+  void forgetCachedStates(java.util.Collection<TopicPartition> partitions) {
+    caches.keySet().removeAll(partitions);
+    builds.forget(partitions);
   }
 
   ViewBuilds builds() {

@@ -2,6 +2,7 @@ package io.kfold.fold;
 
 import io.kfold.config.NodeConfig;
 import io.kfold.types.EntityTypes;
+import io.kfold.log.BalancedAssignor;
 import io.kfold.log.KafkaConsumerLoop;
 import io.kfold.log.KafkaClients;
 import io.kfold.store.EntityStore;
@@ -89,9 +90,24 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     publisher = new ChangePublisher(config, fold, store, clock, transactionalId, () -> consumer.groupMetadata(),
         watch::reportPublished);
     changelog = new ChangelogReader(config, fold, store, progress, clock);
-    KafkaConsumer<byte[], byte[]> opened = new KafkaConsumer<>(KafkaClients.foldConsumer(config.kafka(),
+    Map<String, Object> consumerConfig = KafkaClients.foldConsumer(config.kafka(),
         config.app(), config.kafka().groupInstanceId(), config.fold().maxPollRecords(),
-        config.kafka().sessionTimeoutMs(), (int) maxPollInterval.toMillis()));
+        config.kafka().sessionTimeoutMs(), (int) maxPollInterval.toMillis());
+    // Rebalances are incremental: the fold goes on while the consumer joins, and its transactions
+    // must not commit offsets meanwhile.
+    ChangePublisher joiningPublisher = publisher;
+    consumerConfig.put(BalancedAssignor.JOIN_LISTENER, new BalancedAssignor.JoinListener() {
+      @Override
+      public void joining() {
+        joiningPublisher.joiningGroup();
+      }
+
+      @Override
+      public void joined() {
+        joiningPublisher.joinedGroup();
+      }
+    });
+    KafkaConsumer<byte[], byte[]> opened = new KafkaConsumer<>(consumerConfig);
     consumer = opened;
     lifecycle = new PartitionLifecycle(opened::pause, () -> opened.groupMetadata().generationId(), this::stopFolding);
     opened.subscribe(fold.topics(), lifecycle);
@@ -197,12 +213,14 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
 
   /**
    * Takes what the group changed during the poll into the loop's own bookkeeping; nothing here
-   * talks to Kafka, so a round that fails later finds it still to do.
+   * talks to Kafka, so a round that fails later finds it still to do. Rebalances are incremental:
+   * a change names only the partitions that came or went, and those the node keeps go on folding
+   * untouched (no pause, no seek, their cached states kept).
    */
   private void actOnPartitionChanges() {
     int generation = -1;
     for (PartitionLifecycle.Change change : lifecycle.take()) {
-      fold.forgetCachedStates();
+      fold.forgetCachedStates(change.partitions());
       if (change.kind() == PartitionLifecycle.Kind.ASSIGNED) {
         toTakeUp.addAll(change.partitions());
         generation = change.generation();

@@ -27,6 +27,11 @@ public final class FoldProgress {
   public final LongAdder batches = new LongAdder();
   /** Assignments the group gave this node: one per rebalance it took part in. */
   public final LongAdder assignments = new LongAdder();
+  /**
+   * Partitions the group took away from this node, one by one. Rebalances are incremental: a
+   * partition the node keeps through a rebalance is not counted.
+   */
+  public final LongAdder partitionsTakenAway = new LongAdder();
 
   private volatile boolean assigned;
   private volatile Map<TopicPartition, Long> lag = Map.of();
@@ -126,6 +131,7 @@ public final class FoldProgress {
    * their entities at once, and must catch up on them again if they come back.
    */
   void revoked(Collection<TopicPartition> partitions) {
+    partitionsTakenAway.add(partitions.size());
     assigned = false;  // until the group's next assignment is taken up
     currentPartitions.removeAll(partitions);
     partitions.forEach(viewVersionsComplete::remove);

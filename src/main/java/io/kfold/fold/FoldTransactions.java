@@ -65,6 +65,8 @@ final class FoldTransactions implements AutoCloseable {
   private boolean open;
   /** When the open transaction began. */
   private Instant openedAt;
+  /** While the consumer joins its group: its metadata may name a generation already left behind. */
+  private boolean joining;
 
   FoldTransactions(Map<String, Object> producerConfig, Supplier<ConsumerGroupMetadata> group, Clock clock,
                    Duration commitInterval) {
@@ -111,6 +113,35 @@ final class FoldTransactions implements AutoCloseable {
    * to (empty when no transaction was open).
    */
   Map<TopicPartition, Long> commit() {
+    if (!open || joining) {
+      return Map.of();
+    }
+    return commitNow();
+  }
+
+  /**
+   * The consumer starts to join its group: commits the open transaction while the generation it
+   * names is still the group's (or this node was fenced, and it fails), then holds the next ones
+   * open until {@link #joined}, so that none commits offsets under a generation the group left.
+   * The fold goes on meanwhile: its records wait in the open transaction.
+   */
+  Map<TopicPartition, Long> joining() {
+    Map<TopicPartition, Long> published = open ? commitNow() : Map.of();
+    joining = true;
+    return published;
+  }
+
+  /** The consumer has joined: its metadata names the group's generation again. */
+  void joined() {
+    joining = false;
+  }
+
+  /**
+   * Commits the open transaction now, also while the consumer joins: for a handover, which runs in
+   * the rebalance callback, when the consumer's metadata already names the new generation
+   * (cooperative) or still the current one (eager, before the join).
+   */
+  Map<TopicPartition, Long> commitNow() {
     if (!open) {
       return Map.of();
     }

@@ -14,11 +14,17 @@ import java.util.function.IntSupplier;
  * Records what the group changes in the fold's partitions, for the fold's loop to act on after the
  * poll: restores never run inside a rebalance callback. Runs on the fold's thread, inside poll.
  *
+ * <p>The group rebalances incrementally ({@code BalancedAssignor}, cooperative): the callbacks name
+ * only the partitions added or taken away, never those the node keeps, which go on folding through
+ * the rebalance. An assignment is reported also when it adds nothing: every member hears of each
+ * generation, which the node claims.
+ *
  * <p>Two things cannot wait for the poll to return. Newly assigned partitions are held back (paused)
  * at once, so that the poll that assigns them returns none of their records before the loop has
  * restored them and moved them to the store's offset. And partitions taken away are handed over
- * before the callback returns: with the eager protocol the group gives them to another node as soon
- * as it does, and this node must stop taking writes for them and finish their publishes first.
+ * before the callback returns: the group gives them to another node in its next round, which this
+ * node's revocation starts, and this node must stop taking writes for them and finish their
+ * publishes first.
  */
 final class PartitionLifecycle implements ConsumerRebalanceListener {
 

@@ -97,9 +97,11 @@ final class ViewBuilds {
     return view.definition().name() + "@" + source;
   }
 
-  /** Forgets what it read: partitions moved, and their builds may have gone on elsewhere. */
-  void forget() {
-    states.clear();
+  /** Forgets what it read of these source partitions: they moved, and their builds may have gone on elsewhere. */
+  void forget(Collection<TopicPartition> sources) {
+    for (TopicPartition source : sources) {
+      states.keySet().removeIf(key -> key.endsWith("@" + source));
+    }
   }
 
   /** Reads the builds' states of the partitions a poll brings, before the fold's workers ask. */

@@ -48,6 +48,9 @@ public final class KafkaClients {
     reserved.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG,
         "kfold commits an offset once what it read is folded or delivered, never before");
     reserved.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "kfold reads every topic from its beginning");
+    reserved.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG,
+        "kfold's groups spread every type's partitions evenly over the nodes and move only those that must move"
+            + " (BalancedAssignor, cooperative); all members of a group must name the same assignor");
     for (String serde : List.of(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG,
         ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG)) {
       reserved.put(serde, "kfold reads and writes its records as bytes");
@@ -162,14 +165,16 @@ public final class KafkaClients {
   }
 
   /**
-   * How a group consumer of kfold's (the fold's, a worker's) belongs to its group. Static membership
-   * ({@code group.instance.id}): a node that restarts takes its partitions back without a rebalance,
-   * and the node directory can remove a node that went silent at once, by name, instead of waiting
-   * for its session to time out. A heartbeat every half second, whatever the session timeout: a
-   * member learns from its heartbeat that a rebalance began, so the heartbeat interval is how long
-   * every rebalance waits for the members to rejoin.
+   * How a group consumer of kfold's (the fold's, a worker's) belongs to its group. Each node gets its
+   * share of every type ({@link BalancedAssignor}), and a rebalance pauses only the partitions that
+   * move. Static membership ({@code group.instance.id}): a node that restarts takes its partitions
+   * back without a rebalance, and the node directory can remove a node that went silent at once, by
+   * name, instead of waiting for its session to time out. A heartbeat every half second, whatever
+   * the session timeout: a member learns from its heartbeat that a rebalance began, so the heartbeat
+   * interval is how long every rebalance waits for the members to rejoin.
    */
   public static void groupMember(Map<String, Object> conf, String groupInstanceId, int sessionTimeoutMs) {
+    conf.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, BalancedAssignor.class.getName());
     conf.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, sessionTimeoutMs);
     conf.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, Math.min(500, sessionTimeoutMs / 3));
     if (!groupInstanceId.isBlank()) {
@@ -178,7 +183,7 @@ public final class KafkaClients {
   }
 
   /**
-   * The fold's consumer: no auto-commit (the fold's offsets live in the store, Kafka's committed
+   * The fold's consumer ({@link #groupMember}): no auto-commit (the fold's offsets live in the store, Kafka's committed
    * offsets only inform lag tools), and read-committed so aborted transactional writes are never folded.
    * {@code maxPollIntervalMs}: the longest the fold may go between two polls before the group gives
    * its partitions to other nodes.
