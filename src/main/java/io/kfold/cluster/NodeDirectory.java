@@ -98,6 +98,7 @@ public final class NodeDirectory implements AutoCloseable {
   /** Removes silent nodes from the groups and fences them, off the directory's thread, which must go on beating. */
   private ExecutorService remover;
   private Supervisor.Running loop;
+  private boolean closed;
 
   public NodeDirectory(NodeConfig config, String node, FoldProgress progress, Supervisor supervisor,
                        String transactionalId) {
@@ -394,7 +395,11 @@ public final class NodeDirectory implements AutoCloseable {
 
   /** Withdraws this node's claim and stops. */
   @Override
-  public void close() {
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
     try {
       if (loop != null) {
         loop.stop(Duration.ofSeconds(10));

@@ -583,18 +583,18 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
   }
 
   public NodeConfig withBootstrap(String bootstrap) {
-    return new NodeConfig(app, dataDir, http,
-        new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort, kafka.groupInstanceId,
-            kafka.sessionTimeoutMs, kafka.properties), fold,
-        writes, types, effects, views, auth, plugins, eventBus, store);
+    return withKafka(new Kafka(bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort,
+        kafka.groupInstanceId, kafka.sessionTimeoutMs, kafka.properties));
   }
 
   /** The same, with {@code kafka.groupInstanceId} set to {@code groupInstanceId}. */
   public NodeConfig withGroupInstanceId(String groupInstanceId) {
-    return new NodeConfig(app, dataDir, http,
-        new Kafka(kafka.bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort, groupInstanceId,
-            kafka.sessionTimeoutMs, kafka.properties), fold,
-        writes, types, effects, views, auth, plugins, eventBus);
+    return withKafka(new Kafka(kafka.bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort,
+        groupInstanceId, kafka.sessionTimeoutMs, kafka.properties));
+  }
+
+  private NodeConfig withKafka(Kafka changed) {
+    return new NodeConfig(app, dataDir, http, changed, fold, writes, types, effects, views, auth, plugins, eventBus, store);
   }
 
   /** A view's folded type ({@code _view.<name>}) has the topics {@code <app>.view.<name>.*}; its events are contributions. */

@@ -282,6 +282,11 @@ public final class NodeRuntime {
     return http.port();
   }
 
+  /** The node directory: its claims, and the other nodes' as it reads them. */
+  public NodeDirectory directory() {
+    return directory;
+  }
+
   public FoldProgress progress() {
     return progress;
   }

@@ -162,12 +162,12 @@ class OwnershipTest {
       assertThat(TestNodes.call(client, HttpMethod.POST, a.httpPort(), "/v1/orders/" + order + "/commands", PLACE,
           Map.of()).status()).isEqualTo(200);
 
-      // As in a rebalance, no node is known to fold A's partitions: A's claim is withdrawn, as a
-      // clean stop withdraws it, while A goes on folding them.
+      // As in a rebalance, no node is known to fold A's partitions: A's directory stops and withdraws
+      // its claim, as a clean stop does, while A goes on folding them.
       byte[] key = nameOfA.getBytes(StandardCharsets.UTF_8);
       byte[] claimOfA = TestLog.records(first.nodesTopic()).stream().filter(r -> new String(r.key(),
           StandardCharsets.UTF_8).equals(nameOfA)).map(ConsumerRecord::value).reduce((x, y) -> y).orElseThrow();
-      producer.send(new ProducerRecord<>(first.nodesTopic(), key, null)).get();
+      a.directory().close();
       Await.until("B no longer knows A", () -> TestNodes.call(client, HttpMethod.GET, b.httpPort(), "/v1/_cluster", null,
           Map.of()).body().path("nodes").size() == 1);
 
@@ -187,6 +187,7 @@ class OwnershipTest {
       CompletableFuture<Reply> paid = async(() -> TestNodes.call(client, HttpMethod.POST, b.httpPort(),
           "/v1/orders/" + order + "/commands", "{\"type\":\"pay\",\"payload\":{\"amount\":5}}", Map.of()));
       Await.until("B holds the command, waiting for the owner", () -> metric(client, b, "kfold_http_forward_waiting") == 1);
+      // A's last claim, sent again for it: B forwards to A at once (and would take A for dead a second later).
       producer.send(new ProducerRecord<>(first.nodesTopic(), key, claimOfA)).get();
       Reply decided = paid.get(30, TimeUnit.SECONDS);
       assertThat(decided.status()).as("pay through B: %s", decided.body()).isEqualTo(200);

@@ -8,6 +8,7 @@ import io.kfold.TestNodes;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.ext.web.client.WebClient;
+import io.kfold.log.BalancedAssignor;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -51,6 +52,8 @@ class WorkerLoopFailureTest {
           ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, TestBroker.bootstrap(),
           ConsumerConfig.GROUP_ID_CONFIG, config.effectGroup("hook"),
           ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "node-1-hook",
+          // The group's members all name kfold's assignor: a member without it is refused.
+          ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, BalancedAssignor.class.getName(),
           ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false), new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
         intruder.subscribe(List.of(config.changesTopic("users")));
         await("the worker's loop fails and restarts", () -> {
