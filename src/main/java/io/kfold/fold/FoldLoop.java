@@ -22,6 +22,7 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.Collection;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -96,6 +97,7 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
     // Rebalances are incremental: the fold goes on while the consumer joins, and its transactions
     // must not commit offsets meanwhile.
     ChangePublisher joiningPublisher = publisher;
+    Fold openedFold = fold;
     consumerConfig.put(BalancedAssignor.JOIN_LISTENER, new BalancedAssignor.JoinListener() {
       @Override
       public void joining() {
@@ -105,6 +107,17 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
       @Override
       public void joined() {
         joiningPublisher.joinedGroup();
+      }
+
+      @Override
+      public Set<TopicPartition> warm() {
+        Set<TopicPartition> warm = new HashSet<>();
+        for (TopicPartition source : standbysWanted.get()) {
+          if (openedFold.topics().contains(source.topic()) && progress.standbyCaughtUp(openedFold.changelogOf(source))) {
+            warm.add(source);
+          }
+        }
+        return warm;
       }
     });
     KafkaConsumer<byte[], byte[]> opened = new KafkaConsumer<>(consumerConfig);

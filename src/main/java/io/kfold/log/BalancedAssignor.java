@@ -8,6 +8,7 @@ import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
 
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
@@ -59,6 +60,14 @@ public final class BalancedAssignor implements ConsumerPartitionAssignor, Config
 
     /** The consumer has its assignment and the new generation (before it hears of added partitions). */
     void joined();
+
+    /**
+     * The partitions this member keeps warm copies of, read to their end: a partition that moves goes
+     * to a member that has it warm when the balance allows, which takes it over without a restore.
+     */
+    default Set<TopicPartition> warm() {
+      return Set.of();
+    }
   }
 
   private JoinListener listener = new JoinListener() {
@@ -79,7 +88,29 @@ public final class BalancedAssignor implements ConsumerPartitionAssignor, Config
   @Override
   public ByteBuffer subscriptionUserData(Set<String> topics) {
     listener.joining();  // called as the consumer builds its join request
-    return null;
+    // The warm partitions, as "topic:partition" separated by commas (topic names hold neither).
+    String warm = String.join(",", listener.warm().stream().map(p -> p.topic() + ":" + p.partition()).sorted().toList());
+    return warm.isEmpty() ? null : ByteBuffer.wrap(warm.getBytes(StandardCharsets.UTF_8));
+  }
+
+  /** What a member's subscription says it keeps warm. */
+  private static Set<TopicPartition> warm(Subscription subscription) {
+    ByteBuffer data = subscription.userData();
+    if (data == null || !data.hasRemaining()) {
+      return Set.of();
+    }
+    Set<TopicPartition> warm = new HashSet<>();
+    for (String partition : StandardCharsets.UTF_8.decode(data.duplicate()).toString().split(",")) {
+      int colon = partition.lastIndexOf(':');
+      if (colon > 0) {
+        try {
+          warm.add(new TopicPartition(partition.substring(0, colon), Integer.parseInt(partition.substring(colon + 1))));
+        } catch (NumberFormatException e) {
+          // a member of another version: nothing warm from it
+        }
+      }
+    }
+    return warm;
   }
 
   @Override
@@ -99,7 +130,7 @@ public final class BalancedAssignor implements ConsumerPartitionAssignor, Config
   }
 
   /** A member of the group: its id, the key it is ordered by, and what it says of itself. */
-  private record Member(String id, String order, Subscription subscription) {
+  private record Member(String id, String order, Subscription subscription, Set<TopicPartition> warm) {
     int generation() {
       return subscription.generationId().orElse(-1);
     }
@@ -109,7 +140,7 @@ public final class BalancedAssignor implements ConsumerPartitionAssignor, Config
   public GroupAssignment assign(Cluster metadata, GroupSubscription groupSubscription) {
     List<Member> members = new ArrayList<>();
     groupSubscription.groupSubscription().forEach((id, subscription) ->
-        members.add(new Member(id, subscription.groupInstanceId().orElse(id), subscription)));
+        members.add(new Member(id, subscription.groupInstanceId().orElse(id), subscription, warm(subscription))));
     members.sort(Comparator.comparing(Member::order).thenComparing(Member::id));
 
     Map<String, Integer> partitionsByTopic = new TreeMap<>();
@@ -176,7 +207,7 @@ public final class BalancedAssignor implements ConsumerPartitionAssignor, Config
     Map<String, List<TopicPartition>> empty = new HashMap<>();
     members.forEach(member -> empty.put(member.id(), new ArrayList<>()));
     Map<TopicPartition, String> home = new HashMap<>();
-    giveOut(partitions, members, quota, Map.of(), empty).forEach((member, given) -> given.forEach(p -> home.put(p, member)));
+    giveOut(partitions, members, quota, Map.of(), empty, false).forEach((member, given) -> given.forEach(p -> home.put(p, member)));
 
     // Each member keeps what it owns up to its share, its home partitions first.
     Map<String, List<TopicPartition>> result = new HashMap<>();
@@ -192,19 +223,22 @@ public final class BalancedAssignor implements ConsumerPartitionAssignor, Config
     // The rest goes to the members below their share. One still owned by a member (who revokes it
     // now) waits for the next round.
     List<TopicPartition> free = partitions.stream().filter(p -> !kept.contains(p) && !claimed.contains(p)).toList();
-    giveOut(free, members, quota, home, result).forEach((member, given) -> assigned.get(member).addAll(given));
+    giveOut(free, members, quota, home, result, true).forEach((member, given) -> assigned.get(member).addAll(given));
   }
 
   /**
-   * Gives each partition to its home member if that one is below its share, the others in turn to
-   * the members below theirs; answers {@code given} with them added.
+   * Gives each partition to a member below its share that keeps it warm (with {@code warmFirst}:
+   * it takes the partition over without a restore), else to its home member if that one is below its share, the others in
+   * turn to the members below theirs; answers {@code given} with them added.
    */
   private static Map<String, List<TopicPartition>> giveOut(List<TopicPartition> partitions, List<Member> members,
                                                            Map<String, Integer> quota, Map<TopicPartition, String> home,
-                                                           Map<String, List<TopicPartition>> given) {
+                                                           Map<String, List<TopicPartition>> given, boolean warmFirst) {
     List<TopicPartition> left = new ArrayList<>();
     for (TopicPartition partition : partitions) {
-      String member = home.get(partition);
+      String member = members.stream()
+          .filter(m -> warmFirst && m.warm().contains(partition) && given.get(m.id()).size() < quota.get(m.id()))
+          .map(Member::id).findFirst().orElse(home.get(partition));
       if (member != null && given.get(member).size() < quota.get(member)) {
         given.get(member).add(partition);
       } else {

@@ -17,6 +17,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.stream.Collectors;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -39,6 +40,8 @@ class BalancedAssignorTest {
   private int generation;
   /** Partitions that changed hands (revoked, or assigned where they were not owned) since the last reset. */
   private final Set<TopicPartition> moved = new HashSet<>();
+  /** Per member, the partitions it keeps warm copies of, as its join request says. */
+  private final Map<String, Set<TopicPartition>> warm = new HashMap<>();
 
   @Test
   void threeNodesOnThreeTypesOfFourPartitionsFoldOneOrTwoOfEachTypeAndFourInAll() {
@@ -93,6 +96,44 @@ class BalancedAssignorTest {
   }
 
   @Test
+  void theMovedPartitionsOfANodeThatLeavesGoToTheNodesThatKeepThemWarmWhereTheBalanceAllows() {
+    Cluster cluster = cluster(4, 4, 4);
+    // Without warm copies; then each of b's partitions is kept warm by the node it did not go to.
+    Set<TopicPartition> ofB = bLeaves(cluster, Map.of());
+    Map<String, Set<TopicPartition>> warmCopies = Map.of(
+        "node-a", ofB.stream().filter(owned.get("node-c")::contains).collect(Collectors.toSet()),
+        "node-c", ofB.stream().filter(owned.get("node-a")::contains).collect(Collectors.toSet()));
+
+    bLeaves(cluster, warmCopies);
+
+    Set<TopicPartition> cold = new HashSet<>();
+    warmCopies.forEach((node, partitions) -> partitions.stream().filter(p -> !owned.get(node).contains(p))
+        .forEach(cold::add));
+    assertTrue(cold.size() < ofB.size(), "some of b's partitions go where they are warm: " + owned);
+    for (TopicPartition partition : cold) {
+      String node = warmCopies.get("node-a").contains(partition) ? "node-a" : "node-c";
+      long ofTopic = owned.get(node).stream().filter(p -> p.topic().equals(partition.topic())).count();
+      assertEquals(2, ofTopic, partition + " did not go to " + node + ", which keeps it warm and had room: " + owned);
+    }
+    assertEveryPartitionOnce(cluster);
+    assertBalanced("two members left");
+  }
+
+  /** Three nodes settle, then b leaves, with the nodes' warm copies; answers b's partitions. */
+  private Set<TopicPartition> bLeaves(Cluster cluster, Map<String, Set<TopicPartition>> warmCopies) {
+    owned.clear();
+    generationOf.clear();
+    warm.clear();
+    join("node-a", "node-b", "node-c");
+    settle(cluster);
+    Set<TopicPartition> ofB = Set.copyOf(owned.get("node-b"));
+    leave("node-b");
+    warm.putAll(warmCopies);
+    settle(cluster);
+    return ofB;
+  }
+
+  @Test
   void aNodeThatJoinsTakesOnlyItsShareAndNothingElseMoves() {
     Cluster cluster = cluster(4, 4, 4);
     join("node-a", "node-b");
@@ -139,13 +180,13 @@ class BalancedAssignorTest {
     TopicPartition zero = new TopicPartition(TYPES.get(0), 0);
     TopicPartition one = new TopicPartition(TYPES.get(0), 1);
     Map<String, Subscription> subscriptions = new HashMap<>();
-    subscriptions.put("stale", subscription("stale", List.of(zero, one), 3));
-    subscriptions.put("fresh", subscription("fresh", List.of(zero), 5));
+    subscriptions.put("stale", subscription("stale", List.of(zero, one), 3, Set.of()));
+    subscriptions.put("fresh", subscription("fresh", List.of(zero), 5, Set.of()));
     Map<String, Assignment> assigned = assignor.assign(cluster, new GroupSubscription(subscriptions)).groupAssignment();
     assertEquals(List.of(zero), assigned.get("fresh").partitions(), "the later generation keeps its partition");
     assertEquals(List.of(one), assigned.get("stale").partitions(), "the earlier claim of it is not kept");
 
-    subscriptions.put("stale", subscription("stale", List.of(zero, one), 5));
+    subscriptions.put("stale", subscription("stale", List.of(zero, one), 5, Set.of()));
     assigned = assignor.assign(cluster, new GroupSubscription(subscriptions)).groupAssignment();
     assertEquals(List.of(one), assigned.get("stale").partitions());
     assertEquals(List.of(), assigned.get("fresh").partitions(), "a partition claimed twice in one generation waits");
@@ -208,7 +249,8 @@ class BalancedAssignorTest {
   private Map<String, List<TopicPartition>> round(Cluster cluster) {
     Map<String, Subscription> subscriptions = new HashMap<>();
     owned.forEach((member, partitions) ->
-        subscriptions.put(member, subscription(member, new ArrayList<>(partitions), generationOf.get(member))));
+        subscriptions.put(member, subscription(member, new ArrayList<>(partitions), generationOf.get(member),
+            warm.getOrDefault(member, Set.of()))));
     Map<String, Assignment> assignments = assignor.assign(cluster, new GroupSubscription(subscriptions)).groupAssignment();
     Map<String, List<TopicPartition>> assigned = new TreeMap<>();
     assignments.forEach((member, assignment) -> assigned.put(member, assignment.partitions()));
@@ -243,8 +285,24 @@ class BalancedAssignorTest {
     return revoked;
   }
 
-  private static Subscription subscription(String instance, List<TopicPartition> owned, int generation) {
-    Subscription subscription = new Subscription(TYPES, null, owned, generation, Optional.empty());
+  private static Subscription subscription(String instance, List<TopicPartition> owned, int generation,
+                                          Set<TopicPartition> warm) {
+    // The join request's user data as the member's own assignor writes it.
+    BalancedAssignor members = new BalancedAssignor();
+    members.configure(Map.of(BalancedAssignor.JOIN_LISTENER, new BalancedAssignor.JoinListener() {
+      @Override
+      public void joining() {}
+
+      @Override
+      public void joined() {}
+
+      @Override
+      public Set<TopicPartition> warm() {
+        return warm;
+      }
+    }));
+    Subscription subscription = new Subscription(TYPES, members.subscriptionUserData(Set.copyOf(TYPES)), owned, generation,
+        Optional.empty());
     subscription.setGroupInstanceId(Optional.of(instance));
     return subscription;
   }
