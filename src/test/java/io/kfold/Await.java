@@ -12,10 +12,15 @@ public final class Await {
 
   /** Waits until {@code condition} holds; fails naming {@code what} after 60 s. */
   public static void until(String what, Condition condition) throws Exception {
-    long deadline = System.currentTimeMillis() + 60_000;
+    until(what, java.time.Duration.ofSeconds(60), condition);
+  }
+
+  /** Waits until {@code condition} holds; fails naming {@code what} after {@code within}. */
+  public static void until(String what, java.time.Duration within, Condition condition) throws Exception {
+    long deadline = System.currentTimeMillis() + within.toMillis();
     while (!condition.holds()) {
       if (System.currentTimeMillis() > deadline) {
-        throw new AssertionError("not within 60 s: " + what);
+        throw new AssertionError("not within " + within.toSeconds() + " s: " + what);
       }
       Thread.sleep(20);
     }

@@ -1,6 +1,7 @@
 package io.kfold.log;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.kfold.Await;
 import io.kfold.TestNodes;
 import io.kfold.config.NodeConfig;
 import io.kfold.node.NodeRuntime;
@@ -227,14 +228,9 @@ class BrokerRestartTest {
     }
   }
 
-  private static void await(String what, BooleanSupplier condition) throws InterruptedException {
-    long deadline = System.currentTimeMillis() + 120_000;
-    while (!condition.getAsBoolean()) {
-      if (System.currentTimeMillis() > deadline) {
-        throw new AssertionError("not within 120 s: " + what);
-      }
-      Thread.sleep(50);
-    }
+  /** Waits for {@code condition}, then logs when it was seen: the test's figures are these lines' times. */
+  private static void await(String what, BooleanSupplier condition) throws Exception {
+    Await.until(what, Duration.ofSeconds(120), condition::getAsBoolean);
     LOG.info("seen: {}", what);
   }
 }
