@@ -297,16 +297,29 @@ const HISTORY_PAGE = 100;
 
 async function loadHistory(path, fromVersion) {
   const body = await api(`${path}/events?fromVersion=${fromVersion}&limit=${HISTORY_PAGE}`);
-  $('entity-history').append(...body.events.map(event => el('tr', {'data-version': event.version},
-    el('td', {class: 'number'}, event.version),
-    el('td', {}, event.type),
-    el('td', {}, event.time || ''),
-    el('td', {class: 'json'}, json(event.payload)))));
+  $('entity-history').append(...body.events.map(historyRow));
   const more = $('entity-more');
   more.hidden = body.events.length < HISTORY_PAGE;
   if (!more.hidden) {
     const next = body.events[body.events.length - 1].version + 1;
     more.onclick = () => run(() => loadHistory(path, next));
+  }
+}
+
+function historyRow(event) {
+  return el('tr', {'data-version': event.version},
+    el('td', {class: 'number'}, event.version),
+    el('td', {}, event.type),
+    el('td', {}, event.time || ''),
+    el('td', {class: 'json'}, json(event.payload)));
+}
+
+/** A live change joins the history when the history shown reaches up to it (no page of it is still to load). */
+function addToHistory(event) {
+  const rows = $('entity-history').rows;
+  const last = rows.length === 0 ? 0 : Number(rows[rows.length - 1].dataset.version);
+  if ($('entity-more').hidden && event.version === last + 1) {
+    $('entity-history').append(historyRow(event));
   }
 }
 
@@ -402,6 +415,7 @@ function onStreamEvent(event, data) {
     if (data.state !== undefined) {
       showState(change.version, data.state);
     }
+    addToHistory(change);
     $('entity-live').prepend(el('li', {class: 'fresh', 'data-version': change.version},
       el('b', {}, `v${change.version} ${change.type}`), ' ', el('span', {class: 'badge'}, change.time || ''),
       el('div', {class: 'json'}, json(change.payload))));
