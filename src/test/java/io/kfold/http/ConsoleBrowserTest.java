@@ -19,7 +19,6 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import org.openqa.selenium.By;
 import org.openqa.selenium.OutputType;
 import org.openqa.selenium.StaleElementReferenceException;
-import org.openqa.selenium.TakesScreenshot;
 import org.openqa.selenium.WebDriver;
 import org.openqa.selenium.WebElement;
 import org.openqa.selenium.chrome.ChromeDriver;
@@ -214,8 +213,9 @@ class ConsoleBrowserTest {
 
   private static void screenshot(WebDriver browser, String name) throws Exception {
     Files.createDirectories(SCREENSHOTS);
-    Files.copy(((TakesScreenshot) browser).getScreenshotAs(OutputType.FILE).toPath(), SCREENSHOTS.resolve(name),
-        StandardCopyOption.REPLACE_EXISTING);
+    // The page's body only: no empty window below it.
+    Files.copy(browser.findElement(By.tagName("body")).getScreenshotAs(OutputType.FILE).toPath(),
+        SCREENSHOTS.resolve(name), StandardCopyOption.REPLACE_EXISTING);
   }
 
   /** Adds to {@code env} a configuration file in {@code dir}: the shipped one with these sections replaced. */
