@@ -164,6 +164,24 @@ class ConsoleBrowserTest {
       assertThat(target.delivered).as("what the fixed target received")
           .extracting(body -> body.getJsonObject("event").getString("key") + " v" + body.getJsonObject("event").getLong("version"))
           .containsExactly("ada v1", "ada v2");
+
+      // The other sections read their endpoints: a list by index, the cluster, the views.
+      browser.findElement(By.cssSelector("nav button[data-tab='list']")).click();
+      new Select(browser.findElement(By.id("list-type"))).selectByValue("users");
+      new Select(browser.findElement(By.id("list-index"))).selectByValue("email");
+      browser.findElement(By.id("list-value")).sendKeys("ada@example.com");
+      browser.findElement(By.id("list-run")).click();
+      until(wait, "ada listed by email", b -> text(b, "#list-rows tr[data-key='ada']").contains("London"));
+      browser.findElement(By.cssSelector("nav button[data-tab='cluster']")).click();
+      until(wait, "this node live, folding partitions, ready", b -> text(b, "#cluster-nodes tr").contains("live")
+          && text(b, "#cluster-nodes tr").contains(config.eventsTopic("users")) && text(b, "#cluster-ready").equals("READY")
+          && text(b, "#cluster-loops").contains("fold"));
+      browser.findElement(By.cssSelector("nav button[data-tab='views']")).click();
+      until(wait, "the customers view live", b -> text(b, "#views-rows tr[data-view='customers']").contains("live"));
+      browser.findElement(By.cssSelector("#views-rows tr[data-view='customers'] button")).click();
+      until(wait, "the customers view's rows", b -> text(b, "#view-rows-title").equals("Rows of customers")
+          && !text(b, "#view-rows").isEmpty());
+      assertThat(text(browser, "#error")).as("no call of the page failed").isEmpty();
     } finally {
       if (browser != null) {
         browser.quit();
