@@ -90,6 +90,8 @@ public final class HttpApiVerticle extends VerticleBase {
   private StateReads stateReads;
   private ChangeStream changeStreams;
   private HttpAccess access;
+  private EntityCounts entityCounts;
+  private ConsolePage console;
   private Admin admin;
   private HttpServer server;
   private CertificateReloader reloader;
@@ -130,10 +132,11 @@ public final class HttpApiVerticle extends VerticleBase {
     stateReads = new StateReads(context, store);
     changeStreams = new ChangeStream(vertx, types, store, watch, config.http().streamMaxPendingBytes());
     access = new HttpAccess(vertx, config.auth());
-    return vertx.executeBlocking(() -> {
+    entityCounts = new EntityCounts(vertx, config, types, store, ownership, directory, forwarder);
+    return ConsolePage.load(vertx).onSuccess(page -> console = page).compose(page -> vertx.executeBlocking(() -> {
       admin = Admin.create(KafkaClients.admin(config.kafka(), config.app() + "-readiness"));
       return null;
-    }).compose(v -> {
+    })).compose(v -> {
       HttpServerOptions options = serverOptions(certificate);
       return vertx.createHttpServer(options).requestHandler(router()).listen().onSuccess(s -> {
         server = s;
@@ -159,6 +162,7 @@ public final class HttpApiVerticle extends VerticleBase {
   public Future<?> stop() {
     forwarder.close();
     queries.close();
+    entityCounts.close();
     if (reloader != null) {
       reloader.stop();
     }
@@ -201,6 +205,7 @@ public final class HttpApiVerticle extends VerticleBase {
     router.post("/v1/_effects/:worker/parked/:type/:id/replay").handler(admin)
         .handler(ctx -> effectAdmin(ctx, "replay"));
     router.post("/v1/_effects/:worker/parked/:type/:id/skip").handler(admin).handler(ctx -> effectAdmin(ctx, "skip"));
+    router.get("/v1/_types").handler(readAny).handler(entityCounts::handle);
     router.get("/v1/:type").handler(readType).handler(this::query);
     router.post("/v1/:type/:id/commands").handler(access.needsWithBody(Role.WRITE, "type")).handler(body)
         .handler(this::answeredHere).handler(this::forwardIfElsewhere).handler(this::command);
@@ -219,6 +224,9 @@ public final class HttpApiVerticle extends VerticleBase {
       router.get("/metrics").handler(admin).handler(this::metrics);
     }
     router.get("/openapi.yaml").handler(this::openApi);
+    // The console's page and files hold no data: its calls to the API carry the caller's credentials.
+    router.get("/console").handler(console::page);
+    router.get("/console/:file").handler(console::file);
     router.getRoutes().forEach(route -> route.methods().forEach(method -> routes.add(method + " " + route.getPath())));
     router.route().last().handler(ctx -> ctx.fail(404));
     router.route().failureHandler(Problems::handle);

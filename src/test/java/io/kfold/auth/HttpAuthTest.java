@@ -67,6 +67,7 @@ class HttpAuthTest {
     NEEDS.put("GET /v1/_views/:view/:key", "read");
     NEEDS.put("GET /v1/_views/:view/:key/changes", "read");
     NEEDS.put("GET /v1/_views", "read");
+    NEEDS.put("GET /v1/_types", "read");
     NEEDS.put("POST /v1/_views/:view/rebuild", "admin");
     NEEDS.put("GET /v1/_cluster", "admin");
     NEEDS.put("GET /v1/_effects", "admin");
@@ -84,6 +85,8 @@ class HttpAuthTest {
     NEEDS.put("GET /ready", null);
     NEEDS.put("GET /metrics", "admin");  // auth.metrics: admin in this test
     NEEDS.put("GET /openapi.yaml", null);
+    NEEDS.put("GET /console", null);
+    NEEDS.put("GET /console/:file", null);
   }
 
   private static final String RENAME = "{\"type\":\"Renamed\",\"payload\":{\"name\":\"Ada\"}}";
