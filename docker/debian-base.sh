@@ -9,6 +9,10 @@ image=${1:-localhost/debian-jre:17}
 if podman image exists "$image"; then
   exit 0
 fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "$image is missing, and debootstrap needs root: run this once as root" >&2
+  exit 1
+fi
 mirror=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null \
   | head -n1 | awk '{print $2}' || true)
 mirror=${mirror:-http://deb.debian.org/debian}

@@ -93,6 +93,9 @@ class ContainerImageTest {
     Node two = startNode("kfold-2-" + SUFFIX, app);
     String key = ok(30, "podman", "exec", one.name, "cat", "/run/kfold/admin.key").trim();
     Map<String, String> admin = Map.of("Authorization", "Bearer " + key);
+    // Compose's Prometheus reads the key as a member of the image user's group.
+    assertThat(ok(30, "podman", "exec", one.name, "stat", "-c", "%a %u", "/run/kfold/admin.key").trim())
+        .isEqualTo("640 10001");
 
     for (Node node : List.of(one, two)) {
       await(Duration.ofSeconds(180), () -> status(node, "/ready") == 200 ? true : null,
