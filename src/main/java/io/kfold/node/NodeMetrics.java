@@ -75,6 +75,7 @@ public final class NodeMetrics {
   /** Gauges whose rows come and go (partitions, loops, views, index builds): set anew before each scrape. */
   private final List<Runnable> refreshes = new ArrayList<>();
   private final List<MultiGauge> multiGauges = new ArrayList<>();
+  private final List<Object> held = new java.util.concurrent.CopyOnWriteArrayList<>();
   private final Map<String, Timer> writeTimers = new ConcurrentHashMap<>();
   private String kafkaRegistryId;
   private boolean closed;
@@ -274,6 +275,8 @@ public final class NodeMetrics {
 
   /** The HTTP API's own figures; {@code value} is read at each scrape. */
   public void httpCounter(String name, String description, Supplier<Number> value) {
+    // A function counter holds its object weakly: the supplier, referenced by nothing else, must be kept here.
+    held.add(value);
     add(FunctionCounter.builder(name, value, v -> v.get().doubleValue()).description(description).register(registry));
   }
 
