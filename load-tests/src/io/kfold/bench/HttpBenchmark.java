@@ -5,8 +5,11 @@ import io.kfold.bench.LoadGenerator.Mode;
 import io.kfold.bench.LoadGenerator.Workload;
 import io.kfold.config.NodeConfig;
 import io.kfold.fold.FoldProgress;
+import io.kfold.node.NodeMetrics;
 import io.kfold.node.NodeRuntime;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Vertx;
+import io.vertx.core.VertxOptions;
 import jdk.jfr.Configuration;
 import jdk.jfr.Recording;
 import org.apache.kafka.clients.admin.Admin;
@@ -186,10 +189,13 @@ public final class HttpBenchmark {
       List<Map<String, Object>> phases = new ArrayList<>();
       run.json.put("phases", phases);
       Map<String, String> env = Bench.nodeEnv(APP, run.workDir.resolve("kfold"), broker.bootstrap());
-      Vertx nodeVertx = Vertx.vertx();
+      // The node as the kfold process runs it: its Vert.x reports HTTP metrics into the node's registry.
+      PrometheusMeterRegistry registry = NodeMetrics.newRegistry();
+      Vertx nodeVertx = NodeMetrics.vertxBuilder(new VertxOptions(), registry).build();
       BareServer bare = null;
       try {
-        NodeRuntime node = NodeRuntime.start(nodeVertx, NodeConfig.load(env)).await(120, TimeUnit.SECONDS);
+        NodeRuntime node = NodeRuntime.start(nodeVertx, NodeConfig.load(env),
+            NodeRuntime.Options.DEFAULTS.withMeterRegistry(registry)).await(120, TimeUnit.SECONDS);
         try {
           awaitApplied(node.progress(), input.events, 120);
           byte[] answer = read(node.httpPort(), "/v1/" + Input.TYPE + "/" + Input.key(0));

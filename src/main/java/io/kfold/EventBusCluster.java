@@ -9,6 +9,8 @@ import io.kfold.config.NodeConfig;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
+import io.kfold.node.NodeMetrics;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.eventbus.EventBusOptions;
 import io.vertx.core.http.ClientAuth;
 import io.vertx.core.net.PemKeyCertOptions;
@@ -48,8 +50,13 @@ public final class EventBusCluster {
     return join(config.node());
   }
 
-  /** The same, for kfold's own start. */
+  /** The same, for kfold's own start: without metrics when {@code registry} is null. */
   static Future<Vertx> join(NodeConfig config) {
+    return join(config, null);
+  }
+
+  /** The same, the instance's HTTP server metrics reported into {@code registry} (see {@link NodeMetrics#vertxBuilder}). */
+  static Future<Vertx> join(NodeConfig config, PrometheusMeterRegistry registry) {
     NodeConfig.EventBus.Cluster cluster = config.eventBus().cluster();
     if (!cluster.enabled()) {
       return Future.failedFuture(new IllegalArgumentException("configuration: 'eventBus.cluster.enabled' is false:"
@@ -70,8 +77,8 @@ public final class EventBusCluster {
           .setClientAuth(ClientAuth.REQUIRED);
     }
     HazelcastClusterManager manager = new HazelcastClusterManager(hazelcast(cluster));
-    return Vertx.builder()
-        .with(new VertxOptions().setEventBusOptions(bus))
+    VertxOptions options = new VertxOptions().setEventBusOptions(bus);
+    return (registry == null ? Vertx.builder().with(options) : NodeMetrics.vertxBuilder(options, registry))
         .withClusterManager(manager)
         .buildClustered()
         .onSuccess(vertx -> LOG.info("joined the event bus cluster '{}' as {} (event bus {}{}); members {}",

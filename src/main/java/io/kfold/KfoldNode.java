@@ -4,6 +4,7 @@ import io.kfold.entity.EffectSink;
 import io.kfold.entity.EntityType;
 import io.kfold.entity.ViewDefinition;
 import io.kfold.node.NodeRuntime;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 
@@ -17,6 +18,11 @@ import io.vertx.core.Vertx;
  * ...
  * node.stop();  // the Vert.x instance stays the application's, open
  * }</pre>
+ *
+ * <p>Metrics: the node's {@code /metrics} serves its own registry (kfold's meters, the JVM's, the Kafka
+ * clients'), one per node, so that nodes in one JVM keep their counts apart; an application that wants
+ * its Vert.x's HTTP server metrics there too gives the node the registry that Vert.x reports into
+ * ({@link Options#withMeterRegistry}).
  */
 public final class KfoldNode {
 
@@ -57,6 +63,25 @@ public final class KfoldNode {
     public Options withSink(String name, EffectSink sink) {
       return new Options(runtime.withSink(name, sink));
     }
+
+    /**
+     * The node's meters go into {@code registry} (Prometheus), which the node's {@code /metrics} then serves
+     * whole. Give it the registry the application's Vert.x reports into, and {@code /metrics} shows that
+     * Vert.x's HTTP server requests too, by route template:
+     * <pre>{@code
+     * PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+     * Vertx vertx = Vertx.builder()
+     *     .with(new VertxOptions().setMetricsOptions(new MicrometerMetricsOptions().setEnabled(true)
+     *         .setLabels(EnumSet.of(Label.HTTP_ROUTE, Label.HTTP_METHOD, Label.HTTP_CODE))))
+     *     .withMetrics(new MicrometerMetricsFactory(registry)).build();
+     * KfoldNode.start(vertx, config, KfoldNode.Options.DEFAULTS.withMeterRegistry(registry));
+     * }</pre>
+     * Without it the node keeps a registry of its own: kfold's, the JVM's and the Kafka clients' meters,
+     * no Vert.x ones. One registry per node: two nodes' counts in one registry would be one node's.
+     */
+    public Options withMeterRegistry(PrometheusMeterRegistry registry) {
+      return new Options(runtime.withMeterRegistry(registry));
+    }
   }
 
   /** Starts a node on the Kafka cluster that {@code config} names. */
@@ -88,6 +113,11 @@ public final class KfoldNode {
   /** The port the HTTP API listens on (the configured one, or the one chosen for port 0). */
   public int httpPort() {
     return runtime.httpPort();
+  }
+
+  /** The registry the node's meters are in, and {@code /metrics} serves: its own, or the one its options gave. */
+  public PrometheusMeterRegistry meterRegistry() {
+    return runtime.meterRegistry();
   }
 
   /** Undeploys the node's verticles and closes what it opened; {@code vertx} stays open. */

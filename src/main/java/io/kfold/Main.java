@@ -7,7 +7,10 @@ import io.kfold.log.KafkaCheck;
 import io.kfold.plugin.Plugins;
 import io.kfold.log.LocalBroker;
 import io.kfold.node.NodeRuntime;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.kfold.node.NodeMetrics;
 import io.vertx.core.Vertx;
+import io.vertx.core.VertxOptions;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -53,10 +56,12 @@ public final class Main {
       broker = LocalBroker.start(config.dataDir().resolve("kafka"), LocalBroker.defaultLibs(), config.kafka().localPort());
       config = config.withBootstrap(broker.bootstrap());
     }
+    // One registry for the process: Vert.x's HTTP server metrics and the node's, served whole by /metrics.
+    PrometheusMeterRegistry registry = NodeMetrics.newRegistry();
     Vertx vertx;
     if (config.eventBus().cluster().enabled()) {
       try {
-        vertx = EventBusCluster.join(config).await(120, TimeUnit.SECONDS);
+        vertx = EventBusCluster.join(config, registry).await(120, TimeUnit.SECONDS);
       } catch (Exception e) {
         LOG.error("kfold failed to join the event bus cluster '{}': {}", config.eventBus().cluster().name(), e.toString(), e);
         if (broker != null) {
@@ -66,11 +71,12 @@ public final class Main {
         return;
       }
     } else {
-      vertx = Vertx.vertx();
+      vertx = NodeMetrics.vertxBuilder(new VertxOptions(), registry).build();
     }
     NodeRuntime node;
     try {
-      node = NodeRuntime.start(vertx, config).await(120, TimeUnit.SECONDS);
+      node = NodeRuntime.start(vertx, config, NodeRuntime.Options.DEFAULTS.withMeterRegistry(registry))
+          .await(120, TimeUnit.SECONDS);
     } catch (Exception e) {
       KafkaCheck.Failed kafkaFailed = kafkaCheckFailure(e);
       if (kafkaFailed != null) {

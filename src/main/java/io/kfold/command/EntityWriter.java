@@ -130,6 +130,17 @@ public final class EntityWriter {
   private final KafkaWriteStream<String, byte[]> producer;
   private final Ownership ownership;
   private final EntityQueue queue = new EntityQueue();
+  private volatile Latency latency = (type, outcome, nanos) -> { };
+
+  /** Hears how long each write took, from reaching the writer to the fold's verdict, and how it ended. */
+  public interface Latency {
+    /** @param outcome applied, rejected (the command or the request refused), conflict (version) or failed */
+    void record(String type, String outcome, long nanos);
+  }
+
+  public void measureWith(Latency latency) {
+    this.latency = latency;
+  }
 
   public EntityWriter(Vertx vertx, NodeConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
                       KafkaWriteStream<String, byte[]> producer, Ownership ownership) {
@@ -154,6 +165,20 @@ public final class EntityWriter {
   }
 
   private Future<Written> write(EntityType type, String key, Options options, Decision decision) {
+    long start = System.nanoTime();
+    return written(type, key, options, decision)
+        .onComplete(done -> latency.record(type.name(), outcome(done.cause()), System.nanoTime() - start));
+  }
+
+  private static String outcome(Throwable failure) {
+    if (failure == null) {
+      return "applied";
+    }
+    int status = failure instanceof KfoldException e ? e.status() : 500;
+    return status == 409 || status == 412 ? "conflict" : status >= 400 && status < 500 ? "rejected" : "failed";
+  }
+
+  private Future<Written> written(EntityType type, String key, Options options, Decision decision) {
     if (!ownership.owns(type.name(), key)) {
       // Deciding against a state this node does not fold would decide against a stale one, and the
       // verdict would never come. The HTTP and event-bus APIs send such writes to the owner first;

@@ -593,6 +593,12 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
         groupInstanceId, kafka.sessionTimeoutMs, kafka.properties));
   }
 
+  /** The same, with {@code properties} as the settings of every Kafka client instead of {@code kafka.properties}. */
+  public NodeConfig withKafkaProperties(Map<String, String> properties) {
+    return withKafka(new Kafka(kafka.bootstrap, kafka.partitions, kafka.replicationFactor, kafka.localPort,
+        kafka.groupInstanceId, kafka.sessionTimeoutMs, Map.copyOf(properties)));
+  }
+
   private NodeConfig withKafka(Kafka changed) {
     return new NodeConfig(app, dataDir, http, changed, fold, writes, types, effects, views, auth, plugins, eventBus, store);
   }

@@ -21,6 +21,18 @@ public final class EffectStats {
   volatile int partitions;
   volatile long lag = -1;
   volatile Breaker.State breaker = Breaker.State.CLOSED;
+  /** The entities parked now, as the worker's parking lot counts them. */
+  volatile java.util.function.IntSupplier parkedEntities = () -> 0;
+
+  /** Whether the breaker is open: no delivery is tried until it half-opens. */
+  public boolean breakerOpen() {
+    return breaker == Breaker.State.OPEN;
+  }
+
+  /** The entities whose changes are parked now, waiting for a replay or a skip. */
+  public int parkedEntities() {
+    return parkedEntities.getAsInt();
+  }
 
   public ObjectNode toJson() {
     return JsonNodeFactory.instance.objectNode()

@@ -160,6 +160,7 @@ public final class EffectVerticle extends VerticleBase {
     engine = new DeliveryEngine(effect, sink, timer, () -> ThreadLocalRandom.current().nextDouble(), stats);
     scheduler = new EntityScheduler<>(effect.maxInFlightKeys(), effect.maxInFlightKeys() * BUFFER_PER_KEY);
     deadLetters = new DeadLetterTopic(vertx, context, config, effect.name(), supervisor, this::applied);
+    stats.parkedEntities = () -> deadLetters.lot().entities();
     changes = new ChangesLoop(config, effect, context, stats, new ChangesListener());
     return deadLetters.start().map(v -> {
       String prefix = "kfold.effects." + effect.name();

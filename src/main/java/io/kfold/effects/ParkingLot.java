@@ -44,6 +44,12 @@ final class ParkingLot {
 
   private final Map<EntityRef, List<Entry>> byEntity = new LinkedHashMap<>();
   private final Map<String, Request> pending = new LinkedHashMap<>();
+  /** How many entities are parked, for the metrics, read off the worker's thread. */
+  private volatile int entities;
+
+  int entities() {
+    return entities;
+  }
 
   boolean isParked(EntityRef entity) {
     return byEntity.containsKey(entity);
@@ -78,6 +84,14 @@ final class ParkingLot {
    * {@code resolved} records name no type: those resolve the changes of that id in every type.
    */
   Optional<Applied> apply(String recordKey, JsonNode record) {
+    try {
+      return applied(recordKey, record);
+    } finally {
+      entities = byEntity.size();
+    }
+  }
+
+  private Optional<Applied> applied(String recordKey, JsonNode record) {
     switch (record.path("kind").asText()) {
       case "dead-letter", "parked" -> {
         JsonNode change = record.path("change");

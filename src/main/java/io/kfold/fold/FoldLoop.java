@@ -183,9 +183,10 @@ final class FoldLoop extends KafkaConsumerLoop<byte[], byte[]> {
   }
 
   private void foldAndPublish(ConsumerRecords<byte[], byte[]> records, StoreBatch batch) {
+    long start = System.nanoTime();
     Fold.Result result = fold.fold(records, batch);
     store.write(batch);
-    progress.batches.increment();
+    progress.batchFolded(records.count(), System.nanoTime() - start);
     // The verdicts first: a write's answer needs its event in the store, not the publishing, which
     // may commit a transaction (a few round trips to the broker).
     report(result.reports());

@@ -25,6 +25,21 @@ public final class FoldProgress {
   public final LongAdder conflicts = new LongAdder();
   public final LongAdder deadLettered = new LongAdder();
   public final LongAdder batches = new LongAdder();
+  /** Hears of each folded batch: its records and how long folding and writing it took. */
+  public interface BatchListener {
+    void folded(int records, long nanos);
+  }
+
+  private volatile BatchListener batchListener = (records, nanos) -> { };
+
+  public void onBatch(BatchListener listener) {
+    batchListener = listener;
+  }
+
+  void batchFolded(int records, long nanos) {
+    batches.increment();
+    batchListener.folded(records, nanos);
+  }
   /** Assignments the group gave this node: one per rebalance it took part in. */
   public final LongAdder assignments = new LongAdder();
   /**

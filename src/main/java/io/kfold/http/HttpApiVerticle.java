@@ -28,6 +28,7 @@ import io.kfold.log.KafkaClients;
 import io.kfold.query.Position;
 import io.kfold.query.LocalQueries;
 import io.kfold.log.Supervisor;
+import io.kfold.node.NodeMetrics;
 import io.kfold.store.EntityStore;
 import io.kfold.store.StoredEntity;
 import io.kfold.view.ViewType;
@@ -80,6 +81,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private final Supervisor supervisor;
   private final EntityWriter writer;
   private final Map<String, EffectStats> effects;
+  private final NodeMetrics metrics;
   private final NodeDirectory directory;
   private final Ownership ownership;
   /** The server's certificate as the node's start read and checked it; null without TLS. */
@@ -100,7 +102,8 @@ public final class HttpApiVerticle extends VerticleBase {
   public HttpApiVerticle(NodeConfig config, EntityTypes types, EntityStore store, FoldWatch watch,
                          FoldProgress progress, EntityWriter writer, Map<String, EffectStats> effects,
                          Ownership ownership, NodeDirectory directory, Supervisor supervisor,
-                         ServerCertificate certificate) {
+                         ServerCertificate certificate, NodeMetrics metrics) {
+    this.metrics = metrics;
     this.supervisor = supervisor;
     this.certificate = certificate;
     this.config = config;
@@ -133,6 +136,7 @@ public final class HttpApiVerticle extends VerticleBase {
     changeStreams = new ChangeStream(vertx, types, store, watch, config.http().streamMaxPendingBytes());
     access = new HttpAccess(vertx, config.auth());
     entityCounts = new EntityCounts(vertx, config, types, store, ownership, directory, forwarder);
+    registerMeters();
     return ConsolePage.load(vertx).onSuccess(page -> console = page).compose(page -> vertx.executeBlocking(() -> {
       admin = Admin.create(KafkaClients.admin(config.kafka(), config.app() + "-readiness"));
       return null;
@@ -675,60 +679,31 @@ public final class HttpApiVerticle extends VerticleBase {
         });
   }
 
+  /** The node's registry as Prometheus text; scraped on a worker, as some gauges read the store. */
   private void metrics(RoutingContext ctx) {
-    StringBuilder text = new StringBuilder();
-    counter(text, "kfold_fold_events_applied_total", "Events applied to entity states.", progress.applied.sum());
-    counter(text, "kfold_fold_events_duplicate_total", "Events skipped as duplicates.", progress.duplicates.sum());
-    counter(text, "kfold_view_contributions_applied_total", "Contributions applied to the rows of views.",
-        progress.contributionsApplied.sum());
-    counter(text, "kfold_view_contributions_skipped_total", "Contributions skipped: their rows had them already.",
-        progress.contributionsSkipped.sum());
-    counter(text, "kfold_fold_events_conflict_total", "Events rejected by the version check.", progress.conflicts.sum());
-    counter(text, "kfold_fold_records_dead_lettered_total", "Records sent to a dead-letter topic.", progress.deadLettered.sum());
-    counter(text, "kfold_fold_batches_total", "Polls folded and written.", progress.batches.sum());
-    counter(text, "kfold_http_forwarded_total", "Requests for entities another node folds, sent to that node.",
-        forwarder.forwarded());
-    gauge(text, "kfold_http_forward_waiting", "Requests waiting for the node that folds their entity to be known.",
-        forwarder.waitingForOwner());
-    counter(text, "kfold_http_change_streams_cut_total", "Change streams ended because their client read too slowly.",
-        changeStreams.cut());
-    if (reloader != null) {
-      counter(text, "kfold_http_tls_reloads_total", "New certificates the HTTP API took from its files.",
-          reloader.reloads());
-      counter(text, "kfold_http_tls_reload_failures_total", "Checks that found changed certificate files the HTTP API"
-          + " could not use (it kept its certificate).", reloader.failures());
+    vertx.executeBlocking(metrics::scrape, false)
+        .onSuccess(text -> ctx.response().putHeader("content-type", "text/plain; version=0.0.4; charset=utf-8").end(text))
+        .onFailure(ctx::fail);
+  }
+
+  /** The HTTP API's own meters, read at each scrape. */
+  private void registerMeters() {
+    metrics.httpCounter("kfold.http.forwarded", "Requests for entities another node folds, sent to that node.",
+        forwarder::forwarded);
+    metrics.httpGauge("kfold.http.forward.waiting", "Requests waiting for the node that folds their entity to be known.",
+        forwarder::waitingForOwner);
+    metrics.httpCounter("kfold.http.change.streams.cut", "Change streams ended because their client read too slowly.",
+        changeStreams::cut);
+    if (certificate != null) {
+      metrics.httpCounter("kfold.http.tls.reloads", "New certificates the HTTP API took from its files.",
+          () -> reloader == null ? 0 : reloader.reloads());
+      metrics.httpCounter("kfold.http.tls.reload.failures", "Checks that found changed certificate files the HTTP API"
+          + " could not use (it kept its certificate).", () -> reloader == null ? 0 : reloader.failures());
     }
-    gauge(text, "kfold_http_change_stream_pending_bytes", "Bytes the open change streams hold for their clients.",
-        changeStreams.pendingBytes());
-    gauge(text, "kfold_http_change_stream_pending_bytes_max", "The most bytes one change stream has held for its client.",
-        changeStreams.mostPendingBytes());
-    text.append("# HELP kfold_fold_lag_records Records not yet folded, per assigned partition.\n")
-        .append("# TYPE kfold_fold_lag_records gauge\n");
-    progress.lag().forEach((p, lag) -> text.append("kfold_fold_lag_records{topic=\"").append(p.topic())
-        .append("\",partition=\"").append(p.partition()).append("\"} ").append(lag).append('\n'));
-    for (String metric : List.of("delivered", "retried", "deadLettered", "parked", "skipped", "lost", "outcomeUnknown",
-        "inFlight", "lag")) {
-      boolean gauge = metric.equals("inFlight") || metric.equals("lag");
-      String name = "kfold_effect_" + metric.replaceAll("([a-z])([A-Z])", "$1_$2").toLowerCase() + (gauge ? "" : "_total");
-      text.append("# TYPE ").append(name).append(gauge ? " gauge\n" : " counter\n");
-      effects.forEach((worker, stats) -> text.append(name).append("{worker=\"").append(worker).append("\"} ")
-          .append(stats.toJson().path(metric).asLong()).append('\n'));
-    }
-    ctx.response().putHeader("content-type", "text/plain; version=0.0.4").end(text.toString());
-  }
-
-  private static void counter(StringBuilder text, String name, String help, long value) {
-    metric(text, name, "counter", help, value);
-  }
-
-  private static void gauge(StringBuilder text, String name, String help, long value) {
-    metric(text, name, "gauge", help, value);
-  }
-
-  private static void metric(StringBuilder text, String name, String kind, String help, long value) {
-    text.append("# HELP ").append(name).append(' ').append(help).append('\n')
-        .append("# TYPE ").append(name).append(' ').append(kind).append('\n')
-        .append(name).append(' ').append(value).append('\n');
+    metrics.httpGauge("kfold.http.change.stream.pending.bytes", "Bytes the open change streams hold for their clients.",
+        changeStreams::pendingBytes);
+    metrics.httpGauge("kfold.http.change.stream.pending.bytes.max",
+        "The most bytes one change stream has held for its client.", changeStreams::mostPendingBytes);
   }
 
   // Request parsing: each failure is a 400 that says what was wrong.

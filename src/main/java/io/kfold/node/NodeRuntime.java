@@ -26,6 +26,7 @@ import io.kfold.plugin.Plugins;
 import io.kfold.store.EntityStore;
 import io.kfold.store.RocksEntityStore;
 import io.kfold.entity.ViewDefinition;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
@@ -77,9 +78,11 @@ public final class NodeRuntime {
   private final NodeDirectory directory;
   /** The plugin jars the node's types and views came from: closed when the node stops. */
   private final Plugins plugins;
+  private final NodeMetrics metrics;
 
   private NodeRuntime(Vertx vertx, EntityStore store, KafkaWriteStream<String, byte[]> producer, FoldProgress progress,
-                    HttpApiVerticle http, NodeDirectory directory, Plugins plugins) {
+                    HttpApiVerticle http, NodeDirectory directory, Plugins plugins, NodeMetrics metrics) {
+    this.metrics = metrics;
     this.directory = directory;
     this.plugins = plugins;
     this.vertx = vertx;
@@ -101,25 +104,42 @@ public final class NodeRuntime {
    * @param sinks                effect sinks written in Java, by the name a worker's {@code target: {name: ...}} gives
    */
   public record Options(UnaryOperator<EntityStore> store, Duration foldMaxPollInterval, List<ViewDefinition> views,
-                        List<EntityType> types, Map<String, EffectSink> sinks) {
-    /** The store as it is; Kafka's default poll interval, five minutes; no Java views, types or sinks. */
+                        List<EntityType> types, Map<String, EffectSink> sinks, PrometheusMeterRegistry meterRegistry) {
+    /**
+     * The store as it is; Kafka's default poll interval, five minutes; no Java views, types or sinks; a
+     * meter registry of the node's own.
+     */
     public static final Options DEFAULTS = new Options(UnaryOperator.identity(), Duration.ofMinutes(5), List.of(), List.of(),
-        Map.of());
+        Map.of(), null);
+
+    public Options(UnaryOperator<EntityStore> store, Duration foldMaxPollInterval, List<ViewDefinition> views,
+                   List<EntityType> types, Map<String, EffectSink> sinks) {
+      this(store, foldMaxPollInterval, views, types, sinks, null);
+    }
+
+    /**
+     * The node's meters go into {@code registry}, which {@code /metrics} then serves whole: give it the
+     * registry the node's Vert.x reports into ({@link NodeMetrics#vertxBuilder}) to serve that instance's
+     * HTTP metrics too. One registry per node: two nodes' counts in one registry would be one node's.
+     */
+    public Options withMeterRegistry(PrometheusMeterRegistry registry) {
+      return new Options(store, foldMaxPollInterval, views, types, sinks, registry);
+    }
 
     public Options withStore(UnaryOperator<EntityStore> decorator) {
-      return new Options(decorator, foldMaxPollInterval, views, types, sinks);
+      return new Options(decorator, foldMaxPollInterval, views, types, sinks, meterRegistry);
     }
 
     public Options withFoldMaxPollInterval(Duration interval) {
-      return new Options(store, interval, views, types, sinks);
+      return new Options(store, interval, views, types, sinks, meterRegistry);
     }
 
     public Options withView(ViewDefinition view) {
-      return new Options(store, foldMaxPollInterval, plus(views, view), types, sinks);
+      return new Options(store, foldMaxPollInterval, plus(views, view), types, sinks, meterRegistry);
     }
 
     public Options withType(EntityType type) {
-      return new Options(store, foldMaxPollInterval, views, plus(types, type), sinks);
+      return new Options(store, foldMaxPollInterval, views, plus(types, type), sinks, meterRegistry);
     }
 
     /**
@@ -135,7 +155,7 @@ public final class NodeRuntime {
       }
       Map<String, EffectSink> more = new HashMap<>(sinks);
       more.put(name, sink);
-      return new Options(store, foldMaxPollInterval, views, types, Map.copyOf(more));
+      return new Options(store, foldMaxPollInterval, views, types, Map.copyOf(more), meterRegistry);
     }
 
     private static <T> List<T> plus(List<T> list, T item) {
@@ -186,7 +206,16 @@ public final class NodeRuntime {
         .onFailure(e -> loaded.sinks().close().onComplete(v -> loaded.plugins().close()));
   }
 
-  private static Future<NodeRuntime> start(Vertx vertx, NodeConfig config, Options options, Loaded loaded, String nodeId) {
+  private static Future<NodeRuntime> start(Vertx vertx, NodeConfig configured, Options options, Loaded loaded,
+                                           String nodeId) {
+    NodeMetrics metrics = new NodeMetrics(options.meterRegistry());
+    // Every Kafka client made from this configuration reports into the node's registry.
+    NodeConfig config = metrics.withKafkaMeters(configured);
+    return start(vertx, config, options, loaded, nodeId, metrics).onFailure(e -> metrics.close());
+  }
+
+  private static Future<NodeRuntime> start(Vertx vertx, NodeConfig config, Options options, Loaded loaded,
+                                           String nodeId, NodeMetrics metrics) {
     Plugins plugins = loaded.plugins();
     EntityTypes types = loaded.types();
     // The views' folded types have their topics and partitions like the user types.
@@ -218,6 +247,10 @@ public final class NodeRuntime {
           FoldWatch watch = new FoldWatch(vertx, store);
           Ownership ownership = new Ownership(config, partitions, progress);
           EntityWriter writer = new EntityWriter(vertx, config, types, store, watch, producer, ownership);
+          writer.measureWith(metrics.writeLatency());
+          metrics.fold(progress, config, types.views());
+          metrics.loops(supervisor);
+          metrics.store(store);
           NodeDirectory directory = new NodeDirectory(config, config.kafka().groupInstanceId(), progress, supervisor,
               transactionalId.get());
           directory.keepViews(types.views());
@@ -229,9 +262,10 @@ public final class NodeRuntime {
             workers.add(worker);
             effects.put(effect.name(), worker.stats());
           }
+          metrics.effects(effects);
           HttpApiVerticle http = new HttpApiVerticle(config, types, store, watch, progress, writer, effects, ownership,
-              directory, supervisor, certificate.get());
-          NodeRuntime node = new NodeRuntime(vertx, store, producer, progress, http, directory, plugins);
+              directory, supervisor, certificate.get(), metrics);
+          NodeRuntime node = new NodeRuntime(vertx, store, producer, progress, http, directory, plugins, metrics);
           Future<Void> chain = node.deploy(new FoldVerticle(config, types, store, watch, progress,
                   () -> directory.standbys(config.fold().standbyReplicas()), supervisor, options.foldMaxPollInterval(),
                   transactionalId.get()))
@@ -295,6 +329,11 @@ public final class NodeRuntime {
     return store;
   }
 
+  /** The registry {@code /metrics} serves: the node's own, or the one its options gave. */
+  public PrometheusMeterRegistry meterRegistry() {
+    return metrics.registry();
+  }
+
   /** Once an hour, the store forgets the idempotency keys older than the window. */
   private void forgetExpiredIdempotencyKeys(NodeConfig config) {
     long window = config.writes().idempotencyWindowMs();
@@ -340,6 +379,7 @@ public final class NodeRuntime {
     return chain.eventually(producer::close).eventually(() -> sweep).compose(v -> vertx.executeBlocking(() -> {
       store.close();
       plugins.close();
+      metrics.close();
       return null;
     })).mapEmpty();
   }

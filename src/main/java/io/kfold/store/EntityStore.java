@@ -4,6 +4,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.OptionalLong;
 import java.util.function.Function;
 
@@ -83,6 +84,14 @@ public interface EntityStore extends AutoCloseable {
 
   /** The record of an index's build, or null when the store has none. */
   IndexBuild indexBuild(String type, String index);
+
+  /**
+   * The store's own figures for the metrics, by name: estimated.keys, memtable.bytes, block.cache.bytes,
+   * live.sst.bytes, pending.compaction.bytes; empty for a store that has none.
+   */
+  default Map<String, Double> usage() {
+    return Map.of();
+  }
 
   boolean isOpen();
 

@@ -549,6 +549,24 @@ public final class RocksEntityStore implements EntityStore {
     }
   }
 
+  /** RocksDB's figures summed over the column families; the block cache is shared by them all. */
+  @Override
+  public Map<String, Double> usage() {
+    enter("read its usage");
+    try {
+      return Map.of(
+          "estimated.keys", (double) db.getAggregatedLongProperty("rocksdb.estimate-num-keys"),
+          "memtable.bytes", (double) db.getAggregatedLongProperty("rocksdb.cur-size-all-mem-tables"),
+          "block.cache.bytes", (double) blockCache.getUsage(),
+          "live.sst.bytes", (double) db.getAggregatedLongProperty("rocksdb.live-sst-files-size"),
+          "pending.compaction.bytes", (double) db.getAggregatedLongProperty("rocksdb.estimate-pending-compaction-bytes"));
+    } catch (RocksDBException e) {
+      throw failure("read its usage", e);
+    } finally {
+      leave();
+    }
+  }
+
   @Override
   public boolean isOpen() {
     return callsInProgress.get() < CLOSED;

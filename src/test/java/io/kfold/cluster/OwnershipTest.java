@@ -215,7 +215,7 @@ class OwnershipTest {
   /** A metric of the node's {@code /metrics} without labels. */
   private static long metric(WebClient client, NodeRuntime node, String name) throws Exception {
     String text = client.get(node.httpPort(), "127.0.0.1", "/metrics").send().await(10, TimeUnit.SECONDS).bodyAsString();
-    return text.lines().filter(line -> line.startsWith(name + " ")).mapToLong(line -> Long.parseLong(line.split(" ")[1]))
+    return text.lines().filter(line -> line.startsWith(name + " ")).mapToLong(line -> (long) Double.parseDouble(line.split(" ")[1]))
         .findFirst().orElseThrow(() -> new AssertionError("no metric " + name + " in " + text));
   }
 

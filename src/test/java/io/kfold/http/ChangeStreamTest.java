@@ -257,7 +257,7 @@ class ChangeStreamTest {
         .await(10, TimeUnit.SECONDS).bodyAsString();
     for (String line : text.split("\n")) {
       if (line.startsWith(name + " ")) {
-        return Long.parseLong(line.substring(name.length() + 1).trim());
+        return (long) Double.parseDouble(line.substring(name.length() + 1).trim());
       }
     }
     return -1;

@@ -156,7 +156,7 @@ class IndexKillTest {
     while (System.currentTimeMillis() < deadline) {
       for (String line : kfold.get("/metrics").split("\n")) {
         if (line.startsWith("kfold_fold_events_applied_total ")) {
-          long applied = Long.parseLong(line.substring(line.indexOf(' ') + 1).trim());
+          long applied = (long) Double.parseDouble(line.substring(line.indexOf(' ') + 1).trim());
           if (applied >= events) {
             return applied;
           }

@@ -519,7 +519,7 @@ class ViewKillTest {
   private static long metric(KfoldProcess node, String name) throws IOException {
     for (String line : node.get("/metrics").split("\n")) {
       if (line.startsWith(name + " ")) {
-        return Long.parseLong(line.substring(line.indexOf(' ') + 1).trim());
+        return (long) Double.parseDouble(line.substring(line.indexOf(' ') + 1).trim());
       }
     }
     throw new AssertionError("no metric " + name + " on the node on port " + node.port());
