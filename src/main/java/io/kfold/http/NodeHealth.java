@@ -42,6 +42,8 @@ final class NodeHealth {
   static final int BROKER_DEADLINE_MS = 2000;
   /** How long the store has to answer its read. */
   static final int STORE_DEADLINE_MS = 1000;
+  /** The store's read: the offset of a topic no node folds, a key the store never has. */
+  static final String PROBE_TOPIC = "_kfold.health";
   /** The registry's own timeout: a backstop behind each check's deadline. */
   private static final long REGISTRY_TIMEOUT_MS = BROKER_DEADLINE_MS + 2000;
 
@@ -121,13 +123,13 @@ final class NodeHealth {
     return loop;
   }
 
-  /** The store is open and answers a read of an offset (a key it reads on every start) within its deadline. */
+  /** The store is open and answers a read of an offset (a kind of key it reads on every start) within its deadline. */
   private void store(Promise<Status> promise) {
     if (!store.isOpen()) {
       promise.complete(Status.KO(new JsonObject().put("detail", "store (closed)")));
       return;
     }
-    vertx.executeBlocking(() -> store.nextOffset(config.eventsTopic("_health"), 0), false)
+    vertx.executeBlocking(() -> store.nextOffset(PROBE_TOPIC, 0), false)
         .timeout(STORE_DEADLINE_MS, TimeUnit.MILLISECONDS)
         .onComplete(read -> promise.complete(read.succeeded() ? Status.OK()
             : Status.KO(new JsonObject().put("detail", "store (" + read.cause() + ")"))));
