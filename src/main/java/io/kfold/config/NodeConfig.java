@@ -219,8 +219,8 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
           "fields", new ConfigKeys.Named(ConfigKeys.values(ConfiguredView.Aggregate.configNames()
               .toArray(String[]::new)))))))));
 
-  /** KFOLD_* variables that kfold reads for another purpose than a key. */
-  static final Set<String> NOT_KEYS = Set.of("KFOLD_CONFIG");
+  /** KFOLD_* variables that kfold reads for another purpose than a key (the log format: the logging configuration's). */
+  static final Set<String> NOT_KEYS = Set.of("KFOLD_CONFIG", "KFOLD_LOG_FORMAT");
 
   /**
    * Reads the configuration: the bundled defaults, the file named by {@code KFOLD_CONFIG} over them,
