@@ -111,7 +111,7 @@ final class NodeHealth {
     if (status.down()) {
       data.put("detail", name + " (" + status.lastError() + ")");
     }
-    promise.complete(new Status(data).setOk(!status.down()));
+    promise.complete(status.down() ? Status.KO(data) : Status.OK(data));
   }
 
   private static JsonObject loopJson(Supervisor.Status status) {

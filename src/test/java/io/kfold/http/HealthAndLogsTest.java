@@ -163,6 +163,8 @@ class HealthAndLogsTest {
     expected.add("store");
     assertThat(ids(health.body())).containsExactlyInAnyOrderElementsOf(expected);
     assertThat(health.body().path("checks")).allMatch(check -> check.path("status").asText().equals("UP"));
+    assertThat(health.body().path("checks")).filteredOn(check -> check.path("id").asText().equals("fold")).singleElement()
+        .satisfies(fold -> assertThat(fold.path("data").path("state").asText()).isEqualTo("UP"));
     assertThat(health.body().path("outcome").asText()).isEqualTo("UP");
 
     Reply ready = call(HttpMethod.GET, "/ready", null, Map.of());
