@@ -25,6 +25,13 @@ import java.util.concurrent.TimeUnit;
  */
 public final class Main {
 
+  static {
+    // Before the first logger: in the runnable jar one Log4j2Plugins.dat (log4j-core's) takes the place of
+    // the JSON template layout's, so its plugins (the layout, and the converters its builder needs) are
+    // found by scanning its package instead. KFOLD_LOG_FORMAT=json needs them.
+    org.apache.logging.log4j.core.config.plugins.util.PluginManager.addPackage("org.apache.logging.log4j.layout.template.json");
+  }
+
   private static final Logger LOG = LoggerFactory.getLogger(Main.class);
 
   private Main() {}
