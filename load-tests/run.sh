@@ -25,7 +25,8 @@
 # --events-per-entity N, --per-client N, --warmup S, --duration S, --rate-warmup S, --rate-duration S
 # (0 skips the half-rate phases), --warmup-phase S (closed loops before the measured ones, 15),
 # --if-match-duration S (0, the default, skips it),
-# --jfr (flight recording of each kfold closed loop under load-tests/target/).
+# --jfr (flight recording of each kfold closed loop under load-tests/target/), --access-log (the node writes
+# its access log, one line a request on stdout).
 # effects options: --events N, --keys K, --in-flight N.
 # query options: --entities N (orders, 1000000), --per-customer N (64), --limit N (50), --concurrencies 8,32,
 # --nodes 1,3, --warmup S (2), --duration S (10), --warmup-phase S (10, per node count), --max-poll-records N,

@@ -59,7 +59,7 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>Usage: {@code load-tests/run.sh http [--concurrencies 8,32,128] [--workloads get,events,commands]
  * [--entities N] [--events-per-entity N] [--per-client N] [--warmup S] [--duration S] [--rate-warmup S]
- * [--rate-duration S] [--warmup-phase S] [--if-match-duration S] [--jfr]}; see load-tests/README.md.
+ * [--rate-duration S] [--warmup-phase S] [--if-match-duration S] [--jfr] [--access-log]}; see load-tests/README.md.
  */
 public final class HttpBenchmark {
 
@@ -80,7 +80,7 @@ public final class HttpBenchmark {
   record Options(List<Integer> concurrencies, List<Workload> workloads, int entities, int eventsPerEntity,
                  int perClient, double warmupSeconds, double durationSeconds, double rateWarmupSeconds,
                  double rateDurationSeconds, double warmupPhaseSeconds, double ifMatchDurationSeconds,
-                 boolean jfr, Path jfrDir) {
+                 boolean jfr, Path jfrDir, boolean accessLog) {
 
     static Options parse(Bench.Args args) {
       List<Integer> concurrencies = List.of(8, 32, 128);
@@ -97,6 +97,7 @@ public final class HttpBenchmark {
       double warmupPhase = 15;
       double ifMatchDuration = 0;
       boolean jfr = false;
+      boolean accessLog = false;
       Path jfrDir = Path.of(".");
       while (args.next()) {
         switch (args.option()) {
@@ -115,6 +116,7 @@ public final class HttpBenchmark {
           case "--warmup-phase", "--kfold-warmup" -> warmupPhase = Double.parseDouble(args.value());
           case "--if-match-duration" -> ifMatchDuration = Double.parseDouble(args.value());
           case "--jfr" -> jfr = true;
+          case "--access-log" -> accessLog = true;
           case "--jfr-dir" -> jfrDir = Path.of(args.value());
           default -> args.common();
         }
@@ -129,7 +131,7 @@ public final class HttpBenchmark {
             + " --duration positive, --per-client 0 (automatic) to 1000, --rate-duration 0 or more");
       }
       Options options = new Options(concurrencies, workloads, entities, eventsPerEntity, perClient, warmup, duration,
-          rateWarmup, rateDuration, warmupPhase, ifMatchDuration, jfr, jfrDir);
+          rateWarmup, rateDuration, warmupPhase, ifMatchDuration, jfr, jfrDir, accessLog);
       for (int clients : concurrencies) {
         if ((long) options.perClient(clients) * clients > entities) {
           throw new IllegalArgumentException("the appends of " + clients + " connections need " + clients + " x "
@@ -174,6 +176,7 @@ public final class HttpBenchmark {
     settings.put("partitions", Input.PARTITIONS);
     settings.put("generatorJvm", GENERATOR_HEAP + ", one for the whole run");
     settings.put("configuration", "the default one built into kfold (with its shipment-request worker)");
+    settings.put("accessLog", options.accessLog());
     run.json.put("settings", settings);
     run.announce(String.format("%s at %s connections; %,d entities of %d events to read",
         options.workloads().stream().map(Workload::option).toList(), options.concurrencies(), options.entities(),
@@ -189,6 +192,9 @@ public final class HttpBenchmark {
       List<Map<String, Object>> phases = new ArrayList<>();
       run.json.put("phases", phases);
       Map<String, String> env = Bench.nodeEnv(APP, run.workDir.resolve("kfold"), broker.bootstrap());
+      if (options.accessLog()) {
+        env.put("KFOLD_HTTP_ACCESS_LOG", "true");
+      }
       // The node as the kfold process runs it: its Vert.x reports HTTP metrics into the node's registry.
       PrometheusMeterRegistry registry = NodeMetrics.newRegistry();
       Vertx nodeVertx = NodeMetrics.vertxBuilder(new VertxOptions(), registry).build();
@@ -216,7 +222,7 @@ public final class HttpBenchmark {
           try (Generator generator = Generator.start()) {
             Runner runner = new Runner(options, generator, run.workDir, broker.pid(), node, bare.port(), idleCores,
                 idleBrokerCores, run.problems);
-            runPhases(options, runner, phases, run.json);
+            runPhases(options, runner, phases, run.json, node.httpPort());
           }
           run.json.put("summary", summary(options, phases));
           run.json.put("effectWorkers", Bench.get(node.httpPort(), "/v1/_effects"));
@@ -237,7 +243,7 @@ public final class HttpBenchmark {
 
   /** Per workload and concurrency: its closed loop, then half of that rate; the reads after the bare server. */
   private static void runPhases(Options options, Runner runner, List<Map<String, Object>> phases,
-                                Map<String, Object> json) throws Exception {
+                                Map<String, Object> json, int nodePort) throws Exception {
     if (options.warmupPhaseSeconds() > 0) {
       // Not in the table: a closed loop on the bare server and one per workload on kfold, so that the
       // measured phases meet warm servers (and a warm generator).
@@ -252,6 +258,16 @@ public final class HttpBenchmark {
             options.warmupPhaseSeconds())));
       }
     }
+    // /ready polled as an orchestrator's probe would, during the measured phases: it should stay READY.
+    ReadyWatch ready = ReadyWatch.start(nodePort);
+    try {
+      measuredPhases(options, runner, phases);
+    } finally {
+      json.put("ready", ready.stop());
+    }
+  }
+
+  private static void measuredPhases(Options options, Runner runner, List<Map<String, Object>> phases) throws Exception {
     for (Workload workload : options.workloads()) {
       String what = switch (workload) {
         case GET -> "GET state";
@@ -611,6 +627,86 @@ public final class HttpBenchmark {
   }
 
   @SuppressWarnings("unchecked")
+  /**
+   * Polls {@code GET /ready} every 100 ms on a thread of its own and counts its flips from READY to
+   * NOT_READY (any answer but 200, or none within 2 s).
+   */
+  static final class ReadyWatch {
+    private final Thread thread;
+    private volatile boolean running = true;
+    private long polls;
+    private long notReady;
+    private long flips;
+    private String lastNotReady;
+
+    private ReadyWatch(int port) {
+      HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+      HttpRequest request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/ready"))
+          .timeout(Duration.ofSeconds(2)).build();
+      thread = new Thread(() -> {
+        boolean wasReady = true;
+        while (running) {
+          long next = System.nanoTime() + 100_000_000L;
+          String answer;
+          boolean ready;
+          try {
+            HttpResponse<String> response = http.send(request, HttpResponse.BodyHandlers.ofString());
+            ready = response.statusCode() == 200;
+            answer = response.statusCode() + " " + response.body();
+          } catch (IOException e) {
+            ready = false;
+            answer = e.toString();
+          } catch (InterruptedException e) {
+            return;
+          }
+          synchronized (this) {
+            polls++;
+            if (!ready) {
+              notReady++;
+              lastNotReady = answer;
+              if (wasReady) {
+                flips++;
+              }
+            }
+          }
+          wasReady = ready;
+          long pause = (next - System.nanoTime()) / 1_000_000L;
+          if (pause > 0) {
+            try {
+              Thread.sleep(pause);
+            } catch (InterruptedException e) {
+              return;
+            }
+          }
+        }
+      }, "ready-watch");
+      thread.setDaemon(true);
+    }
+
+    static ReadyWatch start(int port) {
+      ReadyWatch watch = new ReadyWatch(port);
+      watch.thread.start();
+      return watch;
+    }
+
+    Map<String, Object> stop() throws InterruptedException {
+      running = false;
+      thread.join(5000);
+      synchronized (this) {
+        Map<String, Object> result = new LinkedHashMap<>();
+        result.put("polls", polls);
+        result.put("notReady", notReady);
+        result.put("flipsToNotReady", flips);
+        if (lastNotReady != null) {
+          result.put("lastNotReady", lastNotReady);
+        }
+        System.out.printf("/ready polled %,d times during the measured phases: %d flips READY -> NOT_READY%n", polls,
+            flips);
+        return result;
+      }
+    }
+  }
+
   static String table(Map<String, Object> run) {
     StringBuilder out = new StringBuilder();
     String format = "%-9s %5s %9s %24s %9s %24s %9s %10s %14s%n";
@@ -631,6 +727,11 @@ public final class HttpBenchmark {
           bare == null ? "" : String.format("%.3f", (Double) row.get("kfoldToBare")),
           row.get("benchJvmCpuMicrosPerRequest") + (bare == null ? "" : " (" + row.get("bareBenchJvmCpuMicrosPerRequest")
               + ")")));
+    }
+    Map<String, Object> ready = (Map<String, Object>) run.get("ready");
+    if (ready != null) {
+      out.append(String.format("/ready every 100 ms during the measured phases: %s polls, %s flips READY -> NOT_READY%n",
+          ready.get("polls"), ready.get("flipsToNotReady")));
     }
     out.append("max: closed loop; half: a fixed rate of half of it, latencies from each request's due time;"
         + " CPU: this JVM's (the node's) per request net of idle, the bare server's in brackets\n");

@@ -23,9 +23,17 @@ import java.util.concurrent.TimeUnit;
 /**
  * Reads the configuration, starts the local broker when no cluster is configured, starts the node,
  * and stops all of it, in reverse order, on exit. {@code --print-config [file]} prints the effective
- * configuration, secrets masked, and {@code --check-config [file]} checks it; both then exit.
+ * configuration, secrets masked, and {@code --check-config [file]} checks it; {@code --version}
+ * prints kfold's version; each then exits.
  */
 public final class Main {
+
+  static {
+    // Before the first logger: in the runnable jar one Log4j2Plugins.dat (log4j-core's) takes the place of
+    // the JSON template layout's, so its plugins (the layout, and the converters its builder needs) are
+    // found by scanning its package instead. KFOLD_LOG_FORMAT=json needs them.
+    org.apache.logging.log4j.core.config.plugins.util.PluginManager.addPackage("org.apache.logging.log4j.layout.template.json");
+  }
 
   private static final Logger LOG = LoggerFactory.getLogger(Main.class);
 
@@ -35,6 +43,13 @@ public final class Main {
   static final int INVALID_CONFIGURATION = 2;
 
   public static void main(String[] args) throws Exception {
+    String logFormat = System.getenv().getOrDefault("KFOLD_LOG_FORMAT", "text");
+    if (!logFormat.equals("text") && !logFormat.equals("json")) {
+      // The logging configuration names its appender after the variable: any other value leaves kfold silent.
+      System.err.println("KFOLD_LOG_FORMAT must be text or json, was '" + logFormat + "'");
+      System.exit(INVALID_CONFIGURATION);
+      return;
+    }
     if (args.length > 0) {
       System.exit(command(args, System.getenv(), System.out, System.err));
       return;
@@ -125,10 +140,14 @@ public final class Main {
    * {@link #INVALID_CONFIGURATION} with each problem on a line of {@code err}.
    */
   static int command(String[] args, Map<String, String> env, PrintStream out, PrintStream err) {
-    List<String> known = List.of("--print-config", "--check-config");
-    if (!known.contains(args[0]) || args.length > 2) {
-      err.println("usage: kfold [--print-config [file] | --check-config [file]]; without arguments kfold starts");
+    List<String> known = List.of("--print-config", "--check-config", "--version");
+    if (!known.contains(args[0]) || args.length > 2 || args[0].equals("--version") && args.length > 1) {
+      err.println("usage: kfold [--print-config [file] | --check-config [file] | --version]; without arguments kfold starts");
       return 64;
+    }
+    if (args[0].equals("--version")) {
+      out.println("kfold " + NodeRuntime.version());
+      return 0;
     }
     Map<String, String> withFile = new HashMap<>(env);
     if (args.length == 2) {

@@ -47,9 +47,15 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
    * @param advertisedUrl how other nodes reach this one; empty: http://host:port, https with TLS
    * @param forwardWaitMs how long a request for an entity of another node waits for its owner to be known
    * @param streamMaxPendingBytes the most a change stream holds for a client that reads slowly before it is ended
+   * @param accessLog     one line per request on the logger {@code io.kfold.access}
    */
   public record Http(String host, int port, int maxBodyBytes, long maxWaitMs, String advertisedUrl, long forwardWaitMs,
-                     int streamMaxPendingBytes, Tls tls) {
+                     int streamMaxPendingBytes, Tls tls, boolean accessLog) {
+    public Http(String host, int port, int maxBodyBytes, long maxWaitMs, String advertisedUrl, long forwardWaitMs,
+                int streamMaxPendingBytes, Tls tls) {
+      this(host, port, maxBodyBytes, maxWaitMs, advertisedUrl, forwardWaitMs, streamMaxPendingBytes, tls, false);
+    }
+
     public Http(String host, int port, int maxBodyBytes, long maxWaitMs, String advertisedUrl, long forwardWaitMs,
                 int streamMaxPendingBytes) {
       this(host, port, maxBodyBytes, maxWaitMs, advertisedUrl, forwardWaitMs, streamMaxPendingBytes, Tls.OFF);
@@ -192,7 +198,7 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
       Map.entry("dataDir", ConfigKeys.VALUE),
       Map.entry("http", new ConfigKeys.Section(Map.of("host", ConfigKeys.VALUE, "port", ConfigKeys.VALUE,
           "maxBodyBytes", ConfigKeys.VALUE, "maxWaitMs", ConfigKeys.VALUE, "advertisedUrl", ConfigKeys.VALUE,
-          "forwardWaitMs", ConfigKeys.VALUE, "streamMaxPendingBytes", ConfigKeys.VALUE,
+          "forwardWaitMs", ConfigKeys.VALUE, "streamMaxPendingBytes", ConfigKeys.VALUE, "accessLog", ConfigKeys.VALUE,
           "tls", ConfigKeys.values("certificate", "key", "trust", "reloadCheckMs")))),
       Map.entry("kafka", new ConfigKeys.Section(Map.of("bootstrap", ConfigKeys.VALUE, "partitions", ConfigKeys.VALUE,
           "replicationFactor", ConfigKeys.VALUE, "localPort", ConfigKeys.VALUE, "groupInstanceId", ConfigKeys.VALUE,
@@ -213,8 +219,8 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
           "fields", new ConfigKeys.Named(ConfigKeys.values(ConfiguredView.Aggregate.configNames()
               .toArray(String[]::new)))))))));
 
-  /** KFOLD_* variables that kfold reads for another purpose than a key. */
-  static final Set<String> NOT_KEYS = Set.of("KFOLD_CONFIG");
+  /** KFOLD_* variables that kfold reads for another purpose than a key (the log format: the logging configuration's). */
+  static final Set<String> NOT_KEYS = Set.of("KFOLD_CONFIG", "KFOLD_LOG_FORMAT");
 
   /**
    * Reads the configuration: the bundled defaults, the file named by {@code KFOLD_CONFIG} over them,
@@ -269,7 +275,7 @@ public record NodeConfig(String app, Path dataDir, Http http, Kafka kafka, Fold 
         new Http(text(http, "host"), intIn(http, "port", 0, 65535), intIn(http, "maxBodyBytes", 1, Integer.MAX_VALUE),
             intIn(http, "maxWaitMs", 0, Integer.MAX_VALUE), http.path("advertisedUrl").asText(""),
             intIn(http, "forwardWaitMs", 0, Integer.MAX_VALUE), intIn(http, "streamMaxPendingBytes", 1024, Integer.MAX_VALUE),
-            tls(http.path("tls"))),
+            tls(http.path("tls")), bool(http, "accessLog")),
         new Kafka(tree.path("kafka").path("bootstrap").asText(""), intIn(kafka, "partitions", 1, 10_000),
             (short) intIn(kafka, "replicationFactor", 1, 100), intIn(kafka, "localPort", 0, 65535),
             kafka.path("groupInstanceId").asText(""), intIn(kafka, "sessionTimeoutMs", 1000, 3_600_000),

@@ -15,7 +15,8 @@ import io.vertx.ext.web.client.WebClientOptions;
 /**
  * Calls a REST endpoint for each change, with an {@code Idempotency-Key} header equal to the event
  * id so that the target can apply a re-delivered event once. 2xx succeeds; 408, 429, 5xx, resets and
- * timeouts are retried; any other 4xx is permanent.
+ * timeouts are retried; any other 4xx is permanent. The event's {@code meta.correlationId} goes
+ * along as {@code X-Correlation-Id}.
  */
 final class HttpSink implements EffectSink {
 
@@ -35,9 +36,15 @@ final class HttpSink implements EffectSink {
   public Future<Void> deliver(Change change) {
     JsonNode body = target.body().isNull() ? change.json() : Templates.renderJson(target.body(), change.context());
     String url = Templates.render(target.url(), change.context());
-    return client.requestAbs(HttpMethod.valueOf(target.method()), url)
+    var request = client.requestAbs(HttpMethod.valueOf(target.method()), url)
         .putHeader("Idempotency-Key", change.eventId())
-        .putHeader("content-type", "application/json")
+        .putHeader("content-type", "application/json");
+    // The write's correlation id goes on to the target, so that its logs can be joined with kfold's.
+    String correlationId = change.json().path("event").path("meta").path("correlationId").asText(null);
+    if (correlationId != null) {
+      request.putHeader("X-Correlation-Id", correlationId);
+    }
+    return request
         .timeout(timeoutMs)
         .sendBuffer(Buffer.buffer(Envelopes.toBytes(body)))
         .compose(response -> {

@@ -48,7 +48,6 @@ import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
 import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.DescribeClusterOptions;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -58,7 +57,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 
 /**
@@ -70,8 +68,6 @@ public final class HttpApiVerticle extends VerticleBase {
   private static final Logger LOG = LoggerFactory.getLogger(HttpApiVerticle.class);
   private static final Pattern VERSION = Pattern.compile("(W/)?\"?([0-9]{1,18})\"?");
   private static final int MAX_HISTORY_PAGE = 1000;
-  /** How long /ready waits for the broker to answer. */
-  private static final int READY_CHECK_MS = 2000;
 
   private final NodeConfig config;
   private final EntityTypes types;
@@ -95,6 +91,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private EntityCounts entityCounts;
   private ConsolePage console;
   private Admin admin;
+  private NodeHealth health;
   private HttpServer server;
   private CertificateReloader reloader;
   private final List<String> routes = new ArrayList<>();
@@ -141,6 +138,7 @@ public final class HttpApiVerticle extends VerticleBase {
       admin = Admin.create(KafkaClients.admin(config.kafka(), config.app() + "-readiness"));
       return null;
     })).compose(v -> {
+      health = new NodeHealth(vertx, config, supervisor, store, progress, admin);
       HttpServerOptions options = serverOptions(certificate);
       return vertx.createHttpServer(options).requestHandler(router()).listen().onSuccess(s -> {
         server = s;
@@ -190,6 +188,8 @@ public final class HttpApiVerticle extends VerticleBase {
     Handler<RoutingContext> readView = access.needs(Role.READ, "view");
     Handler<RoutingContext> readAny = access.needs(Role.READ, null);
     Handler<RoutingContext> admin = access.needs(Role.ADMIN, null);
+    // First: every request gets its correlation id (and its access-log line) before any route answers it.
+    router.route().handler(new RequestLog(config.http().accessLog(), directory::node));
     router.get("/v1/_views/:view").handler(readView).handler(this::listRows);
     router.get("/v1/_positions/:position").handler(readAny).handler(this::answeredHere).handler(this::published);
     router.get("/v1/:type/:id").handler(readType).handler(this::answeredHere).handler(this::staleIfAsked)
@@ -220,8 +220,8 @@ public final class HttpApiVerticle extends VerticleBase {
     router.get("/v1/:type/:id/changes").handler(readType).handler(this::answeredHere)
         .handler(this::forwardStreamIfElsewhere).handler(changeStreams::handle);
     // Open: probes and the description of the API need no credentials.
-    router.get("/health").handler(this::health);
-    router.get("/ready").handler(this::ready);
+    router.get("/health").handler(health::health);
+    router.get("/ready").handler(health::ready);
     if (config.auth().metricsOpen()) {
       router.get("/metrics").handler(this::metrics);
     } else {
@@ -231,7 +231,8 @@ public final class HttpApiVerticle extends VerticleBase {
     // The console's page and files hold no data: its calls to the API carry the caller's credentials.
     router.get("/console").handler(console::page);
     router.get("/console/:file").handler(console::file);
-    router.getRoutes().forEach(route -> route.methods().forEach(method -> routes.add(method + " " + route.getPath())));
+    router.getRoutes().stream().filter(route -> route.methods() != null)  // not the request log's route of every request
+        .forEach(route -> route.methods().forEach(method -> routes.add(method + " " + route.getPath())));
     router.route().last().handler(ctx -> ctx.fail(404));
     router.route().failureHandler(Problems::handle);
     return router;
@@ -616,69 +617,6 @@ public final class HttpApiVerticle extends VerticleBase {
     }).onFailure(ctx::fail);
   }
 
-  /** Liveness: 503 naming every loop that is down (the fold among them) and its last error. */
-  private void health(RoutingContext ctx) {
-    ObjectNode body = JsonNodeFactory.instance.objectNode();
-    ObjectNode loops = body.putObject("loops");
-    List<String> down = new ArrayList<>();
-    supervisor.loops().forEach((name, status) -> {
-      ObjectNode loop = loops.putObject(name).put("state", status.state().name()).put("since", status.since().toString())
-          .put("restarts", status.restarts());
-      if (status.lastError() != null) {
-        loop.put("lastError", status.lastError());
-      }
-      if (status.down()) {
-        down.add(name + " (" + status.lastError() + ")");
-      }
-    });
-    body.put("status", down.isEmpty() ? "UP" : "DOWN");
-    if (!down.isEmpty()) {
-      body.put("detail", "down: " + String.join(", ", down));
-    }
-    ctx.response().setStatusCode(down.isEmpty() ? 200 : 503);
-    sendJson(ctx, body, -1);
-  }
-
-  /**
-   * Readiness: the broker answers now, the fold loop runs, and it has read every partition the
-   * group gave it to its end (see {@link FoldProgress#foldsAllAssigned}). While the broker is gone
-   * no write can be appended: NOT_READY, with the reason in {@code detail}.
-   */
-  private void ready(RoutingContext ctx) {
-    // The call's own deadline ends it: calls of a probe that polls an absent broker do not pile up.
-    Future.fromCompletionStage(admin.describeCluster(new DescribeClusterOptions().timeoutMs(READY_CHECK_MS)).nodes()
-            .toCompletionStage(), vertx.getOrCreateContext())
-        .timeout(READY_CHECK_MS + 1000, TimeUnit.MILLISECONDS)
-        .transform(cluster -> {
-          boolean brokerUp = cluster.succeeded() && !cluster.result().isEmpty();
-          Supervisor.Status fold = supervisor.loops().get("fold");
-          boolean foldRuns = fold != null && fold.state() == Supervisor.State.UP;
-          boolean folded = progress.foldsAllAssigned();
-          boolean ready = brokerUp && foldRuns && folded;
-          ObjectNode body = JsonNodeFactory.instance.objectNode();
-          body.put("status", ready ? "READY" : "NOT_READY");
-          if (!brokerUp) {
-            body.put("detail", "the Kafka cluster at " + config.kafka().bootstrap() + " does not answer"
-                + (cluster.failed() ? ": " + cluster.cause() : ""));
-          } else if (!foldRuns) {
-            body.put("detail", fold == null ? "the fold has not started"
-                : "the fold is " + fold.state() + (fold.lastError() == null ? "" : ": " + fold.lastError()));
-          } else if (!folded) {
-            body.put("detail", "the fold has not yet read every partition given to this node to its end");
-          }
-          body.put("broker", brokerUp ? "reachable" : "unreachable");
-          ObjectNode lag = body.putObject("lag");
-          progress.lag().forEach((partition, records) -> lag.put(partition.toString(), records));
-          ObjectNode restoring = body.putObject("restoring");
-          progress.restoring().forEach((partition, records) -> restoring.putObject(partition.toString())
-              .put("read", records[0]).put("of", records[1]));
-          body.put("caughtUp", progress.caughtUp());
-          ctx.response().setStatusCode(ready ? 200 : 503);
-          sendJson(ctx, body, -1);
-          return Future.succeededFuture();
-        });
-  }
-
   /** The node's registry as Prometheus text; scraped on a worker, as some gauges read the store. */
   private void metrics(RoutingContext ctx) {
     vertx.executeBlocking(metrics::scrape, false)
@@ -714,7 +652,8 @@ public final class HttpApiVerticle extends VerticleBase {
 
   private static Options writeOptions(RoutingContext ctx) {
     String idempotencyKey = Options.checkedIdempotencyKey(ctx.request().getHeader("Idempotency-Key"));
-    return new Options(ifMatch(ctx), idempotencyKey, ctx.request().getHeader("X-Correlation-Id"),
+    // Set by RequestLog: the caller's or a new one.
+    return new Options(ifMatch(ctx), idempotencyKey, ctx.request().getHeader(RequestLog.CORRELATION_ID),
         HttpAccess.principal(ctx));
   }
 

@@ -70,6 +70,8 @@ public final class NodeRuntime {
   private final List<String> deployments = new CopyOnWriteArrayList<>();
   private final HttpApiVerticle http;
   private long sweeper = -1;
+  /** Checks until the node is first ready, then logs the start-up line once; -1 when done. */
+  private long readyWatch = -1;
   /** Set by stop: no sweep of idempotency keys starts after it. */
   private volatile boolean stopping;
   /** The sweep of idempotency keys running, or the last one: stop closes the store only after it. */
@@ -277,11 +279,15 @@ public final class NodeRuntime {
           return chain.compose(v -> node.deploy(http))
               .compose(v -> vertx.executeBlocking(() -> {
                 String advertised = config.http().advertisedUrl();
-                directory.start(advertised.isBlank()
-                    ? config.http().scheme() + "://" + config.http().host() + ":" + http.port() : advertised);
-                return null;
+                String url = advertised.isBlank()
+                    ? config.http().scheme() + "://" + config.http().host() + ":" + http.port() : advertised;
+                directory.start(url);
+                return url;
               }))
-              .map(node)
+              .map(url -> {
+                node.logWhenReady(supervisor, types, config, url);
+                return node;
+              })
               .recover(e -> node.stop().transform(v -> Future.failedFuture(e)));
         }, e -> {
           store.close();
@@ -334,6 +340,33 @@ public final class NodeRuntime {
     return metrics.registry();
   }
 
+  /** The version of kfold: its jar's Implementation-Version; "dev" when it runs from classes. */
+  public static String version() {
+    String version = NodeRuntime.class.getPackage().getImplementationVersion();
+    return version == null ? "dev" : version;
+  }
+
+  /**
+   * Logs one line when the node is first ready to serve (the fold up and every partition it was
+   * given read to its end, as /ready says), for an operator who reads the log: what runs, and where.
+   */
+  private void logWhenReady(Supervisor supervisor, EntityTypes types, NodeConfig config, String url) {
+    String line = "kfold " + version() + " ready at " + url + ": types "
+        + String.join(", ", types.all().stream().map(EntityType::name).sorted().toList())
+        + "; workers " + (config.effects().isEmpty() ? "none"
+        : String.join(", ", config.effects().stream().map(EffectConfig::name).toList()))
+        + "; node " + directory.node();
+    readyWatch = vertx.setPeriodic(0, 100, id -> {
+      Supervisor.Status fold = supervisor.loops().get("fold");
+      if (stopping) {
+        vertx.cancelTimer(id);
+      } else if (fold != null && fold.state() == Supervisor.State.UP && progress.foldsAllAssigned()) {
+        vertx.cancelTimer(id);
+        LOG.info("{}", line);
+      }
+    });
+  }
+
   /** Once an hour, the store forgets the idempotency keys older than the window. */
   private void forgetExpiredIdempotencyKeys(NodeConfig config) {
     long window = config.writes().idempotencyWindowMs();
@@ -361,6 +394,7 @@ public final class NodeRuntime {
   public Future<Void> stop() {
     stopping = true;
     vertx.cancelTimer(sweeper);
+    vertx.cancelTimer(readyWatch);
     List<String> inReverse = new ArrayList<>(deployments);
     // The fold, deployed first, is the last of the list.
     Future<Void> chain = inReverse.isEmpty() ? Future.succeededFuture()
