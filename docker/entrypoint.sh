@@ -23,6 +23,16 @@ if [ -n "$limit_mb" ] && [ "$limit_mb" -gt 1048576 ]; then
   limit_mb=""
 fi
 
+# One line on what was chosen; with KFOLD_LOG_FORMAT=json as JSON too, like kfold's own lines after it.
+say() {
+  if [ "${KFOLD_LOG_FORMAT:-text}" = json ]; then
+    printf '{"@timestamp":"%s","log.level":"INFO","log.logger":"entrypoint","message":"%s"}\n' \
+      "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$1"
+  else
+    echo "$1"
+  fi
+}
+
 heap_percent=${HEAP_PERCENT:-40}
 store_percent=${STORE_PERCENT:-25}
 if [ -n "$limit_mb" ]; then
@@ -33,10 +43,10 @@ if [ -n "$limit_mb" ]; then
     KFOLD_STORE_MEMORY_MB=$store_mb
     export KFOLD_STORE_MEMORY_MB
   fi
-  echo "kfold image: memory limit $limit_mb MiB: heap $heap_percent %, store ${KFOLD_STORE_MEMORY_MB} MiB"
+  say "kfold image: memory limit $limit_mb MiB: heap $heap_percent %, store ${KFOLD_STORE_MEMORY_MB} MiB"
 else
   heap="-Xmx384m"
-  echo "kfold image: no memory limit: heap 384 MiB, store ${KFOLD_STORE_MEMORY_MB:-256} MiB"
+  say "kfold image: no memory limit: heap 384 MiB, store ${KFOLD_STORE_MEMORY_MB:-256} MiB"
 fi
 
 # exec: java replaces this shell, so signals reach the JVM. JAVA_OPTS last: a -Xmx there wins.

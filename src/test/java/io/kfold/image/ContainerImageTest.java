@@ -90,7 +90,8 @@ class ContainerImageTest {
 
     String app = "image-" + SUFFIX;
     Node one = startNode("kfold-1-" + SUFFIX, app);
-    Node two = startNode("kfold-2-" + SUFFIX, app);
+    // The second logs JSON: the runnable jar must find the JSON layout's plugins (shading merges them).
+    Node two = startNode("kfold-2-" + SUFFIX, app, "KFOLD_LOG_FORMAT=json");
     String key = ok(30, "podman", "exec", one.name, "cat", "/run/kfold/admin.key").trim();
     Map<String, String> admin = Map.of("Authorization", "Bearer " + key);
     // Compose's Prometheus reads the key as a member of the image user's group.
@@ -152,6 +153,11 @@ class ContainerImageTest {
           .isIn("0", "143");
       assertThat(log).as("%s stopped cleanly", node.name).contains("stopping kfold", "kfold stopped");
     }
+    List<String> lines = logs(two.name).lines().filter(line -> !line.isBlank()).toList();
+    for (String line : lines) {
+      assertThat(JSON.readTree(line).path("message").isTextual()).as("a JSON log line with a message: %s", line).isTrue();
+    }
+    assertThat(lines).anyMatch(line -> line.contains("ready at http://" + two.name + ":8080"));
     System.out.printf("image check took %d s%n", TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - started));
   }
 
@@ -159,11 +165,15 @@ class ContainerImageTest {
   private record Node(String name, String member, int port) {
   }
 
-  private static Node startNode(String name, String app) throws Exception {
+  private static Node startNode(String name, String app, String... env) throws Exception {
     String member = name.substring(0, "kfold-1".length());
     containers.add(name);
-    ok(120, "podman", "run", "-d", "--name", name, "--network", NETWORK, "--memory", "640m",
-        "-p", "127.0.0.1::8080",
+    List<String> command = new ArrayList<>(List.of("podman", "run", "-d", "--name", name, "--network", NETWORK,
+        "--memory", "640m", "-p", "127.0.0.1::8080"));
+    for (String variable : env) {
+      command.addAll(List.of("-e", variable));
+    }
+    command.addAll(List.of(
         "-v", SECRETS + ":/run/kfold:ro",
         "-e", "KFOLD_APP=" + app,
         "-e", "KFOLD_KAFKA_BOOTSTRAP=" + BROKER + ":9092",
@@ -174,7 +184,8 @@ class ContainerImageTest {
         "-e", "KFOLD_AUTH_API_KEYS_FILE=/run/kfold/api-keys.yaml",
         // A node lives for a minute here: the optimizing compiler would only slow its start.
         "-e", "JAVA_OPTS=-XX:TieredStopAtLevel=1",
-        IMAGE);
+        IMAGE));
+    ok(120, command.toArray(String[]::new));
     String published = ok(30, "podman", "port", name, "8080").trim();
     return new Node(name, member, Integer.parseInt(published.substring(published.lastIndexOf(':') + 1)));
   }
