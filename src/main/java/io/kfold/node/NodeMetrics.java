@@ -107,6 +107,11 @@ public final class NodeMetrics {
    */
   private static PrometheusMeterRegistry withHistograms(PrometheusMeterRegistry registry) {
     double[] nanos = java.util.Arrays.stream(BUCKETS).mapToDouble(Duration::toNanos).toArray();
+    // Of Vert.x's per-request HTTP server meters only the count and the latency by route: the byte sizes
+    // and the active requests cost each GET CPU (measured with the http benchmark) and answer little.
+    registry.config().meterFilter(MeterFilter.deny(id -> id.getName().startsWith("vertx.http.server.request.bytes")
+        || id.getName().startsWith("vertx.http.server.response.bytes")
+        || id.getName().equals("vertx.http.server.active.requests")));
     registry.config().meterFilter(new MeterFilter() {
       @Override
       public DistributionStatisticConfig configure(Meter.Id id, DistributionStatisticConfig config) {
