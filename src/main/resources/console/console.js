@@ -537,7 +537,8 @@ async function loadCluster() {
     : restoring.map(([partition, progress]) => el('tr', {}, el('td', {}, partition),
       el('td', {class: 'number'}, progress.read), el('td', {class: 'number'}, progress.of))));
   render($('cluster-standbys'), cluster.standbys, () => cluster.standbys.length === 0 ? [el('li', {class: 'note'}, 'none')]
-    : cluster.standbys.map(partition => el('li', {}, partition)));
+    : cluster.standbys.map(partition => el('li', {}, partition
+      + ((cluster.standbysReadToEnd || []).includes(partition) ? '' : ' (catching up: not read to its end yet)'))));
   const loops = Object.entries(health.loops || {}).sort(([a], [b]) => a.localeCompare(b));
   render($('cluster-loops'), loops, () => loops.map(([name, loop]) => el('tr', {},
     el('td', {}, name), el('td', {class: loop.state === 'UP' ? 'ok' : 'down'}, loop.state),

@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.stream.Collectors;
 
 /**
  * What the fold has done so far, read by {@code /ready} and {@code /metrics}. Written by the fold's
@@ -112,6 +113,12 @@ public final class FoldProgress {
   /** The changelog partitions this node keeps warm copies from. */
   public Set<TopicPartition> standbys() {
     return standbys;
+  }
+
+  /** Those of {@link #standbys} whose copy has been read to its end: the ones a stale read may answer from. */
+  public Set<TopicPartition> standbysReadToEnd() {
+    Set<TopicPartition> kept = standbys;
+    return standbysCaughtUp.stream().filter(kept::contains).collect(Collectors.toUnmodifiableSet());
   }
 
   /**

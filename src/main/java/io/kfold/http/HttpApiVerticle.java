@@ -333,6 +333,7 @@ public final class HttpApiVerticle extends VerticleBase {
     ObjectNode lag = body.putObject("lag");
     progress.lag().forEach((partition, records) -> lag.put(partition.toString(), records));
     progress.standbys().stream().map(Object::toString).sorted().forEach(body.putArray("standbys")::add);
+    progress.standbysReadToEnd().stream().map(Object::toString).sorted().forEach(body.putArray("standbysReadToEnd")::add);
     sendJson(ctx, body, -1);
   }
 

@@ -144,10 +144,12 @@ class QueryRebalanceTest {
           .isZero();
 
       // Node 2 keeps a warm copy of node 0's partitions (one standby replica, two nodes): once it has
-      // read them to their end, a stale query through it is answered from them, marked stale.
-      awaitAnswer(joining, "stale=true&limit=1000", everyone, true);
+      // read them all to their end, a stale query through it is answered from them, marked stale. (A
+      // stale answer alone does not show that: a copy not read to its end yet is asked of its owner.)
       List<String> killedPartitions = claimed(joining, asker, topic);
       assertThat(killedPartitions).as("users partitions of node 0").isNotEmpty();
+      awaitReadToEnd(joining, killedPartitions);
+      awaitAnswer(joining, "stale=true&limit=1000", everyone, true);
       asker.kill();
       // Right after the kill, node 0's partitions have no live node: a stale query through node 2 is
       // answered from its warm copies, marked stale (node 2 takes them over seconds later, when node
@@ -241,6 +243,23 @@ class QueryRebalanceTest {
     }
     throw new AssertionError(query + " through the node on " + node.port() + " did not answer the expected "
         + expected.size() + " users within 60 s; last " + last);
+  }
+
+  /** Waits until {@code node} has read its standby copies of the events partitions to their end. */
+  private static void awaitReadToEnd(KfoldProcess node, List<String> eventsPartitions) throws Exception {
+    List<String> changelogs = eventsPartitions.stream().map(p -> p.replace(".events-", ".changelog-")).toList();
+    long deadline = System.currentTimeMillis() + 60_000;
+    while (true) {
+      JsonNode cluster = cluster(node);
+      List<String> readToEnd = new ArrayList<>();
+      cluster.path("standbysReadToEnd").forEach(p -> readToEnd.add(p.asText()));
+      if (readToEnd.containsAll(changelogs)) {
+        return;
+      }
+      assertThat(System.currentTimeMillis()).as("the node on %d read its copies of %s to their end; it shows %s",
+          node.port(), changelogs, cluster).isLessThan(deadline);
+      Thread.sleep(100);
+    }
   }
 
   /** The users partitions {@code owner} claims, as {@code node}'s directory shows them. */
