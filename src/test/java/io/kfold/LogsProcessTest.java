@@ -19,8 +19,6 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -49,7 +47,7 @@ class LogsProcessTest {
     Files.writeString(config, "auth:\n"
         + "  mode: api-keys\n"
         + "  apiKeys:\n"
-        + "    ops: {sha256: " + sha256(API_KEY) + ", roles: [read, write, admin]}\n"
+        + "    ops: {sha256: " + TestNodes.sha256(API_KEY) + ", roles: [read, write, admin]}\n"
         + "  clusterSecret: \"" + CLUSTER_SECRET + "\"\n");
     Map<String, String> env = TestNodes.env(app, dir);
     env.put("KFOLD_CONFIG", config.toString());
@@ -145,7 +143,4 @@ class LogsProcessTest {
     }
   }
 
-  private static String sha256(String text) throws Exception {
-    return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(text.getBytes(StandardCharsets.UTF_8)));
-  }
 }

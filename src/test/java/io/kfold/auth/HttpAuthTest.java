@@ -25,11 +25,9 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.security.MessageDigest;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -116,7 +114,7 @@ class HttpAuthTest {
   static String apiKeysSection(String metrics) {
     StringBuilder yaml = new StringBuilder("mode: api-keys\nmetrics: " + metrics + "\nclusterSecret: " + SECRET
         + "\napiKeys:\n");
-    ROLES.forEach((name, roles) -> yaml.append("  ").append(name).append(": {sha256: ").append(sha256(key(name)))
+    ROLES.forEach((name, roles) -> yaml.append("  ").append(name).append(": {sha256: ").append(TestNodes.sha256(key(name)))
         .append(", roles: [").append(String.join(", ", roles.stream().map(r -> "\"" + r + "\"").toList()))
         .append("]}\n"));
     return yaml.toString();
@@ -127,13 +125,6 @@ class HttpAuthTest {
     return "key-of-" + name + "-0123456789";
   }
 
-  static String sha256(String text) {
-    try {
-      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(text.getBytes(StandardCharsets.UTF_8)));
-    } catch (Exception e) {
-      throw new IllegalStateException(e);
-    }
-  }
 
   static Map<String, String> bearer(String name) {
     return Map.of("Authorization", "Bearer " + key(name));

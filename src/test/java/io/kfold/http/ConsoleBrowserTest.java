@@ -3,6 +3,7 @@ package io.kfold.http;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import io.kfold.Installed;
 import io.kfold.TestBroker;
 import io.kfold.TestNodes;
 import io.kfold.TestNodes.Reply;
@@ -28,14 +29,11 @@ import org.openqa.selenium.chrome.ChromeOptions;
 import org.openqa.selenium.support.ui.Select;
 import org.openqa.selenium.support.ui.WebDriverWait;
 
-import java.io.File;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.security.MessageDigest;
 import java.time.Duration;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -94,7 +92,7 @@ class ConsoleBrowserTest {
   void consoleInABrowser() throws Exception {
     // Like the image check without podman: skipped, and said, where the browser is not installed;
     // .ci/run installs it, so CI always runs this test.
-    Assumptions.assumeTrue(onPath("chromium", "chromium-browser", "google-chrome") != null && onPath("chromedriver") != null,
+    Assumptions.assumeTrue(Installed.program("chromium", "chromium-browser", "google-chrome") != null && Installed.program("chromedriver") != null,
         "the console's browser test needs Chromium and its WebDriver on the PATH (Debian: apt-get install chromium"
             + " chromium-driver)");
     Vertx vertx = Vertx.vertx();
@@ -104,7 +102,7 @@ class ConsoleBrowserTest {
     Path dir = TestNodes.tempDir("console");
     NodeConfig config = NodeConfig.load(configFile(TestNodes.env(app, dir), dir, Map.of(
         "auth", "mode: api-keys\nclusterSecret: a-cluster-secret-for-the-console-test\napiKeys:\n"
-            + "  operator: {sha256: " + sha256(KEY) + ", roles: [read, append, admin]}\n",
+            + "  operator: {sha256: " + TestNodes.sha256(KEY) + ", roles: [read, append, admin]}\n",
         "effects", "hook:\n  kind: http\n  entities: [users]\n  timeoutMs: 2000\n"
             + "  retry: { attempts: 2, initialDelayMs: 10, maxDelayMs: 50 }\n"
             + "  breaker: { failures: 1000, openMs: 1000 }\n"
@@ -199,25 +197,13 @@ class ConsoleBrowserTest {
 
   /** Headless Chromium and its driver, both found on the PATH: nothing is downloaded. */
   private static WebDriver chromium() {
-    Path browser = onPath("chromium", "chromium-browser", "google-chrome");
-    Path driver = onPath("chromedriver");
+    Path browser = Installed.program("chromium", "chromium-browser", "google-chrome");
+    Path driver = Installed.program("chromedriver");
     ChromeOptions options = new ChromeOptions().setBinary(browser.toFile())
         .addArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900");
     ChromeDriverService service = new ChromeDriverService.Builder().usingDriverExecutable(driver.toFile())
         .usingAnyFreePort().build();
     return new ChromeDriver(service, options);
-  }
-
-  private static Path onPath(String... names) {
-    for (String folder : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
-      for (String name : names) {
-        Path candidate = Path.of(folder, name);
-        if (Files.isRegularFile(candidate) && Files.isExecutable(candidate)) {
-          return candidate;
-        }
-      }
-    }
-    return null;
   }
 
   private static void until(WebDriverWait wait, String what, Function<WebDriver, Boolean> condition) {
@@ -253,7 +239,4 @@ class ConsoleBrowserTest {
     return withFile;
   }
 
-  private static String sha256(String text) throws Exception {
-    return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(text.getBytes(StandardCharsets.UTF_8)));
-  }
 }

@@ -2,6 +2,7 @@ package io.kfold.image;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kfold.Installed;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
@@ -52,12 +53,12 @@ class ContainerImageTest {
 
   @BeforeAll
   static void podmanInstalled() {
-    Assumptions.assumeTrue(onPath("podman"), "podman is not installed");
+    Assumptions.assumeTrue(Installed.program("podman") != null, "podman is not installed");
   }
 
   @AfterAll
   static void removeEverything() throws Exception {
-    if (!onPath("podman")) {
+    if (Installed.program("podman") == null) {
       return;
     }
     for (String container : containers) {
@@ -323,12 +324,4 @@ class ContainerImageTest {
     return new Result(process.exitValue(), output.get(10, TimeUnit.SECONDS));
   }
 
-  private static boolean onPath(String program) {
-    for (String dir : System.getenv().getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
-      if (Files.isExecutable(Path.of(dir, program))) {
-        return true;
-      }
-    }
-    return false;
-  }
 }
