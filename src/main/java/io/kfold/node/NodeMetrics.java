@@ -66,6 +66,7 @@ public final class NodeMetrics {
       1, 2.5, 5, 10};
   private static final Duration[] BUCKETS = buckets();
   private static final Path PROC_STATUS = Path.of("/proc/self/status");
+  private static final long REFRESH_EVERY_MS = 1_000;
 
   private final PrometheusMeterRegistry registry;
   private final boolean own;
@@ -79,6 +80,9 @@ public final class NodeMetrics {
   private final Map<String, Timer> writeTimers = new ConcurrentHashMap<>();
   private String kafkaRegistryId;
   private boolean closed;
+  /** With a registry an application gave: the Vert.x and timer that set the changing rows anew. */
+  private Vertx vertx;
+  private long refreshTimer;
 
   /** Meters in {@code registry}, or in a registry of the node's own when it is null. */
   public NodeMetrics(PrometheusMeterRegistry registry) {
@@ -300,8 +304,31 @@ public final class NodeMetrics {
 
   /** The registry's text for Prometheus, gauges of changing rows set anew first. Reads the store: not on an event loop. */
   public String scrape() {
-    refreshes.forEach(Runnable::run);
+    refresh();
     return registry.scrape();
+  }
+
+  /**
+   * An application that gave its own registry may serve it itself, never asking kfold's
+   * {@code /metrics}: there the rows that come and go are set anew every second, on a worker thread
+   * (they read the store). A registry of the node's own is only read through {@code /metrics}, which
+   * sets them first.
+   */
+  synchronized void refreshEverySecond(Vertx vertx) {
+    if (own) {
+      return;
+    }
+    this.vertx = vertx;
+    refreshTimer = vertx.setPeriodic(REFRESH_EVERY_MS, id -> vertx.executeBlocking(() -> {
+      refresh();
+      return null;
+    }).onFailure(e -> LOG.debug("refreshing the meters failed: {}", e.toString())));
+  }
+
+  private synchronized void refresh() {
+    if (!closed) {
+      refreshes.forEach(Runnable::run);
+    }
   }
 
   /** Stops reporting: the registry closes if it is the node's own, else kfold's meters leave it. */
@@ -310,6 +337,9 @@ public final class NodeMetrics {
       return;
     }
     closed = true;
+    if (vertx != null) {
+      vertx.cancelTimer(refreshTimer);
+    }
     if (kafkaRegistryId != null) {
       KafkaMeters.forget(kafkaRegistryId);
     }

@@ -120,9 +120,11 @@ public final class NodeRuntime {
     }
 
     /**
-     * The node's meters go into {@code registry}, which {@code /metrics} then serves whole: give it the
-     * registry the node's Vert.x reports into ({@link NodeMetrics#vertxBuilder}) to serve that instance's
-     * HTTP metrics too. One registry per node: two nodes' counts in one registry would be one node's.
+     * The node's meters go into {@code registry}, which {@code /metrics} then serves whole, and which
+     * the application may serve itself too (kfold sets its rows that come and go anew every second): give
+     * it the registry the node's Vert.x reports into ({@link NodeMetrics#vertxBuilder}) to serve that
+     * instance's HTTP metrics too. One registry per node: two nodes' counts in one registry would be one
+     * node's.
      */
     public Options withMeterRegistry(PrometheusMeterRegistry registry) {
       return new Options(store, foldMaxPollInterval, views, types, sinks, registry);
@@ -265,6 +267,7 @@ public final class NodeRuntime {
             effects.put(effect.name(), worker.stats());
           }
           metrics.effects(effects);
+          metrics.refreshEverySecond(vertx);
           HttpApiVerticle http = new HttpApiVerticle(config, types, store, watch, progress, writer, effects, ownership,
               directory, supervisor, certificate.get(), metrics);
           NodeRuntime node = new NodeRuntime(vertx, store, producer, progress, http, directory, plugins, metrics);

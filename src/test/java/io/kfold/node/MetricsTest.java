@@ -115,6 +115,38 @@ class MetricsTest {
     assertThat(textB).as("a plain Vert.x has no HTTP metrics").doesNotContain("vertx_http_server_requests_total");
   }
 
+  /**
+   * An embedding application may serve the registry it gave kfold itself, never asking kfold's own
+   * {@code /metrics}: the rows that come and go (lag per partition, loops, index builds) must be
+   * current there too.
+   */
+  @Test
+  @DisplayName("an application that scrapes the registry it gave, not /metrics, sees the fold's partitions and loops")
+  void registryScrapedByTheApplication() throws Exception {
+    PrometheusMeterRegistry registry = NodeMetrics.newRegistry();
+    Vertx vertx = Vertx.vertx();
+    try {
+      NodeRuntime c = NodeRuntime.start(vertx, TestNodes.config(TestNodes.newApp("metrics-c"),
+          TestNodes.tempDir("metrics-c")), NodeRuntime.Options.DEFAULTS.withMeterRegistry(registry))
+          .await(60, TimeUnit.SECONDS);
+      TestNodes.awaitCaughtUp(c);
+      long deadline = System.currentTimeMillis() + 30_000;
+      String text = registry.scrape();
+      while (!(value(text, "kfold_loop_up", "loop=\"fold\"").isPresent()
+          && value(text, "kfold_fold_lag_records", "partition=\"0\"").isPresent())) {
+        assertThat(System.currentTimeMillis()).as("the fold's loop and partitions in the registry's own scrape: %s",
+            text.lines().filter(line -> line.startsWith("kfold_")).toList()).isLessThan(deadline);
+        Thread.sleep(100);
+        text = registry.scrape();
+      }
+      assertThat(value(text, "kfold_loop_up", "loop=\"fold\"")).hasValue(1);
+      c.stop().await(60, TimeUnit.SECONDS);
+      assertThat(registry.scrape()).as("kfold's meters once the node stopped").doesNotContain("kfold_");
+    } finally {
+      vertx.close().await(30, TimeUnit.SECONDS);
+    }
+  }
+
   private static Reply place(NodeRuntime node, String order) throws Exception {
     return TestNodes.call(client, HttpMethod.POST, node.httpPort(), "/v1/orders/" + order + "/commands", PLACE, Map.of());
   }
