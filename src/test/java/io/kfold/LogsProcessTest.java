@@ -21,6 +21,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.jar.Attributes;
 import java.util.jar.JarEntry;
@@ -39,7 +40,7 @@ class LogsProcessTest {
 
   @Test
   @DisplayName("KFOLD_LOG_FORMAT=json: every line of the process's output is a JSON object with level, logger and"
-      + " message; the start-up line says the version, types, workers, URL and node; no secret is logged")
+      + " message; the start-up line says the version, types, workers, URL and node; no secret, no warning is logged")
   void jsonLogs() throws Exception {
     String app = TestNodes.newApp("logs");
     Path dir = TestNodes.tempDir("logs");
@@ -83,6 +84,9 @@ class LogsProcessTest {
       assertThat(json.has("message")).as(line).isTrue();
     }
     assertThat(lines).as("the start-up line, once").filteredOn(line -> line.contains("kfold dev ready at")).hasSize(1);
+    // A start, a request and a stop that went well: nothing an operator would have to look into.
+    assertThat(lines).as("warnings and errors of a run without trouble")
+        .filteredOn(line -> Set.of("WARN", "ERROR").contains(parse(line).path("log.level").asText())).isEmpty();
     assertThat(String.join("\n", lines)).doesNotContain(API_KEY).doesNotContain(CLUSTER_SECRET);
   }
 

@@ -87,6 +87,11 @@ class MetricsTest {
     assertThat(value(text, "vertx_http_server_response_time_seconds_bucket", "route=\"/v1/:type/:id\"", "le=\"+Inf\""))
         .as("the latency histogram of the route").isPresent();
     assertThat(text.lines().filter(line -> line.contains(ORDER)).toList()).as("series naming the entity id").isEmpty();
+    // The worker pool, where kfold reads the store, apart from Vert.x's internal one: both by name.
+    assertThat(value(text, "vertx_pool_queue_pending", "pool_type=\"worker\"", "pool_name=\"vert.x-worker-thread\""))
+        .as("the worker pool's queue").isPresent();
+    assertThat(value(text, "vertx_pool_in_use", "pool_type=\"worker\"", "pool_name=\"vert.x-internal-blocking\""))
+        .as("the internal pool's use").isPresent();
 
     // Each write is timed to its verdict.
     assertThat(value(text, "kfold_write_latency_seconds_count", "type=\"orders\"", "outcome=\"applied\"").orElse(0))
