@@ -67,8 +67,9 @@ public final class KfoldNode {
     /**
      * The node's meters go into {@code registry} (Prometheus), which the node's {@code /metrics} then serves
      * whole, and which the application may serve itself too: kfold sets its rows that come and go (lag
-     * per partition, loops, index builds) anew every second. Give it the registry the application's Vert.x reports into, and {@code /metrics} shows that
-     * Vert.x's HTTP server requests too, by route template:
+     * per partition, loops, index builds) anew every second. Give it the registry the application's
+     * Vert.x reports into, and {@code /metrics} shows that Vert.x's HTTP server requests too, by route
+     * template:
      * <pre>{@code
      * PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
      * Vertx vertx = Vertx.builder()
