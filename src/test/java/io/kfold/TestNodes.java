@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.kfold.config.NodeConfig;
 import io.kfold.node.NodeRuntime;
+import io.kfold.query.Position;
 import io.kfold.types.Envelopes;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
@@ -24,11 +25,14 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.URI;
+import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.HexFormat;
@@ -174,6 +178,43 @@ public final class TestNodes {
       return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(text.getBytes(StandardCharsets.UTF_8)));
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
+    }
+  }
+
+  /**
+   * Waits until the node answering on {@code port} has folded each partition of {@code topic}, the
+   * events topic of {@code type}, up to {@code endOffsets} (partition → the offset after its last
+   * record): a query at the position of each partition's last record, asked again while it answers
+   * 503 or 504. Readiness does not say as much: a node is ready once it has read each of its
+   * partitions to its end once, and records written after that may still wait to be folded.
+   */
+  public static void awaitFolded(int port, String type, String topic, Map<Integer, Long> endOffsets, Duration within)
+      throws Exception {
+    java.net.http.HttpClient http = java.net.http.HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+    long deadline = System.currentTimeMillis() + within.toMillis();
+    for (Map.Entry<Integer, Long> partition : endOffsets.entrySet()) {
+      if (partition.getValue() == 0) {
+        continue;
+      }
+      String token = new Position(topic, partition.getKey(), partition.getValue() - 1).token();
+      String path = "/v1/" + type + "?limit=1&fields=key&timeoutMs=10000&minPosition="
+          + URLEncoder.encode(token, StandardCharsets.UTF_8);
+      while (true) {
+        java.net.http.HttpResponse<String> answer = http.send(java.net.http.HttpRequest.newBuilder(
+            URI.create("http://127.0.0.1:" + port + path)).timeout(Duration.ofSeconds(30)).build(),
+            java.net.http.HttpResponse.BodyHandlers.ofString());
+        if (answer.statusCode() == 200) {
+          break;
+        }
+        if (answer.statusCode() != 503 && answer.statusCode() != 504) {
+          throw new AssertionError("GET " + path + " answered " + answer.statusCode() + " " + answer.body());
+        }
+        if (System.currentTimeMillis() > deadline) {
+          throw new AssertionError("partition " + partition.getKey() + " of " + topic + " not folded to offset "
+              + partition.getValue() + " within " + within + "; last answer " + answer.statusCode() + " " + answer.body());
+        }
+        Thread.sleep(50);
+      }
     }
   }
 

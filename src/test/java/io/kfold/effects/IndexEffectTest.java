@@ -28,7 +28,9 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -65,7 +67,7 @@ class IndexEffectTest {
       command(client, "x0", "{\"type\":\"ship\"}");
       command(client, "x5", "{\"type\":\"cancel\",\"payload\":{\"reason\":\"duplicate\"}}");
       Map<String, Long> versions = Map.of("x0", 3L, "x1", 2L, "x2", 2L, "x3", 1L, "x4", 1L);
-      awaitDone(client, config, 11);
+      awaitDone(client, config, 11, 11);
       assertIndexed(index, versions);
       assertThat(document(index, "x0").path("_source").path("status").asText()).isEqualTo("shipped");
       assertThat(document(index, "x3").path("_source").path("status").asText()).isEqualTo("placed");
@@ -98,7 +100,7 @@ class IndexEffectTest {
             placed.headers())).get(30, TimeUnit.SECONDS);
       }
       node = TestNodes.startCaughtUp(vertx, config);
-      awaitDone(client, config, 1);
+      awaitDone(client, config, 11, 1);
       assertDeleted(index, "x5", 2);
 
       // Deliver every change again, oldest first, as a rewound worker would: nothing goes back in time.
@@ -106,7 +108,7 @@ class IndexEffectTest {
       TestLog.rewind(config.effectGroup("orders-index"));
       node = TestNodes.startCaughtUp(vertx, config);
       // The late copy comes after x5's cancellation: the worker skips it as seen already.
-      awaitDone(client, config, 11);
+      awaitDone(client, config, 11, 11);
       assertIndexed(index, versions);
       assertThat(document(index, "x0").path("_source").path("status").asText()).isEqualTo("shipped");
       assertDeleted(index, "x5", 2);
@@ -123,16 +125,28 @@ class IndexEffectTest {
   }
 
   /**
-   * Waits until the worker has committed past every record now in the changes topic, so that each one
-   * was delivered or skipped as seen already, then checks how many it delivered since the node started.
+   * Waits until the changes topic holds {@code changes} changes (by id: a copy counts once) and the
+   * worker has committed past every record in it, so that each one was delivered or skipped as seen
+   * already, then checks how many it delivered since the node started. A write is answered once its
+   * event is folded, before its change is published: the last command's change may not be there yet.
    */
-  private void awaitDone(WebClient client, NodeConfig config, int delivered) throws Exception {
+  private void awaitDone(WebClient client, NodeConfig config, int changes, int delivered) throws Exception {
     String topic = config.changesTopic("orders");
-    Map<TopicPartition, Long> ends = new HashMap<>();
-    for (ConsumerRecord<byte[], byte[]> record : TestLog.records(topic)) {
-      ends.merge(new TopicPartition(topic, record.partition()), record.offset() + 1, Math::max);
-    }
     long deadline = System.currentTimeMillis() + 60_000;
+    Map<TopicPartition, Long> ends = new HashMap<>();
+    Set<String> ids = new HashSet<>();
+    while (ids.size() < changes) {
+      assertThat(System.currentTimeMillis()).as("%d changes in %s; it has %s", changes, topic, ids).isLessThan(deadline);
+      ends.clear();
+      ids.clear();
+      for (ConsumerRecord<byte[], byte[]> record : TestLog.records(topic)) {
+        ends.merge(new TopicPartition(topic, record.partition()), record.offset() + 1, Math::max);
+        ids.add(Envelopes.parse(record.value()).path("id").asText());
+      }
+      if (ids.size() < changes) {
+        Thread.sleep(100);
+      }
+    }
     try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, TestBroker.bootstrap()))) {
       while (true) {
         Map<TopicPartition, OffsetAndMetadata> committed = admin.listConsumerGroupOffsets(config.effectGroup("orders-index"))

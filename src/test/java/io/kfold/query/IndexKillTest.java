@@ -15,12 +15,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import java.net.URI;
-import java.net.URLEncoder;
 import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -102,7 +97,7 @@ class IndexKillTest {
       }
 
       producing.get(120, TimeUnit.SECONDS);
-      awaitFolded(kfold.port(), topic);
+      TestNodes.awaitFolded(kfold.port(), IndexModel.TYPE, topic, model.written(), Duration.ofSeconds(90));
       LOG.info("all {} events folded after the kills; checking", EVENTS);
       String when = "after kills -9 mid-fold and restarts on the same store";
       model.checkQueries(IndexModel.http(http, kfold.port()), when, PAGE_SIZES);
@@ -114,7 +109,7 @@ class IndexKillTest {
       Map<String, String> emptyEnv = IndexModel.env(app, TestNodes.tempDir("index-kill-b"));
       emptyEnv.put("KFOLD_KAFKA_GROUP_INSTANCE_ID", "index-kill-node");
       restored = TestNodes.startCaughtUp(vertx, NodeConfig.load(emptyEnv));
-      awaitFolded(restored.httpPort(), topic);
+      TestNodes.awaitFolded(restored.httpPort(), IndexModel.TYPE, topic, model.written(), Duration.ofSeconds(90));
       LOG.info("restored on an empty node; checking");
       when = "after a restore on an empty node";
       model.checkStore(restored.store(), when);
@@ -165,31 +160,5 @@ class IndexKillTest {
       Thread.sleep(10);
     }
     throw new AssertionError("the node did not apply " + events + " events within 60 s");
-  }
-
-  /**
-   * Waits until the node has folded every event written: a query at the position of each
-   * partition's last event (read your writes), asked again while it answers 504 or 503.
-   */
-  private void awaitFolded(int port, String topic) throws Exception {
-    long deadline = System.currentTimeMillis() + 90_000;
-    for (Map.Entry<Integer, Long> partition : model.written().entrySet()) {
-      String token = new Position(topic, partition.getKey(), partition.getValue() - 1).token();
-      String path = "/v1/" + IndexModel.TYPE + "?limit=1&fields=key&timeoutMs=10000&minPosition="
-          + URLEncoder.encode(token, StandardCharsets.UTF_8);
-      while (true) {
-        HttpResponse<String> answer = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-            .build(), HttpResponse.BodyHandlers.ofString());
-        if (answer.statusCode() == 200) {
-          break;
-        }
-        assertThat(answer.statusCode()).as("%s: %s", path, answer.body()).isIn(503, 504);
-        if (System.currentTimeMillis() > deadline) {
-          throw new AssertionError("partition " + partition.getKey() + " not folded to " + partition.getValue()
-              + "; last answer " + answer.statusCode() + " " + answer.body());
-        }
-        Thread.sleep(50);
-      }
-    }
   }
 }

@@ -189,6 +189,11 @@ class ViewKillTest {
           produced.get(), seed, SEED_PROPERTY, seed);
       if (late) {
         awaitClaimedBy(survivor, 2, config);
+        // Claimed is not yet folded: a claim is written when the partitions are given, before they
+        // are restored and folded. Once each of the two has read every partition it was given to its
+        // end, it has folded the killed node's partitions past its store, which the log only outgrows.
+        stopped.awaitStatus("/ready", 200);
+        survivor.awaitStatus("/ready", 200);
         LOG.info("the other two fold the killed node's partitions; {} produced", produced.get());
       }
       killed.start();
