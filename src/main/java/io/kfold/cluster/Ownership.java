@@ -1,7 +1,11 @@
 package io.kfold.cluster;
 
 import io.kfold.config.NodeConfig;
+import io.kfold.entity.KfoldException;
 import io.kfold.fold.FoldProgress;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.utils.Utils;
 
@@ -15,6 +19,8 @@ import java.util.Map;
  * entity's writes against its current state and learn the fold's verdict.
  */
 public final class Ownership {
+
+  private static final long CHECK_EVERY_MS = 20;
 
   private final NodeConfig config;
   private final Map<String, Integer> partitionsByType;
@@ -71,5 +77,27 @@ public final class Ownership {
   /** Whether this node folds the partition and has caught up on it since it was given it. */
   public boolean current(TopicPartition partition) {
     return progress.current(partition);
+  }
+
+  /**
+   * Completes once this node is {@link #current} on the partition. Fails with 503 as soon as it does
+   * not fold the partition (it moved: its owner is asked again), or at {@code deadline} while it is
+   * still catching up. Reads and writes of the partition's entities wait for this: a node that was
+   * just given a partition back holds, until then, states older than what the node that folded it
+   * in between acknowledged.
+   *
+   * @param what the read or write, for the 503's detail ("this node cannot read users 'u1' yet")
+   */
+  public Future<Void> awaitCurrent(Vertx vertx, TopicPartition partition, long deadline, String what) {
+    if (current(partition)) {
+      return Future.succeededFuture();
+    }
+    if (!owns(partition) || System.currentTimeMillis() > deadline) {
+      return Future.failedFuture(KfoldException.unavailable(what + ": partition " + partition
+          + (owns(partition) ? " is still being caught up on" : " moved to another node") + "; retry"));
+    }
+    Promise<Void> current = Promise.promise();
+    vertx.setTimer(CHECK_EVERY_MS, id -> awaitCurrent(vertx, partition, deadline, what).onComplete(current));
+    return current.future();
   }
 }

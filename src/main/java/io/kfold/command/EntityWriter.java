@@ -20,7 +20,6 @@ import io.kfold.store.EntityStore;
 import io.kfold.store.IdempotentWrite;
 import io.kfold.store.StoredEntity;
 import io.vertx.core.Future;
-import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.kafka.client.producer.KafkaWriteStream;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -189,28 +188,12 @@ public final class EntityWriter {
     }
     TopicPartition partition = ownership.partition(type.name(), key);
     long deadline = System.currentTimeMillis() + config.writes().timeoutMs();
-    return queue.run(type.name() + "/" + key, () -> caughtUp(type, key, partition, deadline)
+    // Decided once this node has folded everything the partition held when the group gave it to it:
+    // else it would decide against states older than what the previous owner acknowledged (refuse a
+    // comment on an order that exists, or answer 409 to a caller whose If-Match is right).
+    return queue.run(type.name() + "/" + key, () -> ownership.awaitCurrent(vertx, partition, deadline,
+            "this node is not ready to write " + type.name() + " '" + key + "'")
         .compose(v -> attempt(type, key, options, decision, RETRIES)));
-  }
-
-  /**
-   * Completes once this node has folded everything the entity's partition held when the group gave
-   * it the partition. A node that was just given a partition would otherwise decide against states
-   * older than what the previous owner acknowledged: refuse a comment on an order that exists, or
-   * answer 409 to a caller whose If-Match is right.
-   */
-  private Future<Void> caughtUp(EntityType type, String key, TopicPartition partition, long deadline) {
-    if (ownership.current(partition)) {
-      return Future.succeededFuture();
-    }
-    if (!ownership.owns(partition) || System.currentTimeMillis() > deadline) {
-      return Future.failedFuture(KfoldException.unavailable("this node is not ready to write " + type.name() + " '" + key
-          + "': partition " + partition + (ownership.owns(partition) ? " is still being caught up on" : " moved to another node")
-          + "; retry"));
-    }
-    Promise<Void> ready = Promise.promise();
-    vertx.setTimer(20, id -> caughtUp(type, key, partition, deadline).onComplete(ready));
-    return ready.future();
   }
 
   private Future<Written> attempt(EntityType type, String key, Options options, Decision decision, int retries) {

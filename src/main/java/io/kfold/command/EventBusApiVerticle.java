@@ -185,7 +185,10 @@ public final class EventBusApiVerticle extends VerticleBase {
   }
 
   private Future<ObjectNode> getHere(String type, String key, long minVersion, long timeoutMs) {
-    Future<Void> reached = minVersion > 0 ? watch.awaitVersion(type, key, minVersion, timeoutMs) : Future.succeededFuture();
+    // As over HTTP: at minVersion at least, or else once this node is current on the partition.
+    Future<Void> reached = minVersion > 0 ? watch.awaitVersion(type, key, minVersion, timeoutMs)
+        : ownership.awaitCurrent(vertx, ownership.partition(type, key), System.currentTimeMillis() + timeoutMs,
+            "this node cannot read " + type + " '" + key + "' yet");
     return reached.compose(v -> vertx.executeBlocking(() -> store.get(type, key), false)).map(stored -> {
       if (stored == null) {
         throw KfoldException.notFound("no " + type + " '" + key + "'");
@@ -230,7 +233,9 @@ public final class EventBusApiVerticle extends VerticleBase {
           if (remote != null) {
             return Future.succeededFuture((ObjectNode) toJackson(remote.getBytes()));
           }
-          Future<Void> applied = position == null ? Future.succeededFuture()
+          Future<Void> applied = position == null
+              ? ownership.awaitCurrent(vertx, partition, System.currentTimeMillis() + timeoutMs,
+                  "this node cannot read row '" + key + "' of view '" + view.definition().name() + "' yet")
               : viewPositions.awaitApplied(position, List.of(partition), timeoutMs);
           return applied.compose(v -> vertx.executeBlocking(() -> rowHere(view, key), false));
         }));

@@ -48,6 +48,7 @@ import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.common.TopicPartition;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -383,7 +384,11 @@ public final class HttpApiVerticle extends VerticleBase {
     String key = entityId(ctx);
     long minVersion = longParam(ctx, "minVersion", 0, 0, Long.MAX_VALUE);
     long timeoutMs = longParam(ctx, "timeoutMs", 5000, 0, config.http().maxWaitMs());
-    Future<Void> reached = minVersion > 0 ? watch.awaitVersion(type, key, minVersion, timeoutMs) : Future.succeededFuture();
+    // The current state: at minVersion at least, or else once this node is current on the partition
+    // (one it was just given back may hold a state older than what its previous owner answered).
+    Future<Void> reached = minVersion > 0 ? watch.awaitVersion(type, key, minVersion, timeoutMs)
+        : ownership.awaitCurrent(vertx, ownership.partition(type, key), System.currentTimeMillis() + timeoutMs,
+            "this node cannot read " + type + " '" + key + "' yet");
     reached.compose(v -> stateReads.get(type, key))
         .map(stored -> found(stored, type, key))
         .onSuccess(stored -> sendState(ctx, key, stored))
@@ -464,9 +469,11 @@ public final class HttpApiVerticle extends VerticleBase {
     String key = rowKey(ctx);
     String token = ctx.request().getParam("minPosition");
     long timeoutMs = longParam(ctx, "timeoutMs", 5000, 0, config.http().maxWaitMs());
-    Future<Void> applied = token == null ? Future.succeededFuture()
-        : viewPositions.awaitApplied(viewPositions.position(view, token), List.of(viewPositions.rowPartition(view, key)),
-            timeoutMs);
+    TopicPartition partition = viewPositions.rowPartition(view, key);
+    Future<Void> applied = token == null
+        ? ownership.awaitCurrent(vertx, partition, System.currentTimeMillis() + timeoutMs,
+            "this node cannot read row '" + key + "' of view '" + view.definition().name() + "' yet")
+        : viewPositions.awaitApplied(viewPositions.position(view, token), List.of(partition), timeoutMs);
     applied.compose(v -> stateReads.get(view.name(), key)).onSuccess(stored -> sendRow(ctx, view, key, stored))
         .onFailure(ctx::fail);
   }
@@ -553,7 +560,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private void listViews(RoutingContext ctx) {
     ObjectNode body = JsonNodeFactory.instance.objectNode();
     var list = body.putArray("views");
-    Map<org.apache.kafka.common.TopicPartition, Long> lag = progress.lag();
+    Map<TopicPartition, Long> lag = progress.lag();
     for (ViewType view : types.views()) {
       ObjectNode item = list.addObject().put("name", view.definition().name());
       view.definition().from().forEach(item.putArray("from")::add);
