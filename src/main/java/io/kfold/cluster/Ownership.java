@@ -81,8 +81,8 @@ public final class Ownership {
 
   /**
    * Completes once this node is {@link #current} on the partition. Fails with 503 as soon as it does
-   * not fold the partition (it moved: its owner is asked again), or at {@code deadline} while it is
-   * still catching up. Reads and writes of the partition's entities wait for this: a node that was
+   * not fold the partition (it moved: the caller retries, and reaches the new owner), or at
+   * {@code deadline} while it is still catching up. Reads and writes of the partition's entities wait for this: a node that was
    * just given a partition back holds, until then, states older than what the node that folded it
    * in between acknowledged.
    *
