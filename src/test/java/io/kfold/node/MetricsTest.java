@@ -111,6 +111,8 @@ class MetricsTest {
     assertThat(value(text, "kfold_effect_parked_entities", "worker=\"shipment-request\"")).hasValue(0);
     assertThat(value(text, "kfold_loop_up", "loop=\"fold\"")).hasValue(1);
     assertThat(value(text, "kfold_fold_lag_records", "partition=\"0\"")).isPresent();
+    assertThat(value(text, "kfold_index_build_remaining", "index=\"customer\"", "type=\"orders\"")).hasValue(0);
+    assertThat(value(text, "kfold_view_lag_records", "view=\"customers\"")).isPresent();
 
     // Each node counts what it folded, not the other's too.
     String textB = scrape(b);
